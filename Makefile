@@ -1,0 +1,68 @@
+# Touchflow: `make run` serves the app on SQLite; `make test` runs every check.
+# Both start from nothing: they create the virtualenv and install what they need.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+FRONTEND_STAMP := frontend/node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test install lint typecheck pytest bench services clean messages catalogs
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p frontend/static/vendor
+	cp frontend/node_modules/htmx.org/dist/htmx.min.js frontend/static/vendor/htmx.min.js
+	@touch $@
+
+install: $(STAMP) $(FRONTEND_STAMP) catalogs
+
+# Translations: `make messages` re-extracts backend/i18n/messages.pot from the sources
+# and merges it into every backend/i18n/<locale>/LC_MESSAGES/messages.po;
+# `make catalogs` compiles those to the .mo files the app loads.
+I18N := backend/i18n
+BABEL_EXTRACT := extract -F $(I18N)/babel.cfg -k N_ --no-location --sort-output \
+	--project=Touchflow --copyright-holder="Touchflow contributors"
+
+messages: $(STAMP)
+	$(VENV)/bin/pybabel $(BABEL_EXTRACT) -o $(I18N)/messages.pot .
+	@if ls $(I18N)/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
+		$(VENV)/bin/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching; fi
+	$(MAKE) catalogs
+
+catalogs: $(STAMP)
+	@if ls $(I18N)/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
+		$(VENV)/bin/pybabel compile -d $(I18N) --statistics; fi
+
+run: install
+	$(VENV)/bin/touchflow migrate
+	$(VENV)/bin/touchflow demo
+	$(VENV)/bin/touchflow serve --host 127.0.0.1 --port 8000
+
+services:
+	bash scripts/services.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy runtime nodes backend
+
+pytest: install services
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: install services
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf $(VENV) frontend/node_modules frontend/static/vendor .pytest_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""Touchflow web application: settings, database models, HTTP controllers and auth."""

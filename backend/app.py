@@ -1,0 +1,114 @@
+"""The Litestar application factory: ``create_app()`` wires pages, API, auth and errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
+
+from backend.api import api_router, openapi_config
+from backend.auth.csrf import CsrfMiddleware
+from backend.auth.guards import public, role_guard, undeclared_routes
+from backend.auth.middleware import AuthMiddleware, session_config
+from backend.db import create_engine, create_sessionmaker
+from backend.deps import DEPENDENCIES
+from backend.errors import EXCEPTION_HANDLERS
+from backend.settings import Settings, get_settings
+from backend.templating import HTMX_FILE, STATIC_DIR, template_config
+from backend.web import admin, contacts, flows, health, runs, signin
+from backend.web.locale import LocaleMiddleware
+from backend.worker import runtime_lifespan
+from nodes.sdk import Clock, SystemClock
+
+log = logging.getLogger("touchflow")
+
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+
+
+def _database_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]:
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    return lifespan()
+
+
+def _route_handlers() -> list[ControllerRouterHandler]:
+    pages = Router(
+        path="/",
+        route_handlers=[
+            *signin.ROUTES,
+            health.healthz,
+            *flows.ROUTES,
+            *contacts.ROUTES,
+            *runs.ROUTES,
+            *admin.ROUTES,
+        ],
+        # The OpenAPI schema documents the public API only.
+        include_in_schema=False,
+    )
+    static = create_static_files_router(
+        path="/static", directories=[STATIC_DIR], opt=public(), name="static"
+    )
+    return [pages, api_router(), static]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    run_executor: bool = False,
+    extra_routes: Sequence[ControllerRouterHandler] = (),
+    debug: bool = False,
+) -> Litestar:
+    """Build the app for ``settings`` (the environment's when omitted).
+
+    ``run_executor`` starts the runtime's in-process executor with the app
+    (``touchflow serve``); ``clock`` lets tests move time; ``extra_routes`` is
+    for handlers added by other subsystems, which must declare ``opt`` roles too.
+    """
+    settings = settings or get_settings()
+    engine = create_engine(settings.database_url)
+    state = State(
+        {
+            "settings": settings,
+            "clock": clock or SystemClock(),
+            "engine": engine,
+            "sessions": create_sessionmaker(engine),
+            "run_executor": run_executor,
+        }
+    )
+    if not HTMX_FILE.exists():
+        log.warning("htmx is missing at %s: run `make install` (npm ci)", HTMX_FILE)
+    # Lifespans nest in order: the database outlives the runtime that uses it.
+    lifespan: list[Lifespan] = [_database_lifespan, runtime_lifespan]
+    app = Litestar(
+        route_handlers=[*_route_handlers(), *extra_routes],
+        state=state,
+        dependencies=DEPENDENCIES,
+        guards=[role_guard],
+        # Outermost first: the session must be loaded before CSRF and auth read it.
+        middleware=[
+            session_config(settings).middleware,
+            CsrfMiddleware,
+            LocaleMiddleware,
+            AuthMiddleware,
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        template_config=template_config(),
+        openapi_config=openapi_config(),
+        lifespan=lifespan,
+        debug=debug,
+    )
+    missing = undeclared_routes(app)
+    if missing:
+        raise RuntimeError(f"routes without a declared role or public(): {', '.join(missing)}")
+    return app

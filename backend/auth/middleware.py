@@ -1,0 +1,109 @@
+"""Finding out who is calling: the session's user on pages, a bearer API key on /api.
+
+Sets ``scope["user"]`` to a ``Principal`` or None; the role guard decides what
+that caller may do. The user is re-read on every request, so a changed role or
+a deactivated account takes effect at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from litestar.datastructures import Headers
+from litestar.enums import ScopeType
+from litestar.middleware import MiddlewareProtocol
+from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy import select, update
+
+from backend.auth.keys import api_key_matches, api_key_prefix
+from backend.auth.principal import Principal
+from backend.models import ApiKey, Role, User
+from backend.settings import Settings
+
+SESSION_COOKIE = "touchflow_session"
+SESSION_USER = "uid"
+SESSION_SIGNED_IN_AT = "at"
+SESSION_LIFETIME = timedelta(days=14)
+API_PREFIX = "/api/"
+# Writing last_used_at on every API call would turn reads into writes; a coarse stamp is enough.
+LAST_USED_PRECISION = timedelta(minutes=5)
+
+
+def session_config(settings: Settings) -> CookieBackendConfig:
+    """Encrypted cookie sessions: HttpOnly, SameSite=Lax, Secure when served over https."""
+    secret = hashlib.sha256(b"touchflow-session:" + settings.resolved_secret_key().encode())
+    return CookieBackendConfig(
+        secret=secret.digest(),
+        key=SESSION_COOKIE,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=settings.base_url.startswith("https://"),
+        exclude=["/api/", "/static/", "/healthz"],
+    )
+
+
+def sign_in(session: dict[str, Any], user: User, now: datetime) -> None:
+    """Start a fresh session for ``user`` (nothing from the anonymous session survives)."""
+    session.clear()
+    session[SESSION_USER] = user.id
+    session[SESSION_SIGNED_IN_AT] = now.timestamp()
+
+
+def sign_out(session: dict[str, Any]) -> None:
+    session.clear()
+
+
+class AuthMiddleware(MiddlewareProtocol):
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            if scope["path"].startswith(API_PREFIX):
+                scope["user"] = await _api_key_principal(scope)
+            else:
+                scope["user"] = await _session_principal(scope)
+        await self.app(scope, receive, send)
+
+
+async def _session_principal(scope: Scope) -> Principal | None:
+    session = scope.get("session")
+    if not isinstance(session, dict) or SESSION_USER not in session:
+        return None
+    state = scope["litestar_app"].state
+    signed_in_at = session.get(SESSION_SIGNED_IN_AT)
+    now: datetime = state.clock.now()
+    if not isinstance(signed_in_at, int | float) or (
+        now.timestamp() - signed_in_at > SESSION_LIFETIME.total_seconds()
+    ):
+        sign_out(session)
+        return None
+    async with state.sessions() as db:
+        user = await db.get(User, session[SESSION_USER])
+    if user is None or not user.is_active:
+        sign_out(session)
+        return None
+    return Principal("user", user.id, user.email, user.name, Role(user.role))
+
+
+async def _api_key_principal(scope: Scope) -> Principal | None:
+    header = Headers.from_scope(scope).get("authorization", "")
+    scheme, _sep, token = header.partition(" ")
+    token = token.strip()
+    prefix = api_key_prefix(token) if scheme.lower() == "bearer" else None
+    if prefix is None:
+        return None
+    state = scope["litestar_app"].state
+    now: datetime = state.clock.now()
+    async with state.sessions() as db:
+        key = await db.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        if key is None or key.revoked_at is not None or not api_key_matches(token, key.key_hash):
+            return None
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
+            await db.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+            await db.commit()
+    return Principal("api_key", key.id, key.name, key.name, Role(key.role))

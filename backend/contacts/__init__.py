@@ -1,0 +1,1 @@
+"""Contacts: normalising identifiers, typed attributes, identify/upsert, consent, GDPR."""

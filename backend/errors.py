@@ -1,0 +1,175 @@
+"""Errors as people and programs expect them.
+
+Pages get an HTML error page (no stack trace, ever), a 401 becomes a trip to
+the sign-in page, and htmx requests get a short alert swapped into the page's
+``#flash`` region. Everything under /api/ gets
+``{"error": {"code", "message", "details"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from backend.auth.csrf import CsrfRefused
+from backend.i18n import N_, _, activate, catalogs
+from backend.web.render import is_htmx
+
+log = logging.getLogger("touchflow.errors")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+_TITLES = {
+    400: N_("That request could not be understood"),
+    401: N_("Please sign in"),
+    403: N_("You do not have access to this"),
+    404: N_("Page not found"),
+    405: N_("That action is not available here"),
+    409: N_("That conflicts with a change made meanwhile"),
+    422: N_("Some fields are missing or invalid"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong on our side"),
+    503: N_("Touchflow is temporarily unavailable"),
+}
+_DEFAULT_MESSAGES = {
+    404: N_("There is nothing at this address. It may have been moved or deleted."),
+    405: N_("This address does not accept that kind of request."),
+    500: N_("The error has been logged. Please try again in a moment."),
+}
+
+
+def is_api(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def error_code(status: int, exc: Exception | None = None) -> str:
+    if isinstance(exc, CsrfRefused):
+        return "csrf_failed"
+    return _CODES.get(status, "error")
+
+
+def _message(status: int, exc: HTTPException) -> str:
+    if isinstance(exc, ValidationException):
+        return _(_TITLES[422])
+    detail = exc.detail if isinstance(exc.detail, str) else ""
+    generic = detail == "" or detail == _http_phrase(status)
+    if status in _DEFAULT_MESSAGES and generic:
+        return _(_DEFAULT_MESSAGES[status])
+    if generic:
+        return _(_TITLES.get(status, N_("That request could not be completed")))
+    return detail
+
+
+def _http_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def json_error(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    return Response(
+        content={"error": {"code": code, "message": message, "details": details}},
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def _html_error(
+    request: Request[Any, Any, Any],
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> Response[Any] | Template:
+    title = _(_TITLES.get(status, N_("That request could not be completed")))
+    context = {"status": status, "title": title, "message": message}
+    if is_htmx(request):
+        # Swap a short alert into the layout's live region instead of the request's target.
+        return Template(
+            template_name="errors/alert.html",
+            context=context,
+            status_code=status,
+            headers={**(headers or {}), "HX-Retarget": "#flash", "HX-Reswap": "innerHTML"},
+        )
+    return Template(
+        template_name="errors/error.html", context=context, status_code=status, headers=headers
+    )
+
+
+def _login_redirect(request: Request[Any, Any, Any]) -> Response[Any]:
+    url = request.url
+    if is_htmx(request):
+        # The fragment's own URL is the wrong place to come back to; the page is right.
+        url = urlsplit(request.headers.get("hx-current-url", "/"))  # type: ignore[assignment]
+    path = url.path + (f"?{url.query}" if url.query else "")
+    target = "/login" if path in ("/", "/login") else f"/login?next={quote(path, safe='/')}"
+    if is_htmx(request):
+        return Response(content=b"", status_code=200, headers={"HX-Redirect": target})
+    return Redirect(path=target, status_code=303)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    activate(catalogs.get(catalogs.negotiate(request.headers.get("accept-language"))))
+    status = exc.status_code
+    headers = dict(exc.headers or {})
+    if is_api(request):
+        details = exc.extra or None
+        if status == 401:
+            headers.setdefault("WWW-Authenticate", 'Bearer realm="touchflow"')
+        return json_error(status, error_code(status, exc), _message(status, exc), details, headers)
+    if status == 401:
+        return _login_redirect(request)
+    if isinstance(exc, ValidationException):
+        message = _message(status, exc) + ": " + _describe_validation(exc.extra)
+    else:
+        message = _message(status, exc)
+    return _html_error(request, status, message, headers)
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    activate(catalogs.get(catalogs.negotiate(request.headers.get("accept-language"))))
+    status = HTTP_500_INTERNAL_SERVER_ERROR
+    message = _(_DEFAULT_MESSAGES[status])
+    if is_api(request):
+        return json_error(status, error_code(status), message)
+    return _html_error(request, status, message)
+
+
+def _describe_validation(extra: Any) -> str:
+    if not isinstance(extra, list):
+        return ""
+    parts = []
+    for item in extra:
+        if isinstance(item, dict):
+            key = item.get("key") or item.get("source") or ""
+            parts.append(f"{key}: {item.get('message', '')}".strip(": "))
+    return "; ".join(parts)
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

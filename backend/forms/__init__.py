@@ -1,0 +1,1 @@
+"""Forms: definitions, embeddable snippet and hosted page, spam-safe submissions."""

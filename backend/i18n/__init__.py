@@ -1,0 +1,114 @@
+"""Translations: every string people read goes through ``_()`` (gettext via Babel catalogs).
+
+English is the source language and the default. A translation is a compiled
+catalog at ``backend/i18n/<locale>/LC_MESSAGES/messages.mo`` made from the
+template ``messages.pot`` (``make messages`` re-extracts it from the sources).
+The active translation is per request (a context variable), so concurrent
+requests in different languages never see each other's strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cached_property
+from gettext import NullTranslations
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from babel.support import Translations
+
+CATALOG_DIR = Path(__file__).resolve().parent
+DOMAIN = "messages"
+DEFAULT_LOCALE = "en"
+
+_NULL = NullTranslations()
+_active: ContextVar[NullTranslations] = ContextVar("touchflow_translations", default=_NULL)
+
+
+class Catalogs:
+    """The compiled catalogs found in one directory, loaded once per locale."""
+
+    def __init__(self, directory: Path = CATALOG_DIR) -> None:
+        self.directory = directory
+        self._loaded: dict[str, NullTranslations] = {}
+
+    @cached_property
+    def locales(self) -> list[str]:
+        """English plus every locale that has a compiled catalog."""
+        found = sorted(
+            path.parent.parent.name
+            for path in self.directory.glob(f"*/LC_MESSAGES/{DOMAIN}.mo")
+            if path.parent.parent.name != DEFAULT_LOCALE
+        )
+        return [DEFAULT_LOCALE, *found]
+
+    def get(self, locale: str) -> NullTranslations:
+        if locale == DEFAULT_LOCALE or locale not in self.locales:
+            return _NULL
+        if locale not in self._loaded:
+            self._loaded[locale] = Translations.load(str(self.directory), [locale], DOMAIN)
+        return self._loaded[locale]
+
+    def negotiate(self, accept_language: str | None) -> str:
+        """The best available locale for an ``Accept-Language`` header, English if none fits."""
+        if not accept_language:
+            return DEFAULT_LOCALE
+        preferred = [
+            part.split(";")[0].strip().replace("-", "_")
+            for part in accept_language.split(",")
+            if part.strip()
+        ]
+        try:
+            best = Locale.negotiate(preferred, self.locales, sep="_")
+        except (UnknownLocaleError, ValueError):
+            return DEFAULT_LOCALE
+        return str(best) if best else DEFAULT_LOCALE
+
+
+catalogs = Catalogs()
+
+
+def activate(translations: NullTranslations) -> None:
+    """Use ``translations`` for the rest of the current request (or task)."""
+    _active.set(translations)
+
+
+@contextmanager
+def using(translations: NullTranslations) -> Iterator[None]:
+    """Use ``translations`` inside the block only."""
+    token = _active.set(translations)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
+def gettext(message: str) -> str:
+    return _active.get().gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return _active.get().ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:
+    """Mark a string for extraction without translating it yet (module-level constants)."""
+    return message
+
+
+_ = gettext
+
+__all__ = [
+    "CATALOG_DIR",
+    "DEFAULT_LOCALE",
+    "N_",
+    "Catalogs",
+    "_",
+    "activate",
+    "catalogs",
+    "gettext",
+    "ngettext",
+    "using",
+]

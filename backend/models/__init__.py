@@ -1,0 +1,44 @@
+"""Database models. Importing this package registers every table on ``Base.metadata``."""
+
+from backend.models.audit import AuditEntry
+from backend.models.base import Base, utcnow
+from backend.models.contacts import Channel, Contact, ContactConsent, Visitor
+from backend.models.events import Event
+from backend.models.flows import Flow, FlowStatus, FlowVersion, LifecyclePhase
+from backend.models.ingestion import AttributeDefinition, Form, ImportJob, InboundSource
+from backend.models.journeys import LIVE_STATUSES, Journey, JourneyStatus, Step, StepStatus
+from backend.models.outbox import OutboxMessage, OutboxStatus
+from backend.models.tasks import Task, TaskStatus
+from backend.models.users import ApiKey, Role, SiteKey, User
+
+__all__ = [
+    "LIVE_STATUSES",
+    "ApiKey",
+    "AttributeDefinition",
+    "AuditEntry",
+    "Base",
+    "Channel",
+    "Contact",
+    "ContactConsent",
+    "Event",
+    "Flow",
+    "FlowStatus",
+    "FlowVersion",
+    "Form",
+    "ImportJob",
+    "InboundSource",
+    "Journey",
+    "JourneyStatus",
+    "LifecyclePhase",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Role",
+    "SiteKey",
+    "Step",
+    "StepStatus",
+    "Task",
+    "TaskStatus",
+    "User",
+    "Visitor",
+    "utcnow",
+]

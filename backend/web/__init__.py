@@ -1,0 +1,1 @@
+"""The pages people use: server-rendered HTML, with htmx fragments for partial updates."""

@@ -1,0 +1,22 @@
+"""Per-request language: the best catalog for the browser's Accept-Language."""
+
+from __future__ import annotations
+
+from litestar.datastructures import Headers
+from litestar.enums import ScopeType
+from litestar.middleware import MiddlewareProtocol
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from backend.i18n import activate, catalogs
+
+
+class LocaleMiddleware(MiddlewareProtocol):
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            locale = catalogs.negotiate(Headers.from_scope(scope).get("accept-language"))
+            scope.setdefault("state", {})["locale"] = locale
+            activate(catalogs.get(locale))
+        await self.app(scope, receive, send)

@@ -1,0 +1,87 @@
+"""Wiring between the web process and the runtime engine (runtime/).
+
+Every app gets a ``Runtime`` at ``app.state.runtime`` (handlers ingest events
+through it). How its doorbell rings depends on the deployment:
+
+- ``touchflow serve`` runs a ``LocalExecutor`` in the web process;
+- ``touchflow serve --no-worker`` with ``REDIS_URL`` rings arq workers
+  (``touchflow worker``), connecting to Redis on the first ring so the web
+  app starts, and ``/healthz`` reports, even while Redis is down;
+- without either, nothing rings and journeys wait for a worker's sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from litestar import Litestar
+
+from backend.settings import Settings
+from runtime.engine import build_runtime
+from runtime.executor.arq_worker import ArqDoorbell, arq_doorbell, run_worker
+from runtime.executor.local import LocalExecutor
+
+log = logging.getLogger("touchflow.worker")
+
+
+class LazyArqDoorbell:
+    """An arq doorbell that connects on its first ring and retries on the next after a failure."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._bell: ArqDoorbell | None = None
+        self._connecting: asyncio.Task[None] | None = None
+
+    def ring(self) -> None:
+        if self._bell is not None:
+            self._bell.ring()
+        elif self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.get_running_loop().create_task(self._connect_and_ring())
+
+    async def _connect_and_ring(self) -> None:
+        try:
+            self._bell = await arq_doorbell(self._settings)
+        except Exception as exc:  # the periodic sweep still finds the work
+            log.warning("cannot reach Redis to wake the workers: %s", exc)
+            return
+        self._bell.ring()
+
+    async def close(self) -> None:
+        if self._connecting is not None:
+            await self._connecting
+        if self._bell is not None:
+            await self._bell.settle()
+            await self._bell.redis.aclose()
+
+
+def runtime_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]:
+    """Lifespan hook: build ``app.state.runtime`` and run or wake its executor."""
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        settings: Settings = app.state.settings
+        runtime = build_runtime(settings, sessions=app.state.sessions, clock=app.state.clock)
+        app.state.runtime = runtime
+        if app.state.run_executor:
+            log.info("running the in-process executor")
+            async with LocalExecutor(runtime):
+                yield
+        elif settings.redis_url:
+            bell = LazyArqDoorbell(settings)
+            runtime.doorbell = bell
+            try:
+                yield
+            finally:
+                await bell.close()
+        else:
+            yield
+
+    return lifespan()
+
+
+def run_arq_worker(settings: Settings) -> None:
+    """Blocking: the ``touchflow worker`` command."""
+    run_worker(settings)

@@ -1,0 +1,58 @@
+"""The public API for writing Touchflow node types. Everything else may change.
+
+A node type is a config model, output ports, and ``async run(ctx) -> Outcome``::
+
+    class Shout(NodeType[ShoutConfig]):
+        type_id = "acme.shout"
+        name = "Shout"
+        family = Family.action
+        config_model = ShoutConfig
+
+        async def run(self, ctx: Context[ShoutConfig]) -> Outcome:
+            return Outcome.go(messages=(Message("webhook", {"text": ctx.config.text}),))
+"""
+
+from nodes.sdk.context import Clock, Context, Services, SystemClock
+from nodes.sdk.node import EmptyConfig, NodeType
+from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, discover
+from nodes.sdk.types import (
+    NEXT,
+    ContactChanges,
+    EventRecord,
+    EventWait,
+    Family,
+    JourneyInfo,
+    Message,
+    Outcome,
+    Port,
+    Profile,
+    Trigger,
+    Wait,
+    Wake,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "NEXT",
+    "Clock",
+    "ContactChanges",
+    "Context",
+    "EmptyConfig",
+    "EventRecord",
+    "EventWait",
+    "Family",
+    "JourneyInfo",
+    "LoadError",
+    "Message",
+    "NodeRegistry",
+    "NodeType",
+    "Outcome",
+    "Port",
+    "Profile",
+    "Services",
+    "SystemClock",
+    "Trigger",
+    "Wait",
+    "Wake",
+    "discover",
+]

@@ -1,0 +1,61 @@
+"""The context handed to ``NodeType.run``: the only channel between runtime and node code."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from nodes.sdk.types import EventRecord, JourneyInfo, Profile, Wake
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class Clock(Protocol):
+    """Where "now" comes from. Tests inject a clock they can move forward."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a node may use besides its inputs. Nodes do no other I/O.
+
+    ``sign`` makes an unforgeable token (for tracking and unsubscribe links);
+    ``extras`` carries services added by later subsystems, keyed by name.
+    """
+
+    base_url: str = "http://127.0.0.1:8000"
+    sign: Callable[[str], str] | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Context(Generic[ConfigT]):
+    """Everything a node sees while it runs: frozen, so a node cannot change runtime state.
+
+    ``events`` holds the customer's recent events, newest last. ``wake`` is set
+    when a waiting node runs again after its timer or event.
+    """
+
+    config: ConfigT
+    journey: JourneyInfo
+    profile: Profile
+    events: tuple[EventRecord, ...]
+    clock: Clock
+    log: logging.LoggerAdapter[logging.Logger]
+    services: Services = field(default_factory=Services)
+    wake: Wake | None = None
+
+    @property
+    def now(self) -> datetime:
+        return self.clock.now()

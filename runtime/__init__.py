@@ -1,0 +1,1 @@
+"""The Touchflow engine: flow graphs, journey stepping, waits, outbox, executors, rules."""

@@ -1,0 +1,49 @@
+"""Deliverers: the narrow protocol through which outbox messages leave, one per channel.
+
+A deliverer receives one ``Outgoing`` message after the step that produced it
+committed, and either returns ``Delivered`` or raises. ``PermanentError``
+means retrying cannot help (a refused recipient, a 4xx from a webhook): the
+message goes straight to the dead-letter state. Any other exception is
+retried with exponential back-off until the attempt limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["Delivered", "Deliverer", "Outgoing", "PermanentError"]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An outbox message as a deliverer sees it."""
+
+    id: int
+    idempotency_key: str
+    channel: str
+    payload: Mapping[str, Any]
+    category: str = "marketing"
+    journey_id: int | None = None
+    node_id: str | None = None
+    contact_id: int | None = None
+    attempts: int = 1
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Success, with the provider's id for the message when it gives one."""
+
+    provider_message_id: str | None = None
+
+
+class PermanentError(Exception):
+    """Delivery can never succeed; dead-letter the message without further retries."""
+
+
+class Deliverer(Protocol):
+    async def deliver(self, message: Outgoing) -> Delivered:
+        """Deliver one message; raise to fail (see the module docstring)."""
+        ...

@@ -1,0 +1,55 @@
+"""The "webhook" channel: an HTTP POST, signed so the receiver can trust it.
+
+Payload: ``{"url", "body", "secret"?}``. ``body`` is sent as JSON unless it is
+a string. With a secret, ``Touchflow-Signature: t=<unix time>,v1=<hex>``
+carries HMAC-SHA256 over ``"<t>.<body>"``; receivers recompute it and reject
+old timestamps to stop replays. ``Idempotency-Key`` carries the outbox key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import httpx
+
+from nodes.sdk import Clock, SystemClock
+from runtime.delivery import Delivered, Outgoing, PermanentError
+
+__all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "signature"]
+
+SIGNATURE_HEADER = "Touchflow-Signature"
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+class WebhookDeliverer:
+    def __init__(self, client: httpx.AsyncClient | None = None, clock: Clock | None = None) -> None:
+        self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=False)
+        self.clock = clock or SystemClock()
+
+    async def deliver(self, message: Outgoing) -> Delivered:
+        payload = message.payload
+        url = str(payload.get("url") or "")
+        if not url.startswith(("http://", "https://")):
+            raise PermanentError(f"the webhook URL {url!r} is not an http(s) URL")
+        body = payload.get("body", {})
+        if isinstance(body, str):
+            content, content_type = body.encode(), "text/plain; charset=utf-8"
+        else:
+            content, content_type = json.dumps(body).encode(), "application/json"
+        headers = {"Content-Type": content_type, "Idempotency-Key": message.idempotency_key}
+        secret = payload.get("secret")
+        if secret:
+            timestamp = int(self.clock.now().timestamp())
+            headers[SIGNATURE_HEADER] = signature(str(secret), timestamp, content)
+        response = await self.client.post(url, content=content, headers=headers)
+        if response.is_success:
+            return Delivered(provider_message_id=response.headers.get("x-request-id"))
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429):
+            raise PermanentError(f"the receiver refused the webhook: HTTP {response.status_code}")
+        raise RuntimeError(f"the receiver failed: HTTP {response.status_code}")

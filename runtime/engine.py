@@ -1,0 +1,233 @@
+"""The Runtime: everything the engine needs, in one object the web app and workers share.
+
+Build one with ``build_runtime(settings)`` (or construct it directly in
+tests), then either let an executor drive it (``runtime.executor``) or call
+``drain()`` to run every due step and delivery and return.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.db import create_engine, create_sessionmaker
+from backend.settings import Settings
+from nodes.sdk import Clock, NodeRegistry, Services, SystemClock, discover
+from runtime import admin, enroll, events
+from runtime.delivery import Deliverer
+from runtime.doorbell import Doorbell, NullDoorbell
+from runtime.outbox import DeliveryReport, deliver_batch
+from runtime.services import build_services
+from runtime.stepper import StepReport, step_batch
+from runtime.versions import VersionCache
+
+__all__ = ["Runtime", "WorkReport", "build_runtime", "default_deliverers"]
+
+log = logging.getLogger(__name__)
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class WorkReport:
+    """What one ``work``/``drain`` call did, summed over its batches."""
+
+    batches: int = 0
+    claimed: int = 0
+    steps: int = 0
+    messages: int = 0
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+
+    def add_steps(self, report: StepReport) -> None:
+        self.batches += 1
+        self.claimed += report.claimed
+        self.steps += report.steps
+        self.messages += report.messages
+
+    def add_delivery(self, report: DeliveryReport) -> None:
+        self.sent += report.sent
+        self.retried += report.retried
+        self.dead += report.dead
+
+
+@dataclass
+class Runtime:
+    """The engine's dependencies. Cheap to keep for the life of the process.
+
+    ``lease`` bounds how long a crashed worker's claims stay hidden from the
+    others; ``max_delivery_attempts`` is the outbox's dead-letter limit.
+    """
+
+    sessions: async_sessionmaker[AsyncSession]
+    registry: NodeRegistry
+    settings: Settings = field(default_factory=Settings)
+    clock: Clock = field(default_factory=SystemClock)
+    deliverers: dict[str, Deliverer] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
+    doorbell: Doorbell = field(default_factory=NullDoorbell)
+    lease: timedelta = timedelta(seconds=60)
+    max_delivery_attempts: int = 8
+    worker_id: str = field(default_factory=_worker_id)
+    versions: VersionCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.versions = VersionCache(self.registry)
+
+    async def step(self, limit: int | None = None) -> StepReport:
+        """Claim and walk one batch of due journeys."""
+        return await step_batch(self, limit)
+
+    async def deliver(self, limit: int | None = None) -> DeliveryReport:
+        """Deliver one batch of due outbox messages."""
+        return await deliver_batch(self, limit)
+
+    async def work(self, *, budget_seconds: float | None = None) -> WorkReport:
+        """Step and deliver until nothing is due (or the time budget is spent).
+
+        This is the job every executor runs, for a doorbell ring and for the
+        periodic sweep alike: it always re-reads due work from the database.
+        """
+        report = WorkReport()
+        deadline = time.monotonic() + budget_seconds if budget_seconds else None
+        while True:
+            stepped = await self.step()
+            report.add_steps(stepped)
+            delivered = await self.deliver()
+            report.add_delivery(delivered)
+            if stepped.claimed == 0 and delivered.claimed == 0:
+                return report
+            if deadline is not None and time.monotonic() > deadline:
+                self.doorbell.ring()  # more is due: make sure someone continues
+                return report
+
+    async def drain(self, *, max_batches: int = 100_000) -> WorkReport:
+        """Run until no step or delivery is due at ``clock.now()``: for tests and scripts."""
+        report = WorkReport()
+        for _ in range(max_batches):
+            stepped = await self.step()
+            report.add_steps(stepped)
+            delivered = await self.deliver()
+            report.add_delivery(delivered)
+            if stepped.claimed == 0 and delivered.claimed == 0:
+                return report
+        raise RuntimeError(f"drain did not finish within {max_batches} batches")
+
+    async def ingest(self, type: str, **kwargs: Any) -> events.IngestResult:
+        """Ingest one event in its own transaction and ring the doorbell after commit.
+
+        Keyword arguments are those of ``runtime.events.ingest`` (``contact_id``,
+        ``visitor_id``, ``properties``, ``dedupe_key``, ``occurred_at``, ``source``).
+        """
+        async with self.sessions() as session, session.begin():
+            return await events.ingest(
+                session,
+                self.versions,
+                type=type,
+                now=self.clock.now(),
+                doorbell=self.doorbell,
+                **kwargs,
+            )
+
+    async def enroll_audience(
+        self,
+        flow_id: int,
+        condition: ColumnElement[bool],
+        *,
+        trigger_node_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Set-based enrollment (see ``runtime.enroll.enroll_audience``), then ring."""
+        async with self.sessions() as session, session.begin():
+            count = await enroll.enroll_audience(
+                session,
+                self.versions,
+                flow_id,
+                condition,
+                now=self.clock.now(),
+                trigger_node_id=trigger_node_id,
+                data=dict(data or {}),
+            )
+        if count:
+            self.doorbell.ring()
+        return count
+
+    async def retry_journey(self, journey_id: int) -> None:
+        async with self.sessions() as session, session.begin():
+            await admin.retry_journey(session, journey_id, now=self.clock.now())
+        self.doorbell.ring()
+
+    async def cancel_journey(self, journey_id: int) -> None:
+        async with self.sessions() as session, session.begin():
+            await admin.cancel_journey(session, journey_id, now=self.clock.now())
+
+    async def retry_message(self, message_id: int) -> None:
+        async with self.sessions() as session, session.begin():
+            await admin.retry_message(session, message_id, now=self.clock.now())
+        self.doorbell.ring()
+
+
+def default_deliverers(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> dict[str, Deliverer]:
+    """The built-in channels: task and webhook always, email when SMTP is configured."""
+    from runtime.delivery.email import EmailDeliverer
+    from runtime.delivery.task import TaskDeliverer
+    from runtime.delivery.webhook import WebhookDeliverer
+
+    deliverers: dict[str, Deliverer] = {
+        "task": TaskDeliverer(sessions, clock),
+        "webhook": WebhookDeliverer(clock=clock),
+    }
+    if settings.smtp_host:
+        deliverers["email"] = EmailDeliverer(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.mail_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            use_tls=settings.smtp_use_tls,
+            start_tls=settings.smtp_start_tls,
+        )
+    return deliverers
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    registry: NodeRegistry | None = None,
+    clock: Clock | None = None,
+    doorbell: Doorbell | None = None,
+    deliverers: Mapping[str, Deliverer] | None = None,
+) -> Runtime:
+    """A Runtime from settings: engine, discovered node types, built-in deliverers.
+
+    Pass ``deliverers`` to add or replace channels (SMS, web content...).
+    """
+    sessions = sessions or create_sessionmaker(create_engine(settings.database_url))
+    clock = clock or SystemClock()
+    channels = default_deliverers(settings, sessions, clock)
+    channels.update(deliverers or {})
+    return Runtime(
+        sessions=sessions,
+        registry=registry if registry is not None else discover(),
+        settings=settings,
+        clock=clock,
+        deliverers=channels,
+        services=build_services(settings.base_url, settings.resolved_secret_key()),
+        doorbell=doorbell or NullDoorbell(),
+    )

@@ -1,0 +1,146 @@
+"""arq workers: ``touchflow worker`` runs ``run_worker(settings)``.
+
+A job never names a customer: ``touchflow.work`` means "there is work", and
+the worker claims batches of due journeys and messages from the database
+until none is left. The same function runs as a cron sweep every
+``sweep_interval_seconds`` (rounded to whole seconds), so jobs lost from
+Redis (FLUSHALL, a restart) cost latency, never work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from arq import cron, func
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker
+
+from backend.settings import Settings, get_settings
+from runtime.engine import Runtime, build_runtime
+
+__all__ = [
+    "JOB_NAME",
+    "ArqDoorbell",
+    "arq_doorbell",
+    "create_worker",
+    "run_worker",
+    "worker_settings",
+]
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "touchflow.work"
+SWEEP_NAME = "touchflow.sweep"
+# A job hands over to a fresh one after this long, so one busy job never hits
+# arq's job timeout and other queued jobs interleave.
+JOB_BUDGET_SECONDS = 30.0
+
+
+class ArqDoorbell:
+    """Rings by enqueueing a ``touchflow.work`` job; rings in quick succession coalesce.
+
+    While one enqueue is in flight further rings are dropped: the job it
+    creates starts after they happened, so it sees their committed work.
+    """
+
+    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+        self._pending: asyncio.Task[None] | None = None
+
+    def ring(self) -> None:
+        if self._pending is not None and not self._pending.done():
+            return
+        self._pending = asyncio.get_running_loop().create_task(self._enqueue())
+
+    async def _enqueue(self) -> None:
+        try:
+            await self.redis.enqueue_job(JOB_NAME, _queue_name=self.queue_name)
+        except Exception:
+            log.exception("could not ring the worker doorbell; the sweep will find the work")
+
+    async def settle(self) -> None:
+        """Wait for a ring in flight (tests, shutdown)."""
+        if self._pending is not None:
+            await self._pending
+
+
+async def arq_doorbell(settings: Settings) -> ArqDoorbell:
+    """A doorbell for web processes that hand work to arq workers."""
+    if not settings.redis_url:
+        raise ValueError("REDIS_URL is not set: arq workers need Redis")
+    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    return ArqDoorbell(redis, settings.queue_name)
+
+
+async def _work(ctx: dict[str, Any]) -> dict[str, int]:
+    runtime: Runtime = ctx["runtime"]
+    report = await runtime.work(budget_seconds=ctx.get("job_budget", JOB_BUDGET_SECONDS))
+    return {"steps": report.steps, "sent": report.sent}
+
+
+async def _startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    doorbell = ArqDoorbell(ctx["redis"], settings.queue_name)
+    if ctx.get("runtime") is None:
+        ctx["runtime"] = build_runtime(settings, doorbell=doorbell)
+        ctx["owns_runtime"] = True
+    else:
+        ctx["runtime"].doorbell = doorbell
+
+
+async def _shutdown(ctx: dict[str, Any]) -> None:
+    runtime: Runtime | None = ctx.get("runtime")
+    if runtime is not None and ctx.get("owns_runtime"):
+        engine = runtime.sessions.kw.get("bind")
+        if engine is not None:
+            await engine.dispose()
+
+
+def worker_settings(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    burst: bool = False,
+    max_jobs: int = 4,
+    poll_delay: float = 0.05,
+    job_budget: float = JOB_BUDGET_SECONDS,
+) -> dict[str, Any]:
+    """Keyword arguments for ``arq.worker.Worker``. Pass ``runtime`` to share one (tests)."""
+    if not settings.redis_url:
+        raise ValueError("REDIS_URL is not set: arq workers need Redis")
+    step = max(1, round(settings.sweep_interval_seconds))
+    return {
+        "functions": [func(_work, name=JOB_NAME, keep_result=0)],
+        "cron_jobs": [
+            cron(
+                _work,
+                name=SWEEP_NAME,
+                second=set(range(0, 60, step)),
+                run_at_startup=True,
+                unique=True,
+                keep_result=0,
+            )
+        ],
+        "on_startup": _startup,
+        "on_shutdown": _shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": settings.queue_name,
+        "burst": burst,
+        "max_jobs": max_jobs,
+        # Latency from a ring to the job starting is at most this poll delay.
+        "poll_delay": poll_delay,
+        "keep_result": 0,
+        "ctx": {"settings": settings, "runtime": runtime, "job_budget": job_budget},
+    }
+
+
+def create_worker(settings: Settings, **kwargs: Any) -> Worker:
+    return Worker(**worker_settings(settings, **kwargs))
+
+
+def run_worker(settings: Settings | None = None, **kwargs: Any) -> None:
+    """Run an arq worker until SIGINT/SIGTERM: what ``touchflow worker`` calls."""
+    create_worker(settings or get_settings(), **kwargs).run()

@@ -1,0 +1,230 @@
+"""The flow graph: nodes with typed config, edges from output ports, and its validation.
+
+A flow version is a ``FlowGraph`` that passed ``validate_graph`` with no errors.
+Validation is pure: it needs the graph and the node registry, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nodes.sdk import Family, NodeRegistry, Port
+
+NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class Position(BaseModel):
+    x: float = 0
+    y: float = 0
+
+
+class NodeSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=NODE_ID_PATTERN)
+    type: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    label: str = ""
+    position: Position = Field(default_factory=Position)
+
+
+class EdgeSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    port: str = "next"
+    target: str
+
+
+ReentryPolicy = Literal["once", "once_at_a_time", "after_days"]
+ExitRule = Literal["goal_reached", "unsubscribed", "left_audience", "flow_stopped"]
+DEFAULT_EXITS: tuple[ExitRule, ...] = ("goal_reached", "unsubscribed", "flow_stopped")
+
+
+class FlowSettings(BaseModel):
+    """Flow-wide policy, versioned with the graph so a running journey keeps its rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reentry: ReentryPolicy = "once_at_a_time"
+    reentry_days: int | None = Field(default=None, ge=1, le=3650)
+    exit_on: list[ExitRule] = Field(default_factory=lambda: list(DEFAULT_EXITS))
+    # Rule (runtime.rules JSON) that defines the flow's audience; used by "left_audience".
+    audience: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _days_with_after_days(self) -> FlowSettings:
+        if self.reentry == "after_days" and self.reentry_days is None:
+            raise ValueError("re-entry 'again after N days' needs the number of days")
+        return self
+
+
+class FlowGraph(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nodes: list[NodeSpec] = Field(default_factory=list)
+    edges: list[EdgeSpec] = Field(default_factory=list)
+    settings: FlowSettings = Field(default_factory=FlowSettings)
+
+    @cached_property
+    def node_map(self) -> dict[str, NodeSpec]:
+        return {node.id: node for node in self.nodes}
+
+    @cached_property
+    def next_map(self) -> dict[tuple[str, str], str]:
+        """``(node id, port) -> target node id``: the runtime's only routing table."""
+        return {(edge.source, edge.port): edge.target for edge in self.edges}
+
+    def target(self, node_id: str, port: str) -> str | None:
+        return self.next_map.get((node_id, port))
+
+
+@dataclass(frozen=True)
+class GraphError:
+    """One problem, tied to a node (or edge) when it has one, for the editor to mark."""
+
+    message: str
+    node_id: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = f"node {self.node_id!r}" if self.node_id else "flow"
+        if self.field:
+            where += f", field {self.field!r}"
+        return f"{where}: {self.message}"
+
+
+class InvalidGraph(ValueError):
+    def __init__(self, errors: list[GraphError]) -> None:
+        super().__init__("; ".join(str(error) for error in errors))
+        self.errors = errors
+
+
+def _config_errors(node: NodeSpec, registry: NodeRegistry) -> tuple[list[GraphError], Any]:
+    node_type = registry.get(node.type)
+    if node_type is None:
+        return [GraphError(f"unknown node type {node.type!r}", node.id)], None
+    try:
+        config = node_type.parse_config(node.config)
+    except ValidationError as exc:
+        return [
+            GraphError(err["msg"], node.id, ".".join(str(p) for p in err["loc"]) or None)
+            for err in exc.errors()
+        ], None
+    return [], config
+
+
+def _cycle_without_wait(
+    nodes: Iterable[str], successors: dict[str, set[str]], waits: set[str]
+) -> list[str] | None:
+    """Find a cycle made only of non-wait nodes (an infinite loop in one step)."""
+    graph = {n: {s for s in successors.get(n, set()) if s not in waits} for n in nodes}
+    graph = {n: succ for n, succ in graph.items() if n not in waits}
+    state: dict[str, int] = {}
+    for start in graph:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, Iterable[str]]] = [(start, iter(graph[start]))]
+        path = [start]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(iter(children), None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            if state.get(child) == 1:
+                return path[path.index(child) :]
+            if not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(graph[child])))
+    return None
+
+
+def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]:
+    """Every reason this graph cannot be published; an empty list means it can."""
+    errors: list[GraphError] = []
+    seen: set[str] = set()
+    for node in graph.nodes:
+        if node.id in seen:
+            errors.append(GraphError("two nodes share this id", node.id))
+        seen.add(node.id)
+
+    ports: dict[str, tuple[Port, ...]] = {}
+    families: dict[str, Family] = {}
+    for node in graph.nodes:
+        node_errors, config = _config_errors(node, registry)
+        errors.extend(node_errors)
+        node_type = registry.get(node.type)
+        if node_type is not None:
+            families[node.id] = node_type.family
+            if config is not None:
+                ports[node.id] = node_type.output_ports(config)
+
+    successors: dict[str, set[str]] = defaultdict(set)
+    used: set[tuple[str, str]] = set()
+    for edge in graph.edges:
+        if edge.source not in graph.node_map:
+            errors.append(GraphError(f"an edge starts at missing node {edge.source!r}"))
+            continue
+        if edge.target not in graph.node_map:
+            errors.append(
+                GraphError(f"port {edge.port!r} leads to missing node {edge.target!r}", edge.source)
+            )
+            continue
+        known = ports.get(edge.source)
+        if known is not None and edge.port not in {p.id for p in known}:
+            errors.append(GraphError(f"this node has no output port {edge.port!r}", edge.source))
+        if (edge.source, edge.port) in used:
+            errors.append(GraphError(f"port {edge.port!r} is connected twice", edge.source))
+        used.add((edge.source, edge.port))
+        if families.get(edge.target) is Family.trigger:
+            errors.append(GraphError("a trigger cannot have incoming connections", edge.target))
+        successors[edge.source].add(edge.target)
+
+    triggers = [n.id for n in graph.nodes if families.get(n.id) is Family.trigger]
+    if not triggers:
+        errors.append(GraphError("the flow needs a trigger to enroll anyone"))
+    reachable: set[str] = set(triggers)
+    queue = deque(triggers)
+    while queue:
+        for nxt in successors.get(queue.popleft(), set()):
+            if nxt not in reachable:
+                reachable.add(nxt)
+                queue.append(nxt)
+    for node in graph.nodes:
+        if node.id not in reachable and triggers:
+            errors.append(GraphError("no trigger leads to this node", node.id))
+
+    waits = {node_id for node_id, family in families.items() if family is Family.wait}
+    cycle = _cycle_without_wait(graph.node_map, successors, waits)
+    if cycle:
+        loop = " -> ".join([*cycle, cycle[0]])
+        errors.append(GraphError(f"this loop has no wait and would never pause: {loop}", cycle[0]))
+    return errors
+
+
+def parse_graph(raw: dict[str, Any], registry: NodeRegistry) -> FlowGraph:
+    """Parse and validate; raises ``InvalidGraph`` listing every problem."""
+    try:
+        graph = FlowGraph.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidGraph(
+            [
+                GraphError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+                for err in exc.errors()
+            ]
+        ) from exc
+    errors = validate_graph(graph, registry)
+    if errors:
+        raise InvalidGraph(errors)
+    return graph

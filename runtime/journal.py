@@ -1,0 +1,354 @@
+"""The journal: writing a batch of walks in one transaction (DESIGN principle 3).
+
+``write_walks`` first re-takes the journeys' row locks and keeps only those
+this claim still owns (an event, an admin or another worker may have taken a
+journey over meanwhile), then writes every step row, contact change, outbox
+message and cursor with a few bulk statements. On PostgreSQL the steps and
+cursors travel as arrays through ``unnest`` (one statement each, no per-row
+parameter processing); SQLite uses plain executemany. If the batch
+transaction fails, each journey is tried on its own so one bad row cannot
+hold the others back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.models import JourneyStatus
+from nodes.sdk import ContactChanges
+from runtime.claims import LIVE_SQL
+from runtime.profiles import CustomerKey
+from runtime.sql import (
+    CONTACTS,
+    JOURNEYS,
+    OUTBOX,
+    STEPS,
+    VISITORS,
+    among,
+    dialect_name,
+    upsert_insert,
+)
+from runtime.walk import Walk, retry_delay
+
+if TYPE_CHECKING:
+    from runtime.engine import Runtime
+
+__all__ = ["write_walks"]
+
+log = logging.getLogger(__name__)
+
+_JOURNEY_FIELDS = (
+    "status",
+    "node_id",
+    "visits",
+    "data",
+    "due_at",
+    "wait_event_type",
+    "wait_match",
+    "waiting_since",
+    "attempts",
+    "last_error",
+    "exit_reason",
+    "ended_at",
+    "wake_event_id",
+)
+_STEP_FIELDS = (
+    "journey_id",
+    "node_id",
+    "visit",
+    "node_type",
+    "status",
+    "port",
+    "input",
+    "output",
+    "error",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+)
+# A step row may be completed again only while it waits or failed.
+_REOPEN = (
+    "ON CONFLICT (journey_id, node_id, visit) DO UPDATE SET status = excluded.status, "
+    "port = excluded.port, output = excluded.output, error = excluded.error, "
+    "attempts = excluded.attempts, finished_at = excluded.finished_at, "
+    "duration_ms = excluded.duration_ms WHERE steps.status IN ('waiting', 'error')"
+)
+
+
+def _journey_update(terminal: bool) -> Any:
+    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in _JOURNEY_FIELDS}
+    values.update(lease_owner=None, lease_until=None, updated_at=bindparam("v_updated_at"))
+    if terminal:
+        values["entry_key"] = None
+    return update(JOURNEYS).where(JOURNEYS.c.id == bindparam("v_id")).values(values)
+
+
+_UPDATE_LIVE = _journey_update(terminal=False)
+_UPDATE_ENDED = _journey_update(terminal=True)
+
+_PG_STEP_TYPES = {
+    "journey_id": "BIGINT[]",
+    "node_id": "TEXT[]",
+    "visit": "INT[]",
+    "node_type": "TEXT[]",
+    "status": "TEXT[]",
+    "port": "TEXT[]",
+    "input": "TEXT[]",
+    "output": "TEXT[]",
+    "error": "TEXT[]",
+    "attempts": "INT[]",
+    "started_at": "TIMESTAMPTZ[]",
+    "finished_at": "TIMESTAMPTZ[]",
+    "duration_ms": "FLOAT8[]",
+}
+_PG_JSON = {"input", "output", "visits", "data", "wait_match"}
+
+
+def _pg_select(types: dict[str, str]) -> str:
+    columns = ", ".join(f"CAST(v.{n} AS JSONB)" if n in _PG_JSON else f"v.{n}" for n in types)
+    arrays = ", ".join(f"CAST(:{n} AS {t})" for n, t in types.items())
+    # Built from the fixed column tables above at import time, never from input.
+    return f"SELECT {columns} FROM unnest({arrays}) AS v({', '.join(types)})"  # noqa: S608
+
+
+_PG_STEPS = text(
+    f"INSERT INTO steps ({', '.join(_STEP_FIELDS)}) {_pg_select(_PG_STEP_TYPES)} {_REOPEN}"
+)
+
+_PG_JOURNEY_TYPES = {
+    "id": "BIGINT[]",
+    "status": "TEXT[]",
+    "node_id": "TEXT[]",
+    "visits": "TEXT[]",
+    "data": "TEXT[]",
+    "due_at": "TIMESTAMPTZ[]",
+    "wait_event_type": "TEXT[]",
+    "wait_match": "TEXT[]",
+    "waiting_since": "TIMESTAMPTZ[]",
+    "attempts": "INT[]",
+    "last_error": "TEXT[]",
+    "exit_reason": "TEXT[]",
+    "ended_at": "TIMESTAMPTZ[]",
+    "wake_event_id": "BIGINT[]",
+    "terminal": "BOOLEAN[]",
+}
+_PG_JOURNEYS = text(
+    "UPDATE journeys SET "  # noqa: S608 - fixed column tables, no input
+    + ", ".join(
+        f"{n} = CAST(v.{n} AS JSONB)" if n in _PG_JSON else f"{n} = v.{n}" for n in _JOURNEY_FIELDS
+    )
+    + ", entry_key = CASE WHEN v.terminal THEN NULL ELSE journeys.entry_key END"
+    + ", lease_owner = NULL, lease_until = NULL, updated_at = :now FROM unnest("
+    + ", ".join(f"CAST(:{n} AS {t})" for n, t in _PG_JOURNEY_TYPES.items())
+    + f") AS v({', '.join(_PG_JOURNEY_TYPES)}) WHERE journeys.id = v.id"
+)
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value) if value else "{}"
+
+
+async def _owned(session: AsyncSession, owner: str, ids: list[int]) -> set[int]:
+    """Lock the journeys and return those this claim still owns and that are still live."""
+    where = (among(session, JOURNEYS.c.id, ids), JOURNEYS.c.lease_owner == owner, LIVE_SQL)
+    if dialect_name(session) == "postgresql":
+        rows = await session.execute(select(JOURNEYS.c.id).where(*where).with_for_update())
+    else:
+        # SQLite: a write first, so this transaction holds the database's write lock.
+        rows = await session.execute(
+            update(JOURNEYS)
+            .where(*where)
+            .values(lease_owner=JOURNEYS.c.lease_owner)
+            .returning(JOURNEYS.c.id)
+        )
+    return {row[0] for row in rows}
+
+
+async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]]) -> None:
+    if dialect_name(session) == "postgresql":
+        arrays: dict[str, list[Any]] = {name: [] for name in _STEP_FIELDS}
+        for step in steps:
+            for name in _STEP_FIELDS:
+                value = step[name]
+                arrays[name].append(_json(value) if name in _PG_JSON else value)
+        await session.execute(_PG_STEPS, arrays)
+        return
+    stmt = upsert_insert(session, STEPS)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[STEPS.c.journey_id, STEPS.c.node_id, STEPS.c.visit],
+        set_={
+            name: excluded[name]
+            for name in ("status", "port", "output", "error", "attempts", "finished_at")
+        }
+        | {"duration_ms": excluded.duration_ms},
+        # Literal SQL: executemany cannot expand an IN list.
+        where=text("steps.status IN ('waiting', 'error')"),
+    )
+    await session.execute(stmt, steps)
+
+
+async def _write_journeys(session: AsyncSession, walks: list[Walk], now: datetime) -> None:
+    if dialect_name(session) == "postgresql":
+        arrays: dict[str, Any] = {name: [] for name in _PG_JOURNEY_TYPES}
+        for walk in walks:
+            values = walk.journey_values()
+            for name in _PG_JOURNEY_TYPES:
+                if name == "terminal":
+                    arrays[name].append(walk.terminal)
+                    continue
+                value = values[f"v_{name}"]
+                arrays[name].append(_json(value) if name in _PG_JSON else value)
+        arrays["now"] = now
+        await session.execute(_PG_JOURNEYS, arrays)
+        return
+    live = [w.journey_values() | {"v_updated_at": now} for w in walks if not w.terminal]
+    ended = [w.journey_values() | {"v_updated_at": now} for w in walks if w.terminal]
+    if live:
+        await session.execute(_UPDATE_LIVE, live)
+    if ended:
+        await session.execute(_UPDATE_ENDED, ended)
+
+
+async def _write(session: AsyncSession, owner: str, walks: list[Walk], now: datetime) -> list[Walk]:
+    if not walks:
+        return []
+    owned = await _owned(session, owner, [w.row.id for w in walks])
+    mine = [w for w in walks if w.row.id in owned]
+    if len(mine) < len(walks):
+        log.info("claim %s lost %d journeys to another writer", owner, len(walks) - len(mine))
+    if not mine:
+        return []
+    await _apply_changes(session, [w for w in mine if w.changes])
+    steps = [step for w in mine for step in w.steps]
+    if steps:
+        await _write_steps(session, steps)
+    messages = [m for w in mine for m in w.messages]
+    if messages:
+        stmt = upsert_insert(session, OUTBOX).on_conflict_do_nothing(
+            index_elements=[OUTBOX.c.idempotency_key]
+        )
+        await session.execute(stmt, messages)
+    await _write_journeys(session, mine, now)
+    return mine
+
+
+async def _apply_changes(session: AsyncSession, walks: list[Walk]) -> None:
+    """Write contact (and visitor trait) changes, reading the current values under lock."""
+    by_customer: dict[CustomerKey, list[ContactChanges]] = defaultdict(list)
+    for walk in walks:
+        by_customer[walk.key].extend(walk.changes)
+    contact_ids = [int(ident) for kind, ident in by_customer if kind == "contact"]
+    visitor_ids = [ident for kind, ident in by_customer if kind == "visitor"]
+    locking = dialect_name(session) == "postgresql"
+    if contact_ids:
+        query = select(
+            CONTACTS.c.id, CONTACTS.c.attributes, CONTACTS.c.tags, CONTACTS.c.lifecycle_stage
+        ).where(among(session, CONTACTS.c.id, contact_ids))
+        rows = (await session.execute(query.with_for_update() if locking else query)).all()
+        updates = []
+        for row in rows:
+            attributes, tags, stage = dict(row.attributes or {}), list(row.tags or []), None
+            for change in by_customer[("contact", str(row.id))]:
+                for name in change.unset_attributes:
+                    attributes.pop(name, None)
+                attributes.update(change.set_attributes)
+                tags = [t for t in tags if t not in change.remove_tags]
+                tags += [t for t in change.add_tags if t not in tags]
+                stage = change.lifecycle_stage or stage
+            updates.append(
+                {
+                    "c_id": row.id,
+                    "c_attributes": attributes,
+                    "c_tags": tags,
+                    "c_stage": stage or row.lifecycle_stage,
+                }
+            )
+        await session.execute(
+            update(CONTACTS)
+            .where(CONTACTS.c.id == bindparam("c_id"))
+            .values(
+                attributes=bindparam("c_attributes"),
+                tags=bindparam("c_tags"),
+                lifecycle_stage=bindparam("c_stage"),
+            ),
+            updates,
+        )
+    if visitor_ids:
+        query = select(VISITORS.c.id, VISITORS.c.traits).where(
+            among(session, VISITORS.c.id, visitor_ids)
+        )
+        traits_updates = []
+        for vrow in await session.execute(query.with_for_update() if locking else query):
+            traits = dict(vrow.traits or {})
+            for change in by_customer[("visitor", vrow.id)]:
+                for name in change.unset_attributes:
+                    traits.pop(name, None)
+                traits.update(change.set_attributes)
+            traits_updates.append({"t_id": vrow.id, "t_traits": traits})
+        await session.execute(
+            update(VISITORS)
+            .where(VISITORS.c.id == bindparam("t_id"))
+            .values(traits=bindparam("t_traits")),
+            traits_updates,
+        )
+
+
+async def write_walks(rt: Runtime, owner: str, walks: list[Walk]) -> list[Walk]:
+    """Record a batch in one transaction; returns the walks actually written."""
+    todo = [w for w in walks if w.profile is not None]
+    now = rt.clock.now()
+    try:
+        async with rt.sessions() as session, session.begin():
+            return await _write(session, owner, todo, now)
+    except Exception:
+        if len(todo) <= 1:
+            log.exception("writing journey %s failed", [w.row.id for w in todo])
+            return []
+        log.exception("writing a batch of %d journeys failed; writing them one by one", len(todo))
+    written: list[Walk] = []
+    for walk in todo:
+        try:
+            async with rt.sessions() as session, session.begin():
+                written += await _write(session, owner, [walk], now)
+        except Exception as exc:
+            log.exception("writing journey %s failed", walk.row.id)
+            await _record_write_failure(rt, owner, walk, exc, now)
+    return written
+
+
+async def _record_write_failure(
+    rt: Runtime, owner: str, walk: Walk, exc: Exception, now: datetime
+) -> None:
+    """The journey's results could not be stored (a message that is not JSON...): retry it."""
+    attempts = walk.row.attempts + 1
+    failed = attempts >= rt.settings.max_step_attempts
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_error": f"could not record the step: {type(exc).__name__}: {exc}",
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": now,
+        "due_at": None if failed else now + retry_delay(attempts),
+    }
+    if failed:
+        values.update(status=JourneyStatus.failed.value, ended_at=now, entry_key=None)
+    try:
+        async with rt.sessions() as session, session.begin():
+            await session.execute(
+                update(JOURNEYS)
+                .where(JOURNEYS.c.id == walk.row.id, JOURNEYS.c.lease_owner == owner)
+                .values(values)
+            )
+    except Exception:
+        log.exception("journey %s: could not record the failure either", walk.row.id)

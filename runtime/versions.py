@@ -1,0 +1,147 @@
+"""Published flow versions, compiled once: parsed graph, node instances and configs.
+
+Versions never change after publishing (DESIGN principle 7), so a compiled
+version is cached for the life of the process and the hot path never parses
+JSON graphs or configs again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.models import FlowVersion
+from nodes.sdk import EventRecord, Family, NodeRegistry, NodeType, Profile, Trigger
+from runtime.graph import FlowGraph, FlowSettings
+
+
+@dataclass(frozen=True)
+class CompiledNode:
+    """One node of a version, ready to run."""
+
+    id: str
+    type_id: str
+    node: NodeType[Any] | None
+    config: BaseModel | None
+    ports: frozenset[str]
+    family: Family | None
+    trigger: Trigger | None
+    needs_events: bool = False
+    # Why the node cannot run (its type was uninstalled, its config no longer parses).
+    problem: str | None = None
+
+    def accepts(self, event: EventRecord, profile: Profile) -> bool:
+        """Whether this trigger (or goal) node takes ``event`` for ``profile``."""
+        if self.node is None or self.config is None:
+            return False
+        return type(self.node).accepts(self.config, event, profile)
+
+
+@dataclass(frozen=True)
+class CompiledFlow:
+    """A flow version with its routing table and per-node runners."""
+
+    version_id: int
+    flow_id: int
+    settings: FlowSettings
+    nodes: dict[str, CompiledNode]
+    routes: dict[tuple[str, str], str]
+    triggers: tuple[CompiledNode, ...] = ()
+    goals: tuple[CompiledNode, ...] = field(default=())
+
+    def target(self, node_id: str, port: str) -> str | None:
+        return self.routes.get((node_id, port))
+
+
+def compile_version(
+    version_id: int, flow_id: int, raw_graph: dict[str, Any], registry: NodeRegistry
+) -> CompiledFlow:
+    """Build the runnable form of a stored graph. Never raises for a bad node.
+
+    The graph was validated when it was published; a node whose type has since
+    disappeared is compiled with a ``problem`` so only journeys reaching it fail.
+    """
+    graph = FlowGraph.model_validate(raw_graph)
+    nodes: dict[str, CompiledNode] = {}
+    for spec in graph.nodes:
+        node_type = registry.get(spec.type)
+        if node_type is None:
+            nodes[spec.id] = CompiledNode(
+                spec.id, spec.type, None, None, frozenset(), None, None,
+                problem=f"node type {spec.type!r} is not installed",
+            )  # fmt: skip
+            continue
+        try:
+            config = node_type.parse_config(spec.config)
+        except ValidationError as exc:
+            nodes[spec.id] = CompiledNode(
+                spec.id, spec.type, None, None, frozenset(), node_type.family, None,
+                problem=f"configuration no longer valid: {exc}",
+            )  # fmt: skip
+            continue
+        nodes[spec.id] = CompiledNode(
+            id=spec.id,
+            type_id=spec.type,
+            node=node_type(),
+            config=config,
+            ports=frozenset(port.id for port in node_type.output_ports(config)),
+            family=node_type.family,
+            trigger=node_type.trigger(config),
+            needs_events=node_type.needs_events,
+        )
+    compiled = list(nodes.values())
+    return CompiledFlow(
+        version_id=version_id,
+        flow_id=flow_id,
+        settings=graph.settings,
+        nodes=nodes,
+        routes=dict(graph.next_map),
+        triggers=tuple(n for n in compiled if n.family is Family.trigger and n.node is not None),
+        goals=tuple(
+            n for n in compiled if n.family is Family.goal and n.trigger and n.trigger.event_type
+        ),
+    )
+
+
+class VersionCache:
+    """Compiled versions by id, loaded on first use. Bounded, least recently used out."""
+
+    def __init__(self, registry: NodeRegistry, size: int = 512) -> None:
+        self.registry = registry
+        self._size = size
+        self._items: OrderedDict[int, CompiledFlow] = OrderedDict()
+
+    def cached(self, version_id: int) -> CompiledFlow | None:
+        item = self._items.get(version_id)
+        if item is not None:
+            self._items.move_to_end(version_id)
+        return item
+
+    async def get_many(self, session: AsyncSession, ids: set[int]) -> dict[int, CompiledFlow]:
+        """Compiled versions for ``ids``, loading the missing ones in one query."""
+        found = {vid: item for vid in ids if (item := self.cached(vid)) is not None}
+        missing = ids - found.keys()
+        if missing:
+            rows = await session.execute(
+                select(FlowVersion.id, FlowVersion.flow_id, FlowVersion.graph).where(
+                    FlowVersion.id.in_(missing)
+                )
+            )
+            for vid, flow_id, graph in rows:
+                found[vid] = self._put(compile_version(vid, flow_id, graph, self.registry))
+        return found
+
+    async def get(self, session: AsyncSession, version_id: int) -> CompiledFlow:
+        return (await self.get_many(session, {version_id}))[version_id]
+
+    def _put(self, item: CompiledFlow) -> CompiledFlow:
+        self._items[item.version_id] = item
+        self._items.move_to_end(item.version_id)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return item

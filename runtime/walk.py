@@ -1,0 +1,279 @@
+"""A walk: what happened to one journey during one claim, as plain rows to write.
+
+The stepper drives node code and records each outcome here: step rows,
+outbox messages, contact changes and the journey's new cursor, status and
+wait. Nothing in this module does I/O; ``runtime.journal`` writes the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from backend.models import JourneyStatus, OutboxStatus, StepStatus
+from nodes.sdk import ContactChanges, Outcome, Profile, Wake
+from runtime.profiles import CustomerKey
+from runtime.versions import CompiledFlow
+
+__all__ = ["TERMINAL_STATUSES", "Walk", "changes_json", "message_key", "retry_delay"]
+
+TERMINAL_STATUSES = {
+    JourneyStatus.completed.value,
+    JourneyStatus.exited.value,
+    JourneyStatus.failed.value,
+    JourneyStatus.cancelled.value,
+}
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Back-off after a node error: 10 s, 40 s, 160 s ... capped at an hour."""
+    return timedelta(seconds=min(10 * 4 ** max(attempts - 1, 0), 3600))
+
+
+def message_key(journey_id: int, node_id: str, visit: int, key: str) -> str:
+    """The outbox idempotency key of a message: the step identity plus the message's own key."""
+    return f"j{journey_id}:{node_id}:{visit}:{key}"
+
+
+@dataclass
+class Walk:
+    """One journey's progress during one claim."""
+
+    row: Any
+    flow: CompiledFlow
+    key: CustomerKey
+    profile: Profile | None
+    now: datetime
+    running: bool = True
+    wake: Wake | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[ContactChanges] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        row = self.row
+        self.node_id: str = row.node_id
+        self.visits: dict[str, int] = dict(row.visits or {})
+        self.data: dict[str, Any] = dict(row.data or {})
+        self.status: str = row.status
+        self.attempts: int = row.attempts
+        self.due_at: datetime | None = None
+        self.wait_event_type: str | None = None
+        self.wait_match: dict[str, Any] | None = None
+        self.waiting_since: datetime | None = row.waiting_since
+        self.last_error: str | None = None
+        self.exit_reason: str | None = None
+        self.ended_at: datetime | None = None
+        self.wake_event_id: int | None = None
+
+    def needs_events(self) -> bool:
+        node = self.flow.nodes.get(self.node_id)
+        return node is not None and node.needs_events
+
+    def record(
+        self,
+        node_id: str,
+        node_type: str,
+        visit: int,
+        outcome: Outcome,
+        started: datetime,
+        elapsed_ms: float,
+    ) -> None:
+        """Turn a node's outcome into its step row and outbox rows."""
+        output: dict[str, Any] = {}
+        if self.wake is not None:
+            output["woke"] = {
+                "reason": self.wake.reason,
+                "event_id": self.wake.event.id if self.wake.event else None,
+            }
+        if outcome.data:
+            output["data"] = dict(outcome.data)
+        if outcome.reason:
+            output["reason"] = outcome.reason
+        if outcome.wait is not None:
+            wait = outcome.wait
+            output["wait"] = {
+                "until": wait.until.isoformat() if wait.until else None,
+                "event": {"type": wait.event.type, "match": dict(wait.event.match)}
+                if wait.event
+                else None,
+            }
+        if outcome.changes is not None and not outcome.changes.is_empty():
+            self.changes.append(outcome.changes)
+            output["changes"] = changes_json(outcome.changes)
+        if outcome.messages:
+            keys = []
+            contact_id = self.row.contact_id
+            for message in outcome.messages:
+                idem = message_key(self.row.id, node_id, visit, message.key)
+                keys.append(idem)
+                self.messages.append(
+                    {
+                        "idempotency_key": idem,
+                        "channel": message.channel,
+                        "category": message.category,
+                        "journey_id": self.row.id,
+                        "node_id": node_id,
+                        "contact_id": contact_id,
+                        "payload": dict(message.payload),
+                        "status": OutboxStatus.pending.value,
+                        "attempts": 0,
+                        "next_attempt_at": started,
+                        "created_at": started,
+                    }
+                )
+            output["messages"] = keys
+        if outcome.wait is not None:
+            status = StepStatus.waiting.value
+        elif outcome.end is not None:
+            status = StepStatus.ended.value
+        else:
+            status = StepStatus.done.value
+        waiting = status == StepStatus.waiting.value
+        self.steps.append(
+            {
+                "journey_id": self.row.id,
+                "node_id": node_id,
+                "visit": visit,
+                "node_type": node_type,
+                "status": status,
+                "port": outcome.port,
+                "input": dict(self.data),
+                "output": output,
+                "error": None,
+                "attempts": self.attempts + 1,
+                "started_at": started,
+                "finished_at": None if waiting else started,
+                "duration_ms": elapsed_ms,
+            }
+        )
+        if outcome.data:
+            self.data.update(outcome.data)
+        self.attempts = 0
+        self.last_error = None
+
+    def park(self, outcome: Outcome, now: datetime) -> None:
+        wait = outcome.wait
+        assert wait is not None
+        self.status = JourneyStatus.waiting.value
+        self.due_at = wait.until
+        self.wait_event_type = wait.event.type if wait.event else None
+        self.wait_match = dict(wait.event.match) if wait.event else None
+        self.waiting_since = now
+        self.running = False
+
+    def end(self, status: JourneyStatus, reason: str, now: datetime) -> None:
+        self.status = status.value
+        self.exit_reason = reason
+        self.ended_at = now
+        self.due_at = None
+        self.wait_event_type = None
+        self.wait_match = None
+        self.running = False
+
+    def interrupt(self, status: JourneyStatus, reason: str, now: datetime) -> None:
+        """End the journey before its node ran; a wait in progress is closed in the history."""
+        if self.row.status == JourneyStatus.waiting.value and self.node_id in self.flow.nodes:
+            self.steps.append(
+                {
+                    "journey_id": self.row.id,
+                    "node_id": self.node_id,
+                    "visit": self.visits.get(self.node_id, 1),
+                    "node_type": self.flow.nodes[self.node_id].type_id,
+                    "status": StepStatus.ended.value,
+                    "port": None,
+                    "input": dict(self.data),
+                    "output": {"interrupted": reason},
+                    "error": None,
+                    "attempts": 1,
+                    "started_at": now,
+                    "finished_at": now,
+                    "duration_ms": None,
+                }
+            )
+        self.end(status, reason, now)
+
+    def move(self, target: str) -> None:
+        self.node_id = target
+        self.visits[target] = self.visits.get(target, 0) + 1
+        self.status = JourneyStatus.active.value
+        self.wake = None
+        self.waiting_since = None
+
+    def pause_for_next_claim(self, now: datetime) -> None:
+        """Still walking when the claim's step budget ran out: due again at once."""
+        self.due_at = now
+        self.running = False
+
+    def fail_or_retry(self, error: str, visit: int, started: datetime, max_attempts: int) -> None:
+        """Record a node error; retry later with back-off, or fail for good at the limit."""
+        self.attempts += 1
+        self.last_error = error
+        self.steps.append(
+            {
+                "journey_id": self.row.id,
+                "node_id": self.node_id,
+                "visit": visit,
+                "node_type": self.flow.nodes[self.node_id].type_id
+                if self.node_id in self.flow.nodes
+                else "",
+                "status": StepStatus.error.value,
+                "port": None,
+                "input": dict(self.data),
+                "output": {},
+                "error": error,
+                "attempts": self.attempts,
+                "started_at": started,
+                "finished_at": started,
+                "duration_ms": None,
+            }
+        )
+        self.running = False
+        # A retry (automatic, or an admin's after failure) runs the same node
+        # with the same wake-up; no later event may re-wake it: the wait ended.
+        if self.wake is not None and self.wake.event is not None:
+            self.wake_event_id = self.wake.event.id
+        if self.attempts >= max_attempts:
+            self.end(JourneyStatus.failed, "node kept failing", started)
+            return
+        self.due_at = started + retry_delay(self.attempts)
+        self.wait_event_type = None
+        self.wait_match = None
+
+    def journey_values(self) -> dict[str, Any]:
+        return {
+            "v_id": self.row.id,
+            "v_status": self.status,
+            "v_node_id": self.node_id,
+            "v_visits": self.visits,
+            "v_data": self.data,
+            "v_due_at": self.due_at,
+            "v_wait_event_type": self.wait_event_type,
+            "v_wait_match": self.wait_match,
+            "v_waiting_since": self.waiting_since,
+            "v_attempts": self.attempts,
+            "v_last_error": self.last_error,
+            "v_exit_reason": self.exit_reason,
+            "v_ended_at": self.ended_at,
+            "v_wake_event_id": self.wake_event_id,
+        }
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def changes_json(changes: ContactChanges) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if changes.set_attributes:
+        out["set"] = dict(changes.set_attributes)
+    if changes.unset_attributes:
+        out["unset"] = list(changes.unset_attributes)
+    if changes.add_tags:
+        out["add_tags"] = list(changes.add_tags)
+    if changes.remove_tags:
+        out["remove_tags"] = list(changes.remove_tags)
+    if changes.lifecycle_stage:
+        out["lifecycle_stage"] = changes.lifecycle_stage
+    return out

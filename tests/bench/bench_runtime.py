@@ -1,0 +1,473 @@
+"""Runtime throughput, memory and wake latency on PostgreSQL (figures printed, never asserted).
+
+Set TOUCHFLOW_BENCH_N for a smaller run (default 100,000 contacts). Prints:
+
+- steps/s enrolling (set-based) and walking N contacts through a 5-node flow
+  with 1 and 2 worker processes;
+- the raw batched-SQL ceiling measured in the same run: the same number of
+  history rows inserted and cursors updated with plain asyncpg statements
+  (``unnest`` arrays, 500 journeys per transaction), with 1 and 2 connections;
+- peak RSS of a worker parking N/10 and N journeys in a wait;
+- event-to-wake latency p50/p99 with an arq worker process running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import secrets
+import statistics
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+from sqlalchemy import select, text, true
+
+from backend.db import create_engine, create_sessionmaker
+from backend.models import Contact, Journey
+from backend.settings import Settings
+from nodes.sdk import (
+    Context,
+    EmptyConfig,
+    EventWait,
+    Family,
+    NodeRegistry,
+    NodeType,
+    Outcome,
+    Port,
+    Trigger,
+    Wait,
+)
+from runtime import flows
+from runtime.engine import Runtime
+from tests.services import REDIS_URL, fresh_database
+
+N = int(os.environ.get("TOUCHFLOW_BENCH_N", "100000"))
+BATCH = int(os.environ.get("TOUCHFLOW_BENCH_BATCH", "500"))
+LATENCY_EVENTS = int(os.environ.get("TOUCHFLOW_BENCH_EVENTS", "300"))
+FLOW_NODES = 5
+
+
+class EnterConfig(BaseModel):
+    event_type: str = "bench.start"
+
+
+class Enter(NodeType[EnterConfig]):
+    type_id = "bench.enter"
+    name = "Enter"
+    family = Family.trigger
+    config_model = EnterConfig
+
+    @classmethod
+    def trigger(cls, config: BaseModel) -> Trigger:
+        assert isinstance(config, EnterConfig)
+        return Trigger(event_type=config.event_type)
+
+    async def run(self, ctx: Context[EnterConfig]) -> Outcome:
+        return Outcome.go()
+
+
+class Check(NodeType[EmptyConfig]):
+    type_id = "bench.check"
+    name = "Check"
+    family = Family.condition
+    ports = (Port("yes"), Port("no"))
+
+    async def run(self, ctx: Context[EmptyConfig]) -> Outcome:
+        return Outcome.go("yes" if ctx.profile.attributes.get("vip") else "no")
+
+
+class Mark(NodeType[EmptyConfig]):
+    type_id = "bench.mark"
+    name = "Mark"
+    family = Family.action
+
+    async def run(self, ctx: Context[EmptyConfig]) -> Outcome:
+        return Outcome.go(data={ctx.journey.node_id: True})
+
+
+class Finish(NodeType[EmptyConfig]):
+    type_id = "bench.finish"
+    name = "Finish"
+    family = Family.goal
+    ports = ()
+
+    async def run(self, ctx: Context[EmptyConfig]) -> Outcome:
+        return Outcome.finish("done")
+
+
+class Park(NodeType[EmptyConfig]):
+    """Waits two days, or until a "bench.ping" event for this customer."""
+
+    type_id = "bench.park"
+    name = "Park"
+    family = Family.wait
+    ports = (Port("event"), Port("timeout"))
+
+    async def run(self, ctx: Context[EmptyConfig]) -> Outcome:
+        if ctx.wake is not None:
+            return Outcome.go("event" if ctx.wake.reason == "event" else "timeout")
+        return Outcome.park(
+            Wait(until=ctx.now + timedelta(days=2), event=EventWait("bench.ping"))
+        )
+
+
+def registry() -> NodeRegistry:
+    reg = NodeRegistry()
+    for node_type in (Enter, Check, Mark, Finish, Park):
+        reg.add(node_type)
+    return reg
+
+
+def _graph(nodes: list[tuple[str, str]], edges: list[tuple[str, str, str]]) -> dict[str, Any]:
+    return {
+        "nodes": [{"id": i, "type": t} for i, t in nodes],
+        "edges": [{"source": s, "port": p, "target": d} for s, p, d in edges],
+    }
+
+
+WALK_GRAPH = _graph(
+    [
+        ("enter", "bench.enter"),
+        ("check", "bench.check"),
+        ("mark", "bench.mark"),
+        ("score", "bench.mark"),
+        ("finish", "bench.finish"),
+    ],
+    [
+        ("enter", "next", "check"),
+        ("check", "yes", "mark"),
+        ("check", "no", "mark"),
+        ("mark", "next", "score"),
+        ("score", "next", "finish"),
+    ],
+)
+PARK_GRAPH = _graph(
+    [("enter", "bench.enter"), ("park", "bench.park"), ("finish", "bench.finish")],
+    [("enter", "next", "park"), ("park", "event", "finish"), ("park", "timeout", "finish")],
+)
+
+
+def _settings(url: str, **extra: Any) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="test",
+        database_url=url,
+        secret_key="bench",
+        batch_size=BATCH,
+        **extra,
+    )
+
+
+def _runtime(url: str, **extra: Any) -> Runtime:
+    engine = create_engine(url, pool_size=4)
+    return Runtime(
+        sessions=create_sessionmaker(engine), registry=registry(), settings=_settings(url, **extra)
+    )
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+
+def _walker(url: str, ready: Any, go: Any, results: Any) -> None:
+    async def run() -> None:
+        rt = _runtime(url)
+        async with rt.sessions() as session:
+            await session.execute(select(1))
+        ready.set()
+        go.wait()
+        steps = 0
+        while True:
+            report = await rt.step()
+            steps += report.steps
+            if report.claimed == 0:
+                break
+        results.put(
+            {
+                "steps": steps,
+                "finished": time.time(),
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+
+    asyncio.run(run())
+
+
+def _walk_with_processes(url: str, workers: int) -> tuple[float, list[dict[str, Any]]]:
+    ctx = mp.get_context("spawn")
+    go, results = ctx.Event(), ctx.Queue()
+    readies = [ctx.Event() for _ in range(workers)]
+    procs = [ctx.Process(target=_walker, args=(url, r, go, results)) for r in readies]
+    for proc in procs:
+        proc.start()
+    for ready in readies:
+        ready.wait(120)
+    started = time.time()
+    go.set()
+    reports = [results.get(timeout=3600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    return max(r["finished"] for r in reports) - started, reports
+
+
+def _arq_worker(url: str, queue: str) -> None:
+    from runtime.executor.arq_worker import create_worker
+
+    settings = _settings(url, redis_url=REDIS_URL, queue_name=queue, sweep_interval_seconds=5)
+    rt = Runtime(
+        sessions=create_sessionmaker(create_engine(url, pool_size=4)),
+        registry=registry(),
+        settings=settings,
+    )
+    create_worker(settings, runtime=rt).run()
+
+
+# -- database set-up -------------------------------------------------------------------------
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _seed_contacts(url: str, count: int) -> None:
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        await conn.execute(
+            """
+            INSERT INTO contacts (email, first_name, last_name, attributes, tags, lifecycle_stage,
+                                  consent, created_at, updated_at)
+            SELECT 'c' || g || '@bench.test', 'C' || g, '',
+                   jsonb_build_object('vip', g % 10 = 0), '[]'::jsonb, 'lead',
+                   '{}'::jsonb, now(), now()
+            FROM generate_series(1, $1::int) AS g
+            """,
+            count,
+        )
+        await conn.execute("ANALYZE contacts")
+    finally:
+        await conn.close()
+
+
+async def _reset(url: str) -> None:
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        await conn.execute("TRUNCATE steps, outbox_messages, journeys, events RESTART IDENTITY CASCADE")
+        await conn.execute("VACUUM ANALYZE journeys")
+    finally:
+        await conn.close()
+
+
+async def _publish(rt: Runtime, graph: dict[str, Any], name: str) -> int:
+    async with rt.sessions() as session, session.begin():
+        flow = await flows.create_flow(session, name, graph=graph)
+        await flows.publish(session, flow.id, rt.registry)
+        return flow.id
+
+
+async def _set_status(rt: Runtime, flow_id: int, status: str) -> None:
+    async with rt.sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE flows SET status = :s WHERE id = :id"), {"s": status, "id": flow_id}
+        )
+
+
+async def _count(rt: Runtime, sql: str) -> int:
+    async with rt.sessions() as session:
+        return int(await session.scalar(text(sql)) or 0)
+
+
+# -- measurements ----------------------------------------------------------------------------
+
+
+async def _ceiling(url: str, connections: int) -> float:
+    """History rows per second written by plain batched SQL (the engine's upper bound)."""
+    await _reset(url)
+    conn = await asyncpg.connect(_dsn(url))
+    flow_version = await conn.fetchrow("SELECT id, flow_id FROM flow_versions LIMIT 1")
+    await conn.execute(
+        """
+        INSERT INTO journeys (flow_id, flow_version_id, contact_id, status, node_id, visits, data,
+                              due_at, attempts, entered_at, updated_at)
+        SELECT $1, $2, id, 'active', 'enter', '{"enter": 1}'::jsonb, '{}'::jsonb, now(), 0,
+               now(), now()
+        FROM contacts
+        """,
+        flow_version["flow_id"],
+        flow_version["id"],
+    )
+    ids = [r["id"] for r in await conn.fetch("SELECT id FROM journeys ORDER BY id")]
+    await conn.close()
+    nodes = ["enter", "check", "mark", "score", "finish"]
+    types = ["bench.enter", "bench.check", "bench.mark", "bench.mark", "bench.finish"]
+    visits = json.dumps({n: 1 for n in nodes})
+
+    async def part(chunk_ids: list[int]) -> None:
+        conn = await asyncpg.connect(_dsn(url))
+        try:
+            for start in range(0, len(chunk_ids), BATCH):
+                batch = chunk_ids[start : start + BATCH]
+                async with conn.transaction():
+                    await conn.execute(
+                        """
+                        INSERT INTO steps (journey_id, node_id, visit, node_type, status, port,
+                                           input, output, attempts, started_at, finished_at,
+                                           duration_ms)
+                        SELECT j, n, 1, t, 'done', 'next', '{}'::jsonb, '{}'::jsonb, 1,
+                               now(), now(), 0.01
+                        FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(j, n, t)
+                        """,
+                        [j for j in batch for _ in nodes],
+                        nodes * len(batch),
+                        types * len(batch),
+                    )
+                    await conn.execute(
+                        """
+                        UPDATE journeys SET status = 'completed', node_id = v.node,
+                               visits = v.visits::jsonb, due_at = NULL, ended_at = now(),
+                               updated_at = now()
+                        FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(id, node, visits)
+                        WHERE journeys.id = v.id
+                        """,
+                        batch,
+                        ["finish"] * len(batch),
+                        [visits] * len(batch),
+                    )
+        finally:
+            await conn.close()
+
+    share = -(-len(ids) // connections)
+    started = time.perf_counter()
+    await asyncio.gather(*(part(ids[i : i + share]) for i in range(0, len(ids), share)))
+    elapsed = time.perf_counter() - started
+    return len(ids) * FLOW_NODES / elapsed
+
+
+async def _engine_run(url: str, rt: Runtime, flow_id: int, workers: int) -> dict[str, float]:
+    await _reset(url)
+    started = time.perf_counter()
+    enrolled = await rt.enroll_audience(flow_id, true())
+    enroll_s = time.perf_counter() - started
+    walk_s, reports = await asyncio.to_thread(_walk_with_processes, url, workers)
+    steps = sum(r["steps"] for r in reports)
+    done = await _count(rt, "SELECT count(*) FROM journeys WHERE status = 'completed'")
+    stored = await _count(rt, "SELECT count(*) FROM steps")
+    assert enrolled == N and done == N and steps == stored == N * FLOW_NODES, (
+        enrolled,
+        done,
+        steps,
+        stored,
+    )
+    return {
+        "enroll_s": enroll_s,
+        "walk_s": walk_s,
+        "steps_per_s": steps / (enroll_s + walk_s),
+        "walk_steps_per_s": steps / walk_s,
+    }
+
+
+async def _rss_for_waiting(url: str, rt: Runtime, flow_id: int, count: int) -> float:
+    await _reset(url)
+    async with rt.sessions() as session, session.begin():
+        await rt.enroll_audience(flow_id, Contact.id <= count)
+    _, reports = await asyncio.to_thread(_walk_with_processes, url, 1)
+    waiting = await _count(rt, "SELECT count(*) FROM journeys WHERE status = 'waiting'")
+    assert waiting == count, (waiting, count)
+    return float(reports[0]["rss_mb"])
+
+
+async def _latency(url: str, rt: Runtime, flow_id: int) -> tuple[float, float, int]:
+    from runtime.executor.arq_worker import ArqDoorbell
+    from arq.connections import RedisSettings, create_pool
+
+    await _reset(url)
+    count = min(LATENCY_EVENTS, N)
+    await rt.enroll_audience(flow_id, Contact.id <= count)
+    await rt.drain()
+    queue = f"touchflow-bench-{secrets.token_hex(4)}"
+    redis = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+    rt.doorbell = ArqDoorbell(redis, queue)
+    proc = mp.get_context("spawn").Process(target=_arq_worker, args=(url, queue))
+    proc.start()
+    try:
+        await asyncio.sleep(3)  # let the worker start and run its start-up sweep
+        async with rt.sessions() as session:
+            contacts = (await session.execute(select(Journey.contact_id))).scalars().all()
+        for contact_id in contacts:
+            await rt.ingest("bench.ping", contact_id=contact_id)
+            await asyncio.sleep(0.01)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if await _count(rt, "SELECT count(*) FROM journeys WHERE status = 'completed'") == count:
+                break
+            await asyncio.sleep(0.1)
+        async with rt.sessions() as session:
+            rows = (
+                await session.execute(
+                    text(
+                        """
+                        SELECT extract(epoch FROM s.finished_at - e.received_at) AS lag
+                        FROM steps s JOIN journeys j ON j.id = s.journey_id
+                        JOIN events e ON e.id = j.wake_event_id OR
+                             (e.contact_id = j.contact_id AND e.type = 'bench.ping')
+                        WHERE s.node_id = 'park' AND s.status = 'done'
+                        """
+                    )
+                )
+            ).all()
+    finally:
+        proc.terminate()
+        proc.join()
+        await redis.aclose()
+    lags = sorted(float(r.lag) for r in rows)
+    if not lags:
+        return float("nan"), float("nan"), 0
+    p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+    return statistics.median(lags), p99, len(lags)
+
+
+async def run() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with fresh_database("postgresql", Path(tmp)) as url:
+            rt = _runtime(url)
+            await _seed_contacts(url, N)
+            walk_flow = await _publish(rt, WALK_GRAPH, "bench walk")
+            print(f"contacts: {N:,}; flow: {FLOW_NODES} nodes; batch: {BATCH}; cores: {os.cpu_count()}")
+            ceilings = {c: await _ceiling(url, c) for c in (1, 2)}
+            for conns, rate in ceilings.items():
+                print(f"ceiling (plain batched SQL, {conns} connection(s)): {rate:,.0f} rows/s")
+            for workers in (1, 2):
+                r = await _engine_run(url, rt, walk_flow, workers)
+                ratio = r["steps_per_s"] / ceilings[workers]
+                print(
+                    f"engine, {workers} worker process(es): {r['steps_per_s']:,.0f} steps/s "
+                    f"enrolling + walking (enroll {r['enroll_s']:.2f} s, walk {r['walk_s']:.2f} s; "
+                    f"walk only {r['walk_steps_per_s']:,.0f} steps/s); "
+                    f"{ratio:.0%} of the {workers}-connection ceiling"
+                )
+            await _set_status(rt, walk_flow, "archived")
+            park_flow = await _publish(rt, PARK_GRAPH, "bench park")
+            for count in sorted({max(N // 10, 1), N}):
+                rss = await _rss_for_waiting(url, rt, park_flow, count)
+                print(f"peak RSS of a worker parking {count:,} journeys: {rss:.0f} MB")
+            p50, p99, samples = await _latency(url, rt, park_flow)
+            print(
+                f"event-to-wake latency with an arq worker: p50 {p50 * 1000:.0f} ms, "
+                f"p99 {p99 * 1000:.0f} ms ({samples} events)"
+            )
+            engine = rt.sessions.kw["bind"]
+            await engine.dispose()
+
+
+def main() -> None:
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Runtime fixtures: a Runtime on the parametrised database, a fake clock, a real SMTP server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message as EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.models import Contact, User
+from backend.settings import Settings
+from runtime import flows
+from runtime.clock import FakeClock
+from runtime.delivery.email import EmailDeliverer
+from runtime.delivery.task import TaskDeliverer
+from runtime.engine import Runtime
+from tests.runtime.nodes import test_registry
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server received, in order."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        with self.lock:
+            return [str(m["Subject"]) for m in self.messages]
+
+    def message_ids(self) -> list[str]:
+        with self.lock:
+            return [str(m["Message-ID"]) for m in self.messages]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server (aiosmtpd) on a loopback port."""
+    mailbox = Mailbox()
+    port = _free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="test",
+        database_url=db_url,
+        secret_key="test-secret",
+        batch_size=100,
+        max_step_attempts=3,
+    )
+
+
+@pytest.fixture
+def runtime(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: FakeClock,
+    smtp: tuple[Mailbox, int],
+) -> Runtime:
+    _, port = smtp
+    return Runtime(
+        sessions=sessions,
+        registry=test_registry(),
+        settings=settings,
+        clock=clock,
+        deliverers={
+            "email": EmailDeliverer(hostname="127.0.0.1", port=port, sender="Shop <hi@shop.test>"),
+            "task": TaskDeliverer(sessions, clock),
+        },
+    )
+
+
+@pytest.fixture
+def mailbox(smtp: tuple[Mailbox, int]) -> Mailbox:
+    return smtp[0]
+
+
+async def publish(rt: Runtime, graph: dict[str, Any], name: str = "Flow") -> int:
+    """Create and publish a flow; returns its id."""
+    async with rt.sessions() as session, session.begin():
+        flow = await flows.create_flow(session, name, graph=graph)
+        await flows.publish(session, flow.id, rt.registry)
+        return flow.id
+
+
+async def add_contacts(
+    rt: Runtime, count: int, *, owner: bool = True, **attributes: Any
+) -> list[int]:
+    """Insert ``count`` contacts (with a salesperson as owner); returns their ids in order."""
+    async with rt.sessions() as session, session.begin():
+        owner_id = None
+        if owner:
+            owner_id = await session.scalar(select(User.id).where(User.email == "sales@shop.test"))
+            if owner_id is None:
+                owner_id = await session.scalar(
+                    insert(User)
+                    .values(email="sales@shop.test", name="Sales", password_hash="x")
+                    .returning(User.id)
+                )
+        start = await session.scalar(select(Contact.id).order_by(Contact.id.desc()).limit(1)) or 0
+        rows = [
+            {
+                "email": f"c{start + n}@example.test",
+                "first_name": f"C{start + n}",
+                "owner_id": owner_id,
+                "attributes": dict(attributes),
+            }
+            for n in range(1, count + 1)
+        ]
+        result = await session.execute(insert(Contact).returning(Contact.id), rows)
+        return sorted(result.scalars())
+
+
+@pytest.fixture
+async def contacts(runtime: Runtime) -> AsyncIterator[list[int]]:
+    yield await add_contacts(runtime, 3)

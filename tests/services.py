@@ -1,0 +1,108 @@
+"""Real services for tests: a fresh database per run on SQLite or PostgreSQL, and Redis.
+
+Each test session creates its own PostgreSQL database (``tf_<random>``) through
+the ``test`` database, so parallel runs never collide, and builds the schema
+with the Alembic migrations: the same path production takes. With CI=true a
+missing service fails the run; locally it skips the tests that need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from backend.db import create_engine
+from backend.models import Base
+from migrations import alembic_config
+
+PG_ADMIN_URL = os.environ.get(
+    "TOUCHFLOW_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("TOUCHFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def missing_service(what: str) -> None:
+    """Skip locally; fail in CI, where every service must be there."""
+    if IN_CI:
+        pytest.fail(f"{what} is not available and CI=true: a missing service is a failure")
+    pytest.skip(f"{what} is not available")
+
+
+async def _pg_admin(sql: str) -> None:
+    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+async def migrate(url: str) -> None:
+    # Alembic's env.py runs its own event loop, so it gets a thread of its own.
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+
+
+@asynccontextmanager
+async def fresh_database(kind: str, tmp_dir: Path) -> AsyncIterator[str]:
+    """Yield the URL of a new, migrated database of ``kind`` ("sqlite" or "postgresql")."""
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_dir / 'touchflow-test.db'}"
+        await migrate(url)
+        yield url
+        return
+    name = f"tf_{secrets.token_hex(6)}"
+    try:
+        await _pg_admin(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # connection refused, auth failure...
+        missing_service(f"PostgreSQL at {PG_ADMIN_URL} ({type(exc).__name__}: {exc})")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        await migrate(url)
+        yield url
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def truncate_all(engine: AsyncEngine) -> None:
+    """Empty every table between tests (keeps the migrated schema)."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            await conn.execute(text("PRAGMA defer_foreign_keys=ON"))
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
+
+
+async def redis_available(url: str = REDIS_URL) -> bool:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        return bool(await client.ping())
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
+
+
+__all__ = [
+    "IN_CI",
+    "REDIS_URL",
+    "create_engine",
+    "fresh_database",
+    "missing_service",
+    "redis_available",
+    "truncate_all",
+]
