@@ -69,7 +69,11 @@ def error_code(status: int, exc: Exception | None = None) -> str:
 
 def _message(status: int, exc: HTTPException) -> str:
     if isinstance(exc, ValidationException):
-        return _(_TITLES[422])
+        # Our own refusals carry a sentence for people; Litestar's say "Validation failed for ...".
+        if isinstance(exc.detail, str) and exc.detail and not exc.detail.startswith("Validation"):
+            return exc.detail
+        described = _describe_validation(exc.extra)
+        return _(_TITLES[422]) + (f": {described}" if described else "")
     detail = exc.detail if isinstance(exc.detail, str) else ""
     generic = detail == "" or detail == _http_phrase(status)
     if status in _DEFAULT_MESSAGES and generic:
@@ -141,11 +145,7 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
         return json_error(status, error_code(status, exc), _message(status, exc), details, headers)
     if status == 401:
         return _login_redirect(request)
-    if isinstance(exc, ValidationException):
-        message = _message(status, exc) + ": " + _describe_validation(exc.extra)
-    else:
-        message = _message(status, exc)
-    return _html_error(request, status, message, headers)
+    return _html_error(request, status, _message(status, exc), headers)
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

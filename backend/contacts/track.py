@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from runtime.versions import VersionCache
 MAX_PROPERTIES_CHARS = 32_000
 
 
+@runtime_checkable
 class EventRuntime(Protocol):
     """What recording an event needs from the runtime: compiled flows and the doorbell."""
 

@@ -273,7 +273,7 @@ _TAGS = ("all", "any", "not", "field", "attribute", "event", "engagement")
 def _kind_of(value: Any) -> str | None:
     if isinstance(value, dict):
         return next((tag for tag in _TAGS if tag in value), None)
-    return {
+    kinds: dict[type, str] = {
         AllOf: "all",
         AnyOf: "any",
         NotRule: "not",
@@ -281,7 +281,8 @@ def _kind_of(value: Any) -> str | None:
         AttributeCondition: "attribute",
         EventCondition: "event",
         EngagementCondition: "engagement",
-    }.get(type(value))
+    }
+    return kinds.get(type(value))
 
 
 Rule = Annotated[

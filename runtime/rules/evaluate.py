@@ -96,7 +96,7 @@ def compare(kind: str, op: str, actual: Any, expected: Any, clock: RuleClock) ->
         expected = fold(expected)
     if op == "within_last_days":
         return bool(clock.days_ago(expected) <= actual <= clock.today)
-    return _ORDERED[op](actual, expected)
+    return bool(_ORDERED[op](actual, expected))
 
 
 _ORDERED: dict[str, Any] = {

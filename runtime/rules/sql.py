@@ -79,15 +79,21 @@ class _Compiler:
 
     def _json_is(self, column: Any, key: str, kind: str) -> Bool:
         if self.dialect == "sqlite":
-            names = {"string": ["text"], "number": ["integer", "real"], "boolean": ["true", "false"]}
+            names = {
+                "string": ["text"],
+                "number": ["integer", "real"],
+                "boolean": ["true", "false"],
+            }
             return func.json_type(column, _sqlite_path(key)).in_(names[kind])
         pg_kind = {"string": "string", "number": "number", "boolean": "boolean"}[kind]
         return func.jsonb_typeof(column.op("->")(literal(key, String()))) == pg_kind
 
     def _json_text(self, column: Any, key: str) -> ColumnElement[Any]:
         if self.dialect == "sqlite":
-            return func.json_extract(column, _sqlite_path(key), type_=String())
-        return column.op("->>", return_type=String())(literal(key, String()))
+            text: ColumnElement[Any] = func.json_extract(column, _sqlite_path(key), type_=String())
+            return text
+        text = column.op("->>", return_type=String())(literal(key, String()))
+        return text
 
     def json_value(self, column: Any, key: str, kind: str) -> _Reading:
         if kind == "number":
@@ -174,7 +180,7 @@ class _Compiler:
             elements = func.json_each(Contact.tags).table_valued("value", "type")
             is_array = func.json_type(Contact.tags) == "array"
             is_text = elements.c.type == "text"
-            text = elements.c.value
+            text: ColumnElement[Any] = elements.c.value
         else:
             elements = func.jsonb_array_elements(Contact.tags).table_valued("value")
             is_array = func.jsonb_typeof(Contact.tags) == "array"
@@ -239,7 +245,7 @@ def to_sql(rule: Rule, *, dialect: str, now: datetime, timezone: str = "UTC") ->
 
 def audience_query(
     rule: Rule, *, dialect: str, now: datetime, timezone: str = "UTC"
-) -> Select[tuple[int]]:
+) -> Select[Any]:
     """``SELECT contacts.id`` for every contact in the audience (erased contacts never are)."""
     condition = to_sql(rule, dialect=dialect, now=now, timezone=timezone)
     return select(Contact.id).where(Contact.erased_at.is_(None), condition)

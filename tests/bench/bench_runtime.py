@@ -114,9 +114,7 @@ class Park(NodeType[EmptyConfig]):
     async def run(self, ctx: Context[EmptyConfig]) -> Outcome:
         if ctx.wake is not None:
             return Outcome.go("event" if ctx.wake.reason == "event" else "timeout")
-        return Outcome.park(
-            Wait(until=ctx.now + timedelta(days=2), event=EventWait("bench.ping"))
-        )
+        return Outcome.park(Wait(until=ctx.now + timedelta(days=2), event=EventWait("bench.ping")))
 
 
 def registry() -> NodeRegistry:
@@ -258,7 +256,9 @@ async def _seed_contacts(url: str, count: int) -> None:
 async def _reset(url: str) -> None:
     conn = await asyncpg.connect(_dsn(url))
     try:
-        await conn.execute("TRUNCATE steps, outbox_messages, journeys, events RESTART IDENTITY CASCADE")
+        await conn.execute(
+            "TRUNCATE steps, outbox_messages, journeys, events RESTART IDENTITY CASCADE"
+        )
         await conn.execute("VACUUM ANALYZE journeys")
     finally:
         await conn.close()
@@ -383,8 +383,9 @@ async def _rss_for_waiting(url: str, rt: Runtime, flow_id: int, count: int) -> f
 
 
 async def _latency(url: str, rt: Runtime, flow_id: int) -> tuple[float, float, int]:
-    from runtime.executor.arq_worker import ArqDoorbell
     from arq.connections import RedisSettings, create_pool
+
+    from runtime.executor.arq_worker import ArqDoorbell
 
     await _reset(url)
     count = min(LATENCY_EVENTS, N)
@@ -404,7 +405,10 @@ async def _latency(url: str, rt: Runtime, flow_id: int) -> tuple[float, float, i
             await asyncio.sleep(0.01)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if await _count(rt, "SELECT count(*) FROM journeys WHERE status = 'completed'") == count:
+            if (
+                await _count(rt, "SELECT count(*) FROM journeys WHERE status = 'completed'")
+                == count
+            ):
                 break
             await asyncio.sleep(0.1)
         async with rt.sessions() as session:
@@ -438,7 +442,10 @@ async def run() -> None:
             rt = _runtime(url)
             await _seed_contacts(url, N)
             walk_flow = await _publish(rt, WALK_GRAPH, "bench walk")
-            print(f"contacts: {N:,}; flow: {FLOW_NODES} nodes; batch: {BATCH}; cores: {os.cpu_count()}")
+            print(
+                f"contacts: {N:,}; flow: {FLOW_NODES} nodes; batch: {BATCH};"
+                f" cores: {os.cpu_count()}"
+            )
             ceilings = {c: await _ceiling(url, c) for c in (1, 2)}
             for conns, rate in ceilings.items():
                 print(f"ceiling (plain batched SQL, {conns} connection(s)): {rate:,.0f} rows/s")

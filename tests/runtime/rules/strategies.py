@@ -83,9 +83,7 @@ def _comparison(kind: str) -> st.SearchStrategy[dict[str, Any]]:
     scalar = {"string": words, "number": numbers, "boolean": st.booleans(), "date": dates}[kind]
     ops: list[st.SearchStrategy[dict[str, Any]]] = [
         st.fixed_dictionaries({"op": st.just("is_set")}),
-        st.fixed_dictionaries(
-            {"op": st.sampled_from(["equals", "not_equals"]), "value": scalar}
-        ),
+        st.fixed_dictionaries({"op": st.sampled_from(["equals", "not_equals"]), "value": scalar}),
     ]
     if kind in ("string", "number"):
         ops.append(
@@ -121,9 +119,7 @@ kinds = st.sampled_from(["string", "number", "boolean", "date"])
 
 def attribute_conditions() -> st.SearchStrategy[dict[str, Any]]:
     return kinds.flatmap(
-        lambda kind: _comparison(kind).map(
-            lambda cmp: {"attribute": "?", "type": kind, **cmp}
-        )
+        lambda kind: _comparison(kind).map(lambda cmp: {"attribute": "?", "type": kind, **cmp})
     ).flatmap(lambda c: st.sampled_from(ATTRIBUTE_KEYS).map(lambda key: {**c, "attribute": key}))
 
 
