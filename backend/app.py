@@ -10,6 +10,7 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
+from redis.asyncio import Redis
 
 from backend.api import api_router, openapi_config
 from backend.auth.csrf import CsrfMiddleware
@@ -18,9 +19,20 @@ from backend.auth.middleware import AuthMiddleware, session_config
 from backend.db import create_engine, create_sessionmaker
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from backend.settings import Settings, get_settings
 from backend.templating import HTMX_FILE, STATIC_DIR, template_config
-from backend.web import admin, contacts, flows, health, runs, signin
+from backend.web import (
+    admin,
+    contacts,
+    editor,
+    flows,
+    forms_admin,
+    health,
+    public_forms,
+    runs,
+    signin,
+)
 from backend.web.locale import LocaleMiddleware
 from backend.worker import runtime_lifespan
 from nodes.sdk import Clock, SystemClock
@@ -37,8 +49,15 @@ def _database_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]:
             yield
         finally:
             await app.state.engine.dispose()
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
 
     return lifespan()
+
+
+def _rate_limiter(redis: Redis | None) -> RateLimiter:
+    """Shared counters across web processes when Redis is configured, else in-process."""
+    return RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
 
 
 def _route_handlers() -> list[ControllerRouterHandler]:
@@ -48,7 +67,10 @@ def _route_handlers() -> list[ControllerRouterHandler]:
             *signin.ROUTES,
             health.healthz,
             *flows.ROUTES,
+            *editor.ROUTES,
             *contacts.ROUTES,
+            *forms_admin.ROUTES,
+            *public_forms.ROUTES,
             *runs.ROUTES,
             *admin.ROUTES,
         ],
@@ -77,6 +99,7 @@ def create_app(
     """
     settings = settings or get_settings()
     engine = create_engine(settings.database_url)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     state = State(
         {
             "settings": settings,
@@ -84,6 +107,9 @@ def create_app(
             "engine": engine,
             "sessions": create_sessionmaker(engine),
             "run_executor": run_executor,
+            # Connects on first use, so the app starts while Redis is down.
+            "redis": redis,
+            "rate_limiter": _rate_limiter(redis),
         }
     )
     if not HTMX_FILE.exists():

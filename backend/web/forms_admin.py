@@ -1,0 +1,276 @@
+"""Forms pages for marketers: the list, create and edit a form, and its embed code."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Template
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.audit import record
+from backend.auth.guards import role
+from backend.deps import Actor, Db
+from backend.forms.definition import CONTACT_TARGETS, FormDefinition
+from backend.forms.store import apply, definition_of, unique_slug
+from backend.i18n import N_, _
+from backend.models import Form, Role
+from backend.models.ingestion import AttributeDefinition
+from backend.web.forms import Form as Posted
+from backend.web.forms import read_form
+from backend.web.render import redirect, render
+
+FIELD_TYPES = {
+    "text": N_("Text"),
+    "email": N_("Email"),
+    "tel": N_("Phone"),
+    "number": N_("Number"),
+    "date": N_("Date"),
+    "checkbox": N_("Checkbox"),
+    "select": N_("Drop-down"),
+    "textarea": N_("Long text"),
+}
+_ROW = re.compile(r"^field-(\d+)-(name|label|type|required|target|options|remove)$")
+_FRIENDLY = {
+    ("name", "string_pattern_mismatch"): N_(
+        "Use lowercase letters, digits and _, starting with a letter (at most 40)."
+    ),
+    ("redirect_url", "string_pattern_mismatch"): N_("Start the address with http:// or https://."),
+}
+
+
+def blank_values() -> dict[str, Any]:
+    return {
+        "name": "",
+        "consent_label": "",
+        "consent_channel": "",
+        "success_message": _("Thank you!"),
+        "redirect_url": "",
+        "double_opt_in": False,
+        "rows": [
+            {
+                "name": "email",
+                "label": _("Email"),
+                "type": "email",
+                "required": True,
+                "target": "email",
+                "options": "",
+            },
+            {
+                "name": "first_name",
+                "label": _("First name"),
+                "type": "text",
+                "required": False,
+                "target": "first_name",
+                "options": "",
+            },
+        ],
+    }
+
+
+def values_of(form: Form) -> dict[str, Any]:
+    return {
+        "name": form.name,
+        "consent_label": form.consent_label,
+        "consent_channel": form.consent_channel or "",
+        "success_message": form.success_message,
+        "redirect_url": form.redirect_url or "",
+        "double_opt_in": form.double_opt_in,
+        "rows": [{**f, "options": "\n".join(f.get("options", []))} for f in form.fields],
+    }
+
+
+def _rows(posted: Posted) -> list[dict[str, Any]]:
+    """The field rows as typed, in order, without removed and empty ones."""
+    by_index: dict[int, dict[str, str]] = {}
+    for key, value in posted.values.items():
+        match = _ROW.match(key)
+        if match:
+            by_index.setdefault(int(match[1]), {})[match[2]] = value.strip()
+    rows = []
+    for index in sorted(by_index):
+        row = by_index[index]
+        if row.get("remove") or not (row.get("name") or row.get("label")):
+            continue
+        rows.append(
+            {
+                "name": row.get("name", ""),
+                "label": row.get("label", ""),
+                "type": row.get("type", "text"),
+                "required": bool(row.get("required")),
+                "target": row.get("target", ""),
+                "options": row.get("options", ""),
+            }
+        )
+    return rows
+
+
+def _error_key(loc: tuple[Any, ...]) -> str:
+    if len(loc) >= 3 and loc[0] == "fields" and isinstance(loc[1], int):
+        return f"field-{loc[1]}-{loc[2]}"
+    if loc and isinstance(loc[0], str) and loc[0] != "fields":
+        return loc[0]
+    return "form"
+
+
+def parse_definition(
+    posted: Posted,
+) -> tuple[FormDefinition | None, dict[str, Any], dict[str, str]]:
+    """Read the editor's fields; returns the definition or the values and errors to re-show."""
+    rows = _rows(posted)
+    values = {
+        "name": posted.get("name"),
+        "consent_label": posted.get("consent_label"),
+        "consent_channel": posted.get("consent_channel"),
+        "success_message": posted.get("success_message"),
+        "redirect_url": posted.get("redirect_url"),
+        "double_opt_in": bool(posted.get("double_opt_in")),
+        "rows": rows,
+    }
+    raw = {
+        **{k: v for k, v in values.items() if k != "rows"},
+        "consent_channel": values["consent_channel"] or None,
+        "redirect_url": values["redirect_url"] or None,
+        "fields": [
+            {
+                **row,
+                "options": [o.strip() for o in re.split(r"[\n,]", row["options"]) if o.strip()],
+            }
+            for row in rows
+        ],
+    }
+    errors: dict[str, str] = {}
+    if not rows:
+        errors["form"] = _("Add at least one field.")
+        return None, values, errors
+    try:
+        return FormDefinition.model_validate(raw), values, errors
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            key = _error_key(loc)
+            friendly = _FRIENDLY.get((str(loc[-1]) if loc else "", err["type"]))
+            message = _(friendly) if friendly else str(err["msg"]).removeprefix("Value error, ")
+            errors.setdefault(key, message)
+        return None, values, errors
+
+
+async def _attribute_keys(db: AsyncSession) -> list[str]:
+    return list(await db.scalars(select(AttributeDefinition.key).order_by(AttributeDefinition.key)))
+
+
+async def _editor(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    form: Form | None,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    *,
+    status: int = 200,
+    saved: bool = False,
+) -> Template:
+    base_url = request.app.state.settings.base_url.rstrip("/")
+    return render(
+        request,
+        "forms/edit.html",
+        {
+            "nav": "forms",
+            "form": form,
+            "values": values,
+            "errors": errors,
+            "saved": saved,
+            "field_types": FIELD_TYPES,
+            "targets": [*CONTACT_TARGETS, *(f"attr:{k}" for k in await _attribute_keys(db))],
+            "base_url": base_url,
+            "definition": definition_of(form) if form is not None else None,
+        },
+        block="editor",
+        status_code=status,
+    )
+
+
+@get("/forms", opt=role(Role.viewer))
+async def forms_page(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Template:
+    forms = list(
+        await db.scalars(select(Form).where(Form.archived_at.is_(None)).order_by(Form.name))
+    )
+    return render(
+        request,
+        "forms/list.html",
+        {"nav": "forms", "forms": forms, "can_edit": actor.allows(Role.marketer)},
+    )
+
+
+@get("/forms/new", opt=role(Role.marketer))
+async def new_form_page(request: Request[Any, Any, Any], db: Db) -> Template:
+    return await _editor(request, db, None, blank_values(), {})
+
+
+def _with_blank_row(values: dict[str, Any]) -> dict[str, Any]:
+    blank = {
+        "name": "",
+        "label": "",
+        "type": "text",
+        "required": False,
+        "target": "",
+        "options": "",
+    }
+    return {**values, "rows": [*values["rows"], blank]}
+
+
+@post("/forms", opt=role(Role.marketer))
+async def create_form(
+    request: Request[Any, Any, Any], db: Db, actor: Actor
+) -> Response[Any] | Template:
+    posted = await read_form(request)
+    definition, values, errors = parse_definition(posted)
+    if posted.get("add_field"):
+        return await _editor(request, db, None, _with_blank_row(values), {})
+    if definition is None:
+        return await _editor(request, db, None, values, errors, status=422)
+    form = Form(slug=await unique_slug(db, definition.name), created_by_id=actor.id)
+    apply(form, definition)
+    db.add(form)
+    await db.flush()
+    record(db, actor, "form.created", form, {"name": form.name, "slug": form.slug})
+    return redirect(request, f"/forms/{form.id}")
+
+
+async def _form(db: AsyncSession, form_id: int) -> Form:
+    form = await db.get(Form, form_id)
+    if form is None or form.archived_at is not None:
+        raise NotFoundException(_("There is no form with this number."))
+    return form
+
+
+@get("/forms/{form_id:int}", opt=role(Role.marketer))
+async def edit_form_page(
+    request: Request[Any, Any, Any], db: Db, form_id: FromPath[int]
+) -> Template:
+    form = await _form(db, form_id)
+    return await _editor(request, db, form, values_of(form), {})
+
+
+@post("/forms/{form_id:int}", opt=role(Role.marketer))
+async def save_form(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, form_id: FromPath[int]
+) -> Template:
+    form = await _form(db, form_id)
+    posted = await read_form(request)
+    definition, values, errors = parse_definition(posted)
+    if posted.get("add_field"):
+        return await _editor(request, db, form, _with_blank_row(values), {})
+    if definition is None:
+        return await _editor(request, db, form, values, errors, status=422)
+    apply(form, definition)
+    record(db, actor, "form.changed", form, {"name": form.name})
+    await db.flush()
+    return await _editor(request, db, form, values_of(form), {}, saved=True)
+
+
+ROUTES = [forms_page, new_form_page, create_form, edit_form_page, save_form]

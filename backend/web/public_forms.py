@@ -1,0 +1,351 @@
+"""Public form pages: the hosted page and iframe at ``/f/{slug}``, submissions, double opt-in.
+
+Submissions come from anyone, so they are checked before anything is
+written: the origin (our own pages or a site key's allowed origins), a rate
+limit per address and form, a body-size cap, then the honeypot, fill-in time
+and per-field checks of ``backend.forms.submit``. An accepted submission
+identifies the contact, records consent (or emails a signed confirmation
+link when the form uses double opt-in) and stores a ``form.submitted`` event
+keyed so that a double click is stored, and enrolls flows, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from litestar import Request, Response, get, post
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.auth.guards import public
+from backend.auth.keys import normalize_origin
+from backend.contacts.normalize import InvalidValue
+from backend.contacts.schemas import TrackIn
+from backend.contacts.service import AttributeSchema, identify, record_consent
+from backend.contacts.track import EventRuntime, track
+from backend.deps import Db, Now
+from backend.forms.definition import FormDefinition
+from backend.forms.optin import BadToken, OptIn, read_optin, sign_optin
+from backend.forms.store import definition_of
+from backend.forms.submit import CheckedSubmission, check_submission
+from backend.i18n import _
+from backend.models import Contact, Form, OutboxMessage, SiteKey
+from backend.ratelimit import Limit, RateLimiter
+from backend.web.render import render
+from runtime.doorbell import ring_after_commit
+
+log = logging.getLogger("touchflow.forms")
+SUBMIT_BODY_LIMIT = 64 * 1024
+SUBMIT_LIMIT = Limit(count=10, seconds=60)
+EVENT_TYPE = "form.submitted"
+CONFIRMED_EVENT_TYPE = "form.confirmed"
+
+
+class TooManyRequests(HTTPException):
+    status_code = 429
+
+
+def _page(
+    request: Request[Any, Any, Any],
+    title: str,
+    *,
+    definition: FormDefinition | None = None,
+    action_url: str = "",
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    message: str = "",
+    started_at: str = "",
+    embed: bool = False,
+    confirm_token: str = "",
+    status: int = 200,
+) -> Template:
+    return render(
+        request,
+        "forms/public.html",
+        {
+            "title": title,
+            "definition": definition,
+            "action_url": action_url,
+            "values": values or {},
+            "errors": errors or {},
+            "message": message,
+            "started_at": started_at,
+            "embed": embed,
+            "confirm_token": confirm_token,
+        },
+        status_code=status,
+    )
+
+
+async def _live_form(db: AsyncSession, slug: str) -> Form:
+    form = await db.scalar(select(Form).where(Form.slug == slug, Form.archived_at.is_(None)))
+    if form is None:
+        raise NotFoundException(_("This form does not exist or is no longer published."))
+    return form
+
+
+def _action(form: Form, embed: bool) -> str:
+    return f"/f/{form.slug}" + ("?embed=1" if embed else "")
+
+
+@get("/f/{slug:str}", opt=public())
+async def form_page(
+    request: Request[Any, Any, Any],
+    db: Db,
+    clock: Now,
+    slug: FromPath[str],
+    embed: FromQuery[bool] = False,
+) -> Template:
+    """The hosted page, or with ``?embed=1`` the bare form for an iframe."""
+    form = await _live_form(db, slug)
+    response = _page(
+        request,
+        form.name,
+        definition=definition_of(form),
+        action_url=_action(form, embed),
+        started_at=f"{clock.now().timestamp():.0f}",
+        embed=embed,
+    )
+    # The iframe is meant to be framed anywhere; the hosted page needs no framing rules.
+    return response
+
+
+async def _allowed_origin(request: Request[Any, Any, Any], db: AsyncSession) -> bool:
+    """Browsers send Origin with every cross-site POST: ours, or a site key's, may post."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser (or a very old one): the other checks still apply
+    given = normalize_origin(origin)
+    if given is None:
+        return False
+    base = urlsplit(request.app.state.settings.base_url)
+    if given == f"{base.scheme}://{base.netloc}" or given == _request_origin(request):
+        return True
+    keys = await db.scalars(select(SiteKey.allowed_origins).where(SiteKey.revoked_at.is_(None)))
+    return any(given in (origins or []) for origins in keys)
+
+
+def _request_origin(request: Request[Any, Any, Any]) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _rate_limited(request: Request[Any, Any, Any], form: Form) -> float | None:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else "unknown"
+    try:
+        return await limiter.hit(f"form:{form.id}:{address}", SUBMIT_LIMIT)
+    except RedisError as exc:
+        # Losing sign-ups while Redis is down is worse than a few unthrottled posts.
+        log.warning("rate limit unavailable, letting the submission through: %s", exc)
+        return None
+
+
+def _raw(data: Any) -> dict[str, str]:
+    return {key: value for key, value in data.items() if isinstance(value, str)}
+
+
+def _target_field(definition: FormDefinition, failed: str) -> str:
+    """The form field whose answer caused an error about contact field ``failed``."""
+    failed = failed.removeprefix("attributes.")
+    for spec in definition.fields:
+        target = spec.target.removeprefix("attr:")
+        if failed in (spec.name, spec.target, target):
+            return spec.name
+    return "form"
+
+
+@post(
+    "/f/{slug:str}",
+    opt=public(csrf_exempt=True),
+    request_max_body_size=SUBMIT_BODY_LIMIT,
+    status_code=200,
+)
+async def submit_form(
+    request: Request[Any, Any, Any],
+    db: Db,
+    clock: Now,
+    slug: FromPath[str],
+    embed: FromQuery[bool] = False,
+) -> Response[Any] | Template:
+    """Take a submission: thank-you page, redirect, or the form again with its errors."""
+    form = await _live_form(db, slug)
+    if not await _allowed_origin(request, db):
+        raise PermissionDeniedException(
+            _("This form may only be sent from the sites it is published on.")
+        )
+    wait = await _rate_limited(request, form)
+    if wait is not None:
+        raise TooManyRequests(
+            _("Too many submissions from your address. Please try again in a minute."),
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    definition = definition_of(form)
+    raw = _raw(await request.form())
+    now = clock.now()
+    try:
+        started = float(raw.get("form_started_at", ""))
+    except ValueError:
+        started = None
+    checked = check_submission(definition, raw, started_at=started, now_ts=now.timestamp())
+    thanks = definition.success_message or _("Thank you!")
+    if checked.is_spam:
+        # Look like success: telling a bot why it failed helps it try again.
+        return _page(request, form.name, message=thanks, embed=embed)
+    if checked.accepted:
+        assert checked.identify is not None
+        try:
+            async with db.begin_nested():
+                pending = await _store(request, db, form, definition, checked, now)
+        except InvalidValue as exc:
+            checked.errors[_target_field(definition, exc.field)] = exc.message
+        else:
+            if definition.redirect_url:
+                return Redirect(path=definition.redirect_url, status_code=303)
+            if pending:
+                thanks = _("Almost done: we sent you an email. Click the link in it to confirm.")
+            return _page(request, form.name, message=thanks, embed=embed)
+    return _page(
+        request,
+        form.name,
+        definition=definition,
+        action_url=_action(form, embed),
+        values=raw,
+        errors=checked.errors,
+        started_at=raw.get("form_started_at", ""),
+        embed=embed,
+        status=422,
+    )
+
+
+async def _store(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    form: Form,
+    definition: FormDefinition,
+    checked: CheckedSubmission,
+    now: datetime,
+) -> bool:
+    """Write an accepted submission; True when consent waits for the confirmation email."""
+    runtime: EventRuntime = request.app.state.runtime
+    source = f"form:{form.slug}"
+    assert checked.identify is not None
+    identified = await identify(
+        db, checked.identify, source=source, schema=await AttributeSchema.load(db)
+    )
+    assert identified is not None
+    contact = identified.contact
+    channel = definition.consent_channel
+    pending = bool(channel and checked.consent and definition.double_opt_in)
+    result = await track(
+        db,
+        runtime,
+        TrackIn(
+            type=EVENT_TYPE,
+            contact_id=contact.id,
+            properties={
+                "form": form.slug,
+                "form_id": form.id,
+                "fields": checked.values,
+                "consent": checked.consent,
+                "confirmation_pending": pending,
+            },
+            idempotency_key=checked.dedupe_key(form.id, now),
+        ),
+        source=source,
+        now=now,
+    )
+    if channel and checked.consent and not definition.double_opt_in:
+        record_consent(db, contact, channel, True, source, now)
+    if pending and not result.duplicate:
+        _queue_confirmation(request, db, form, contact, now)
+        ring_after_commit(db, runtime.doorbell)
+    return pending
+
+
+def _queue_confirmation(
+    request: Request[Any, Any, Any], db: AsyncSession, form: Form, contact: Contact, now: datetime
+) -> None:
+    settings = request.app.state.settings
+    issued = int(now.timestamp())
+    token = sign_optin(settings.resolved_secret_key(), OptIn(form.id, contact.id, issued))
+    link = f"{settings.base_url.rstrip('/')}/f/confirm?token={token}"
+    text = _(
+        "Please confirm that you want to hear from us by opening this link:\n\n%(link)s\n\n"
+        "If you did not sign up, ignore this email and nothing will happen."
+    ) % {"link": link}
+    db.add(
+        OutboxMessage(
+            idempotency_key=f"optin:{form.id}:{contact.id}:{issued}",
+            channel="email",
+            category="transactional",
+            contact_id=contact.id,
+            payload={
+                "to": contact.email,
+                "subject": _("Please confirm your subscription"),
+                "text": text,
+            },
+            next_attempt_at=now,
+        )
+    )
+
+
+def _read_token(request: Request[Any, Any, Any], token: str, now: datetime) -> OptIn:
+    secret = request.app.state.settings.resolved_secret_key()
+    try:
+        return read_optin(secret, token, now.timestamp())
+    except BadToken as exc:
+        raise NotFoundException(
+            _("This confirmation link is not valid or has expired. Please sign up again.")
+        ) from exc
+
+
+@get("/f/confirm", opt=public())
+async def confirm_page(
+    request: Request[Any, Any, Any], clock: Now, token: FromQuery[str]
+) -> Template:
+    """A button, not an automatic confirmation: mail scanners open links, people press buttons."""
+    _read_token(request, token, clock.now())
+    return _page(
+        request,
+        _("Confirm your subscription"),
+        message=_("Press the button to confirm."),
+        confirm_token=token,
+    )
+
+
+@post("/f/confirm", opt=public(csrf_exempt=True), request_max_body_size=4096, status_code=200)
+async def confirm(request: Request[Any, Any, Any], db: Db, clock: Now) -> Template:
+    """Record the consent the link stands for (again is harmless)."""
+    now = clock.now()
+    token = _raw(await request.form()).get("token", "")
+    optin = _read_token(request, token, now)
+    form = await db.get(Form, optin.form_id)
+    contact = await db.get(Contact, optin.contact_id)
+    if form is None or contact is None or contact.erased_at is not None:
+        raise NotFoundException(_("This confirmation link is no longer valid."))
+    source = f"form:{form.slug}:double-opt-in"
+    record_consent(db, contact, form.consent_channel or "email", True, source, now)
+    runtime: EventRuntime = request.app.state.runtime
+    await track(
+        db,
+        runtime,
+        TrackIn(
+            type=CONFIRMED_EVENT_TYPE,
+            contact_id=contact.id,
+            properties={"form": form.slug, "form_id": form.id},
+            idempotency_key=f"optin:{form.id}:{contact.id}:{optin.issued_at}",
+        ),
+        source=source,
+        now=now,
+    )
+    return _page(request, _("Thank you"), message=_("Your subscription is confirmed."))
+
+
+ROUTES = [confirm_page, confirm, form_page, submit_form]
