@@ -11,8 +11,9 @@ from typing import Any
 
 from litestar import post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
+from litestar.params import JSONBody
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +23,7 @@ from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import IdentifyIn, TrackIn
 from backend.contacts.service import AttributeSchema, identify
 from backend.contacts.track import EventRuntime, track
+from backend.deps import Actor, Db
 from backend.models import Role
 
 MAX_BATCH = 1000
@@ -35,6 +37,7 @@ def provide_runtime(state: State) -> EventRuntime:
 
 
 RUNTIME = {"runtime": Provide(provide_runtime, sync_to_thread=False)}
+RuntimeDep = NamedDependency[EventRuntime]
 
 
 class IdentifyOut(BaseModel):
@@ -123,7 +126,7 @@ async def _track_one(
     request_max_body_size=SINGLE_BODY_LIMIT,
     status_code=200,
 )
-async def identify_contact(db: AsyncSession, actor: Principal, data: IdentifyIn) -> IdentifyOut:
+async def identify_contact(db: Db, actor: Actor, data: JSONBody[IdentifyIn]) -> IdentifyOut:
     """Create or update a contact, matched by ``external_id`` first, then ``email``."""
     try:
         return await _identify_one(db, data, await AttributeSchema.load(db), actor)
@@ -139,7 +142,7 @@ async def identify_contact(db: AsyncSession, actor: Principal, data: IdentifyIn)
     dependencies=RUNTIME,
 )
 async def track_event(
-    db: AsyncSession, actor: Principal, runtime: EventRuntime, data: TrackIn
+    db: Db, actor: Actor, runtime: RuntimeDep, data: JSONBody[TrackIn]
 ) -> TrackOut:
     """Append an event; flows it triggers start and journeys waiting for it wake at once."""
     try:
@@ -154,7 +157,7 @@ async def track_event(
     request_max_body_size=BATCH_BODY_LIMIT,
     status_code=200,
 )
-async def identify_batch(db: AsyncSession, actor: Principal, data: BatchIn) -> BatchOut:
+async def identify_batch(db: Db, actor: Actor, data: JSONBody[BatchIn]) -> BatchOut:
     """Up to 1,000 identify items; each is validated and reported on its own."""
     schema = await AttributeSchema.load(db)
     results: list[ItemResult] = []
@@ -176,7 +179,7 @@ async def identify_batch(db: AsyncSession, actor: Principal, data: BatchIn) -> B
     dependencies=RUNTIME,
 )
 async def track_batch(
-    db: AsyncSession, actor: Principal, runtime: EventRuntime, data: BatchIn
+    db: Db, actor: Actor, runtime: RuntimeDep, data: JSONBody[BatchIn]
 ) -> BatchOut:
     """Up to 1,000 events; each is validated and reported on its own."""
     results: list[ItemResult] = []
