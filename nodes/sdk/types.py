@@ -203,10 +203,12 @@ class Trigger:
     ``event_type``: enroll when such an event is ingested and ``NodeType.accepts``
     says yes. ``schedule`` (cron) with ``audience`` (a rule): enroll everyone in
     the audience at each tick, set-based. ``audience`` alone: enroll customers
-    when they enter the audience.
+    when they enter the audience. ``api``: enrolled one at a time by an explicit
+    call (``Runtime.start``, behind the public API).
     """
 
     event_type: str | None = None
     schedule: str | None = None
     timezone: str | None = None
     audience: Mapping[str, Any] | None = None
+    api: bool = False

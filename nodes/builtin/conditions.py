@@ -1,0 +1,107 @@
+"""Condition nodes: send each customer down "yes" or "no".
+
+Both evaluate the rule language in Python against the customer's profile and
+recent events (``ctx.events``: up to 90 days), exactly as an audience would
+select them in SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from backend.i18n import N_
+from nodes.builtin.common import Strict, TimeZoneName
+from nodes.sdk import Context, Family, NodeType, Outcome, Port
+from runtime.rules import (
+    ENGAGEMENT_EVENTS,
+    EventCondition,
+    PropertyFilter,
+    RuleField,
+    evaluate,
+)
+
+__all__ = ["YES_NO", "EngagementCheck", "RuleCondition"]
+
+CONDITION_COLOR = "#7c3aed"
+YES_NO = (Port("yes", N_("Yes")), Port("no", N_("No")))
+
+
+class RuleConfig(Strict):
+    rule: RuleField = Field(
+        title=N_("Conditions"),
+        description=N_("Contact fields, attributes and past events the customer must match."),
+    )
+    timezone: TimeZoneName = Field(
+        default="UTC",
+        title=N_("Time zone"),
+        description=N_("Decides which day is 'today' for date conditions."),
+    )
+
+
+class RuleCondition(NodeType[RuleConfig]):
+    type_id = "condition.rule"
+    name = N_("If / else")
+    description = N_("Splits customers by their data and behaviour: matching ones go to 'Yes'.")
+    family = Family.condition
+    icon = "git-branch"
+    color = CONDITION_COLOR
+    config_model = RuleConfig
+    ports = YES_NO
+    needs_events = True
+
+    async def run(self, ctx: Context[RuleConfig]) -> Outcome:
+        matched = evaluate(
+            ctx.config.rule, ctx.profile, ctx.events, now=ctx.now, timezone=ctx.config.timezone
+        )
+        return Outcome.go("yes" if matched else "no")
+
+
+class EngagementConfig(Strict):
+    engagement: Literal["opened", "clicked"] = Field(
+        default="opened",
+        title=N_("Engagement"),
+        description=N_("Whether the customer opened the email, or clicked a link in it."),
+    )
+    node_id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        title=N_("Email node"),
+        description=N_("The email step of this flow whose message is checked."),
+    )
+    within_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=90,
+        title=N_("Within the last days"),
+        description=N_("Only count engagement from the last N days. Empty means any time."),
+    )
+
+
+class EngagementCheck(NodeType[EngagementConfig]):
+    type_id = "condition.engagement"
+    name = N_("Opened or clicked?")
+    description = N_(
+        "Checks whether the customer opened (or clicked) the email sent by an earlier "
+        "step of this journey."
+    )
+    family = Family.condition
+    icon = "mail-check"
+    color = CONDITION_COLOR
+    config_model = EngagementConfig
+    ports = YES_NO
+    needs_events = True
+
+    async def run(self, ctx: Context[EngagementConfig]) -> Outcome:
+        config = ctx.config
+        # Tracking events carry the journey and node of the message they are about.
+        rule = EventCondition(
+            event=ENGAGEMENT_EVENTS[config.engagement],
+            where=(
+                PropertyFilter(property="journey_id", type="number", value=ctx.journey.id),
+                PropertyFilter(property="node_id", value=config.node_id),
+            ),
+            within_days=config.within_days,
+        )
+        matched = evaluate(rule, ctx.profile, ctx.events, now=ctx.now)
+        return Outcome.go("yes" if matched else "no")
