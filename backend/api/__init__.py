@@ -7,7 +7,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from backend.api import contacts, flows, ingest, me
+from backend.api import audiences, contacts, flows, ingest, me
 from backend.auth.guards import public
 
 API_VERSION = "v1"
@@ -16,7 +16,13 @@ API_VERSION = "v1"
 def api_router() -> Router:
     return Router(
         path=f"/api/{API_VERSION}",
-        route_handlers=[*me.ROUTES, *flows.ROUTES, *contacts.ROUTES, *ingest.ROUTES],
+        route_handlers=[
+            *me.ROUTES,
+            *flows.ROUTES,
+            *contacts.ROUTES,
+            *ingest.ROUTES,
+            *audiences.ROUTES,
+        ],
         security=[{"apiKey": []}],
         tags=["public API"],
     )

@@ -1,17 +1,31 @@
-"""``/api/v1/contacts``: read contacts (writes are identify/track, in backend/contacts)."""
+"""``/api/v1/contacts``: read, export (GDPR access) and erase (GDPR erasure) contacts.
+
+Writes are identify/track (backend/api/ingest.py).
+"""
 
 from __future__ import annotations
 
-from litestar import get
+from typing import Any
+
+from litestar import delete, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 
 from backend.api.schemas import ContactOut, ContactPage
+from backend.audit import record
 from backend.auth.guards import role
-from backend.deps import Db, Paging
+from backend.contacts.privacy import erase_contact, export_contact
+from backend.deps import Actor, Db, Paging
 from backend.i18n import _
 from backend.models import Contact, Role
 from backend.services.contacts import search_contacts
+
+
+async def _live(db: Db, contact_id: int) -> Contact:
+    contact = await db.get(Contact, contact_id)
+    if contact is None or contact.erased_at is not None:
+        raise NotFoundException(_("No contact with id %(id)d.") % {"id": contact_id})
+    return contact
 
 
 @get("/contacts", opt=role(Role.viewer))
@@ -28,10 +42,24 @@ async def list_contacts(db: Db, paging: Paging, q: FromQuery[str] = "") -> Conta
 
 @get("/contacts/{contact_id:int}", opt=role(Role.viewer))
 async def get_contact(db: Db, contact_id: FromPath[int]) -> ContactOut:
-    contact = await db.get(Contact, contact_id)
-    if contact is None or contact.erased_at is not None:
-        raise NotFoundException(_("No contact with id %(id)d.") % {"id": contact_id})
-    return ContactOut.model_validate(contact)
+    return ContactOut.model_validate(await _live(db, contact_id))
 
 
-ROUTES = [list_contacts, get_contact]
+@get("/contacts/{contact_id:int}/export", opt=role(Role.marketer))
+async def export(db: Db, actor: Actor, contact_id: FromPath[int]) -> dict[str, Any]:
+    """Everything stored about one contact (GDPR access request); the request is audited."""
+    contact = await _live(db, contact_id)
+    data = await export_contact(db, contact)
+    record(db, actor, "contact.exported", contact)
+    return data
+
+
+@delete("/contacts/{contact_id:int}", opt=role(Role.admin), status_code=204)
+async def erase(db: Db, actor: Actor, contact_id: FromPath[int]) -> None:
+    """Erase the contact's personal data everywhere (GDPR); anonymised counts stay. Audited."""
+    contact = await _live(db, contact_id)
+    await erase_contact(db, contact)
+    record(db, actor, "contact.erased", ("contacts", contact.id))
+
+
+ROUTES = [list_contacts, get_contact, export, erase]
