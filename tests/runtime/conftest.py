@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.models import Contact, User
+from backend.models import Contact, Journey, Step, User
 from backend.settings import Settings
 from runtime import flows
 from runtime.clock import FakeClock
@@ -146,3 +146,23 @@ async def add_contacts(
 @pytest.fixture
 async def contacts(runtime: Runtime) -> AsyncIterator[list[int]]:
     yield await add_contacts(runtime, 3)
+
+
+async def journeys(rt: Runtime) -> list[Journey]:
+    """Every journey, oldest first."""
+    async with rt.sessions() as session:
+        return list((await session.execute(select(Journey).order_by(Journey.id))).scalars())
+
+
+async def steps(rt: Runtime, journey_id: int | None = None) -> list[Step]:
+    """The run history (of one journey, or of all), in the order it was written."""
+    query = select(Step).order_by(Step.id)
+    if journey_id is not None:
+        query = query.where(Step.journey_id == journey_id)
+    async with rt.sessions() as session:
+        return list((await session.execute(query)).scalars())
+
+
+async def update_contact(rt: Runtime, contact_id: int, **values: Any) -> None:
+    async with rt.sessions() as session, session.begin():
+        await session.execute(update(Contact).where(Contact.id == contact_id).values(**values))

@@ -6,8 +6,10 @@ independent of it while exercising the same ``run(ctx) -> Outcome`` path.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import hashlib
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
@@ -243,6 +245,94 @@ class Goal(NodeType[GoalConfig]):
         return Outcome.finish("goal reached")
 
 
+class UntilConfig(BaseModel):
+    at: datetime
+
+
+class WaitUntil(NodeType[UntilConfig]):
+    """Waits until a fixed moment (goes on at once when it has passed)."""
+
+    type_id = "test.wait_until"
+    name = "Test wait until"
+    family = Family.wait
+    config_model = UntilConfig
+
+    async def run(self, ctx: Context[UntilConfig]) -> Outcome:
+        if ctx.wake is not None or ctx.now >= ctx.config.at:
+            return Outcome.go()
+        return Outcome.park(Wait(until=ctx.config.at))
+
+
+class WindowConfig(BaseModel):
+    weekdays: list[int] = [0, 1, 2, 3, 4]  # Monday is 0
+    start_hour: int = 9
+    end_hour: int = 17
+
+
+def next_opening(config: WindowConfig, now: datetime, zone: ZoneInfo) -> datetime | None:
+    """When the window next opens in ``zone``, or None when it is open at ``now``."""
+    local = now.astimezone(zone)
+    if local.weekday() in config.weekdays and config.start_hour <= local.hour < config.end_hour:
+        return None
+    for offset in range(8):
+        day: date = local.date() + timedelta(days=offset)
+        opening = datetime.combine(day, time(config.start_hour), tzinfo=zone)
+        if day.weekday() in config.weekdays and opening > now:
+            return opening
+    raise ValueError("the window never opens")
+
+
+class WaitWindow(NodeType[WindowConfig]):
+    """Waits for a weekday/hour window in the customer's own time zone."""
+
+    type_id = "test.wait_window"
+    name = "Test wait for a window"
+    family = Family.wait
+    config_model = WindowConfig
+
+    async def run(self, ctx: Context[WindowConfig]) -> Outcome:
+        zone = ZoneInfo(ctx.profile.timezone or "UTC")
+        opening = next_opening(ctx.config, ctx.now, zone)
+        if opening is None:
+            return Outcome.go(data={"sent_local": ctx.now.astimezone(zone).isoformat()})
+        return Outcome.park(Wait(until=opening))
+
+
+class SplitConfig(BaseModel):
+    percent_a: int = 50
+
+
+class Split(NodeType[SplitConfig]):
+    """A/B split, deterministic per customer."""
+
+    type_id = "test.split"
+    name = "Test split"
+    family = Family.split
+    config_model = SplitConfig
+    ports = (Port("a"), Port("b"))
+
+    async def run(self, ctx: Context[SplitConfig]) -> Outcome:
+        digest = hashlib.sha256(f"{ctx.journey.flow_id}:{ctx.profile.id}".encode()).digest()
+        return Outcome.go("a" if digest[0] * 100 // 256 < ctx.config.percent_a else "b")
+
+
+class HookConfig(BaseModel):
+    url: str
+
+
+class Webhook(NodeType[HookConfig]):
+    """Calls a webhook with the customer's id."""
+
+    type_id = "test.webhook"
+    name = "Test webhook"
+    family = Family.action
+    config_model = HookConfig
+
+    async def run(self, ctx: Context[HookConfig]) -> Outcome:
+        body = {"customer": ctx.profile.id, "node": ctx.journey.node_id}
+        return Outcome.go(messages=(Message("webhook", {"url": ctx.config.url, "body": body}),))
+
+
 TEST_NODE_TYPES: list[type[NodeType[Any]]] = [
     EventTrigger,
     SendEmail,
@@ -255,6 +345,10 @@ TEST_NODE_TYPES: list[type[NodeType[Any]]] = [
     Explode,
     End,
     Goal,
+    WaitUntil,
+    WaitWindow,
+    Split,
+    Webhook,
 ]
 
 
