@@ -1,0 +1,7 @@
+"""The flow editor: a server-rendered canvas, its edits, publishing (issue #5, DESIGN 8)."""
+
+from backend.web.editor import edits, pages, publish
+
+ROUTES = [*pages.ROUTES, *edits.ROUTES, *publish.ROUTES]
+
+__all__ = ["ROUTES"]

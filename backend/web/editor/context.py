@@ -1,0 +1,182 @@
+"""The editor page's state, built from the database, and the fragment responses of each edit.
+
+One template (editor/editor.html) draws the page; its blocks (``graph``,
+``status``, ``problems``, ``panel``, ``versions``) are also the fragments an
+edit answers with: the block htmx asked for first, the others as
+out-of-band swaps (jinja2-fragments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2_fragments.litestar import HTMXBlockTemplate
+from litestar import Request
+from litestar.exceptions import NotFoundException
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.auth.principal import Principal
+from backend.i18n import _
+from backend.models import Flow, FlowVersion, Role, User
+from backend.web.editor.forms import FormField, config_errors, config_fields
+from backend.web.editor.history import EditHistory
+from backend.web.editor.view import CanvasView, NodeView, build_canvas, palette
+from backend.web.flows import STATUSES
+from nodes.sdk import EmptyConfig, NodeRegistry
+
+TEMPLATE = "editor/editor.html"
+
+
+def registry_of(request: Request[Any, Any, Any]) -> NodeRegistry:
+    registry: NodeRegistry = request.app.state.runtime.registry
+    return registry
+
+
+def history_of(request: Request[Any, Any, Any]) -> EditHistory:
+    state = request.app.state
+    history = getattr(state, "editor_history", None)
+    if history is None:
+        history = EditHistory()
+        state.editor_history = history
+    return history
+
+
+async def load_flow(db: AsyncSession, flow_id: int) -> Flow:
+    flow = await db.get(Flow, flow_id)
+    if flow is None:
+        raise NotFoundException(_("There is no flow with this number."))
+    return flow
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    number: int
+    published_at: Any
+    publisher: str
+    note: str
+    live: bool
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The side panel for one selected node: its look, its config form and what is wrong."""
+
+    node: NodeView
+    description: str
+    fields: list[FormField]
+    label: str
+    errors: dict[str, str]
+    other_errors: list[str]
+    saved: bool = False
+
+
+async def version_rows(db: AsyncSession, flow: Flow) -> list[VersionRow]:
+    rows = await db.execute(
+        select(FlowVersion, User.name, User.email)
+        .outerjoin(User, User.id == FlowVersion.published_by_id)
+        .where(FlowVersion.flow_id == flow.id)
+        .order_by(FlowVersion.number.desc())
+    )
+    return [
+        VersionRow(
+            version.number,
+            version.published_at,
+            name or email or _("someone no longer here"),
+            version.note,
+            version.id == flow.published_version_id,
+        )
+        for version, name, email in rows
+    ]
+
+
+def build_panel(
+    flow: Flow,
+    canvas: CanvasView,
+    registry: NodeRegistry,
+    node_id: str,
+    *,
+    read_errors: dict[str, str] | None = None,
+    saved: bool = False,
+) -> Panel | None:
+    """The panel for ``node_id``, or None when the node is gone."""
+    view = next((n for n in canvas.nodes if n.id == node_id), None)
+    raw = next((n for n in flow.draft_graph.get("nodes", []) if n.get("id") == node_id), None)
+    if view is None or raw is None:
+        return None
+    node_type = registry.get(view.type_id)
+    model: type[BaseModel] = node_type.config_model if node_type else EmptyConfig
+    config = raw.get("config") or {}
+    errors = config_errors(model, config) if node_type else {}
+    errors.update(read_errors or {})
+    fields = config_fields(model, config)
+    names = {f.name for f in fields}
+    # Field errors sit next to their inputs; the rest (no trigger leads here...) above them.
+    other = [message for key, message in errors.items() if key not in names]
+    other += [e.message for e in canvas.node_errors.get(node_id, []) if e.field is None]
+    return Panel(
+        node=view,
+        description=node_type.description if node_type else "",
+        fields=fields,
+        label=str(raw.get("label") or ""),
+        errors={k: v for k, v in errors.items() if k in names},
+        other_errors=other,
+        saved=saved,
+    )
+
+
+async def editor_context(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    actor: Principal,
+    flow: Flow,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Everything editor.html needs; ``extra`` adds the panel, a notice, publish errors..."""
+    registry = registry_of(request)
+    history = history_of(request)
+    readonly = not actor.allows(Role.marketer) or flow.status == "archived"
+    canvas = build_canvas(flow.draft_graph, registry)
+    context: dict[str, Any] = {
+        "nav": "flows",
+        "flow": flow,
+        "base": f"/flows/{flow.id}/edit",
+        "statuses": STATUSES,
+        "canvas": canvas,
+        "palette": palette(registry),
+        "readonly": readonly,
+        "can_undo": history.can_undo(flow.id, flow.draft_revision),
+        "can_redo": history.can_redo(flow.id, flow.draft_revision),
+        "versions": await version_rows(db, flow),
+        "panel": None,
+        "notice": "",
+        "publish_failed": False,
+        "oob": set(),
+    }
+    selected = extra.pop("selected", None)
+    if selected:
+        context["panel"] = build_panel(
+            flow,
+            canvas,
+            registry,
+            selected,
+            read_errors=extra.pop("read_errors", None),
+            saved=extra.pop("saved", False),
+        )
+    context.update(extra)
+    return context
+
+
+def fragments(
+    context: dict[str, Any], main: str, *others: str, status_code: int = 200
+) -> HTMXBlockTemplate:
+    """Answer with block ``main`` for the request's target and ``others`` out of band."""
+    context["oob"] = set(others)
+    return HTMXBlockTemplate(
+        template_name=TEMPLATE,
+        block_names=[main, *others],
+        context=context,
+        status_code=status_code,
+    )

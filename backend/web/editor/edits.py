@@ -1,0 +1,277 @@
+"""Each canvas edit is one request: apply it to the draft, save, answer with fragments.
+
+Every edit names the draft revision it was made on; ``runtime.flows.save_draft``
+refuses a stale one, so two tabs on the same draft get a 409 with a clear
+message instead of one silently overwriting the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath
+from litestar.response import Template
+
+from backend.auth.guards import role
+from backend.deps import Actor, Db
+from backend.i18n import _
+from backend.models import Flow, Role
+from backend.web.editor.context import (
+    editor_context,
+    fragments,
+    history_of,
+    load_flow,
+    registry_of,
+)
+from backend.web.editor.forms import normalized, read_config
+from backend.web.editor.ops import (
+    EditRefused,
+    add_node,
+    configure,
+    connect,
+    delete_node,
+    disconnect,
+    move_node,
+)
+from backend.web.forms import read_form
+from nodes.sdk import EmptyConfig
+from runtime.flows import DraftConflict, FlowStateError, save_draft
+
+BASE = "/flows/{flow_id:int}/edit"
+CANVAS_BLOCKS = ("status", "problems")
+# Config inputs are named ``cfg.<field>`` so a field called "revision" or "label" cannot clash.
+CONFIG_PREFIX = "cfg."
+Edit = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def conflict_response() -> Template:
+    """409 for a stale revision: the editor reloads the canvas and says why."""
+    return Template(
+        template_name="editor/conflict.html",
+        context={},
+        status_code=409,
+        headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"},
+    )
+
+
+def refused(message: str) -> HTTPException:
+    """422 with a sentence for the marketer (shown in the page's alert region)."""
+    return HTTPException(status_code=422, detail=message)
+
+
+def archived() -> HTTPException:
+    return HTTPException(
+        status_code=409, detail=_("This flow is archived, so its draft cannot be changed.")
+    )
+
+
+def revision_of(form: dict[str, str]) -> int:
+    try:
+        return int(form.get("revision", ""))
+    except ValueError:
+        raise refused(
+            _("This change did not say which version of the draft it was made on. Reload the page.")
+        ) from None
+
+
+def _number(form: dict[str, str], name: str) -> float:
+    try:
+        return float(form.get(name, ""))
+    except ValueError:
+        raise refused(_("The position of the step is missing.")) from None
+
+
+async def save_edit(
+    request: Request[Any, Any, Any], db: Db, flow_id: int, revision: int, edit: Edit
+) -> Flow | Template:
+    """Apply ``edit`` to the draft at ``revision`` and save it; the conflict page if stale."""
+    flow = await load_flow(db, flow_id)
+    before = flow.draft_graph
+    try:
+        graph = edit(before)
+    except EditRefused as exc:
+        raise refused(str(exc)) from None
+    try:
+        flow = await save_draft(db, flow_id, graph, expected_revision=revision)
+    except DraftConflict:
+        return conflict_response()
+    except FlowStateError:
+        raise archived() from None
+    history_of(request).edited(flow_id, before, flow.draft_revision)
+    return flow
+
+
+@post(BASE + "/nodes", opt=role(Role.marketer))
+async def add_node_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Template:
+    form = (await read_form(request)).values
+    registry = registry_of(request)
+    x, y = _number(form, "x"), _number(form, "y")
+    added: list[str] = []
+
+    def edit(graph: dict[str, Any]) -> dict[str, Any]:
+        fresh, node_id = add_node(graph, form.get("type", ""), x, y, registry)
+        added.append(node_id)
+        return fresh
+
+    flow = await save_edit(request, db, flow_id, revision_of(form), edit)
+    if not isinstance(flow, Flow):
+        return flow
+    context = await editor_context(request, db, actor, flow, selected=added[0])
+    return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
+
+
+@post(BASE + "/nodes/{node_id:str}/move", opt=role(Role.marketer))
+async def move_node_action(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    flow_id: FromPath[int],
+    node_id: FromPath[str],
+) -> Template:
+    form = (await read_form(request)).values
+    x, y = _number(form, "x"), _number(form, "y")
+    flow = await save_edit(
+        request, db, flow_id, revision_of(form), lambda g: move_node(g, node_id, x, y)
+    )
+    if not isinstance(flow, Flow):
+        return flow
+    return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+
+
+@post(BASE + "/nodes/{node_id:str}/delete", opt=role(Role.marketer))
+async def delete_node_action(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    flow_id: FromPath[int],
+    node_id: FromPath[str],
+) -> Template:
+    form = (await read_form(request)).values
+    flow = await save_edit(
+        request, db, flow_id, revision_of(form), lambda g: delete_node(g, node_id)
+    )
+    if not isinstance(flow, Flow):
+        return flow
+    context = await editor_context(request, db, actor, flow)
+    return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
+
+
+@post(BASE + "/nodes/{node_id:str}/config", opt=role(Role.marketer))
+async def configure_action(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    flow_id: FromPath[int],
+    node_id: FromPath[str],
+) -> Template:
+    """Save the node's form. Invalid values are kept in the draft and marked, not thrown away."""
+    form = (await read_form(request)).values
+    registry = registry_of(request)
+    flow = await load_flow(db, flow_id)
+    raw = next((n for n in flow.draft_graph.get("nodes", []) if n.get("id") == node_id), None)
+    if raw is None:
+        raise refused(_("That step is no longer on the canvas; it may have been deleted."))
+    node_type = registry.get(str(raw.get("type")))
+    model = node_type.config_model if node_type else EmptyConfig
+    submitted = {k[len(CONFIG_PREFIX) :]: v for k, v in form.items() if k.startswith(CONFIG_PREFIX)}
+    config, read_errors = read_config(model, submitted)
+    config = normalized(model, config) if not read_errors else config
+    label = form.get("node_label", "").strip()
+    saved = await save_edit(
+        request, db, flow_id, revision_of(form), lambda g: configure(g, node_id, config, label)
+    )
+    if not isinstance(saved, Flow):
+        return saved
+    context = await editor_context(
+        request, db, actor, saved, selected=node_id, read_errors=read_errors, saved=True
+    )
+    return fragments(context, "panel", "graph", *CANVAS_BLOCKS)
+
+
+@post(BASE + "/edges", opt=role(Role.marketer))
+async def connect_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Template:
+    form = (await read_form(request)).values
+    registry = registry_of(request)
+    source, port, target = (form.get(k, "") for k in ("source", "port", "target"))
+    flow = await save_edit(
+        request,
+        db,
+        flow_id,
+        revision_of(form),
+        lambda g: connect(g, source, port, target, registry),
+    )
+    if not isinstance(flow, Flow):
+        return flow
+    return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+
+
+@post(BASE + "/edges/delete", opt=role(Role.marketer))
+async def disconnect_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Template:
+    form = (await read_form(request)).values
+    source, port = form.get("source", ""), form.get("port", "")
+    flow = await save_edit(
+        request, db, flow_id, revision_of(form), lambda g: disconnect(g, source, port)
+    )
+    if not isinstance(flow, Flow):
+        return flow
+    return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+
+
+async def _step_history(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: int, *, redo: bool
+) -> Template | Response[Any]:
+    form = (await read_form(request)).values
+    revision = revision_of(form)
+    history = history_of(request)
+    snapshot = history.peek(flow_id, revision, redo=redo)
+    if snapshot is None:
+        flow = await load_flow(db, flow_id)
+        if flow.draft_revision != revision:
+            return conflict_response()
+        raise refused(_("There is nothing to redo.") if redo else _("There is nothing to undo."))
+    flow = await load_flow(db, flow_id)
+    current = flow.draft_graph
+    try:
+        flow = await save_draft(db, flow_id, snapshot, expected_revision=revision)
+    except DraftConflict:
+        return conflict_response()
+    except FlowStateError:
+        raise archived() from None
+    history.stepped(flow_id, current, flow.draft_revision, redo=redo)
+    context = await editor_context(request, db, actor, flow)
+    return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
+
+
+@post(BASE + "/undo", opt=role(Role.marketer))
+async def undo_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Template | Response[Any]:
+    return await _step_history(request, db, actor, flow_id, redo=False)
+
+
+@post(BASE + "/redo", opt=role(Role.marketer))
+async def redo_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Template | Response[Any]:
+    return await _step_history(request, db, actor, flow_id, redo=True)
+
+
+ROUTES = [
+    add_node_action,
+    move_node_action,
+    delete_node_action,
+    configure_action,
+    connect_action,
+    disconnect_action,
+    undo_action,
+    redo_action,
+]

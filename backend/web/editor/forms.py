@@ -1,0 +1,198 @@
+"""Config forms generated from a node type's pydantic model (DESIGN principle 6).
+
+``config_fields`` turns the model's JSON schema into form fields (text,
+number, select for enums, checkbox, textarea for JSON and rule fields);
+``read_config`` turns a submitted form back into config values and
+``config_errors`` maps pydantic's messages onto those fields. Nothing here
+knows any particular node type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from backend.i18n import _
+
+Widget = Literal["text", "textarea", "integer", "number", "select", "checkbox", "list", "json"]
+FORM_ERROR = "__all__"
+# A string field this long (or marked ``json_schema_extra={"widget": "textarea"}``) gets a textarea.
+LONG_TEXT = 300
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of a config form, with its current value as the form shows it."""
+
+    name: str
+    label: str
+    widget: Widget
+    required: bool = False
+    nullable: bool = False
+    help: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+    value: str = ""
+    checked: bool = False
+    enum_values: tuple[Any, ...] = field(default=(), compare=False)
+
+
+def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Follow ``$ref`` and unwrap ``Optional[...]``: the effective schema and whether null is ok."""
+    nullable = False
+    if "anyOf" in prop:
+        options = [option for option in prop["anyOf"] if option.get("type") != "null"]
+        nullable = len(options) < len(prop["anyOf"])
+        prop = {**prop, **options[0]} if len(options) == 1 else {"type": "object"}
+        prop.pop("anyOf", None)
+    if "allOf" in prop and len(prop["allOf"]) == 1:
+        prop = {**prop, **prop["allOf"][0]}
+    ref = prop.get("$ref")
+    if isinstance(ref, str):
+        prop = {
+            **defs.get(ref.rsplit("/", 1)[-1], {}),
+            **{k: v for k, v in prop.items() if k != "$ref"},
+        }
+    return prop, nullable
+
+
+def _widget(prop: dict[str, Any]) -> Widget:
+    kind = prop.get("type")
+    if "enum" in prop or "const" in prop:
+        return "select"
+    if kind == "boolean":
+        return "checkbox"
+    if kind == "integer":
+        return "integer"
+    if kind == "number":
+        return "number"
+    if kind == "string":
+        long = prop.get("widget") == "textarea" or prop.get("maxLength", 0) > LONG_TEXT
+        return "textarea" if long else "text"
+    if kind == "array" and prop.get("items", {}).get("type") == "string":
+        return "list"
+    # Objects, nested models, rule ASTs and ``Any``: edited as JSON.
+    return "json"
+
+
+def _display(widget: Widget, value: Any) -> str:
+    if value is None:
+        return ""
+    if widget == "json":
+        return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+    if widget == "list" and isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if widget == "select" and isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return str(value)
+
+
+def _choice_key(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def config_fields(model: type[BaseModel], config: Mapping[str, Any]) -> list[FormField]:
+    """The form for ``model``, filled with ``config`` (or the schema's defaults)."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+    required = set(schema.get("required", []))
+    fields = []
+    for name, raw_prop in schema.get("properties", {}).items():
+        prop, nullable = _resolve(raw_prop, defs)
+        widget = _widget(prop)
+        value = config[name] if name in config else prop.get("default")
+        enum_values: tuple[Any, ...] = tuple(prop["enum"]) if "enum" in prop else ()
+        if "const" in prop:
+            enum_values = (prop["const"],)
+        fields.append(
+            FormField(
+                name=name,
+                label=str(prop.get("title") or name.replace("_", " ").capitalize()),
+                widget=widget,
+                required=name in required,
+                nullable=nullable,
+                help=str(prop.get("description") or ""),
+                choices=tuple((_choice_key(v), str(v)) for v in enum_values),
+                value=_display(widget, value),
+                checked=bool(value) if widget == "checkbox" else False,
+                enum_values=enum_values,
+            )
+        )
+    return fields
+
+
+def _number(text: str, integer: bool) -> Any:
+    try:
+        return int(text) if integer else float(text)
+    except ValueError:
+        return text  # pydantic explains what is wrong with it
+
+
+def read_config(
+    model: type[BaseModel], form: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Submitted form -> (config values, errors found while reading them).
+
+    Values that cannot be converted are kept as typed, so the draft keeps what
+    the marketer wrote and validation reports it. An empty optional field is
+    null; an empty field with a default falls back to the default.
+    """
+    config: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for item in config_fields(model, {}):
+        if item.widget == "checkbox":
+            config[item.name] = item.name in form
+            continue
+        text = form.get(item.name, "")
+        if item.widget != "textarea":
+            text = text.strip()
+        if text == "":
+            if item.nullable:
+                config[item.name] = None
+            continue
+        if item.widget in ("integer", "number"):
+            config[item.name] = _number(text, item.widget == "integer")
+        elif item.widget == "select":
+            matches = [v for v in item.enum_values if _choice_key(v) == text]
+            config[item.name] = matches[0] if matches else text
+        elif item.widget == "list":
+            config[item.name] = [part.strip() for part in text.split(",") if part.strip()]
+        elif item.widget == "json":
+            try:
+                config[item.name] = json.loads(text)
+            except json.JSONDecodeError as exc:
+                config[item.name] = text
+                errors[item.name] = _("This is not valid JSON (line %(line)d, column %(col)d).") % {
+                    "line": exc.lineno,
+                    "col": exc.colno,
+                }
+        else:
+            config[item.name] = text
+    return config, errors
+
+
+def config_errors(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str, str]:
+    """pydantic's messages for ``config``, keyed by top-level field (``__all__`` for the rest)."""
+    try:
+        model.model_validate(dict(config))
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            loc = [str(part) for part in error["loc"]]
+            key = loc[0] if loc else FORM_ERROR
+            detail = ".".join(loc[1:])
+            message = f"{detail}: {error['msg']}" if detail else error["msg"]
+            errors[key] = f"{errors[key]}; {message}" if key in errors else message
+        return errors
+    return {}
+
+
+def normalized(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The validated config as JSON (defaults filled in), or ``config`` unchanged if invalid."""
+    try:
+        return model.model_validate(dict(config)).model_dump(mode="json")
+    except ValidationError:
+        return dict(config)

@@ -1,0 +1,161 @@
+"""Edits to a draft graph, as pure functions from one raw graph (JSON dict) to the next.
+
+Each edit returns a new graph and never changes its input, so the previous
+draft can be kept for undo. An edit that cannot make sense (a connection to
+a node that is gone, a port the node does not have) raises ``EditRefused``
+with a sentence for the marketer; an edit that merely leaves the draft
+unpublishable (an empty required field) is allowed, and validation marks it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from backend.i18n import _
+from nodes.sdk import Family, NodeRegistry, Port
+
+_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+MAX_NODES = 2000
+COORDINATE_LIMIT = 1_000_000.0
+LABEL_MAX = 120
+
+
+class EditRefused(ValueError):
+    """The edit does not apply to this draft; the message says why, for people."""
+
+
+def _copy(graph: dict[str, Any]) -> dict[str, Any]:
+    fresh = copy.deepcopy(graph)
+    fresh.setdefault("nodes", [])
+    fresh.setdefault("edges", [])
+    return fresh
+
+
+def _node(graph: dict[str, Any], node_id: str) -> dict[str, Any]:
+    for node in graph["nodes"]:
+        if node.get("id") == node_id:
+            return node  # type: ignore[no-any-return]
+    raise EditRefused(_("That step is no longer on the canvas; it may have been deleted."))
+
+
+def _coordinate(value: float) -> float:
+    if not -COORDINATE_LIMIT <= value <= COORDINATE_LIMIT:
+        raise EditRefused(_("That position is too far from the rest of the flow."))
+    return round(value, 1)
+
+
+def node_ports(node: dict[str, Any], registry: NodeRegistry) -> tuple[Port, ...]:
+    """A node's output ports: from its config when valid, else the type's static ports."""
+    node_type = registry.get(str(node.get("type")))
+    if node_type is None:
+        return ()
+    try:
+        config = node_type.parse_config(node.get("config") or {})
+    except ValidationError:
+        return node_type.ports
+    return node_type.output_ports(config)
+
+
+def new_node_id(graph: dict[str, Any], type_id: str) -> str:
+    """A readable id from the type (``email``, ``email_2``...), unique in the graph."""
+    base = _ID_CHARS.sub("_", type_id.rsplit(".", 1)[-1]).strip("_")[:56] or "node"
+    taken = {node.get("id") for node in graph.get("nodes", [])}
+    candidate, number = base, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{base}_{number}"
+    return candidate
+
+
+def add_node(
+    graph: dict[str, Any], type_id: str, x: float, y: float, registry: NodeRegistry
+) -> tuple[dict[str, Any], str]:
+    """Drop a new node of ``type_id`` at ``(x, y)``; returns the graph and the new node's id."""
+    if registry.get(type_id) is None:
+        raise EditRefused(_("There is no step type %(type)s.") % {"type": type_id})
+    fresh = _copy(graph)
+    if len(fresh["nodes"]) >= MAX_NODES:
+        raise EditRefused(_("A flow can have at most %(num)d steps.") % {"num": MAX_NODES})
+    node_id = new_node_id(fresh, type_id)
+    fresh["nodes"].append(
+        {
+            "id": node_id,
+            "type": type_id,
+            "config": {},
+            "label": "",
+            "position": {"x": _coordinate(x), "y": _coordinate(y)},
+        }
+    )
+    return fresh, node_id
+
+
+def move_node(graph: dict[str, Any], node_id: str, x: float, y: float) -> dict[str, Any]:
+    fresh = _copy(graph)
+    _node(fresh, node_id)["position"] = {"x": _coordinate(x), "y": _coordinate(y)}
+    return fresh
+
+
+def delete_node(graph: dict[str, Any], node_id: str) -> dict[str, Any]:
+    """Remove the node and every connection into or out of it."""
+    fresh = _copy(graph)
+    _node(fresh, node_id)
+    fresh["nodes"] = [node for node in fresh["nodes"] if node.get("id") != node_id]
+    fresh["edges"] = [
+        edge
+        for edge in fresh["edges"]
+        if edge.get("source") != node_id and edge.get("target") != node_id
+    ]
+    return fresh
+
+
+def connect(
+    graph: dict[str, Any], source: str, port: str, target: str, registry: NodeRegistry
+) -> dict[str, Any]:
+    """Connect ``source``'s output ``port`` to ``target``, replacing that port's old connection."""
+    fresh = _copy(graph)
+    source_node = _node(fresh, source)
+    target_node = _node(fresh, target)
+    if source == target:
+        raise EditRefused(_("A step cannot lead to itself; add a wait and loop through it."))
+    if port not in {p.id for p in node_ports(source_node, registry)}:
+        raise EditRefused(_("This step has no output called %(port)s.") % {"port": port})
+    target_type = registry.get(str(target_node.get("type")))
+    if target_type is not None and target_type.family is Family.trigger:
+        raise EditRefused(_("A trigger starts the flow, so nothing can lead into it."))
+    fresh["edges"] = [
+        edge
+        for edge in fresh["edges"]
+        if not (edge.get("source") == source and edge.get("port") == port)
+    ]
+    fresh["edges"].append({"source": source, "port": port, "target": target})
+    return fresh
+
+
+def disconnect(graph: dict[str, Any], source: str, port: str) -> dict[str, Any]:
+    fresh = _copy(graph)
+    kept = [
+        edge
+        for edge in fresh["edges"]
+        if not (edge.get("source") == source and edge.get("port") == port)
+    ]
+    if len(kept) == len(fresh["edges"]):
+        raise EditRefused(_("That connection is no longer there."))
+    fresh["edges"] = kept
+    return fresh
+
+
+def configure(
+    graph: dict[str, Any], node_id: str, config: dict[str, Any], label: str
+) -> dict[str, Any]:
+    """Replace the node's config and label (validation happens on the result, not here)."""
+    if len(label) > LABEL_MAX:
+        raise EditRefused(_("Keep the label under %(num)d characters.") % {"num": LABEL_MAX})
+    fresh = _copy(graph)
+    node = _node(fresh, node_id)
+    node["config"] = config
+    node["label"] = label
+    return fresh

@@ -1,0 +1,97 @@
+"""Publishing the draft as a frozen version, and pausing, resuming or archiving the flow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath
+from litestar.response import Template
+
+from backend.audit import record
+from backend.auth.guards import role
+from backend.deps import Actor, Db, Now
+from backend.i18n import _, ngettext
+from backend.models import Role
+from backend.web.editor.context import editor_context, fragments, load_flow, registry_of
+from backend.web.editor.edits import BASE, conflict_response, refused, revision_of
+from backend.web.forms import read_form
+from backend.web.render import redirect
+from runtime.flows import FlowStateError, archive, pause, publish, resume
+from runtime.graph import InvalidGraph
+
+NOTE_MAX = 500
+
+
+@post(BASE + "/publish", opt=role(Role.marketer))
+async def publish_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Template:
+    """Validate and freeze the draft the marketer is looking at (its revision must be current)."""
+    form = (await read_form(request)).values
+    revision = revision_of(form)
+    note = form.get("note", "").strip()[:NOTE_MAX]
+    flow = await load_flow(db, flow_id)
+    if flow.draft_revision != revision:
+        return conflict_response()
+    try:
+        version = await publish(db, flow_id, registry_of(request), actor.id, note=note)
+    except InvalidGraph as exc:
+        count = len(exc.errors)
+        notice = ngettext(
+            "Not published: fix this problem first.",
+            "Not published: fix these %(num)d problems first.",
+            count,
+        ) % {"num": count}
+        context = await editor_context(request, db, actor, flow, notice=notice)
+        context["publish_failed"] = True
+        return fragments(context, "status", "problems")
+    except FlowStateError:
+        raise HTTPException(
+            status_code=409, detail=_("This flow is archived, so it cannot be published.")
+        ) from None
+    record(db, actor, "flow.published", flow, {"version": version.number})
+    await db.refresh(flow)
+    notice = _("Published version %(num)d.") % {"num": version.number}
+    context = await editor_context(request, db, actor, flow, notice=notice)
+    return fragments(context, "status", "problems", "versions")
+
+
+LIFECYCLE = {"pause": pause, "resume": resume}
+
+
+@post(BASE + "/lifecycle", opt=role(Role.marketer))
+async def lifecycle_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, flow_id: FromPath[int]
+) -> Template | Response[Any]:
+    """Pause, resume or archive the flow (``action`` in the form)."""
+    form = (await read_form(request)).values
+    action = form.get("action", "")
+    await load_flow(db, flow_id)
+    try:
+        if action == "archive":
+            exited = await archive(db, flow_id, now=clock.now())
+            details: dict[str, Any] = {"exited": exited}
+        elif action in LIFECYCLE:
+            await LIFECYCLE[action](db, flow_id)
+            details = {}
+        else:
+            raise refused(_("Choose pause, resume or archive."))
+    except FlowStateError as exc:
+        messages = {
+            "pause": _("Only an active flow can be paused."),
+            "resume": _("Only a paused flow can be resumed."),
+        }
+        raise HTTPException(status_code=409, detail=messages.get(action, str(exc))) from None
+    flow = await load_flow(db, flow_id)
+    await db.refresh(flow)
+    record(db, actor, f"flow.{action}d", flow, details)
+    if action == "archive":
+        # Archived flows are read-only: reload the page so the palette and handles go away.
+        return redirect(request, f"/flows/{flow_id}/edit")
+    context = await editor_context(request, db, actor, flow)
+    return fragments(context, "status", "graph", "problems")
+
+
+ROUTES = [publish_action, lifecycle_action]

@@ -1,0 +1,87 @@
+"""Publishing from the editor: validation errors naming nodes, frozen versions, lifecycle."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from backend.models import FlowVersion
+from tests.backend.editor.conftest import Editor
+
+
+async def _build(editor: Editor, subject: str) -> None:
+    await editor.post("/nodes", {"type": "test.trigger", "x": 0, "y": 0})
+    await editor.post("/nodes", {"type": "test.email", "x": 300, "y": 0})
+    await editor.post("/edges", {"source": "trigger", "port": "next", "target": "email"})
+    await editor.post("/nodes/trigger/config", {"cfg.event_type": "form.submitted"})
+    await editor.post("/nodes/email/config", {"cfg.subject": subject})
+
+
+async def _versions(editor: Editor) -> int:
+    async with editor.sessions() as db:
+        count = await db.scalar(select(func.count()).where(FlowVersion.flow_id == editor.flow_id))
+    return int(count or 0)
+
+
+async def test_publishing_an_invalid_draft_lists_problems_by_node(editor: Editor) -> None:
+    await editor.post("/nodes", {"type": "test.email", "x": 0, "y": 0})
+    response = await editor.post("/publish", {})
+    assert response.status_code == 200
+    html = response.text
+    assert "Not published: fix these 2 problems first." in html
+    assert "the flow needs a trigger to enroll anyone" in html
+    # Each node problem links to its node on the canvas.
+    assert 'data-select-node="email"' in html and "subject: Field required" in html
+    assert await _versions(editor) == 0
+
+
+async def test_publishing_freezes_a_version_and_lists_it(editor: Editor) -> None:
+    await _build(editor, "Welcome")
+    response = await editor.post("/publish", {"note": "first cut"})
+    assert response.status_code == 200, response.text
+    assert "Published version 1." in response.text
+    assert 'id="versions"' in response.text and "v1" in response.text
+    assert "first cut" in response.text
+    flow = await editor.flow()
+    assert flow.status == "active"
+    # Editing the draft afterwards leaves the version as it was.
+    await editor.post("/nodes/email/config", {"cfg.subject": "Changed"})
+    async with editor.sessions() as db:
+        version = await db.scalar(select(FlowVersion).where(FlowVersion.flow_id == flow.id))
+        assert version is not None
+        subjects = [n["config"].get("subject") for n in version.graph["nodes"]]
+    assert "Welcome" in subjects and "Changed" not in subjects
+    second = await editor.post("/publish", {})
+    assert "Published version 2." in second.text
+    assert await _versions(editor) == 2
+
+
+async def test_publishing_what_you_have_not_seen_is_a_conflict(editor: Editor) -> None:
+    await _build(editor, "Welcome")
+    stale = (await editor.revision()) - 1
+    response = await editor.post("/publish", {}, revision=stale)
+    assert response.status_code == 409
+    assert await _versions(editor) == 0
+
+
+async def test_pause_resume_and_archive(editor: Editor) -> None:
+    await _build(editor, "Welcome")
+    early = await editor.post("/lifecycle", {"action": "resume"})
+    assert early.status_code == 409
+    assert "Only a paused flow can be resumed." in early.text
+    await editor.post("/publish", {})
+    paused = await editor.post("/lifecycle", {"action": "pause"})
+    assert paused.status_code == 200
+    assert (await editor.flow()).status == "paused"
+    assert 'data-value="resume"' in paused.text
+    await editor.post("/lifecycle", {"action": "resume"})
+    assert (await editor.flow()).status == "active"
+    archived = await editor.post("/lifecycle", {"action": "archive"})
+    assert archived.headers["HX-Redirect"] == editor.base
+    assert (await editor.flow()).status == "archived"
+    page = (await editor.client.get(editor.base)).text
+    assert 'data-readonly="true"' in page and "archived" in page
+    refused = await editor.post("/nodes", {"type": "test.email", "x": 0, "y": 0})
+    assert refused.status_code == 409
+    assert "archived" in refused.text
+    bad = await editor.post("/lifecycle", {"action": "explode"})
+    assert bad.status_code == 422

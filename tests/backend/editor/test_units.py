@@ -1,0 +1,117 @@
+"""The editor's pure parts: form generation from pydantic models, graph edits, geometry."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.web.editor.forms import config_errors, config_fields, read_config
+from backend.web.editor.geometry import edge_path, midpoint, node_height, port_offset
+from backend.web.editor.history import EditHistory
+from backend.web.editor.ops import EditRefused, add_node, connect, new_node_id
+from backend.web.editor.view import build_canvas, palette
+from nodes.sdk import NodeRegistry
+from tests.backend.editor.nodes import EveryField, EveryFieldConfig
+from tests.runtime.nodes import TEST_NODE_TYPES
+
+
+def _registry() -> NodeRegistry:
+    registry = NodeRegistry()
+    for node_type in [*TEST_NODE_TYPES, EveryField]:
+        registry.add(node_type)
+    return registry
+
+
+def test_fields_follow_the_config_model() -> None:
+    fields = {f.name: f for f in config_fields(EveryFieldConfig, {"hours": 6})}
+    assert {name: f.widget for name, f in fields.items()} == {
+        "subject": "text",
+        "hours": "integer",
+        "share": "number",
+        "mode": "select",
+        "channel": "select",
+        "urgent": "checkbox",
+        "tags": "list",
+        "rule": "json",
+        "body": "textarea",
+        "owner": "text",
+    }
+    assert fields["subject"].required and not fields["hours"].required
+    assert fields["subject"].help == "What the message is about."
+    assert fields["hours"].value == "6"  # the config's value, not the default
+    assert fields["share"].value == "0.5"  # the default where the config has none
+    assert fields["mode"].choices == (("fast", "fast"), ("slow", "slow"))
+    assert fields["channel"].choices == (("email", "email"), ("sms", "sms"))
+    assert fields["rule"].nullable and fields["owner"].nullable
+
+
+def test_reading_a_form_converts_values_and_reports_bad_json() -> None:
+    config, errors = read_config(
+        EveryFieldConfig,
+        {"subject": " Hi ", "hours": "x", "tags": "a,,b", "rule": "[1,", "owner": ""},
+    )
+    assert config["subject"] == "Hi"
+    assert config["hours"] == "x"
+    assert config["tags"] == ["a", "b"]
+    assert config["urgent"] is False  # an unchecked checkbox is not sent at all
+    assert config["owner"] is None
+    assert "share" not in config  # empty with a default: the default applies
+    assert set(errors) == {"rule"}
+    messages = config_errors(EveryFieldConfig, config)
+    assert set(messages) == {"subject", "hours", "rule"}
+
+
+def test_new_nodes_get_readable_unique_ids() -> None:
+    registry = _registry()
+    graph, first = add_node({}, "test.email", 0, 0, registry)
+    graph, second = add_node(graph, "test.email", 10, 0, registry)
+    assert (first, second) == ("email", "email_2")
+    assert new_node_id(graph, "acme.we ird!") == "we_ird"
+    with pytest.raises(EditRefused):
+        add_node(graph, "test.email", 1e12, 0, registry)
+
+
+def test_connect_needs_a_port_the_node_has() -> None:
+    registry = _registry()
+    graph, cond = add_node({}, "test.every_field", 0, 0, registry)
+    graph, mail = add_node(graph, "test.email", 300, 0, registry)
+    connected = connect(graph, cond, "no", mail, registry)
+    assert connected["edges"] == [{"source": cond, "port": "no", "target": mail}]
+    assert graph["edges"] == []  # edits never change their input
+    with pytest.raises(EditRefused, match="no output called next"):
+        connect(graph, cond, "next", mail, registry)
+    with pytest.raises(EditRefused, match="no longer on the canvas"):
+        connect(graph, cond, "yes", "gone", registry)
+
+
+def test_canvas_marks_invalid_nodes_and_places_ports() -> None:
+    registry = _registry()
+    graph, _node_id = add_node({}, "test.every_field", 40, 60, registry)
+    canvas = build_canvas(graph, registry)
+    (node,) = canvas.nodes
+    assert [p.id for p in node.ports] == ["yes", "no"]
+    assert node.height == node_height(2)
+    assert [p.offset for p in node.ports] == [port_offset(i, 2, node.height) for i in (0, 1)]
+    assert any("subject" in e for e in node.errors)
+    assert canvas.flow_errors == ["the flow needs a trigger to enroll anyone"]
+    assert node.color == "#7c3aed" and node.glyph == "?"
+    families = [family for family, _label, _items in palette(registry)]
+    assert families[0] == "trigger" and "condition" in families and "selection" not in families
+
+
+def test_edge_geometry() -> None:
+    assert edge_path(0, 0, 200, 100) == "M 0 0 C 100 0, 100 100, 200 100"
+    assert edge_path(0, 0, 10, 0).startswith("M 0 0 C 60 0, -50 0")
+    assert midpoint(0, 0, 200, 100) == (100, 50)
+
+
+def test_history_applies_only_at_its_revision() -> None:
+    history = EditHistory()
+    history.edited(1, {"nodes": []}, 1)
+    history.edited(1, {"nodes": ["a"]}, 2)
+    assert history.can_undo(1, 2) and not history.can_undo(1, 1)
+    assert history.peek(1, 2, redo=False) == {"nodes": ["a"]}
+    history.stepped(1, {"nodes": ["a", "b"]}, 3, redo=False)
+    assert history.peek(1, 3, redo=False) == {"nodes": []}
+    assert history.peek(1, 3, redo=True) == {"nodes": ["a", "b"]}
+    # Someone else's save (revision 4 from another process) makes this history stale.
+    assert not history.can_undo(1, 4)
