@@ -14,7 +14,7 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.db import create_engine, create_sessionmaker
 from backend.settings import Settings
 from nodes.sdk import Clock, NodeRegistry, Services, SystemClock, discover
-from runtime import admin, enroll, events
+from runtime import admin, enroll, entries, events
 from runtime.delivery import Deliverer
 from runtime.doorbell import Doorbell, NullDoorbell
 from runtime.outbox import DeliveryReport, deliver_batch
@@ -51,6 +51,7 @@ class WorkReport:
     sent: int = 0
     retried: int = 0
     dead: int = 0
+    entered: int = 0
 
     def add_steps(self, report: StepReport) -> None:
         self.batches += 1
@@ -83,9 +84,25 @@ class Runtime:
     max_delivery_attempts: int = 8
     worker_id: str = field(default_factory=_worker_id)
     versions: VersionCache = field(init=False)
+    # When schedule and audience triggers were last checked (see ``enter``).
+    entries_checked_at: datetime | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.versions = VersionCache(self.registry)
+
+    async def enter(self) -> entries.EntryReport:
+        """Fire due schedule ticks and enroll new audience matches (``runtime.entries``)."""
+        self.entries_checked_at = self.clock.now()
+        return await entries.enter_due(self)
+
+    async def _enter_if_due(self, report: WorkReport) -> None:
+        # Set-based entry checks cost a query per trigger, so they run once per
+        # sweep interval rather than on every doorbell ring.
+        last = self.entries_checked_at
+        interval = timedelta(seconds=self.settings.sweep_interval_seconds)
+        if last is None or self.clock.now() - last >= interval:
+            entered = await self.enter()
+            report.entered += entered.scheduled + entered.audience
 
     async def step(self, limit: int | None = None) -> StepReport:
         """Claim and walk one batch of due journeys."""
@@ -103,6 +120,7 @@ class Runtime:
         """
         report = WorkReport()
         deadline = time.monotonic() + budget_seconds if budget_seconds else None
+        await self._enter_if_due(report)
         while True:
             stepped = await self.step()
             report.add_steps(stepped)
@@ -117,6 +135,7 @@ class Runtime:
     async def drain(self, *, max_batches: int = 100_000) -> WorkReport:
         """Run until no step or delivery is due at ``clock.now()``: for tests and scripts."""
         report = WorkReport()
+        await self._enter_if_due(report)
         for _ in range(max_batches):
             stepped = await self.step()
             report.add_steps(stepped)
@@ -165,6 +184,33 @@ class Runtime:
             self.doorbell.ring()
         return count
 
+    async def start(
+        self,
+        flow_id: int,
+        *,
+        contact_id: int | None = None,
+        visitor_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        """Start a flow for one customer through its API trigger; returns the journey id.
+
+        None when the flow's re-entry policy keeps the customer out; raises
+        ``runtime.entries.FlowNotStartable`` when the flow cannot be started this way.
+        """
+        async with self.sessions() as session, session.begin():
+            journey_id = await entries.start_flow(
+                session,
+                self.versions,
+                flow_id,
+                now=self.clock.now(),
+                contact_id=contact_id,
+                visitor_id=visitor_id,
+                data=data,
+            )
+        if journey_id is not None:
+            self.doorbell.ring()
+        return journey_id
+
     async def retry_journey(self, journey_id: int) -> None:
         async with self.sessions() as session, session.begin():
             await admin.retry_journey(session, journey_id, now=self.clock.now())
@@ -183,26 +229,10 @@ class Runtime:
 def default_deliverers(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> dict[str, Deliverer]:
-    """The built-in channels: task and webhook always, email when SMTP is configured."""
-    from runtime.delivery.email import EmailDeliverer
-    from runtime.delivery.task import TaskDeliverer
-    from runtime.delivery.webhook import WebhookDeliverer
+    """The built-in channels (see ``runtime.messaging.channels``)."""
+    from runtime.messaging.channels import built_in_deliverers
 
-    deliverers: dict[str, Deliverer] = {
-        "task": TaskDeliverer(sessions, clock),
-        "webhook": WebhookDeliverer(clock=clock),
-    }
-    if settings.smtp_host:
-        deliverers["email"] = EmailDeliverer(
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            sender=settings.mail_from,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-            use_tls=settings.smtp_use_tls,
-            start_tls=settings.smtp_start_tls,
-        )
-    return deliverers
+    return built_in_deliverers(settings, sessions, clock)
 
 
 def build_runtime(

@@ -161,6 +161,8 @@ def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]
 
     ports: dict[str, tuple[Port, ...]] = {}
     families: dict[str, Family] = {}
+    # Goals reached by an event need no incoming connection: the event moves journeys there.
+    event_goals: list[str] = []
     for node in graph.nodes:
         node_errors, config = _config_errors(node, registry)
         errors.extend(node_errors)
@@ -169,6 +171,11 @@ def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]
             families[node.id] = node_type.family
             if config is not None:
                 ports[node.id] = node_type.output_ports(config)
+                goal_trigger = (
+                    node_type.trigger(config) if node_type.family is Family.goal else None
+                )
+                if goal_trigger is not None and goal_trigger.event_type:
+                    event_goals.append(node.id)
 
     successors: dict[str, set[str]] = defaultdict(set)
     used: set[tuple[str, str]] = set()
@@ -194,8 +201,8 @@ def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]
     triggers = [n.id for n in graph.nodes if families.get(n.id) is Family.trigger]
     if not triggers:
         errors.append(GraphError("the flow needs a trigger to enroll anyone"))
-    reachable: set[str] = set(triggers)
-    queue = deque(triggers)
+    reachable: set[str] = set(triggers) | set(event_goals)
+    queue = deque([*triggers, *event_goals])
     while queue:
         for nxt in successors.get(queue.popleft(), set()):
             if nxt not in reachable:
