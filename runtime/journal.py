@@ -311,9 +311,12 @@ async def write_walks(rt: Runtime, owner: str, walks: list[Walk]) -> list[Walk]:
     try:
         async with rt.sessions() as session, session.begin():
             return await _write(session, owner, todo, now)
-    except Exception:
-        if len(todo) <= 1:
-            log.exception("writing journey %s failed", [w.row.id for w in todo])
+    except Exception as exc:
+        if len(todo) == 1:
+            # Counted like a node error, or a journey whose results can never be
+            # stored would be re-run at every lease expiry for ever.
+            log.exception("writing journey %s failed", todo[0].row.id)
+            await _record_write_failure(rt, owner, todo[0], exc, now)
             return []
         log.exception("writing a batch of %d journeys failed; writing them one by one", len(todo))
     written: list[Walk] = []

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message as EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from runtime import flows
 from runtime.clock import FakeClock
 from runtime.delivery.email import EmailDeliverer
 from runtime.delivery.task import TaskDeliverer
+from runtime.delivery.webhook import WebhookDeliverer
 from runtime.engine import Runtime
 from tests.runtime.nodes import test_registry
 
@@ -98,6 +100,7 @@ def runtime(
         deliverers={
             "email": EmailDeliverer(hostname="127.0.0.1", port=port, sender="Shop <hi@shop.test>"),
             "task": TaskDeliverer(sessions, clock),
+            "webhook": WebhookDeliverer(clock=clock),
         },
     )
 
@@ -166,3 +169,53 @@ async def steps(rt: Runtime, journey_id: int | None = None) -> list[Step]:
 async def update_contact(rt: Runtime, contact_id: int, **values: Any) -> None:
     async with rt.sessions() as session, session.begin():
         await session.execute(update(Contact).where(Contact.id == contact_id).values(**values))
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server on loopback that records each POST (a webhook receiver or provider).
+
+    ``statuses`` are answered in order, then 200 for ever.
+    """
+
+    port: int = 0
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def keys(self) -> list[str]:
+        """The Idempotency-Key of every request received, in order."""
+        with self.lock:
+            return [headers.get("Idempotency-Key", "") for headers, _ in self.requests]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with state.lock:
+                state.requests.append((dict(self.headers.items()), body))
+                status = state.statuses.pop(0) if state.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

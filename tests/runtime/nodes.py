@@ -207,6 +207,19 @@ class Explode(NodeType[EmptyConfig]):
         return Outcome.go()
 
 
+class Poison(NodeType[EmptyConfig]):
+    """While the customer's ``poison`` attribute is true, returns data no database can store."""
+
+    type_id = "test.poison"
+    name = "Test poison"
+    family = Family.action
+
+    async def run(self, ctx: Context[EmptyConfig]) -> Outcome:
+        if ctx.profile.attributes.get("poison"):
+            return Outcome.go(data={"unstorable": {1, 2}})
+        return Outcome.go()
+
+
 class EndConfig(BaseModel):
     reason: str = "done"
     exited: bool = False
@@ -343,6 +356,7 @@ TEST_NODE_TYPES: list[type[NodeType[Any]]] = [
     SawEvent,
     Tag,
     Explode,
+    Poison,
     End,
     Goal,
     WaitUntil,
