@@ -45,64 +45,79 @@ def demo_graph() -> dict[str, Any]:
     download = "https://example.com/downloads/lifecycle-guide.pdf"
     return {
         "nodes": [
-            {
-                "id": "form",
-                "type": "trigger.form_submitted",
-                "label": "Guide requested",
-                "config": {},
-                "position": {"x": 40, "y": 160},
-            },
-            {
-                "id": "confirm",
-                "type": "action.email",
-                "label": "Send the guide",
-                "config": {
-                    "subject": "Your lifecycle guide, {{ contact.first_name | default('there') }}",
-                    "body": f"Thanks for your interest! Download the guide: {download}",
-                    "transactional": True,
+            _node("form", "trigger.form_submitted", "Guide requested", {}, 40, 160),
+            _node(
+                "confirm",
+                "action.email",
+                "Send the guide",
+                {
+                    "subject": "Your lifecycle guide, {{ first_name }}",
+                    "body": "Thanks for your interest! Here is the guide you asked for.",
+                    "button_text": "Download the guide",
+                    "button_url": download,
+                    "category": "transactional",
                 },
-                "position": {"x": 280, "y": 160},
-            },
-            {
-                "id": "opened",
-                "type": "wait.event",
-                "label": "Opened within 2 days?",
-                "config": {"event_type": "email.opened", "from_node": "confirm", "days": 2},
-                "position": {"x": 520, "y": 160},
-            },
-            {
-                "id": "reminder",
-                "type": "action.email",
-                "label": "Reminder",
-                "config": {
+                280,
+                160,
+            ),
+            _node(
+                "opened",
+                "wait.event",
+                "Opened within 2 days?",
+                {
+                    "event_type": "email.opened",
+                    "for_node": "confirm",
+                    "timeout": {"amount": 2, "unit": "days"},
+                },
+                520,
+                160,
+            ),
+            _node(
+                "reminder",
+                "action.email",
+                "Reminder",
+                {
                     "subject": "Did you get a chance to read the guide?",
-                    "body": f"Here is the link again: {download}",
+                    "body": "Here is the link again, in case it got lost.",
+                    "button_text": "Download the guide",
+                    "button_url": download,
                 },
-                "position": {"x": 760, "y": 300},
-            },
-            {
-                "id": "pause",
-                "type": "wait.duration",
-                "label": "Two days",
-                "config": {"days": 2},
-                "position": {"x": 760, "y": 60},
-            },
-            {
-                "id": "call",
-                "type": "action.task",
-                "label": "Call the lead",
-                "config": {"title": "Call about the lifecycle guide", "due_in_days": 1},
-                "position": {"x": 1000, "y": 60},
-            },
+                760,
+                300,
+            ),
+            _node("later", "wait.duration", "Two days", {"amount": 2, "unit": "days"}, 760, 60),
+            _node(
+                "call",
+                "action.task",
+                "Call the lead",
+                {
+                    "title": "Call {{ first_name }} about the lifecycle guide",
+                    "note": "They downloaded and opened the guide two days ago.",
+                },
+                1000,
+                60,
+            ),
         ],
         "edges": [
             {"source": "form", "port": "next", "target": "confirm"},
             {"source": "confirm", "port": "next", "target": "opened"},
-            {"source": "opened", "port": "next", "target": "pause"},
+            {"source": "opened", "port": "next", "target": "later"},
             {"source": "opened", "port": "timeout", "target": "reminder"},
-            {"source": "pause", "port": "next", "target": "call"},
+            {"source": "later", "port": "next", "target": "call"},
         ],
         "settings": {"reentry": "once"},
+    }
+
+
+def _node(
+    node_id: str, type_id: str, label: str, config: dict[str, Any], x: int, y: int
+) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": type_id,
+        "label": label,
+        "config": config,
+        "position": {"x": x, "y": y},
     }
 
 
