@@ -10,10 +10,11 @@ PYTEST_ARGS ?=
 
 .PHONY: run test install lint typecheck pytest bench services clean messages catalogs
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/touchflow-slack-notify/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e examples/touchflow-slack-notify
 	@touch $@
 
 $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json

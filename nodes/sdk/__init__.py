@@ -10,6 +10,12 @@ A node type is a config model, output ports, and ``async run(ctx) -> Outcome``::
 
         async def run(self, ctx: Context[ShoutConfig]) -> Outcome:
             return Outcome.go(messages=(Message("webhook", {"text": ctx.config.text}),))
+
+Unit-test a node with the test kit, ``nodes.sdk.testing``: ``run_node`` builds
+the context (``contact``, ``event``, a fixed clock, ``timer_wake``...), runs the
+node and returns its outcome; ``config_errors`` and ``check_declaration`` check
+the config model and the declaration. docs/custom-nodes.md builds a complete,
+pip-installable node package step by step.
 """
 
 from nodes.sdk.context import Clock, Context, Services, SystemClock

@@ -21,7 +21,7 @@ from backend.models import Contact, Journey, OutboxMessage, Step, Task
 from backend.settings import Settings
 from nodes.builtin import NODE_TYPES
 from nodes.builtin.splits import ABSplit, bucket
-from nodes.sdk import NodeRegistry
+from nodes.sdk import NodeRegistry, discover
 from runtime.clock import FakeClock
 from runtime.delivery.email import EmailDeliverer
 from runtime.delivery.task import TaskDeliverer
@@ -456,3 +456,41 @@ async def test_engagement_condition_reads_opens_of_this_journeys_email(
     contacts = {c.id: c for c in await rows(rt, Contact)}
     assert {c for c in ids if contacts[c].lifecycle_stage == "marketing_qualified"} == set(ids[:2])
     assert {c for c in ids if "cold" in contacts[c].tags} == set(ids[2:])
+
+
+async def test_installed_slack_example_posts_from_a_published_flow(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: FakeClock, hook: Receiver
+) -> None:
+    """The tutorial's package, found through its entry point, runs like any built-in."""
+    rt = Runtime(
+        sessions=sessions,
+        registry=discover(),
+        settings=settings,
+        clock=clock,
+        deliverers={"webhook": WebhookDeliverer(clock=clock)},
+    )
+    assert "slack.notify" in rt.registry and "action.email" in rt.registry
+    [contact] = await add_contacts(rt, 1)
+    slack = {
+        "webhook_url": f"{hook.url}/services/T1/B1/x",
+        "text": "New lead: $first_name ($email)",
+    }
+    flow_id = await publish(
+        rt,
+        graph(
+            [("api", "trigger.api", {}), ("slack", "slack.notify", slack)],
+            [("api", "next", "slack")],
+        ),
+    )
+    journey_id = await rt.start(flow_id, contact_id=contact)
+    report = await rt.drain()
+    assert report.sent == 1
+    [post] = hook.received()
+    assert post.path == "/services/T1/B1/x"
+    assert post.json() == {
+        "text": f"New lead: C{contact} (c{contact}@example.test)",
+        "username": "Touchflow",
+    }
+    assert post.headers["Idempotency-Key"] == f"j{journey_id}:slack:1:0"
+    [journey] = await rows(rt, Journey)
+    assert journey.status == "completed"
