@@ -13,10 +13,18 @@ import re
 from typing import Any, Literal
 
 import nh3
-from pydantic import EmailStr, Field
+from pydantic import EmailStr, Field, model_validator
 
 from backend.i18n import N_
-from nodes.builtin.common import Duration, Link, Strict, Template, merge_values, render
+from nodes.builtin.common import (
+    Duration,
+    Link,
+    Strict,
+    Template,
+    invalid,
+    merge_values,
+    render,
+)
 from nodes.sdk import Context, Family, Message, NodeType, Outcome, Profile
 
 __all__ = ["NotifyOwner", "SendEmail", "SendSms", "SendWebhook", "ShowWebContent"]
@@ -295,16 +303,28 @@ class WebContentConfig(Strict):
         description=N_("Where on your site the content appears (the snippet's slot name)."),
     )
     html: Template = Field(
-        min_length=1,
+        default="",
         max_length=20_000,
         title=N_("Content"),
         description=N_("The HTML to show. Scripts and unsafe markup are removed."),
+    )
+    block_id: int | None = Field(
+        default=None,
+        ge=1,
+        title=N_("Content block"),
+        description=N_("Show a block from the content library instead of writing HTML here."),
     )
     show_for: Duration = Field(
         default_factory=lambda: Duration(amount=7, unit="days"),
         title=N_("Show for"),
         description=N_("How long the content stays in place."),
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebContentConfig:
+        if bool(self.html.strip()) == (self.block_id is not None):
+            raise invalid(N_("Write the content, or pick a content block: one of the two."))
+        return self
 
 
 class ShowWebContent(NodeType[WebContentConfig]):
@@ -318,13 +338,15 @@ class ShowWebContent(NodeType[WebContentConfig]):
 
     async def run(self, ctx: Context[WebContentConfig]) -> Outcome:
         config, profile = ctx.config, ctx.profile
-        content = nh3.clean(render(config.html, merge_values(ctx), escape=True))
-        payload = {
+        payload: dict[str, Any] = {
             "slot": config.slot,
-            "html": content,
             "contact_id": profile.contact_id,
             "visitor_id": profile.id if profile.kind == "visitor" else None,
             "expires_at": (ctx.now + config.show_for.delta()).isoformat(),
             "tracking": tracking(ctx),
         }
+        if config.block_id is not None:
+            payload["block_id"] = config.block_id
+        else:
+            payload["html"] = nh3.clean(render(config.html, merge_values(ctx), escape=True))
         return Outcome.go(messages=(Message("web_content", payload),))

@@ -68,6 +68,7 @@ class EngagementConfig(Strict):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         title=N_("Email node"),
         description=N_("The email step of this flow whose message is checked."),
+        json_schema_extra={"format": "node"},
     )
     within_days: int | None = Field(
         default=None,

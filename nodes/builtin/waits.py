@@ -200,6 +200,7 @@ class EventWaitConfig(Strict):
             "Only count the event when it is about the message this node sent in the "
             "same journey (an open or click of that email)."
         ),
+        json_schema_extra={"format": "node"},
     )
     match: dict[str, Scalar] = Field(
         default_factory=dict,

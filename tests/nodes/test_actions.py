@@ -141,3 +141,12 @@ async def test_web_content_is_sanitised_and_works_for_visitors() -> None:
     )
     assert named.messages[0].payload["html"] == "<h2>Hi &lt;img src=x onerror=y&gt;</h2>"
     assert "slot" in config_errors(ShowWebContent, {"slot": "Hero Banner", "html": "x"})
+
+
+async def test_web_content_can_show_a_library_block_instead() -> None:
+    outcome = await run_node(ShowWebContent, {"slot": "hero", "block_id": 12})
+    payload = outcome.messages[0].payload
+    assert payload["block_id"] == 12 and "html" not in payload
+    neither = config_errors(ShowWebContent, {"slot": "hero"})
+    both = config_errors(ShowWebContent, {"slot": "hero", "html": "<b>x</b>", "block_id": 1})
+    assert "one of the two" in neither["__root__"] and "one of the two" in both["__root__"]
