@@ -27,7 +27,7 @@ from runtime.delivery.email import EmailDeliverer
 from runtime.delivery.task import TaskDeliverer
 from runtime.delivery.webhook import SIGNATURE_HEADER, WebhookDeliverer, signature
 from runtime.engine import Runtime
-from runtime.entries import FlowNotStartable
+from runtime.entries import FlowNotStartable, latest_tick
 from tests.nodes.receiver import Receiver, receiver
 from tests.runtime.conftest import Mailbox, add_contacts, publish
 from tests.runtime.nodes import graph
@@ -494,3 +494,20 @@ async def test_installed_slack_example_posts_from_a_published_flow(
     assert post.headers["Idempotency-Key"] == f"j{journey_id}:slack:1:0"
     [journey] = await rows(rt, Journey)
     assert journey.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("now", "tick"),
+    [
+        # 09:00 in Stockholm is 08:00 UTC in winter and 07:00 UTC in summer.
+        (datetime(2030, 3, 30, 12, 0, tzinfo=UTC), datetime(2030, 3, 30, 8, 0, tzinfo=UTC)),
+        (datetime(2030, 3, 31, 12, 0, tzinfo=UTC), datetime(2030, 3, 31, 7, 0, tzinfo=UTC)),
+        # Before today's run: yesterday's tick; exactly at the run: this one.
+        (datetime(2030, 3, 31, 6, 59, tzinfo=UTC), datetime(2030, 3, 30, 8, 0, tzinfo=UTC)),
+        (datetime(2030, 3, 31, 7, 0, tzinfo=UTC), datetime(2030, 3, 31, 7, 0, tzinfo=UTC)),
+    ],
+)
+def test_schedule_ticks_follow_the_time_zone_across_daylight_saving(
+    now: datetime, tick: datetime
+) -> None:
+    assert latest_tick("0 9 * * *", "Europe/Stockholm", now) == tick
