@@ -30,6 +30,7 @@ from backend.web import (
     forms_admin,
     health,
     imports,
+    messaging,
     public_forms,
     runs,
     signin,
@@ -75,6 +76,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
             *public_forms.ROUTES,
             *runs.ROUTES,
             *admin.ROUTES,
+            *messaging.ROUTES,
         ],
         # The OpenAPI schema documents the public API only.
         include_in_schema=False,

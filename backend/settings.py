@@ -8,14 +8,17 @@ deployment described in DESIGN principle 9.
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_CAP = re.compile(r"\d+/\d+[hd]")
+_QUIET = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
 INSECURE_SECRET_KEY = "change-me"  # noqa: S105 - the known-bad value refused in production
 
 
@@ -45,12 +48,48 @@ class Settings(BaseSettings):
     sms_username: str | None = None
     sms_password: str | None = None
     sms_sender: str = "Touchflow"
+    sms_default_region: str = "SE"  # how numbers without a country code are read
+
+    # Email delivery and tracking (issue 7).
+    smtp_pool_size: int = Field(default=4, ge=1, le=64)
+    # Off: links in email are left as written and opens are not tracked.
+    email_tracking: bool = True
+
+    # Fatigue (marketing only; transactional messages bypass these). A cap is
+    # "<count>/<period>" with the period in hours (h) or days (d); the key is a
+    # channel or "all" for every channel together.
+    frequency_caps: dict[str, str] = Field(
+        default_factory=lambda: {"email": "3/7d", "sms": "2/7d", "all": "5/7d"}
+    )
+    # "HH:MM-HH:MM" in the contact's time zone during which marketing waits; empty for none.
+    quiet_hours: str = "21:00-08:00"
+    # Days marketing may go out, Monday=0 ... Sunday=6.
+    sending_days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6])
+    # What happens to a marketing message a cap or window blocks: "defer" or "drop".
+    when_blocked: Literal["defer", "drop"] = "defer"
 
     # Runtime tuning.
     batch_size: int = Field(default=500, ge=1, le=10_000)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     max_step_attempts: int = Field(default=5, ge=1)
     queue_name: str = "touchflow"
+
+    @field_validator("frequency_caps")
+    @classmethod
+    def _caps_are_readable(cls, caps: dict[str, str]) -> dict[str, str]:
+        for channel, cap in caps.items():
+            if not _CAP.fullmatch(cap.strip()):
+                raise ValueError(
+                    f"frequency cap for {channel!r} must look like '3/7d' or '1/12h', not {cap!r}"
+                )
+        return caps
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_are_readable(cls, value: str) -> str:
+        if value.strip() and not _QUIET.fullmatch(value.strip()):
+            raise ValueError(f"quiet hours must look like '21:00-08:00', not {value!r}")
+        return value.strip()
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -7,6 +7,7 @@ from backend.models.events import Event
 from backend.models.flows import Flow, FlowStatus, FlowVersion, LifecyclePhase
 from backend.models.ingestion import AttributeDefinition, Form, ImportJob, InboundSource
 from backend.models.journeys import LIVE_STATUSES, Journey, JourneyStatus, Step, StepStatus
+from backend.models.messaging import Delivery, DeliveryState, Suppression, SuppressionReason
 from backend.models.outbox import OutboxMessage, OutboxStatus
 from backend.models.tasks import Task, TaskStatus
 from backend.models.users import ApiKey, Role, SiteKey, User
@@ -20,6 +21,8 @@ __all__ = [
     "Channel",
     "Contact",
     "ContactConsent",
+    "Delivery",
+    "DeliveryState",
     "Event",
     "Flow",
     "FlowStatus",
@@ -36,6 +39,8 @@ __all__ = [
     "SiteKey",
     "Step",
     "StepStatus",
+    "Suppression",
+    "SuppressionReason",
     "Task",
     "TaskStatus",
     "User",

@@ -4,7 +4,8 @@ A deliverer receives one ``Outgoing`` message after the step that produced it
 committed, and either returns ``Delivered`` or raises. ``PermanentError``
 means retrying cannot help (a refused recipient, a 4xx from a webhook): the
 message goes straight to the dead-letter state. Any other exception is
-retried with exponential back-off until the attempt limit.
+retried with exponential back-off until the attempt limit. ``HardBounce`` is a
+permanent error that also puts the address on the suppression list.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Delivered", "Deliverer", "Outgoing", "PermanentError"]
+__all__ = ["Delivered", "Deliverer", "HardBounce", "Outgoing", "PermanentError"]
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,20 @@ class Delivered:
     """Success, with the provider's id for the message when it gives one."""
 
     provider_message_id: str | None = None
+    # What the provider answered (status, a body snippet) or, in development, the caught mail.
+    detail: str | None = None
 
 
 class PermanentError(Exception):
     """Delivery can never succeed; dead-letter the message without further retries."""
+
+
+class HardBounce(PermanentError):
+    """The address cannot receive messages at all: it goes on the suppression list."""
+
+    def __init__(self, message: str, address: str) -> None:
+        super().__init__(message)
+        self.address = address
 
 
 class Deliverer(Protocol):

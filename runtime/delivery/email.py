@@ -1,22 +1,40 @@
-"""The "email" channel: SMTP through aiosmtplib.
+"""The "email" channel: SMTP through a pool of reused aiosmtplib connections.
 
-Payload: ``{"to", "subject", "html", "text", "from"?, "headers"?}``. The
-Message-ID is derived from the outbox idempotency key, so a delivery retried
-after a lost acknowledgement carries the same Message-ID and receivers (and
-our own bounce and tracking handling) can recognise the duplicate.
+Payload: ``{"to", "subject", "html", "text", "from"?, "preheader"?, "headers"?}``.
+The Message-ID is derived from the outbox idempotency key, so a delivery retried
+after a lost acknowledgement carries the same Message-ID and receivers (and our
+own bounce and tracking handling) can recognise the duplicate.
+
+With a ``LinkSigner``, marketing mail gets the unsubscribe footer and RFC 8058
+headers, and (with tracking on) signed click links and an open pixel
+(``runtime.messaging.tracking``).
+
+Failures: a recipient refused with 5xx is a ``HardBounce`` (suppressed from
+then on); any other 5xx is permanent; 4xx answers, timeouts and dropped
+connections are temporary and the outbox retries them with back-off.
 """
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
+import html as htmllib
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
 import aiosmtplib
 
-from runtime.delivery import Delivered, Outgoing, PermanentError
+from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError
+from runtime.delivery.smtp_pool import SmtpPool
+from runtime.messaging.links import LinkSigner
+from runtime.messaging.tracking import decorate
 
-__all__ = ["EmailDeliverer", "message_id_for"]
+__all__ = ["CaptureDeliverer", "EmailDeliverer", "message_id_for"]
+
+
+# Long header values (List-Unsubscribe URLs) must stay plain text: never RFC 2047-encode
+# or fold them inside the URL. 998 is the RFC 5322 hard limit for a line.
+_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 def message_id_for(idempotency_key: str, sender: str) -> str:
@@ -26,8 +44,21 @@ def message_id_for(idempotency_key: str, sender: str) -> str:
     return f"<tf.{digest}@{domain}>"
 
 
+def _with_preheader(body: str, preheader: str) -> str:
+    # The hidden first text of the body is what inboxes show next to the subject.
+    hidden = (
+        '<div style="display:none;max-height:0;overflow:hidden">'
+        f"{htmllib.escape(preheader)}</div>\n"
+    )
+    return hidden + body
+
+
 class EmailDeliverer:
-    """Sends each message over its own SMTP connection (pooling can come later)."""
+    """Builds each message (with tracking and unsubscribe links) and sends it over SMTP.
+
+    ``pool_size`` connections are reused across messages; ``pool_size=0`` opens
+    one connection per message (kept for comparison in the benchmark).
+    """
 
     def __init__(
         self,
@@ -40,6 +71,9 @@ class EmailDeliverer:
         use_tls: bool = False,
         start_tls: bool = False,
         timeout: float = 30.0,
+        pool_size: int = 4,
+        links: LinkSigner | None = None,
+        tracking: bool = True,
     ) -> None:
         self.hostname = hostname
         self.port = port
@@ -49,45 +83,98 @@ class EmailDeliverer:
         self.use_tls = use_tls
         self.start_tls = start_tls
         self.timeout = timeout
+        self.links = links
+        self.tracking = tracking
+        self.pool = SmtpPool(self._client, pool_size) if pool_size > 0 else None
+
+    def _client(self) -> aiosmtplib.SMTP:
+        return aiosmtplib.SMTP(
+            hostname=self.hostname,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            use_tls=self.use_tls,
+            start_tls=self.start_tls,
+            timeout=self.timeout,
+        )
 
     def build(self, message: Outgoing) -> EmailMessage:
+        """The MIME message exactly as it will be sent (the same for every attempt)."""
         payload = message.payload
         to = payload.get("to")
         if not to:
             raise PermanentError("the email has no recipient")
         sender = str(payload.get("from") or self.sender)
-        mail = EmailMessage()
+        text = str(payload.get("text") or "")
+        body = str(payload["html"]) if payload.get("html") else None
+        if body is not None and payload.get("preheader"):
+            body = _with_preheader(body, str(payload["preheader"]))
+        headers: dict[str, str] = {}
+        if self.links is not None:
+            decorated = decorate(
+                message_id=message.id,
+                contact_id=message.contact_id,
+                marketing=message.category == "marketing",
+                html_body=body,
+                text_body=text,
+                signer=self.links,
+                tracking=self.tracking and payload.get("track", True) is not False,
+            )
+            body, text, headers = decorated.html, decorated.text, decorated.headers
+        mail = EmailMessage(policy=_POLICY)
         mail["From"] = sender
         mail["To"] = str(to)
         mail["Subject"] = str(payload.get("subject", ""))
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = message_id_for(message.idempotency_key, sender)
-        for name, value in dict(payload.get("headers") or {}).items():
+        for name, value in {**dict(payload.get("headers") or {}), **headers}.items():
             mail[str(name)] = str(value)
-        text = str(payload.get("text") or "")
-        html = payload.get("html")
         mail.set_content(text or " ")
-        if html:
-            mail.add_alternative(str(html), subtype="html")
+        if body:
+            mail.add_alternative(body, subtype="html")
         return mail
 
     async def deliver(self, message: Outgoing) -> Delivered:
         mail = self.build(message)
+        envelope_from = parseaddr(str(mail["From"]))[1]
+        recipients = [parseaddr(str(mail["To"]))[1]]
+        raw = mail.as_bytes(policy=_POLICY)
         try:
-            await aiosmtplib.send(
-                mail,
-                hostname=self.hostname,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                use_tls=self.use_tls,
-                start_tls=self.start_tls,
-                timeout=self.timeout,
-            )
+            if self.pool is None:
+                async with self._client() as client:
+                    response = await client.sendmail(envelope_from, recipients, raw)
+            else:
+                async with self.pool.connection() as client:
+                    response = await client.sendmail(envelope_from, recipients, raw)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise PermanentError(f"the mail server refused the recipient: {exc}") from exc
+            codes = [r.code for r in exc.recipients]
+            if codes and all(500 <= code < 600 for code in codes):
+                raise HardBounce(
+                    f"the mail server refused the recipient: {exc}", str(mail["To"])
+                ) from exc
+            raise
         except aiosmtplib.SMTPResponseException as exc:
             if 500 <= exc.code < 600:
                 raise PermanentError(f"the mail server refused the message: {exc}") from exc
             raise
-        return Delivered(provider_message_id=mail["Message-ID"])
+        return Delivered(provider_message_id=mail["Message-ID"], detail=response[1][:500])
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (on shutdown)."""
+        if self.pool is not None:
+            await self.pool.aclose()
+
+
+class CaptureDeliverer(EmailDeliverer):
+    """Development mail catcher: builds every email as for real and keeps it instead of sending.
+
+    The caught message (headers and both parts) is returned as the delivery's
+    detail, which the delivery ledger stores and the Outbox page shows.
+    """
+
+    def __init__(self, *, sender: str, links: LinkSigner | None = None) -> None:
+        super().__init__(hostname="", port=0, sender=sender, pool_size=0, links=links)
+
+    async def deliver(self, message: Outgoing) -> Delivered:
+        mail = self.build(message)
+        return Delivered(provider_message_id=mail["Message-ID"], detail=mail.as_string())

@@ -4,6 +4,8 @@ Payload: ``{"url", "body", "secret"?}``. ``body`` is sent as JSON unless it is
 a string. With a secret, ``Touchflow-Signature: t=<unix time>,v1=<hex>``
 carries HMAC-SHA256 over ``"<t>.<body>"``; receivers recompute it and reject
 old timestamps to stop replays. ``Idempotency-Key`` carries the outbox key.
+The receiver's status and the start of its answer are returned as the
+delivery's detail (kept in the delivery ledger) or in the error (on the outbox row).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import httpx
 from nodes.sdk import Clock, SystemClock
 from runtime.delivery import Delivered, Outgoing, PermanentError
 
-__all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "signature"]
+__all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "signature", "verify_signature"]
 
 SIGNATURE_HEADER = "Touchflow-Signature"
 
@@ -25,6 +27,24 @@ SIGNATURE_HEADER = "Touchflow-Signature"
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify_signature(
+    secret: str, header: str, body: bytes, *, now: int, tolerance: int = 300
+) -> bool:
+    """What a receiver does: the HMAC matches and the timestamp is recent (no replays)."""
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(parts.get("t", ""))
+    except ValueError:
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    return hmac.compare_digest(signature(secret, timestamp, body), header)
+
+
+def _snippet(response: httpx.Response) -> str:
+    return f"HTTP {response.status_code}: {response.text[:300]}"
 
 
 class WebhookDeliverer:
@@ -47,9 +67,15 @@ class WebhookDeliverer:
         if secret:
             timestamp = int(self.clock.now().timestamp())
             headers[SIGNATURE_HEADER] = signature(str(secret), timestamp, content)
-        response = await self.client.post(url, content=content, headers=headers)
+        try:
+            response = await self.client.post(url, content=content, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(f"the receiver did not answer in time ({url})") from exc
         if response.is_success:
-            return Delivered(provider_message_id=response.headers.get("x-request-id"))
+            return Delivered(
+                provider_message_id=response.headers.get("x-request-id"),
+                detail=_snippet(response),
+            )
         if 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429):
-            raise PermanentError(f"the receiver refused the webhook: HTTP {response.status_code}")
-        raise RuntimeError(f"the receiver failed: HTTP {response.status_code}")
+            raise PermanentError(f"the receiver refused the webhook: {_snippet(response)}")
+        raise RuntimeError(f"the receiver failed: {_snippet(response)}")

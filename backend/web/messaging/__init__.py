@@ -1,0 +1,7 @@
+"""Messaging pages and public endpoints: outbox, tasks, tracking, unsubscribe, SMS callbacks."""
+
+from backend.web.messaging import outbox, sms, tasks, tracking, unsubscribe
+
+ROUTES = [*outbox.ROUTES, *tasks.ROUTES, *tracking.ROUTES, *unsubscribe.ROUTES, *sms.ROUTES]
+
+__all__ = ["ROUTES"]

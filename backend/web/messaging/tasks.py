@@ -1,0 +1,94 @@
+"""The Tasks page: call-list tasks from "notify salesperson"; completing one emits an event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Template
+from sqlalchemy import func, select
+
+from backend.auth.guards import role
+from backend.deps import Actor, Db, Now, Paging
+from backend.i18n import _
+from backend.models import Contact, Role, Task, TaskStatus, User
+from backend.web.messaging.common import runtime
+from backend.web.render import redirect, render
+
+TASK_COMPLETED = "task.completed"
+
+
+@get("/tasks", opt=role(Role.viewer))
+async def tasks_page(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    paging: Paging,
+    show: FromQuery[str] = "mine",
+) -> Template:
+    show = show if show in ("mine", "open", "done") else "mine"
+    stmt = (
+        select(Task, Contact, User.name)
+        .outerjoin(Contact, Contact.id == Task.contact_id)
+        .outerjoin(User, User.id == Task.owner_id)
+    )
+    if show == "done":
+        stmt = stmt.where(Task.status == TaskStatus.done.value)
+    else:
+        stmt = stmt.where(Task.status == TaskStatus.open.value)
+    if show == "mine":
+        stmt = stmt.where(Task.owner_id == (actor.id if actor.kind == "user" else None))
+    total = await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = (
+        await db.execute(
+            stmt.order_by(Task.due_at.asc().nulls_last(), Task.id)
+            .limit(paging.size)
+            .offset(paging.offset)
+        )
+    ).all()
+    return render(
+        request,
+        "messaging/tasks.html",
+        {
+            "nav": "tasks",
+            "rows": rows,
+            "total": total,
+            "show": show,
+            "paging": paging,
+            "pages": paging.count(total),
+        },
+        block="results",
+    )
+
+
+@post("/tasks/{task_id:int}/done", opt=role(Role.viewer))
+async def complete_task(
+    request: Request[Any, Any, Any], db: Db, clock: Now, actor: Actor, task_id: FromPath[int]
+) -> Response[Any]:
+    """Mark the task done and emit ``task.completed`` for its contact (flows can wait on it)."""
+    task = await db.get(Task, task_id)
+    if task is None:
+        raise NotFoundException(_("There is no task with this number."))
+    if task.status != TaskStatus.done.value:
+        task.status = TaskStatus.done.value
+        task.completed_at = clock.now()
+        await db.commit()
+        if task.contact_id is not None:
+            await runtime(request).ingest(
+                TASK_COMPLETED,
+                contact_id=task.contact_id,
+                properties={
+                    "task_id": task.id,
+                    "node_id": task.node_id,
+                    "journey_id": task.journey_id,
+                    "completed_by": actor.label,
+                },
+                dedupe_key=f"{TASK_COMPLETED}:{task.id}",
+                source="tasks",
+            )
+    return redirect(request, "/tasks")
+
+
+ROUTES = [tasks_page, complete_task]

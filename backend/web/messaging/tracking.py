@@ -1,0 +1,82 @@
+"""Open pixel and click redirect: public, signed, and turned into events that wake journeys.
+
+``/t/o/<token>.gif`` records ``email.opened`` (once per message) and answers a
+1x1 GIF; ``/t/c/<token>`` records ``email.clicked`` (once per message and link)
+and redirects to the signed destination. Event properties carry the outbox
+message id and the node that sent it, so ``wait.event`` on "email.opened with
+node_id X" wakes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.params import FromPath
+from litestar.response import Redirect
+
+from backend.auth.guards import public
+from backend.deps import Db
+from backend.models import OutboxMessage
+from backend.web.messaging.common import claims, runtime
+
+log = logging.getLogger(__name__)
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+_NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
+
+
+async def _record(
+    request: Request[Any, Any, Any], db: Db, message_id: int, kind: str, extra: dict[str, Any]
+) -> None:
+    message = await db.get(OutboxMessage, message_id)
+    if message is None or message.contact_id is None:
+        return
+    properties = {
+        "message_id": message.id,
+        "node_id": message.node_id,
+        "journey_id": message.journey_id,
+        "channel": message.channel,
+        **extra,
+    }
+    tracking = (message.payload or {}).get("tracking") or {}
+    if "flow_id" in tracking:
+        properties["flow_id"] = tracking["flow_id"]
+    suffix = hashlib.sha256(str(extra.get("url", "")).encode()).hexdigest()[:16]
+    await runtime(request).ingest(
+        kind,
+        contact_id=message.contact_id,
+        properties=properties,
+        dedupe_key=f"{kind}:{message.id}:{suffix}",
+        source="email",
+    )
+
+
+@get("/t/o/{token:str}", opt=public())
+async def open_pixel(
+    request: Request[Any, Any, Any], db: Db, token: FromPath[str]
+) -> Response[bytes]:
+    """Record the open (first one counts) and answer the invisible image."""
+    data = claims(request, "open", token.removesuffix(".gif"))
+    try:
+        await _record(request, db, int(data["m"]), "email.opened", {})
+    except Exception:  # the image must load whatever happens to the event
+        log.exception("recording an email open failed")
+    return Response(content=PIXEL, media_type="image/gif", headers=_NO_STORE)
+
+
+@get("/t/c/{token:str}", opt=public())
+async def click(request: Request[Any, Any, Any], db: Db, token: FromPath[str]) -> Redirect:
+    """Record the click and send the person on to the link's signed destination."""
+    data = claims(request, "click", token)
+    target = str(data.get("u", ""))
+    if not target.startswith(("http://", "https://")):
+        target = "/"
+    await _record(request, db, int(data["m"]), "email.clicked", {"url": target})
+    return Redirect(path=target, status_code=302, headers=_NO_STORE)
+
+
+ROUTES = [open_pixel, click]

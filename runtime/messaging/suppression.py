@@ -1,0 +1,148 @@
+"""The suppression list and consent changes that feed it (unsubscribe, STOP, hard bounce).
+
+Every send checks ``blocking_reason`` (through the gate). Unsubscribes and STOP
+replies also withdraw the contact's consent for the channel, with a history row,
+so the editor's nodes and the contact page agree with the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.contacts.service import record_consent
+from backend.models import Contact, Suppression, SuppressionReason
+from runtime.messaging.phone import BadNumber, to_e164
+from runtime.sql import upsert_insert
+
+__all__ = [
+    "address_for",
+    "blocking_reason",
+    "consent_withdrawn",
+    "resubscribe",
+    "suppress",
+    "unsubscribe",
+]
+
+SUPPRESSIONS: Table = Suppression.__table__  # type: ignore[assignment]
+# Reasons that stop even transactional messages: the address cannot receive mail at all.
+_BLOCKS_ALL = {SuppressionReason.hard_bounce.value, SuppressionReason.manual.value}
+_OPT_OUTS = (SuppressionReason.unsubscribed.value, SuppressionReason.stop.value)
+
+
+def address_for(channel: str, to: Any, region: str = "SE") -> str | None:
+    """The normalised address the suppression list is keyed by (``None``: not applicable)."""
+    if not to:
+        return None
+    if channel == "email":
+        return str(to).strip().lower()
+    if channel == "sms":
+        try:
+            return to_e164(str(to), region)
+        except BadNumber:
+            return str(to).strip()
+    return None
+
+
+async def suppress(
+    session: AsyncSession,
+    *,
+    channel: str,
+    address: str,
+    reason: SuppressionReason,
+    now: datetime,
+    contact_id: int | None = None,
+    source: str = "",
+) -> None:
+    """Put ``address`` on the list (a second entry for the same address is ignored)."""
+    stmt = upsert_insert(session, SUPPRESSIONS).values(
+        channel=channel,
+        address=address,
+        reason=reason.value,
+        contact_id=contact_id,
+        source=source[:200],
+        created_at=now,
+    )
+    await session.execute(
+        stmt.on_conflict_do_nothing(index_elements=[SUPPRESSIONS.c.channel, SUPPRESSIONS.c.address])
+    )
+
+
+async def blocking_reason(
+    session: AsyncSession, *, channel: str, address: str | None, marketing: bool
+) -> str | None:
+    """Why the list forbids this send, or ``None``. Opt-outs stop marketing only."""
+    if address is None:
+        return None
+    reason = await session.scalar(
+        select(SUPPRESSIONS.c.reason).where(
+            SUPPRESSIONS.c.channel == channel, SUPPRESSIONS.c.address == address
+        )
+    )
+    if reason is None or (not marketing and reason not in _BLOCKS_ALL):
+        return None
+    return str(reason)
+
+
+def _contact_address(contact: Contact, channel: str, region: str) -> str | None:
+    return address_for(channel, contact.email if channel == "email" else contact.phone, region)
+
+
+async def unsubscribe(
+    session: AsyncSession,
+    contact: Contact,
+    channel: str,
+    *,
+    source: str,
+    now: datetime,
+    reason: SuppressionReason = SuppressionReason.unsubscribed,
+    region: str = "SE",
+) -> None:
+    """Withdraw consent for ``channel`` and suppress the contact's address on it."""
+    record_consent(session, contact, channel, False, source, now)
+    address = _contact_address(contact, channel, region)
+    if address:
+        await suppress(
+            session,
+            channel=channel,
+            address=address,
+            reason=reason,
+            now=now,
+            contact_id=contact.id,
+            source=source,
+        )
+
+
+async def resubscribe(
+    session: AsyncSession,
+    contact: Contact,
+    channel: str,
+    *,
+    source: str,
+    now: datetime,
+    region: str = "SE",
+) -> None:
+    """Grant consent again and lift an opt-out (never a hard bounce) for the address."""
+    record_consent(session, contact, channel, True, source, now)
+    address = _contact_address(contact, channel, region)
+    if address:
+        await session.execute(
+            delete(SUPPRESSIONS).where(
+                SUPPRESSIONS.c.channel == channel,
+                SUPPRESSIONS.c.address == address,
+                SUPPRESSIONS.c.reason.in_(_OPT_OUTS),
+            )
+        )
+
+
+def consent_withdrawn(consent: Mapping[str, Any] | None, channel: str) -> bool:
+    """Consent for ``channel`` (or for everything) explicitly withdrawn."""
+    for name in (channel, "all"):
+        entry = (consent or {}).get(name)
+        if isinstance(entry, dict) and entry.get("granted") is False:
+            return True
+    return False
