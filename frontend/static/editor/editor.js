@@ -1,0 +1,487 @@
+// Touchflow's canvas editor: pointer work only (DESIGN principle 8).
+//
+// The server owns the graph. This module turns drags, clicks and keys into
+// edit requests (htmx.ajax, one at a time, each carrying the draft revision it
+// was made on) and lets the server's fragments redraw the canvas. While a node
+// is being dragged it redraws that node's curves itself, with the same
+// formula as backend/web/editor/geometry.py. No framework, no build step.
+(function () {
+  "use strict";
+
+  var root = document.getElementById("editor");
+  if (!root || !window.htmx) return;
+
+  var base = root.dataset.base;
+  var readonly = root.dataset.readonly === "true";
+  var canvas = document.getElementById("canvas");
+  var world = document.getElementById("world");
+  var MIN_HANDLE = 60;
+  var MIN_SCALE = 0.2;
+  var MAX_SCALE = 2.5;
+  var DRAG_THRESHOLD = 4;
+  var viewKey = "touchflow-view:" + base;
+  var view = { x: 40, y: 40, scale: 1 };
+  var selection = null; // {kind: "node", id} or {kind: "edge", source, port}
+  var queue = Promise.resolve();
+  var gesture = null; // the pointer gesture in progress
+
+  // ---------------------------------------------------------------- helpers
+
+  function graph() { return document.getElementById("graph"); }
+  function revision() { return graph().dataset.revision; }
+  function nodeEl(id) { return document.getElementById("node-" + id); }
+  function num(value) { return parseFloat(value) || 0; }
+  function typing(target) {
+    return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  }
+
+  function edgePath(x1, y1, x2, y2) {
+    var handle = Math.max(MIN_HANDLE, Math.abs(x2 - x1) / 2);
+    return "M " + x1 + " " + y1 + " C " + (x1 + handle) + " " + y1 + ", " +
+      (x2 - handle) + " " + y2 + ", " + x2 + " " + y2;
+  }
+
+  function box(el) {
+    return { x: num(el.style.left), y: num(el.style.top), w: num(el.style.width), h: num(el.style.height) };
+  }
+
+  function outputAnchor(el, port) {
+    var b = box(el);
+    var dot = el.querySelector('.port-out[data-port="' + CSS.escape(port) + '"]');
+    return { x: b.x + b.w, y: b.y + (dot ? num(dot.dataset.offset) : b.h / 2) };
+  }
+
+  function inputAnchor(el) {
+    var b = box(el);
+    return { x: b.x, y: b.y + b.h / 2 };
+  }
+
+  function toWorld(clientX, clientY) {
+    var rect = canvas.getBoundingClientRect();
+    return {
+      x: (clientX - rect.left - view.x) / view.scale,
+      y: (clientY - rect.top - view.y) / view.scale,
+    };
+  }
+
+  // ------------------------------------------------------------ view: pan/zoom
+
+  function applyView(save) {
+    world.style.transform = "translate(" + view.x + "px, " + view.y + "px) scale(" + view.scale + ")";
+    canvas.dataset.zoom = view.scale.toFixed(2);
+    if (save !== false) {
+      try { sessionStorage.setItem(viewKey, JSON.stringify(view)); } catch (e) { /* private mode */ }
+    }
+  }
+
+  function zoomAt(factor, clientX, clientY) {
+    var rect = canvas.getBoundingClientRect();
+    var cx = clientX === undefined ? rect.width / 2 : clientX - rect.left;
+    var cy = clientY === undefined ? rect.height / 2 : clientY - rect.top;
+    var scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, view.scale * factor));
+    view.x = cx - ((cx - view.x) / view.scale) * scale;
+    view.y = cy - ((cy - view.y) / view.scale) * scale;
+    view.scale = scale;
+    applyView();
+  }
+
+  function fit() {
+    var nodes = graph().querySelectorAll(".node");
+    var rect = canvas.getBoundingClientRect();
+    if (!nodes.length) {
+      view = { x: 40, y: 40, scale: 1 };
+      return applyView();
+    }
+    var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+    nodes.forEach(function (el) {
+      var b = box(el);
+      minX = Math.min(minX, b.x); minY = Math.min(minY, b.y);
+      maxX = Math.max(maxX, b.x + b.w + 60); maxY = Math.max(maxY, b.y + b.h + 30);
+    });
+    var pad = 48;
+    var scale = Math.min((rect.width - 2 * pad) / (maxX - minX), (rect.height - 2 * pad) / (maxY - minY), 1.2);
+    view.scale = Math.max(MIN_SCALE, scale);
+    view.x = (rect.width - (maxX - minX) * view.scale) / 2 - minX * view.scale;
+    view.y = (rect.height - (maxY - minY) * view.scale) / 2 - minY * view.scale;
+    applyView();
+  }
+
+  function centerOn(id) {
+    var el = nodeEl(id);
+    if (!el) return;
+    var b = box(el);
+    var rect = canvas.getBoundingClientRect();
+    view.x = rect.width / 2 - (b.x + b.w / 2) * view.scale;
+    view.y = rect.height / 2 - (b.y + b.h / 2) * view.scale;
+    applyView();
+  }
+
+  // ------------------------------------------------------------------ edits
+
+  // One request at a time: each edit is sent with the revision the previous
+  // answer brought, so our own edits never conflict with each other.
+  function request(method, url, target, values) {
+    queue = queue.then(function () {
+      var options = { target: target, swap: "outerHTML" };
+      if (method === "POST") options.values = Object.assign({}, values || {}, { revision: revision() });
+      return htmx.ajax(method, url, options);
+    }).catch(function (error) {
+      if (window.console) console.error("touchflow editor:", error);
+    }).then(afterUpdate);
+    return queue;
+  }
+
+  function edit(path, values, target) {
+    if (readonly) return queue;
+    return request("POST", base + path, target || "#graph", values);
+  }
+
+  function openPanel(id) {
+    return request("GET", base + "/nodes/" + encodeURIComponent(id), "#panel");
+  }
+
+  // After a refused or conflicting edit, fetch the draft as it really is.
+  function resync() {
+    return request("GET", base + "/canvas", "#graph");
+  }
+
+  document.addEventListener("htmx:response:error", function (event) {
+    var ctx = event.detail && event.detail.ctx;
+    var action = ctx && ctx.request && ctx.request.action;
+    if (action && action.indexOf(base) !== -1 && ctx.request.method === "POST") {
+      setTimeout(resync, 0);
+    }
+  });
+
+  function afterUpdate() {
+    var panel = document.getElementById("panel");
+    var shown = panel && panel.dataset.nodeId;
+    if (shown && (!selection || selection.kind !== "node" || selection.id !== shown)) {
+      selection = { kind: "node", id: shown };
+    }
+    if (selection && selection.kind === "node" && !nodeEl(selection.id)) selection = null;
+    paintSelection();
+  }
+
+  function paintSelection() {
+    graph().querySelectorAll(".selected").forEach(function (el) { el.classList.remove("selected"); });
+    if (!selection) return;
+    if (selection.kind === "node") {
+      var el = nodeEl(selection.id);
+      if (el) el.classList.add("selected");
+    } else {
+      var edge = graph().querySelector('.edge[data-source="' + CSS.escape(selection.source) +
+        '"][data-port="' + CSS.escape(selection.port) + '"]');
+      if (edge) edge.classList.add("selected"); else selection = null;
+    }
+  }
+
+  function selectNode(id, focus) {
+    selection = { kind: "node", id: id };
+    paintSelection();
+    if (focus && nodeEl(id)) nodeEl(id).focus({ preventScroll: true });
+    return openPanel(id);
+  }
+
+  function clearSelection() {
+    var hadPanel = document.getElementById("panel").dataset.nodeId;
+    selection = null;
+    paintSelection();
+    if (hadPanel) request("GET", base + "/nodes/-", "#panel");
+  }
+
+  function deleteSelection() {
+    if (!selection || readonly) return;
+    if (selection.kind === "node") {
+      edit("/nodes/" + encodeURIComponent(selection.id) + "/delete", {}, "#graph");
+    } else {
+      edit("/edges/delete", { source: selection.source, port: selection.port }, "#graph");
+    }
+    selection = null;
+  }
+
+  function moveNodeBy(id, dx, dy) {
+    var el = nodeEl(id);
+    if (!el || readonly) return;
+    var b = box(el);
+    el.style.left = b.x + dx + "px";
+    el.style.top = b.y + dy + "px";
+    redrawEdges(id);
+    edit("/nodes/" + encodeURIComponent(id) + "/move", { x: b.x + dx, y: b.y + dy });
+  }
+
+  // Redraw the curves touching node ``id`` while it moves (the server redraws them after).
+  function redrawEdges(id) {
+    graph().querySelectorAll(".edge").forEach(function (edge) {
+      var source = edge.dataset.source, target = edge.dataset.target;
+      if (source !== id && target !== id) return;
+      var from = nodeEl(source), to = nodeEl(target);
+      if (!from || !to) return;
+      var a = outputAnchor(from, edge.dataset.port), b = inputAnchor(to);
+      var d = edgePath(a.x, a.y, b.x, b.y);
+      edge.querySelectorAll("path").forEach(function (p) { p.setAttribute("d", d); });
+      var label = graph().querySelector('.edge-label[data-source="' + CSS.escape(source) +
+        '"][data-port="' + CSS.escape(edge.dataset.port) + '"]');
+      if (label) {
+        label.style.left = (a.x + b.x) / 2 + "px";
+        label.style.top = (a.y + b.y) / 2 + "px";
+      }
+    });
+  }
+
+  // ------------------------------------------------------------- the palette
+
+  var search = document.getElementById("palette-search");
+  if (search) {
+    search.addEventListener("input", function () {
+      var terms = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+      var any = false;
+      document.querySelectorAll(".palette-group").forEach(function (group) {
+        var shown = 0;
+        group.querySelectorAll(".palette-item").forEach(function (item) {
+          var hay = item.dataset.search;
+          var match = terms.every(function (t) { return hay.indexOf(t) !== -1; });
+          item.parentElement.hidden = !match;
+          if (match) shown += 1;
+        });
+        group.hidden = shown === 0;
+        any = any || shown > 0;
+      });
+      document.querySelector(".palette-none").hidden = any;
+    });
+  }
+
+  function addAt(type, point) {
+    return edit("/nodes", { type: type, x: Math.round(point.x), y: Math.round(point.y) });
+  }
+
+  function addAtCenter(type) {
+    var rect = canvas.getBoundingClientRect();
+    var count = graph().querySelectorAll(".node").length;
+    var center = toWorld(rect.left + rect.width / 2, rect.top + rect.height / 2);
+    // Stagger keyboard-added nodes so they do not land on top of each other.
+    addAt(type, { x: center.x - 110 + (count % 5) * 24, y: center.y - 36 + (count % 5) * 24 });
+  }
+
+  document.addEventListener("click", function (event) {
+    var item = event.target.closest(".palette-item");
+    if (!item) return;
+    if (item.dataset.dragged) { delete item.dataset.dragged; return; }
+    addAtCenter(item.dataset.type);
+  });
+
+  // ------------------------------------------------------------- pointer work
+
+  document.addEventListener("pointerdown", function (event) {
+    if (event.button !== 0) return;
+    var target = event.target;
+    var item = target.closest(".palette-item");
+    if (item && !readonly) {
+      gesture = { kind: "palette", item: item, startX: event.clientX, startY: event.clientY, ghost: null };
+      return;
+    }
+    if (!canvas.contains(target) || target.closest(".zoom-controls")) return;
+    var port = target.closest(".port-out");
+    var node = target.closest(".node");
+    var edge = target.closest(".edge");
+    if (port && node && !readonly) {
+      event.preventDefault();
+      var draft = document.createElementNS("http://www.w3.org/2000/svg", "path");
+      draft.setAttribute("class", "edge-draft");
+      graph().querySelector("svg.edges").appendChild(draft);
+      gesture = { kind: "connect", source: node.dataset.nodeId, port: port.dataset.port, path: draft };
+      return;
+    }
+    if (node) {
+      var b = box(node);
+      gesture = {
+        kind: "node", id: node.dataset.nodeId, el: node, startX: event.clientX, startY: event.clientY,
+        x: b.x, y: b.y, moved: false,
+      };
+      return;
+    }
+    if (edge) {
+      selection = { kind: "edge", source: edge.dataset.source, port: edge.dataset.port };
+      paintSelection();
+      canvas.focus({ preventScroll: true });
+      return;
+    }
+    gesture = { kind: "pan", startX: event.clientX, startY: event.clientY, x: view.x, y: view.y, moved: false };
+    canvas.classList.add("panning");
+  });
+
+  document.addEventListener("pointermove", function (event) {
+    if (!gesture) return;
+    var dx = event.clientX - gesture.startX, dy = event.clientY - gesture.startY;
+    if (gesture.kind === "palette") {
+      if (!gesture.ghost && Math.hypot(dx, dy) < DRAG_THRESHOLD) return;
+      if (!gesture.ghost) {
+        gesture.ghost = gesture.item.cloneNode(true);
+        gesture.ghost.classList.add("drag-ghost");
+        document.body.appendChild(gesture.ghost);
+      }
+      gesture.ghost.style.left = event.clientX + 8 + "px";
+      gesture.ghost.style.top = event.clientY + 8 + "px";
+    } else if (gesture.kind === "connect") {
+      var from = outputAnchor(nodeEl(gesture.source), gesture.port);
+      var to = toWorld(event.clientX, event.clientY);
+      gesture.path.setAttribute("d", edgePath(from.x, from.y, to.x, to.y));
+    } else if (gesture.kind === "node") {
+      if (readonly) return;
+      if (!gesture.moved && Math.hypot(dx, dy) < DRAG_THRESHOLD) return;
+      gesture.moved = true;
+      gesture.el.classList.add("dragging");
+      gesture.el.style.left = gesture.x + dx / view.scale + "px";
+      gesture.el.style.top = gesture.y + dy / view.scale + "px";
+      redrawEdges(gesture.id);
+    } else if (gesture.kind === "pan") {
+      gesture.moved = gesture.moved || Math.hypot(dx, dy) >= DRAG_THRESHOLD;
+      view.x = gesture.x + dx;
+      view.y = gesture.y + dy;
+      applyView(false);
+    }
+  });
+
+  document.addEventListener("pointerup", function (event) {
+    var g = gesture;
+    gesture = null;
+    if (!g) return;
+    canvas.classList.remove("panning");
+    if (g.kind === "palette") {
+      if (!g.ghost) return; // a plain click: the click handler adds it at the centre
+      g.ghost.remove();
+      g.item.dataset.dragged = "1";
+      var rect = canvas.getBoundingClientRect();
+      var inside = event.clientX >= rect.left && event.clientX <= rect.right &&
+        event.clientY >= rect.top && event.clientY <= rect.bottom;
+      if (inside) {
+        var at = toWorld(event.clientX, event.clientY);
+        addAt(g.item.dataset.type, { x: at.x - 110, y: at.y - 36 });
+      }
+    } else if (g.kind === "connect") {
+      g.path.remove();
+      var under = document.elementFromPoint(event.clientX, event.clientY);
+      var target = under && under.closest(".node");
+      if (target && target.dataset.nodeId !== g.source) {
+        edit("/edges", { source: g.source, port: g.port, target: target.dataset.nodeId });
+      }
+    } else if (g.kind === "node") {
+      g.el.classList.remove("dragging");
+      if (g.moved) {
+        var b = box(g.el);
+        selection = { kind: "node", id: g.id };
+        paintSelection();
+        edit("/nodes/" + encodeURIComponent(g.id) + "/move", { x: Math.round(b.x), y: Math.round(b.y) });
+      } else {
+        selectNode(g.id, true);
+      }
+    } else if (g.kind === "pan") {
+      applyView();
+      if (!g.moved) clearSelection();
+    }
+  });
+
+  canvas.addEventListener("wheel", function (event) {
+    event.preventDefault();
+    if (event.ctrlKey || event.metaKey) {
+      // Pinch on a trackpad arrives as ctrl+wheel with small deltas.
+      zoomAt(Math.exp(-event.deltaY * 0.01), event.clientX, event.clientY);
+    } else {
+      view.x -= event.deltaX;
+      view.y -= event.deltaY;
+      applyView();
+    }
+  }, { passive: false });
+
+  // ------------------------------------------------- buttons, links, the form
+
+  var ACTIONS = {
+    "zoom-in": function () { zoomAt(1.2); },
+    "zoom-out": function () { zoomAt(1 / 1.2); },
+    "fit": fit,
+    "undo": function () { edit("/undo", {}); },
+    "redo": function () { edit("/redo", {}); },
+    "publish": function () { edit("/publish", {}, "#editor-status"); },
+    "close-panel": clearSelection,
+    "delete-node": function (button) {
+      selection = null;
+      edit("/nodes/" + encodeURIComponent(button.dataset.nodeId) + "/delete", {});
+    },
+    "lifecycle": function (button) {
+      if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+      edit("/lifecycle", { action: button.dataset.value }, "#editor-status");
+    },
+  };
+
+  root.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-action]");
+    if (button && ACTIONS[button.dataset.action]) {
+      event.preventDefault();
+      ACTIONS[button.dataset.action](button);
+      return;
+    }
+    var link = event.target.closest("[data-select-node]");
+    if (link) {
+      event.preventDefault();
+      centerOn(link.dataset.selectNode);
+      selectNode(link.dataset.selectNode, true);
+    }
+  });
+
+  root.addEventListener("submit", function (event) {
+    var form = event.target.closest(".config-form");
+    if (!form) return;
+    event.preventDefault();
+    if (readonly) return;
+    var values = {};
+    new FormData(form).forEach(function (value, key) { values[key] = value; });
+    request("POST", form.getAttribute("action"), "#panel", values);
+  });
+
+  // --------------------------------------------------------------- keyboard
+
+  document.addEventListener("keydown", function (event) {
+    if (typing(event.target)) return;
+    var mod = event.ctrlKey || event.metaKey;
+    var key = event.key;
+    if (mod && (key === "z" || key === "Z")) {
+      event.preventDefault();
+      edit(event.shiftKey ? "/redo" : "/undo", {});
+    } else if (mod && (key === "y" || key === "Y")) {
+      event.preventDefault();
+      edit("/redo", {});
+    } else if (mod) {
+      return;
+    } else if (key === "Delete" || key === "Backspace") {
+      if (selection) { event.preventDefault(); deleteSelection(); }
+    } else if (key === "Escape") {
+      clearSelection();
+    } else if (key === "+" || key === "=") {
+      zoomAt(1.2);
+    } else if (key === "-") {
+      zoomAt(1 / 1.2);
+    } else if (key === "0") {
+      fit();
+    } else if (key === "Enter" && event.target.classList && event.target.classList.contains("node")) {
+      event.preventDefault();
+      selectNode(event.target.dataset.nodeId, true);
+    } else if (key.indexOf("Arrow") === 0 && selection && selection.kind === "node") {
+      event.preventDefault();
+      var step = event.shiftKey ? 1 : 20;
+      var delta = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[key];
+      if (delta) moveNodeBy(selection.id, delta[0], delta[1]);
+    }
+  });
+
+  // ------------------------------------------------------------------- start
+
+  try {
+    var saved = JSON.parse(sessionStorage.getItem(viewKey) || "null");
+    if (saved && isFinite(saved.x) && isFinite(saved.y) && isFinite(saved.scale)) view = saved;
+    applyView(false);
+    if (!saved) fit();
+  } catch (e) {
+    fit();
+  }
+  root.classList.add("editor-ready");
+})();

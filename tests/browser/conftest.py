@@ -1,0 +1,149 @@
+"""Browser tests: the real app served by uvicorn on loopback, driven by Debian's Chromium.
+
+The server runs in a thread for the whole session on a SQLite file; each test
+starts from empty tables with an admin, a marketer and a viewer created
+through ``backend.services.users``. Chromium is ``/usr/bin/chromium`` (never a
+downloaded browser): missing, it fails the run under CI=true and skips locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from litestar import Litestar
+from playwright.async_api import Browser, Page, async_playwright
+
+from backend.app import create_app
+from backend.db import create_engine, create_sessionmaker
+from backend.models import Role
+from backend.services.users import create_user
+from tests.backend.editor.nodes import EDITOR_TEST_TYPES
+from tests.backend.web.support import settings_for
+from tests.runtime.nodes import TEST_NODE_TYPES
+from tests.services import IN_CI, migrate, truncate_all
+
+CHROMIUM = Path("/usr/bin/chromium")
+PASSWORD = "correct horse battery"
+USERS = {
+    Role.admin: "admin@example.com",
+    Role.marketer: "marketer@example.com",
+    Role.viewer: "viewer@example.com",
+}
+STARTUP_SECONDS = 30
+
+pytestmark = pytest.mark.browser
+
+
+@dataclass
+class LiveServer:
+    url: str
+    database_url: str
+    app: Litestar
+
+    async def reset(self) -> None:
+        """Empty every table and add the three users again."""
+        await _reset(self.database_url)
+
+
+async def _reset(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        await truncate_all(engine)
+        async with create_sessionmaker(engine)() as db, db.begin():
+            for role, email in USERS.items():
+                await create_user(db, email, PASSWORD, role, name=role.value.title())
+    finally:
+        await engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    database_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('browser') / 'touchflow.db'}"
+    # pytest-asyncio's loop is already running in this thread; the migration gets its own.
+    thread = threading.Thread(target=lambda: asyncio.run(migrate(database_url)))
+    thread.start()
+    thread.join()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(settings_for(database_url, base_url=url))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="touchflow-live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the app did not start for the browser tests")
+        time.sleep(0.05)
+    # Node types come from the registry; the tests use their own tiny ones.
+    for node_type in [*TEST_NODE_TYPES, *EDITOR_TEST_TYPES]:
+        app.state.runtime.registry.add(node_type)
+    try:
+        yield LiveServer(url, database_url, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=STARTUP_SECONDS)
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():
+        reason = f"Chromium is not installed at {CHROMIUM} (scripts/services.sh installs it)"
+        if IN_CI:
+            pytest.fail(f"{reason} and CI=true: a missing browser is a failure")
+        pytest.skip(reason)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: $TOUCHFLOW_ARTIFACTS (CI uploads it) or a temporary folder."""
+    chosen = os.environ.get("TOUCHFLOW_ARTIFACTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+async def page(browser: Browser, live_server: LiveServer) -> AsyncIterator[Page]:
+    """A fresh browser tab (no cookies) on an app with empty tables and the three users."""
+    await live_server.reset()
+    context = await browser.new_context(
+        base_url=live_server.url, viewport={"width": 1440, "height": 900}
+    )
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    await context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+async def sign_in(page: Page, role: Role) -> None:
+    await page.goto("/login")
+    await page.fill("#email", USERS[role])
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/flows")

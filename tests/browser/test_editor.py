@@ -1,0 +1,186 @@
+"""The canvas editor in Chromium: build a flow by dragging and connecting, configure, publish."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Locator, Page, expect
+
+from backend.db import create_engine, create_sessionmaker
+from backend.models import Role
+from runtime.flows import create_flow
+from tests.browser.conftest import LiveServer, sign_in
+
+pytestmark = pytest.mark.browser
+INVALID = re.compile(r"\bnode-invalid\b")
+
+
+async def _center(locator: Locator) -> tuple[float, float]:
+    box = await locator.bounding_box()
+    assert box is not None, "element is not visible"
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+async def _drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Press, move in steps and release, as a person's pointer does."""
+    await page.mouse.move(*start)
+    await page.mouse.down()
+    await page.mouse.move(*end, steps=12)
+    await page.mouse.up()
+
+
+async def _drop_from_palette(page: Page, name: str, x: float, y: float) -> None:
+    canvas = await page.locator("#canvas").bounding_box()
+    assert canvas is not None
+    # Search narrows the palette to the step, which also brings it into view.
+    await page.fill("#palette-search", name)
+    item = page.locator(".palette").get_by_role("button", name=name, exact=True)
+    await _drag(page, await _center(item), (canvas["x"] + x, canvas["y"] + y))
+    await page.fill("#palette-search", "")
+
+
+async def _save_step(page: Page) -> None:
+    await page.get_by_role("button", name="Save step").click()
+    await expect(page.locator("#panel .notice")).to_be_visible()
+
+
+async def test_build_configure_and_publish_a_flow(page: Page, artifacts: Path) -> None:
+    await sign_in(page, Role.marketer)
+    await page.goto("/flows/new")
+    await page.fill("#name", "Download follow-up")
+    await page.get_by_role("button", name="Create draft").click()
+    await page.get_by_role("link", name="Open the editor").click()
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+
+    # The palette is searchable and grouped by family.
+    await page.fill("#palette-search", "email")
+    await expect(page.locator(".palette-item", has_text="Test trigger")).to_be_hidden()
+    await expect(page.locator(".palette-item", has_text="Test email")).to_be_visible()
+    await page.fill("#palette-search", "")
+
+    await _drop_from_palette(page, "Test trigger", 180, 220)
+    trigger = page.locator("#node-trigger")
+    await expect(trigger).to_be_visible()
+    await _drop_from_palette(page, "Test email", 620, 220)
+    email = page.locator("#node-email")
+    await expect(email).to_be_visible()
+
+    # Connect by dragging from the trigger's output port onto the email step.
+    port = trigger.locator('.port-out[data-port="next"]')
+    await _drag(page, await _center(port), await _center(email))
+    edge = page.locator('.edge[data-source="trigger"][data-target="email"]')
+    await expect(edge).to_be_attached()
+
+    # An unconfigured step is marked red on the canvas, with pydantic's message.
+    await expect(email).to_have_class(INVALID)
+    await expect(email.locator(".node-error")).to_contain_text("subject: Field required")
+    await page.locator("#canvas").screenshot(path=str(artifacts / "editor-invalid.png"))
+
+    # Configure the trigger from its generated form.
+    await trigger.click()
+    await expect(page.locator("#panel")).to_have_attribute("data-node-id", "trigger")
+    await page.fill('[name="cfg.event_type"]', "form.submitted")
+    await _save_step(page)
+    await expect(page.locator("#panel .notice")).to_have_text("Saved.")
+    await expect(trigger).not_to_have_class(INVALID)
+
+    # Publishing now fails and lists the email's problem, linking to it.
+    await page.get_by_role("button", name="Publish").click()
+    await expect(page.locator("#editor-status .notice-error")).to_contain_text("Not published")
+    await page.locator('#problems [data-select-node="email"]').click()
+    await expect(page.locator("#panel")).to_have_attribute("data-node-id", "email")
+    await page.fill('[name="cfg.subject"]', "Your download")
+    await page.fill("#node-label", "Send the file")
+    await _save_step(page)
+    await expect(email).not_to_have_class(INVALID)
+    await expect(email.locator(".node-title")).to_have_text("Send the file")
+
+    # Undo brings the empty subject back (and its mark); redo restores the fix.
+    await page.locator("#canvas").click(position={"x": 500, "y": 560})
+    await page.keyboard.press("Control+z")
+    await expect(email).to_have_class(INVALID)
+    await page.keyboard.press("Control+Shift+z")
+    await expect(email).not_to_have_class(INVALID)
+
+    await page.get_by_role("button", name="Publish").click()
+    await expect(page.locator("#editor-status .notice")).to_have_text("Published version 1.")
+    await expect(page.locator("#versions")).to_contain_text("v1")
+    await expect(page.locator("#editor-status .badge")).to_have_text("Active")
+    await page.locator("#canvas").screenshot(path=str(artifacts / "editor-published.png"))
+
+    # Reload: the draft was saved as it was edited.
+    await page.reload()
+    await expect(page.locator("#node-email .node-title")).to_have_text("Send the file")
+    await expect(edge).to_be_attached()
+    await expect(page.locator(".node-invalid")).to_have_count(0)
+
+
+async def test_moving_a_node_survives_a_reload(page: Page) -> None:
+    await sign_in(page, Role.marketer)
+    await page.goto("/flows/new")
+    await page.fill("#name", "Mover")
+    await page.get_by_role("button", name="Create draft").click()
+    await page.get_by_role("link", name="Open the editor").click()
+    await _drop_from_palette(page, "Test email", 300, 200)
+    node = page.locator("#node-email")
+    await expect(node).to_be_visible()
+    before = await node.get_attribute("style")
+    start = await _center(node.locator(".node-title"))
+    await _drag(page, start, (start[0] + 150, start[1] + 90))
+    await expect(page.locator("#editor-status .save-state")).to_have_text("Draft revision 2")
+    await page.reload()
+    assert await page.locator("#node-email").get_attribute("style") != before
+    # Delete with the keyboard.
+    await page.locator("#node-email").click()
+    await page.keyboard.press("Delete")
+    await expect(page.locator(".node")).to_have_count(0)
+
+
+async def test_a_viewer_cannot_edit(page: Page, live_server: LiveServer) -> None:
+    engine = create_engine(live_server.database_url)
+    graph = {
+        "nodes": [
+            {
+                "id": "form",
+                "type": "test.trigger",
+                "config": {"event_type": "form.submitted"},
+                "position": {"x": 40, "y": 40},
+            },
+            {
+                "id": "mail",
+                "type": "test.email",
+                "config": {"subject": "Hi"},
+                "position": {"x": 400, "y": 40},
+            },
+        ],
+        "edges": [{"source": "form", "port": "next", "target": "mail"}],
+    }
+    async with create_sessionmaker(engine)() as db, db.begin():
+        flow = await create_flow(db, "Look, don't touch", graph=graph)
+    await engine.dispose()
+
+    await sign_in(page, Role.viewer)
+    await page.goto(f"/flows/{flow.id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_have_attribute("data-readonly", "true")
+    await expect(page.locator(".palette")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Publish")).to_have_count(0)
+    await expect(page.get_by_text("your role is viewer")).to_be_visible()
+
+    mail = page.locator("#node-mail")
+    before = await mail.get_attribute("style")
+    start = await _center(mail.locator(".node-title"))
+    await _drag(page, start, (start[0] + 200, start[1] + 120))
+    # Dragging does not move it; a click shows its settings, disabled.
+    assert await mail.get_attribute("style") == before
+    await expect(page.locator("#panel")).to_have_attribute("data-node-id", "mail")
+    await expect(page.locator('#panel [name="cfg.subject"]')).to_be_disabled()
+    await expect(page.get_by_role("button", name="Save step")).to_have_count(0)
+    port = page.locator('#node-mail .port-out[data-port="next"]')
+    await _drag(page, await _center(port), await _center(page.locator("#node-form")))
+    await page.keyboard.press("Delete")
+    await page.reload()
+    await expect(page.locator(".node")).to_have_count(2)
+    await expect(page.locator(".edge")).to_have_count(1)
+    await expect(page.locator("#editor-status .save-state")).to_have_text("Draft revision 0")
