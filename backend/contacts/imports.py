@@ -19,9 +19,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.contacts.bulk import identify_many
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import IdentifyIn
-from backend.contacts.service import AttributeSchema, identify
+from backend.contacts.service import AttributeSchema, Identified
 from backend.i18n import gettext as _
 from backend.models import ImportJob, utcnow
 
@@ -177,27 +178,33 @@ async def _process_chunk(
 ) -> None:
     schema = await AttributeSchema.load(session)
     create, update = job.mode in ("upsert", "create"), job.mode in ("upsert", "update")
+    outcomes: dict[int, Exception | Identified | None] = {}
+    parsed: list[tuple[int, IdentifyIn]] = []
     for line, row in chunk:
         try:
             if len(row) > len(headers):
                 raise InvalidValue("row", _("more cells than columns"))
-            data = row_to_identify(headers, row, job.mapping["columns"])
-            result = await identify(
-                session,
-                data,
-                source=f"import:{job.id}",
-                schema=schema,
-                create=create,
-                update=update,
-            )
+            parsed.append((line, row_to_identify(headers, row, job.mapping["columns"])))
         except (ValidationError, InvalidValue) as exc:
-            reason = _reason(exc)
+            outcomes[line] = exc
+    results = await identify_many(
+        session,
+        [data for _line, data in parsed],
+        source=f"import:{job.id}",
+        schema=schema,
+        create=create,
+        update=update,
+    )
+    outcomes.update((line, result) for (line, _data), result in zip(parsed, results, strict=True))
+    for line, row in chunk:
+        result = outcomes[line]
+        if isinstance(result, Exception):
+            reason = _reason(result)
             job.rejected_count += 1
             if len(job.rejected) < REJECTED_KEPT:
                 job.rejected = [*job.rejected, {"row": line, "reason": reason}]
             rejected_out.writerow([line, reason, *row])
-            continue
-        if result is None:
+        elif result is None:
             job.skipped_count += 1
         elif result.created:
             job.created_count += 1

@@ -76,7 +76,7 @@ class AttributeSchema:
         self.types[key] = kind
 
 
-def _check_timezone(name: str) -> str:
+def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -141,7 +141,7 @@ async def identify(
     """
     email = normalize_email(data.email) if data.email else None
     phone = normalize_phone(data.phone, default_region) if data.phone else None
-    timezone = _check_timezone(data.timezone) if data.timezone else None
+    timezone = check_timezone(data.timezone) if data.timezone else None
     declared = set(schema.types)
     try:
         return await _upsert(session, data, schema, source, email, phone, timezone, create, update)
@@ -149,6 +149,39 @@ async def identify(
         # The savepoint rolled back any attribute this item declared: forget them too.
         schema.types = {k: v for k, v in schema.types.items() if k in declared}
         raise
+
+
+def apply_identify(
+    contact: Contact,
+    data: IdentifyIn,
+    email: str | None,
+    phone: str | None,
+    timezone: str | None,
+    attributes: dict[str, Any],
+) -> None:
+    """Copy the given (already normalised) values onto ``contact``; absent values are kept."""
+    values = {
+        "email": email,
+        "phone": phone,
+        "first_name": data.first_name,
+        "last_name": data.last_name,
+        "lifecycle_stage": data.lifecycle_stage,
+        "timezone": timezone,
+    }
+    for field in CONTACT_FIELDS:
+        if values[field] is not None:
+            setattr(contact, field, values[field])
+    if data.external_id and not contact.external_id:
+        contact.external_id = data.external_id
+    merged = dict(contact.attributes or {})
+    for key, value in attributes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    contact.attributes = merged
+    if data.tags is not None:
+        contact.tags = sorted({tag.strip() for tag in data.tags if tag.strip()})
 
 
 async def _upsert(
@@ -171,28 +204,7 @@ async def _upsert(
         if contact is None:
             contact = Contact(external_id=data.external_id, attributes={}, tags=[], consent={})
             session.add(contact)
-        values = {
-            "email": email,
-            "phone": phone,
-            "first_name": data.first_name,
-            "last_name": data.last_name,
-            "lifecycle_stage": data.lifecycle_stage,
-            "timezone": timezone,
-        }
-        for field in CONTACT_FIELDS:
-            if values[field] is not None:
-                setattr(contact, field, values[field])
-        if data.external_id and not contact.external_id:
-            contact.external_id = data.external_id
-        merged = dict(contact.attributes or {})
-        for key, value in attributes.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        contact.attributes = merged
-        if data.tags is not None:
-            contact.tags = sorted({tag.strip() for tag in data.tags if tag.strip()})
+        apply_identify(contact, data, email, phone, timezone, attributes)
         now = utcnow()
         contact.updated_at = now
         await session.flush()  # a new contact needs its id for the consent history

@@ -1,0 +1,99 @@
+"""identify_many: the chunked fast path gives the same result as identify row by row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.contacts.bulk import identify_many
+from backend.contacts.normalize import InvalidValue
+from backend.contacts.schemas import IdentifyIn
+from backend.contacts.service import AttributeSchema, Identified, identify
+from backend.models import Contact, ContactConsent
+from backend.models.ingestion import AttributeDefinition
+from tests.services import truncate_all
+
+ROWS: list[dict[str, Any]] = [
+    {"email": "anna@example.com", "first_name": "Anna", "attributes": {"age": 30}},
+    {"email": "bad-email"},
+    {"external_id": "c-1", "email": "bo@example.com", "first_name": "Bo"},
+    {"email": "ANNA@example.com", "first_name": "Anna-Karin"},  # same person again
+    {"email": "cia@example.com", "attributes": {"shoe": 38}},  # undeclared attribute
+    {"email": "dan@example.com", "attributes": {"age": "old"}},  # wrong type
+    {"external_id": "c-2", "email": "old@example.com"},  # two different people
+    {"email": "eva@example.com", "consent": {"email": True}, "phone": "0701234567"},
+]
+
+
+async def _seed(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as db, db.begin():
+        db.add(AttributeDefinition(key="age", type="number"))
+        db.add_all(
+            [
+                Contact(external_id="c-2", email="two@example.com", attributes={}, tags=[]),
+                Contact(email="old@example.com", attributes={}, tags=[]),
+            ]
+        )
+
+
+def _summary(outcome: Identified | InvalidValue | None) -> Any:
+    if isinstance(outcome, InvalidValue):
+        return ("refused", outcome.field)
+    if outcome is None:
+        return None
+    return ("ok", outcome.contact.email, outcome.created)
+
+
+async def _state(sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
+    async with sessions() as db:
+        contacts = (await db.scalars(select(Contact).order_by(Contact.email))).all()
+        consents = (await db.scalars(select(ContactConsent.channel))).all()
+    people = [
+        (
+            c.email,
+            c.external_id,
+            c.first_name,
+            c.phone,
+            c.attributes,
+            c.consent.get("email", {}).get("granted"),
+        )
+        for c in contacts
+    ]
+    return [people, sorted(consents)]
+
+
+async def _one_by_one(db: AsyncSession, items: list[IdentifyIn], **mode: bool) -> list[Any]:
+    schema = await AttributeSchema.load(db)
+    out: list[Any] = []
+    for item in items:
+        try:
+            out.append(_summary(await identify(db, item, source="t", schema=schema, **mode)))
+        except InvalidValue as exc:
+            out.append(_summary(exc))
+    return out
+
+
+async def test_same_outcome_and_state_as_row_by_row(
+    sessions: async_sessionmaker[AsyncSession], engine: Any
+) -> None:
+    items = [IdentifyIn.model_validate(r) for r in ROWS]
+    for mode in ({}, {"create": False}, {"update": False}):
+        await truncate_all(engine)
+        await _seed(sessions)
+        async with sessions() as db, db.begin():
+            expected = await _one_by_one(db, items, **mode)
+        expected_state = await _state(sessions)
+
+        await truncate_all(engine)
+        await _seed(sessions)
+        async with sessions() as db, db.begin():
+            schema = await AttributeSchema.load(db)
+            got = [
+                _summary(o)
+                for o in await identify_many(db, items, source="t", schema=schema, **mode)
+            ]
+        assert got == expected, mode
+        assert await _state(sessions) == expected_state, mode
+    assert expected[1] == ("refused", "email")
