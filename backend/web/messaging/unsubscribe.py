@@ -34,7 +34,10 @@ async def _contact(db: Db, contact_id: Any) -> Contact:
 
 
 def _page(request: Request[Any, Any, Any], **context: Any) -> Template:
-    return Template(template_name="messaging/public.html", context=context)
+    defaults = dict.fromkeys(
+        ("message", "unsubscribe_token", "preferences_token", "preferences_url")
+    )
+    return Template(template_name="messaging/public.html", context={**defaults, **context})
 
 
 @get("/u/{token:str}", opt=public())

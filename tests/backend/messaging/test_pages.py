@@ -1,0 +1,101 @@
+"""Outbox and Tasks pages: status and reason, the caught email, admin retry, completing a task."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.models import Contact, Event, OutboxMessage, Role, Task, User
+from tests.backend.messaging.test_public_links import _contact, _send
+from tests.backend.web.conftest import SignedIn
+from tests.backend.web.support import post_form
+
+
+async def test_outbox_lists_messages_with_reasons_and_shows_the_caught_email(
+    app: Litestar, signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    contact = await _contact(sessions, consent={"email": {"granted": False}})
+    suppressed = await _send(app, sessions, contact, "Offer")
+    sent = await _send(app, sessions, contact, "Your receipt", category="transactional")
+    client = await signed_in(Role.marketer)
+    page = await client.get("/outbox")
+    assert page.status_code == 200
+    assert "Offer" in page.text and "Your receipt" in page.text
+    assert "no consent: the contact unsubscribed from email" in page.text
+    only = await client.get("/outbox?status=suppressed", headers={"HX-Request": "true"})
+    assert "Offer" in only.text and "Your receipt" not in only.text
+    detail = await client.get(f"/outbox/{sent}")
+    assert detail.status_code == 200
+    assert "Message-ID: &lt;tf." in detail.text  # the caught email, as it would have been sent
+    assert (await client.get(f"/outbox/{suppressed}")).status_code == 200
+    assert (await client.get("/outbox/999999")).status_code == 404
+
+
+async def test_only_an_admin_can_retry_a_dead_message(
+    app: Litestar, signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as db, db.begin():
+        dead = await db.scalar(
+            insert(OutboxMessage)
+            .values(
+                idempotency_key="dead-1",
+                channel="email",
+                payload={"to": "x@example.test"},
+                status="dead",
+                status_reason="the mail server refused the message",
+                attempts=8,
+            )
+            .returning(OutboxMessage.id)
+        )
+    client = await signed_in(Role.marketer)
+    refused = await post_form(client, f"/outbox/{dead}/retry", {}, form_page="/outbox")
+    assert refused.status_code == 403
+    client = await signed_in(Role.admin)
+    page = await client.get(f"/outbox/{dead}")
+    assert "Send again" in page.text
+    response = await post_form(client, f"/outbox/{dead}/retry", {}, form_page="/outbox")
+    assert response.status_code == 303
+    async with sessions() as db:
+        row = await db.get(OutboxMessage, dead)
+        assert row is not None and (row.status, row.attempts) == ("pending", 0)
+    again = await post_form(client, f"/outbox/{dead}/retry", {}, form_page="/outbox")
+    assert again.status_code == 400
+
+
+async def test_completing_a_task_emits_an_event(
+    signed_in: SignedIn,
+    client: AsyncTestClient[Litestar],
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await signed_in(Role.viewer)
+    contact = await _contact(sessions, first_name="Ann")
+    async with sessions() as db, db.begin():
+        me = await db.scalar(select(User.id).where(User.email == "viewer@example.com"))
+        task_id = await db.scalar(
+            insert(Task)
+            .values(
+                contact_id=contact,
+                owner_id=me,
+                title="Call Ann",
+                note="Downloaded the guide",
+                node_id="notify_1",
+            )
+            .returning(Task.id)
+        )
+        await db.execute(insert(Task).values(title="Someone else's", owner_id=None))
+    page = await client.get("/tasks")
+    assert "Call Ann" in page.text and "Downloaded the guide" in page.text
+    assert f'href="/contacts/{contact}"' in page.text
+    assert "Someone else" not in page.text
+    assert "Someone else" in (await client.get("/tasks?show=open")).text
+    response = await post_form(client, f"/tasks/{task_id}/done", {}, form_page="/tasks")
+    assert response.status_code == 303
+    async with sessions() as db:
+        task = await db.get(Task, task_id)
+        assert task is not None and task.status == "done" and task.completed_at is not None
+        [event] = (await db.scalars(select(Event).where(Event.type == "task.completed"))).all()
+        assert event.contact_id == contact and event.properties["node_id"] == "notify_1"
+        assert (await db.get(Contact, contact)) is not None
+    assert "Call Ann" not in (await client.get("/tasks")).text
