@@ -32,6 +32,7 @@ from backend.web import (
     imports,
     inbound,
     messaging,
+    personalization,
     public_forms,
     runs,
     signin,
@@ -76,6 +77,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
             *imports.ROUTES,
             *inbound.ROUTES,
             *public_forms.ROUTES,
+            *personalization.ROUTES,
             *runs.ROUTES,
             *admin.ROUTES,
             *messaging.ROUTES,
@@ -86,7 +88,13 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     static = create_static_files_router(
         path="/static", directories=[STATIC_DIR], opt=public(), name="static"
     )
-    return [pages, api_router(), static]
+    return [
+        pages,
+        api_router(),
+        personalization.personalization_router(),
+        personalization.snippet_router(),
+        static,
+    ]
 
 
 def create_app(

@@ -18,8 +18,13 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.db import create_engine, create_sessionmaker
+from backend.personalization.delivery import WebContentDeliverer
 from backend.settings import Settings
+from nodes.sdk import Clock
+from runtime.delivery import Deliverer
 from runtime.engine import build_runtime
 from runtime.executor.arq_worker import ArqDoorbell, arq_doorbell, run_worker
 from runtime.executor.local import LocalExecutor
@@ -63,7 +68,12 @@ def runtime_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         settings: Settings = app.state.settings
-        runtime = build_runtime(settings, sessions=app.state.sessions, clock=app.state.clock)
+        runtime = build_runtime(
+            settings,
+            sessions=app.state.sessions,
+            clock=app.state.clock,
+            deliverers=extra_deliverers(app.state.sessions, app.state.clock),
+        )
         app.state.runtime = runtime
         if app.state.run_executor:
             log.info("running the in-process executor")
@@ -82,6 +92,15 @@ def runtime_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]:
     return lifespan()
 
 
+def extra_deliverers(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock | None = None
+) -> dict[str, Deliverer]:
+    """Channels the backend adds to the runtime's built-in ones."""
+    return {"web_content": WebContentDeliverer(sessions, clock)}
+
+
 def run_arq_worker(settings: Settings) -> None:
     """Blocking: the ``touchflow worker`` command."""
-    run_worker(settings)
+    sessions = create_sessionmaker(create_engine(settings.database_url))
+    runtime = build_runtime(settings, sessions=sessions, deliverers=extra_deliverers(sessions))
+    run_worker(settings, runtime=runtime)

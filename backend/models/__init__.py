@@ -9,6 +9,13 @@ from backend.models.ingestion import AttributeDefinition, Form, ImportJob, Inbou
 from backend.models.journeys import LIVE_STATUSES, Journey, JourneyStatus, Step, StepStatus
 from backend.models.messaging import Delivery, DeliveryState, Suppression, SuppressionReason
 from backend.models.outbox import OutboxMessage, OutboxStatus
+from backend.models.personalization import (
+    Audience,
+    ContentBlock,
+    ContentRule,
+    ContentVariant,
+    SlotAssignment,
+)
 from backend.models.tasks import Task, TaskStatus
 from backend.models.users import ApiKey, Role, SiteKey, User
 
@@ -16,11 +23,15 @@ __all__ = [
     "LIVE_STATUSES",
     "ApiKey",
     "AttributeDefinition",
+    "Audience",
     "AuditEntry",
     "Base",
     "Channel",
     "Contact",
     "ContactConsent",
+    "ContentBlock",
+    "ContentRule",
+    "ContentVariant",
     "Delivery",
     "DeliveryState",
     "Event",
@@ -37,6 +48,7 @@ __all__ = [
     "OutboxStatus",
     "Role",
     "SiteKey",
+    "SlotAssignment",
     "Step",
     "StepStatus",
     "Suppression",

@@ -37,6 +37,7 @@ from backend.forms.store import definition_of
 from backend.forms.submit import CheckedSubmission, check_submission
 from backend.i18n import _
 from backend.models import Contact, Form, OutboxMessage, SiteKey
+from backend.personalization.identify import stitch_submission
 from backend.ratelimit import Limit, RateLimiter
 from backend.web.render import render
 from runtime.doorbell import ring_after_commit
@@ -241,6 +242,7 @@ async def _store(
     )
     assert identified is not None
     contact = identified.contact
+    await stitch_submission(request, db, contact.id, now)
     channel = definition.consent_channel
     pending = bool(channel and checked.consent and definition.double_opt_in)
     result = await track(

@@ -1,0 +1,133 @@
+"""What every snippet request needs, held in memory for a few seconds.
+
+Site keys and default rules change rarely and are read on every request, so
+each web process keeps them for ``ttl`` seconds: a revoked key or an edited
+rule takes effect within that time, and a request costs no table scan. One
+refresh runs at a time (a lock), so a burst after expiry makes one query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.auth.keys import normalize_origin
+from backend.models import ContentBlock, ContentRule, ContentVariant, SiteKey
+from backend.personalization.decide import RuleEntry
+from backend.ratelimit import Limit
+
+__all__ = ["Personalizer", "Site"]
+
+# Unknown keys are remembered too (as None), so garbage keys cannot hammer the database;
+# past this many entries the cache starts over.
+MAX_CACHED_KEYS = 10_000
+
+
+@dataclass(frozen=True)
+class Site:
+    """A live site key: its id and the origins allowed to use it."""
+
+    id: int
+    key: str
+    origins: frozenset[str]
+
+    def allows(self, origin: str | None) -> bool:
+        given = normalize_origin(origin) if origin else None
+        return given is not None and given in self.origins
+
+
+@dataclass
+class Personalizer:
+    """Per-process caches and limits for the snippet endpoints (kept in ``app.state``)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    ttl: float = 5.0
+    visitor_limit: Limit = field(default_factory=lambda: Limit(count=120, seconds=60))
+    key_limit: Limit = field(default_factory=lambda: Limit(count=60_000, seconds=60))
+    timer: Callable[[], float] = time.monotonic
+    _sites: dict[str, tuple[float, Site | None]] = field(default_factory=dict)
+    _rules: tuple[float, Mapping[str, tuple[RuleEntry, ...]]] | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def site(self, key: str) -> Site | None:
+        """The live site key ``key``, or None when unknown or revoked."""
+        now = self.timer()
+        cached = self._sites.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.sessions() as db:
+            row = (
+                await db.execute(
+                    select(SiteKey.id, SiteKey.allowed_origins).where(
+                        SiteKey.key == key, SiteKey.revoked_at.is_(None)
+                    )
+                )
+            ).one_or_none()
+        site = None
+        if row is not None:
+            origins = {normalize_origin(str(o)) for o in row.allowed_origins or []}
+            site = Site(id=row.id, key=key, origins=frozenset(o for o in origins if o))
+        if len(self._sites) >= MAX_CACHED_KEYS:
+            self._sites.clear()
+        self._sites[key] = (now + self.ttl, site)
+        return site
+
+    async def rules(self) -> Mapping[str, tuple[RuleEntry, ...]]:
+        """Enabled rules of live blocks, per slot, in the order they are tried."""
+        cached = self._rules
+        if cached is not None and cached[0] > self.timer():
+            return cached[1]
+        async with self._lock:
+            cached = self._rules
+            if cached is not None and cached[0] > self.timer():
+                return cached[1]
+            loaded = await self._load_rules()
+            self._rules = (self.timer() + self.ttl, loaded)
+            return loaded
+
+    def forget(self) -> None:
+        """Drop everything cached (after a marketer's edit in this process)."""
+        self._sites.clear()
+        self._rules = None
+
+    async def _load_rules(self) -> Mapping[str, tuple[RuleEntry, ...]]:
+        async with self.sessions() as db:
+            rows = await db.execute(
+                select(
+                    ContentRule.id,
+                    ContentRule.slot,
+                    ContentRule.priority,
+                    ContentRule.url_pattern,
+                    ContentRule.utm_source,
+                    ContentRule.audience,
+                    ContentVariant.id.label("variant_id"),
+                    ContentVariant.key.label("variant_key"),
+                    ContentVariant.html,
+                )
+                .join(ContentVariant, ContentVariant.id == ContentRule.variant_id)
+                .join(ContentBlock, ContentBlock.id == ContentVariant.block_id)
+                .where(ContentRule.enabled.is_(True), ContentBlock.archived_at.is_(None))
+                .order_by(ContentRule.slot, ContentRule.priority, ContentRule.id)
+            )
+            by_slot: dict[str, list[RuleEntry]] = defaultdict(list)
+            for row in rows:
+                by_slot[row.slot].append(
+                    RuleEntry(
+                        id=row.id,
+                        slot=row.slot,
+                        priority=row.priority,
+                        url_pattern=row.url_pattern,
+                        utm_source=row.utm_source.strip().lower(),
+                        audience=row.audience,
+                        variant_id=row.variant_id,
+                        variant_key=row.variant_key,
+                        html=row.html,
+                    )
+                )
+        return {slot: tuple(entries) for slot, entries in by_slot.items()}

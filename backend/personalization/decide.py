@@ -1,0 +1,113 @@
+"""Choosing the content of each requested slot: pure functions, no I/O.
+
+Precedence per slot: the newest live assignment (a flow chose it for this
+visitor or contact), then the first default rule (lowest priority number)
+whose page pattern, UTM source and audience match, else nothing (the page
+keeps its own default content).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from urllib.parse import parse_qs, urlsplit
+
+from backend.models import Audience
+
+__all__ = [
+    "UTM_KEYS",
+    "Chosen",
+    "PageContext",
+    "RuleEntry",
+    "choose",
+    "page_context",
+    "rule_matches",
+    "url_utm",
+]
+
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """Where the visitor is: the page's URL and path, and the campaign that brought them."""
+
+    url: str = ""
+    path: str = "/"
+    utm_source: str = ""
+
+
+def url_utm(url: str) -> dict[str, str]:
+    """The UTM parameters in ``url``'s query string."""
+    query = parse_qs(urlsplit(url).query)
+    return {key: query[key][0][:200] for key in UTM_KEYS if query.get(key)}
+
+
+def page_context(url: str, utm: Mapping[str, str] | None = None) -> PageContext:
+    """Read the page URL; ``utm`` (remembered by the snippet) fills in UTM the URL lacks."""
+    source = url_utm(url).get("utm_source") or (utm or {}).get("utm_source", "")
+    return PageContext(url=url, path=urlsplit(url).path or "/", utm_source=source.strip().lower())
+
+
+@dataclass(frozen=True)
+class RuleEntry:
+    """A default rule as the cache holds it, with its variant's (already clean) HTML."""
+
+    id: int
+    slot: str
+    priority: int
+    url_pattern: str
+    utm_source: str
+    audience: str
+    variant_id: int
+    variant_key: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """What goes into one slot, and why (``source`` is "assignment" or "rule")."""
+
+    html: str
+    variant: str
+    source: str
+
+
+def _url_matches(pattern: str, page: PageContext) -> bool:
+    if not pattern:
+        return True
+    # A pattern with a scheme names whole URLs; otherwise it is a path like /pricing*.
+    target = page.url.split("#", 1)[0] if "://" in pattern else page.path
+    return fnmatchcase(target, pattern)
+
+
+def rule_matches(rule: RuleEntry, page: PageContext, known: bool) -> bool:
+    if rule.audience == Audience.anonymous.value and known:
+        return False
+    if rule.audience == Audience.known.value and not known:
+        return False
+    if rule.utm_source and rule.utm_source != page.utm_source:
+        return False
+    return _url_matches(rule.url_pattern, page)
+
+
+def choose(
+    slots: Iterable[str],
+    page: PageContext,
+    *,
+    known: bool,
+    assigned: Mapping[str, Chosen],
+    rules: Mapping[str, Sequence[RuleEntry]],
+) -> dict[str, Chosen]:
+    """Content for each slot that has some; ``rules`` per slot are already in priority order."""
+    chosen: dict[str, Chosen] = {}
+    for slot in slots:
+        if slot in assigned:
+            chosen[slot] = assigned[slot]
+            continue
+        for rule in rules.get(slot, ()):
+            if rule_matches(rule, page, known):
+                chosen[slot] = Chosen(html=rule.html, variant=rule.variant_key, source="rule")
+                break
+    return chosen

@@ -1,0 +1,284 @@
+"""The snippet's endpoints under ``/p/v1``: decide, events, identify.
+
+The site key is public, so every request is checked in this order: body size
+and shape, the key (cached), the ``Origin`` header against the key's allowed
+origins, then rate limits per key and per visitor. The snippet posts JSON as
+``text/plain`` (a "simple" request: no CORS preflight round trip); the server
+refuses a wrong origin itself rather than relying on the browser. Answers carry
+``Access-Control-Allow-Origin`` for the allowed origin only, and ``no-store``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response, Router, post, route
+from litestar.enums import HttpMethod
+from litestar.exceptions import HTTPException
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from backend.auth.guards import public
+from backend.contacts.normalize import InvalidValue
+from backend.contacts.schemas import IdentifyIn
+from backend.deps import Db, Now
+from backend.i18n import _
+from backend.personalization.cache import Personalizer, Site
+from backend.personalization.decide import UTM_KEYS, choose, page_context, url_utm
+from backend.personalization.identify import identify_visitor
+from backend.personalization.visitors import assigned_content, lookup, touch
+from backend.ratelimit import RateLimiter
+from backend.web.personalization.schemas import DecideIn, EventIn, IdentifyVisitorIn, SnippetIn
+from runtime.events import ingest
+
+__all__ = ["personalization_router", "personalizer"]
+
+log = logging.getLogger("touchflow.personalization")
+BODY_LIMIT = 16 * 1024
+PAGE_VIEW = "page.viewed"
+# Events only Touchflow itself records; a browser may not claim them.
+RESERVED_PREFIXES = ("form.", "email.", "sms.", "contact.", "journey.", "web.")
+_ORIGIN_STATE = "p13n_origin"
+
+
+class PublicError(HTTPException):
+    """A refusal the snippet (and a developer in the console) can read."""
+
+
+def personalizer(request: Request[Any, Any, Any]) -> Personalizer:
+    """The process's caches, made on first use."""
+    state = request.app.state
+    found = state.get("personalizer")
+    if found is None:
+        found = Personalizer(sessions=state.sessions)
+        state.personalizer = found
+    assert isinstance(found, Personalizer)
+    return found
+
+
+def _cors(origin: str) -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Vary": "Origin",
+        "Cache-Control": "no-store",
+    }
+
+
+def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = exc.detail if isinstance(exc, HTTPException) else _("Something went wrong.")
+    headers = dict(getattr(exc, "headers", None) or {})
+    origin = request.scope.get("state", {}).get(_ORIGIN_STATE)
+    if origin:
+        headers.update(_cors(origin))
+    return Response(
+        {"error": {"status": status, "message": message}}, status_code=status, headers=headers
+    )
+
+
+async def _read(request: Request[Any, Any, Any], model: type[SnippetIn]) -> Any:
+    body = await request.body()
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise PublicError(
+            status_code=400,
+            detail=_("The request is not valid: %(where)s: %(problem)s")
+            % {"where": where, "problem": first["msg"]},
+        ) from exc
+
+
+async def _admit(request: Request[Any, Any, Any], payload: SnippetIn) -> Site:
+    """The site key, checked against the origin, within its rate limits."""
+    engine = personalizer(request)
+    site = await engine.site(payload.key)
+    if site is None:
+        raise PublicError(status_code=403, detail=_("This site key is unknown or was revoked."))
+    origin = request.headers.get("origin")
+    if not site.allows(origin):
+        raise PublicError(
+            status_code=403,
+            detail=_("Requests from %(origin)s are not allowed for this site key.")
+            % {"origin": origin or _("a page without an origin")},
+        )
+    request.scope.setdefault("state", {})[_ORIGIN_STATE] = origin
+    limiter: RateLimiter = request.app.state.rate_limiter
+    try:
+        wait = await limiter.hit(f"p:k:{site.id}", engine.key_limit)
+        if wait is None:
+            wait = await limiter.hit(f"p:v:{payload.vid}", engine.visitor_limit)
+    except RedisError as exc:
+        # Personalization is best effort; a Redis outage must not break the customer's site.
+        log.warning("rate limit unavailable for the snippet: %s", exc)
+        wait = None
+    if wait is not None:
+        raise PublicError(
+            status_code=429,
+            detail=_("Too many requests; try again in a moment."),
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    return site
+
+
+def _ok(request: Request[Any, Any, Any], content: dict[str, Any]) -> Response[Any]:
+    return Response(content, headers=_cors(request.scope["state"][_ORIGIN_STATE]))
+
+
+@post("/decide", opt=public(csrf_exempt=True), request_max_body_size=BODY_LIMIT, status_code=200)
+async def decide(request: Request[Any, Any, Any], clock: Now) -> Response[Any]:
+    """Content for the requested slots, for this visitor on this page."""
+    payload: DecideIn = await _read(request, DecideIn)
+    site = await _admit(request, payload)
+    engine = personalizer(request)
+    now = clock.now()
+    async with engine.sessions() as db:
+        known = await lookup(db, payload.vid, site.id)
+        assigned = (
+            await assigned_content(db, payload.vid, known.contact_id, payload.slots, now)
+            if known.exists
+            else {}
+        )
+    chosen = choose(
+        payload.slots,
+        page_context(payload.page.url, payload.utm),
+        known=known.contact_id is not None,
+        assigned=assigned,
+        rules=await engine.rules(),
+    )
+    return _ok(
+        request,
+        {
+            "slots": {
+                slot: {"html": c.html, "variant": c.variant, "source": c.source}
+                for slot, c in chosen.items()
+            },
+            "known": known.contact_id is not None,
+        },
+    )
+
+
+def _utm(payload: EventIn) -> dict[str, str]:
+    """The campaign: the page URL's UTM parameters, else those the snippet remembered."""
+    remembered = {key: value for key, value in payload.utm.items() if key in UTM_KEYS and value}
+    return {**remembered, **url_utm(payload.page.url)}
+
+
+def _event_properties(payload: EventIn) -> dict[str, Any]:
+    """What event triggers filter on: url, path, title, referrer, utm_*; plus custom ones."""
+    page = payload.page
+    properties: dict[str, Any] = {
+        "url": page.url,
+        "path": page_context(page.url).path,
+        "title": page.title,
+        "referrer": page.referrer,
+        **_utm(payload),
+    }
+    if payload.type != PAGE_VIEW:
+        properties = {**properties, **payload.properties}
+    return properties
+
+
+@post("/events", opt=public(csrf_exempt=True), request_max_body_size=BODY_LIMIT, status_code=202)
+async def events(request: Request[Any, Any, Any], db: Db, clock: Now) -> Response[Any]:
+    """A page view or a custom event, for the visitor (or the contact it was stitched to)."""
+    payload: EventIn = await _read(request, EventIn)
+    if payload.type.startswith(RESERVED_PREFIXES):
+        raise PublicError(
+            status_code=400,
+            detail=_("Event names starting with %(prefix)s are reserved for Touchflow.")
+            % {"prefix": payload.type.split(".", 1)[0] + "."},
+        )
+    site = await _admit(request, payload)
+    now = clock.now()
+    properties = _event_properties(payload)
+    visitor = await touch(
+        db,
+        payload.vid,
+        site.id,
+        now,
+        page=payload.page.model_dump(),
+        utm=_utm(payload),
+    )
+    if visitor is None:
+        raise PublicError(status_code=403, detail=_("This visitor belongs to another site."))
+    runtime = request.app.state.runtime
+    result = await ingest(
+        db,
+        runtime.versions,
+        type=payload.type,
+        now=now,
+        contact_id=visitor.contact_id,
+        visitor_id=visitor.id,
+        properties=properties,
+        dedupe_key=f"web:{site.id}:{payload.vid}:{payload.id}" if payload.id else None,
+        source="web",
+        doorbell=runtime.doorbell,
+    )
+    response = _ok(request, {"accepted": True, "duplicate": result.duplicate})
+    response.status_code = 202
+    return response
+
+
+@post("/identify", opt=public(csrf_exempt=True), request_max_body_size=BODY_LIMIT, status_code=200)
+async def identify(request: Request[Any, Any, Any], db: Db, clock: Now) -> Response[Any]:
+    """Link the visitor to the contact with this email or external id (never changes it)."""
+    payload: IdentifyVisitorIn = await _read(request, IdentifyVisitorIn)
+    site = await _admit(request, payload)
+    try:
+        data = IdentifyIn(
+            email=payload.email,
+            external_id=payload.external_id,
+            first_name=payload.first_name,
+            last_name=payload.last_name,
+        )
+        done = await identify_visitor(
+            db, visitor_id=payload.vid, site_id=site.id, data=data, now=clock.now()
+        )
+    except (InvalidValue, ValidationError) as exc:
+        message = exc.message if isinstance(exc, InvalidValue) else str(exc.errors()[0]["msg"])
+        raise PublicError(status_code=400, detail=message) from exc
+    return _ok(request, {"identified": done is not None})
+
+
+@route(
+    ["/decide", "/events", "/identify"],
+    http_method=[HttpMethod.OPTIONS],
+    opt=public(csrf_exempt=True),
+    status_code=204,
+)
+async def preflight(request: Request[Any, Any, Any]) -> Response[None]:
+    """CORS preflight for clients that send ``application/json``.
+
+    The body (and so the site key) is not part of a preflight; any origin may
+    ask, and the real request is checked against the key's origins.
+    """
+    origin = request.headers.get("origin", "")
+    return Response(
+        None,
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": origin or "*",
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "content-type",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        },
+    )
+
+
+def personalization_router() -> Router:
+    """``/p/v1``: left out of the OpenAPI schema (it is the snippet's, not a developer API)."""
+    return Router(
+        path="/p/v1",
+        route_handlers=[
+            preflight,
+            decide,
+            events,
+            identify,
+        ],  # preflight first: it replaces the automatic OPTIONS
+        exception_handlers={HTTPException: _error},
+        include_in_schema=False,
+    )
