@@ -184,3 +184,96 @@ async def test_a_viewer_cannot_edit(page: Page, live_server: LiveServer) -> None
     await expect(page.locator(".node")).to_have_count(2)
     await expect(page.locator(".edge")).to_have_count(1)
     await expect(page.locator("#editor-status .save-state")).to_have_text("Draft revision 0")
+
+
+async def test_two_tabs_get_a_conflict_instead_of_a_lost_update(page: Page) -> None:
+    await sign_in(page, Role.marketer)
+    await page.goto("/flows/new")
+    await page.fill("#name", "Shared draft")
+    await page.get_by_role("button", name="Create draft").click()
+    await page.get_by_role("link", name="Open the editor").click()
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    other = await page.context.new_page()
+    await other.goto(page.url)
+    await expect(other.locator("#editor.editor-ready")).to_be_attached()
+
+    await _drop_from_palette(page, "Test trigger", 200, 200)
+    await expect(page.locator("#node-trigger")).to_be_visible()
+    # The second tab still shows revision 0; its edit is refused, not applied over the first.
+    await _drop_from_palette(other, "Test email", 400, 300)
+    await expect(other.locator("#flash")).to_contain_text("Not saved: this flow changed meanwhile.")
+    # ...and it catches up with the draft as saved by the first tab.
+    await expect(other.locator("#node-trigger")).to_be_visible()
+    await expect(other.locator("#node-email")).to_have_count(0)
+    await expect(other.locator("#editor-status .save-state")).to_have_text("Draft revision 1")
+    await _drop_from_palette(other, "Test email", 400, 300)
+    await expect(other.locator("#node-email")).to_be_visible()
+    await page.reload()
+    await expect(page.locator(".node")).to_have_count(2)
+    await other.close()
+
+
+async def _configure(page: Page, node: str, values: dict[str, str]) -> None:
+    await page.locator(f"#node-{node} .node-title").click()
+    await expect(page.locator("#panel")).to_have_attribute("data-node-id", node)
+    for name, value in values.items():
+        await page.fill(f'[name="cfg.{name}"]', value)
+    await _save_step(page)
+    await expect(page.locator(f"#node-{node}")).not_to_have_class(INVALID)
+
+
+async def _connect(page: Page, source: str, port: str, target: str) -> None:
+    handle = page.locator(f'#node-{source} .port-out[data-port="{port}"]')
+    await _drag(page, await _center(handle), await _center(page.locator(f"#node-{target}")))
+    edge = f'.edge[data-source="{source}"][data-port="{port}"][data-target="{target}"]'
+    await expect(page.locator(edge)).to_be_attached()
+
+
+async def test_build_the_canonical_flow_with_the_built_in_steps(
+    page: Page, artifacts: Path
+) -> None:
+    """Form -> email -> wait 2 days for its open -> reminder | notify the salesperson."""
+    await sign_in(page, Role.marketer)
+    await page.goto("/flows/new")
+    await page.fill("#name", "Canonical")
+    await page.get_by_role("button", name="Create draft").click()
+    await page.get_by_role("link", name="Open the editor").click()
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+
+    steps = [
+        ("Form submitted", "form_submitted", 140, 90),
+        ("Send email", "email", 390, 90),
+        ("Wait for event", "event", 640, 90),
+        ("Send email", "email_2", 640, 330),
+        ("Notify salesperson", "task", 390, 330),
+    ]
+    for name, node, x, y in steps:
+        await _drop_from_palette(page, name, x, y)
+        await expect(page.locator(f"#node-{node}")).to_be_visible()
+    await _connect(page, "form_submitted", "next", "email")
+    await _connect(page, "email", "next", "event")
+    await _connect(page, "event", "timeout", "email_2")
+    await _connect(page, "event", "next", "task")
+    await expect(page.locator(".edge-label", has_text="Timed out")).to_be_visible()
+
+    await _configure(page, "email", {"subject": "Your download", "body": "Here it is."})
+    await _configure(
+        page,
+        "event",
+        {"event_type": "email.opened", "for_node": "email", "timeout.amount": "2"},
+    )
+    await _configure(page, "email_2", {"subject": "Did you see it?", "body": "A reminder."})
+    await _configure(page, "task", {"title": "Call the lead"})
+    await expect(page.locator(".node-invalid")).to_have_count(0)
+
+    await page.get_by_role("button", name="Publish").click()
+    await expect(page.locator("#editor-status .notice")).to_have_text("Published version 1.")
+    await page.get_by_role("button", name="Fit").click()
+    await page.locator("#canvas").screenshot(path=str(artifacts / "canonical-flow.png"))
+
+    await page.reload()
+    await expect(page.locator(".node")).to_have_count(5)
+    await expect(page.locator(".edge")).to_have_count(4)
+    await expect(page.locator(".node-invalid")).to_have_count(0)
+    await page.locator("#node-event .node-title").click()
+    await expect(page.locator('[name="cfg.timeout.amount"]')).to_have_value("2")

@@ -20,8 +20,9 @@ from backend.i18n import _
 
 Widget = Literal["text", "textarea", "integer", "number", "select", "checkbox", "list", "json"]
 FORM_ERROR = "__all__"
-# A string field this long (or marked ``json_schema_extra={"widget": "textarea"}``) gets a textarea.
-LONG_TEXT = 300
+# A string field this long (or marked ``json_schema_extra={"widget": "textarea"}``) gets a
+# textarea; addresses (2,000) stay one line.
+LONG_TEXT = 2000
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ def _display(widget: Widget, value: Any) -> str:
         return ", ".join(str(item) for item in value)
     if widget == "select" and isinstance(value, bool | int | float):
         return json.dumps(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # "2", not "2.0", for a float field holding a whole number
     return str(value)
 
 
@@ -94,33 +97,62 @@ def _choice_key(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _field(
+    name: str, label: str, prop: dict[str, Any], nullable: bool, required: bool, value: Any
+) -> FormField:
+    widget = _widget(prop)
+    enum_values: tuple[Any, ...] = tuple(prop["enum"]) if "enum" in prop else ()
+    if "const" in prop:
+        enum_values = (prop["const"],)
+    return FormField(
+        name=name,
+        label=label,
+        widget=widget,
+        required=required,
+        nullable=nullable,
+        help=str(prop.get("description") or ""),
+        choices=tuple((_choice_key(v), str(v)) for v in enum_values),
+        value=_display(widget, value),
+        checked=bool(value) if widget == "checkbox" else False,
+        enum_values=enum_values,
+    )
+
+
+def _title(name: str, prop: dict[str, Any]) -> str:
+    return str(prop.get("title") or name.replace("_", " ").capitalize())
+
+
 def config_fields(model: type[BaseModel], config: Mapping[str, Any]) -> list[FormField]:
-    """The form for ``model``, filled with ``config`` (or the schema's defaults)."""
+    """The form for ``model``, filled with ``config`` (or the schema's defaults).
+
+    A nested model (a duration: amount and unit) becomes one input per field,
+    named ``parent.child``; anything deeper or optional is edited as JSON.
+    """
     schema = model.model_json_schema()
     defs = schema.get("$defs", {})
     required = set(schema.get("required", []))
     fields = []
     for name, raw_prop in schema.get("properties", {}).items():
         prop, nullable = _resolve(raw_prop, defs)
-        widget = _widget(prop)
         value = config[name] if name in config else prop.get("default")
-        enum_values: tuple[Any, ...] = tuple(prop["enum"]) if "enum" in prop else ()
-        if "const" in prop:
-            enum_values = (prop["const"],)
-        fields.append(
-            FormField(
-                name=name,
-                label=str(prop.get("title") or name.replace("_", " ").capitalize()),
-                widget=widget,
-                required=name in required,
-                nullable=nullable,
-                help=str(prop.get("description") or ""),
-                choices=tuple((_choice_key(v), str(v)) for v in enum_values),
-                value=_display(widget, value),
-                checked=bool(value) if widget == "checkbox" else False,
-                enum_values=enum_values,
-            )
-        )
+        nested = prop.get("properties")
+        if isinstance(nested, dict) and not nullable:
+            inner = value if isinstance(value, Mapping) else {}
+            inner_required = set(prop.get("required", []))
+            for sub, raw_sub in nested.items():
+                sub_prop, sub_nullable = _resolve(raw_sub, defs)
+                fields.append(
+                    _field(
+                        f"{name}.{sub}",
+                        f"{_title(name, prop)}: {_title(sub, sub_prop).lower()}",
+                        sub_prop,
+                        sub_nullable,
+                        sub in inner_required,
+                        inner[sub] if sub in inner else sub_prop.get("default"),
+                    )
+                )
+            continue
+        fields.append(_field(name, _title(name, prop), prop, nullable, name in required, value))
     return fields
 
 
@@ -143,35 +175,43 @@ def read_config(
     config: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for item in config_fields(model, {}):
+        parent, _dot, child = item.name.partition(".")
+        # Nested fields fill a dict of their own; it is only sent when one of them is.
+        target = config.setdefault(parent, {}) if child else config
+        key = child or item.name
         if item.widget == "checkbox":
-            config[item.name] = item.name in form
+            target[key] = item.name in form
             continue
         text = form.get(item.name, "")
         if item.widget != "textarea":
             text = text.strip()
         if text == "":
             if item.nullable:
-                config[item.name] = None
+                target[key] = None
             continue
         if item.widget in ("integer", "number"):
-            config[item.name] = _number(text, item.widget == "integer")
+            target[key] = _number(text, item.widget == "integer")
         elif item.widget == "select":
             matches = [v for v in item.enum_values if _choice_key(v) == text]
-            config[item.name] = matches[0] if matches else text
+            target[key] = matches[0] if matches else text
         elif item.widget == "list":
-            config[item.name] = [part.strip() for part in text.split(",") if part.strip()]
+            target[key] = [part.strip() for part in text.split(",") if part.strip()]
         elif item.widget == "json":
             try:
-                config[item.name] = json.loads(text)
+                target[key] = json.loads(text)
             except json.JSONDecodeError as exc:
-                config[item.name] = text
+                target[key] = text
                 errors[item.name] = _("This is not valid JSON (line %(line)d, column %(col)d).") % {
                     "line": exc.lineno,
                     "col": exc.colno,
                 }
         else:
-            config[item.name] = text
-    return config, errors
+            target[key] = text
+    return {k: v for k, v in config.items() if v != {} or k not in _nested(model)}, errors
+
+
+def _nested(model: type[BaseModel]) -> set[str]:
+    return {f.name.partition(".")[0] for f in config_fields(model, {}) if "." in f.name}
 
 
 def config_errors(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str, str]:
@@ -179,11 +219,14 @@ def config_errors(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str
     try:
         model.model_validate(dict(config))
     except ValidationError as exc:
+        names = {f.name for f in config_fields(model, {})}
         errors: dict[str, str] = {}
         for error in exc.errors():
             loc = [str(part) for part in error["loc"]]
-            key = loc[0] if loc else FORM_ERROR
-            detail = ".".join(loc[1:])
+            nested = ".".join(loc[:2])
+            depth = 2 if nested in names else 1
+            key = ".".join(loc[:depth]) if loc else FORM_ERROR
+            detail = ".".join(loc[depth:])
             message = f"{detail}: {error['msg']}" if detail else error["msg"]
             errors[key] = f"{errors[key]}; {message}" if key in errors else message
         return errors

@@ -63,6 +63,19 @@ ICONS = {
     "target": "◎",
     "stop": "■",
     "eye": "◉",
+    "bell": "◔",
+    "clipboard-check": "▤",
+    "users": "☷",
+    "calendar-clock": "▦",
+    "code": "{}",
+    "git-branch": "⑂",
+    "mail-check": "✉",
+    "message-square": "✆",
+    "message-circle": "✆",
+    "phone-call": "☎",
+    "user-pen": "✎",
+    "trending-up": "↗",
+    "layout": "▣",
 }
 
 
@@ -105,6 +118,8 @@ class EdgeView:
     label: str
     label_x: float
     label_y: float
+    # Labelled only where the source has a choice of ports (yes/no, A/B, timeout).
+    labelled: bool
 
 
 @dataclass(frozen=True)
@@ -151,12 +166,14 @@ def build_canvas(raw: dict[str, Any], registry: NodeRegistry) -> CanvasView:
     nodes: list[NodeView] = []
     anchors: dict[tuple[str, str], tuple[float, float]] = {}
     port_labels: dict[tuple[str, str], str] = {}
+    port_counts: dict[str, int] = {}
     inputs: dict[str, tuple[float, float]] = {}
     for raw_node in nodes_raw:
         node_id = str(raw_node.get("id"))
         node_type = registry.get(str(raw_node.get("type")))
         ports = node_ports(raw_node, registry)
         height = node_height(len(ports))
+        port_counts[node_id] = len(ports)
         position = raw_node.get("position") or {}
         x, y = float(position.get("x", 0)), float(position.get("y", 0))
         port_views = []
@@ -203,6 +220,7 @@ def build_canvas(raw: dict[str, Any], registry: NodeRegistry) -> CanvasView:
                 port_labels.get((source, port_id), port_id),
                 label_x,
                 label_y,
+                port_counts.get(source, 0) > 1,
             )
         )
     return CanvasView(nodes, edges, flow_errors, dict(by_node))

@@ -15,6 +15,11 @@ class Channel(Enum):
     sms = "sms"
 
 
+class Delay(BaseModel):
+    amount: int = Field(default=2, ge=1)
+    unit: Literal["hours", "days"] = "days"
+
+
 class EveryFieldConfig(BaseModel):
     subject: str = Field(min_length=3, description="What the message is about.")
     hours: int = Field(default=24, ge=1)
@@ -26,6 +31,7 @@ class EveryFieldConfig(BaseModel):
     rule: dict[str, Any] | None = None
     body: str = Field(default="", json_schema_extra={"widget": "textarea"})
     owner: str | None = None
+    delay: Delay = Delay()
 
 
 class EveryField(NodeType[EveryFieldConfig]):

@@ -161,6 +161,7 @@ async def test_valid_config_is_normalised_and_clears_the_mark(editor: Editor) ->
         "rule": {"field": "plan", "op": "eq", "value": "pro"},
         "body": "Line one\nLine two",
         "owner": None,
+        "delay": {"amount": 2, "unit": "days"},
     }
     assert "Saved." in response.text
     # The node's only remaining problem is structural (no trigger yet), not its config.

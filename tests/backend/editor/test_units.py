@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from backend.web.editor.forms import config_errors, config_fields, read_config
@@ -9,7 +11,7 @@ from backend.web.editor.geometry import edge_path, midpoint, node_height, port_o
 from backend.web.editor.history import EditHistory
 from backend.web.editor.ops import EditRefused, add_node, connect, new_node_id
 from backend.web.editor.view import build_canvas, palette
-from nodes.sdk import NodeRegistry
+from nodes.sdk import NodeRegistry, discover
 from tests.backend.editor.nodes import EveryField, EveryFieldConfig
 from tests.runtime.nodes import TEST_NODE_TYPES
 
@@ -34,6 +36,8 @@ def test_fields_follow_the_config_model() -> None:
         "rule": "json",
         "body": "textarea",
         "owner": "text",
+        "delay.amount": "integer",
+        "delay.unit": "select",
     }
     assert fields["subject"].required and not fields["hours"].required
     assert fields["subject"].help == "What the message is about."
@@ -42,6 +46,33 @@ def test_fields_follow_the_config_model() -> None:
     assert fields["mode"].choices == (("fast", "fast"), ("slow", "slow"))
     assert fields["channel"].choices == (("email", "email"), ("sms", "sms"))
     assert fields["rule"].nullable and fields["owner"].nullable
+    assert fields["delay.amount"].label == "Delay: amount"
+    assert fields["delay.amount"].value == "2"
+
+
+def test_nested_fields_read_back_into_their_model() -> None:
+    config, errors = read_config(EveryFieldConfig, {"delay.amount": "0", "delay.unit": "hours"})
+    assert config["delay"] == {"amount": 0, "unit": "hours"} and not errors
+    assert config_errors(EveryFieldConfig, config)["delay.amount"].startswith(
+        "Input should be greater than or equal to 1"
+    )
+    untouched, _errors = read_config(EveryFieldConfig, {"subject": "Hello"})
+    assert "delay" not in untouched  # all empty: the model's default applies
+
+
+def test_every_installed_node_type_gets_a_palette_item_and_a_form() -> None:
+    registry = discover()
+    graph: dict[str, Any] = {}
+    for node_type in registry:
+        graph, _node_id = add_node(graph, node_type.type_id, 0, 0, registry)
+        fields = config_fields(node_type.config_model, {})
+        assert len({f.name for f in fields}) == len(fields), node_type.type_id
+        # Reading an empty form back never crashes, whatever the model.
+        read_config(node_type.config_model, {})
+    canvas = build_canvas(graph, registry)
+    assert len(canvas.nodes) == len(registry.types)
+    listed = {item.type_id for _f, _l, items in palette(registry) for item in items}
+    assert listed == set(registry.types)
 
 
 def test_reading_a_form_converts_values_and_reports_bad_json() -> None:
