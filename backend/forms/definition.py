@@ -12,7 +12,15 @@ from backend.i18n import gettext as _
 FieldType = Literal["text", "email", "tel", "number", "date", "checkbox", "select", "textarea"]
 HONEYPOT = "website_url"  # a field people never see; bots fill it in
 CONSENT_FIELD = "consent"
-RESERVED = {HONEYPOT, CONSENT_FIELD, "csrf_token", "visitor_id", "form_started_at"}
+# Names the page or the web snippet posts besides the fields.
+RESERVED = {
+    HONEYPOT,
+    CONSENT_FIELD,
+    "csrf_token",
+    "visitor_id",
+    "form_started_at",
+    "touchflow_visitor",
+}
 CONTACT_TARGETS = ("email", "phone", "first_name", "last_name")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.audit import record
 from backend.auth.guards import role
-from backend.deps import Actor, Db
+from backend.deps import Actor, Db, Now
 from backend.forms.definition import CONTACT_TARGETS, FormDefinition
 from backend.forms.store import apply, definition_of, unique_slug
 from backend.i18n import N_, _
@@ -273,4 +273,15 @@ async def save_form(
     return await _editor(request, db, form, values_of(form), {}, saved=True)
 
 
-ROUTES = [forms_page, new_form_page, create_form, edit_form_page, save_form]
+@post("/forms/{form_id:int}/archive", opt=role(Role.marketer))
+async def archive_form(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, form_id: FromPath[int]
+) -> Response[Any]:
+    """Unpublish: the public page and submissions stop; past submissions stay."""
+    form = await _form(db, form_id)
+    form.archived_at = clock.now()
+    record(db, actor, "form.archived", form, {"name": form.name})
+    return redirect(request, "/forms")
+
+
+ROUTES = [forms_page, new_form_page, create_form, edit_form_page, save_form, archive_form]

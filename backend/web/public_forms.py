@@ -106,7 +106,7 @@ async def form_page(
 ) -> Template:
     """The hosted page, or with ``?embed=1`` the bare form for an iframe."""
     form = await _live_form(db, slug)
-    response = _page(
+    return _page(
         request,
         form.name,
         definition=definition_of(form),
@@ -114,8 +114,6 @@ async def form_page(
         started_at=f"{clock.now().timestamp():.0f}",
         embed=embed,
     )
-    # The iframe is meant to be framed anywhere; the hosted page needs no framing rules.
-    return response
 
 
 async def _allowed_origin(request: Request[Any, Any, Any], db: AsyncSession) -> bool:

@@ -369,3 +369,18 @@ async def test_double_opt_in_records_consent_only_on_confirmation(
     expired = await client.get(link.group(1))
     assert expired.status_code == 404
     assert "expired" in expired.text
+
+
+async def test_archived_forms_stop_taking_submissions(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession], clock: MovableClock
+) -> None:
+    form = await make_form(sessions)
+    client = await signed_in(Role.marketer)
+    page = f"/forms/{form.id}"
+    archived = await post_form(client, f"{page}/archive", {}, form_page=page)
+    assert archived.status_code == 303 and archived.headers["location"] == "/forms"
+    assert (await client.get("/f/signup")).status_code == 404
+    refused = await client.post("/f/signup", data=answers(clock, email="late@example.com"))
+    assert refused.status_code == 404
+    assert "Sign up" not in (await client.get("/forms")).text
+    assert await count(sessions, Contact) == 0
