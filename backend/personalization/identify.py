@@ -24,7 +24,7 @@ from backend.personalization.stitch import Stitched, stitch
 __all__ = ["FORM_FIELD", "VISITOR_ID", "identify_visitor", "stitch_submission"]
 
 # The hidden input the snippet adds to forms that post to Touchflow.
-FORM_FIELD = "touchflow_visitor"
+FORM_FIELD = "visitor_id"
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 

@@ -128,9 +128,9 @@
     var form = event.target;
     if (!consented || !form.hasAttribute || !(form.hasAttribute("data-touchflow-form") ||
         (form.getAttribute("action") || "").indexOf(base) === 0)) return;
-    var input = form.querySelector("input[name=touchflow_visitor]") || d.createElement("input");
+    var input = form.querySelector("input[name=visitor_id]") || d.createElement("input");
     input.type = "hidden";
-    input.name = "touchflow_visitor";
+    input.name = "visitor_id";
     input.value = vid;
     form.appendChild(input);
   }, true);

@@ -159,7 +159,7 @@ async def test_form_submission_stitches_the_visitor(
     await snippet("events", type="page.viewed", page=LANDING)
     response = await client.post(
         "/f/signup",
-        data=answers(clock, email="lisa@example.com", name="Lisa", touchflow_visitor=VISITOR),
+        data=answers(clock, email="lisa@example.com", name="Lisa", visitor_id=VISITOR),
         headers={"Origin": ORIGIN},
     )
     assert response.status_code == 200, response.text
