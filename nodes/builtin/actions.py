@@ -32,6 +32,8 @@ __all__ = ["NotifyOwner", "SendEmail", "SendSms", "SendWebhook", "ShowWebContent
 ACTION_COLOR = "#2563eb"
 Category = Literal["marketing", "transactional"]
 _URL = re.compile(r"https?://[^\s<>\"']+")
+# Punctuation that ends a sentence rather than the address it follows.
+_TRAILING = ".,;:!?)"
 
 
 def _category_field() -> Any:
@@ -73,9 +75,12 @@ def text_to_html(text: str) -> str:
     """Plain text as simple HTML: escaped, paragraphs on blank lines, links clickable."""
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
 
+    def link(match: re.Match[str]) -> str:
+        url = match.group(0).rstrip(_TRAILING)
+        return f'<a href="{url}">{url}</a>{match.group(0)[len(url) :]}'
+
     def paragraph(block: str) -> str:
-        escaped = html.escape(block)
-        linked = _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+        linked = _URL.sub(link, html.escape(block))
         return "<p>" + linked.replace("\n", "<br>") + "</p>"
 
     return "\n".join(paragraph(block) for block in paragraphs)
@@ -133,7 +138,7 @@ class SendEmail(NodeType[EmailConfig]):
         text = render(config.body, values)
         body_html = text_to_html(text)
         if config.button_text and config.button_url:
-            url = render(config.button_url, values)
+            url = render(config.button_url, values, in_url=True)
             text += f"\n\n{config.button_text}: {url}"
             body_html += (
                 f'\n<p><a class="button" href="{html.escape(url)}">'
@@ -292,7 +297,8 @@ class SendWebhook(NodeType[WebhookConfig]):
                 "tags": list(profile.tags),
                 "attributes": dict(profile.attributes),
             }
-        payload = {"url": config.url, "body": body, "secret": config.secret}
+        url = render(config.url, values, in_url=True)
+        payload = {"url": url, "body": body, "secret": config.secret}
         return Outcome.go(messages=(Message("webhook", payload, category="transactional"),))
 
 

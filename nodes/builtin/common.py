@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -148,11 +149,14 @@ def _lookup(values: Mapping[str, Any], name: str) -> Any:
     return current
 
 
-def render(text: str, values: Mapping[str, Any], *, escape: bool = False) -> str:
+def render(
+    text: str, values: Mapping[str, Any], *, escape: bool = False, in_url: bool = False
+) -> str:
     """Fill merge fields; a missing value becomes the fallback (or nothing).
 
-    With ``escape`` values are HTML-escaped (for HTML bodies); the template
-    itself is the marketer's and is left as written.
+    With ``escape`` values are HTML-escaped (for HTML bodies), with ``in_url``
+    percent-encoded (for links); the template itself is the marketer's and is
+    left as written.
     """
 
     def fill(match: re.Match[str]) -> str:
@@ -160,6 +164,8 @@ def render(text: str, values: Mapping[str, Any], *, escape: bool = False) -> str
         if value is None or value == "":
             value = (match.group(2) or "").strip()
         shown = str(value)
+        if in_url:
+            return quote(shown, safe="")
         return html.escape(shown) if escape else shown
 
     return _FIELD.sub(fill, text)

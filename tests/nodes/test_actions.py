@@ -9,7 +9,7 @@ from nodes.sdk.testing import DEFAULT_NOW, config_errors, contact, run_node, vis
 
 EMAIL = {
     "subject": "Your guide, {{ first_name | friend }}",
-    "body": "Hi {{ first_name }},\n\nHere it is: https://shop.test/guide.pdf\nEnjoy <3",
+    "body": "Hi {{ first_name }},\n\nHere it is: https://shop.test/guide.pdf.\nEnjoy <3",
     "button_text": "Download the guide",
     "button_url": "https://shop.test/d/{{ trigger.form_id }}",
 }
@@ -36,7 +36,10 @@ async def test_email_is_personalised_and_tracked() -> None:
     assert payload["text"].startswith("Hi Åsa <b>,\n\nHere it is")
     assert payload["text"].endswith("Download the guide: https://shop.test/d/3")
     assert "<p>Hi Åsa &lt;b&gt;,</p>" in payload["html"]
-    assert '<a href="https://shop.test/guide.pdf">' in payload["html"]
+    assert (
+        '<a href="https://shop.test/guide.pdf">https://shop.test/guide.pdf</a>.<br>'
+        in (payload["html"])
+    )
     assert "Enjoy &lt;3" in payload["html"]
     assert (
         '<a class="button" href="https://shop.test/d/3">Download the guide</a>' in payload["html"]
@@ -102,7 +105,7 @@ async def test_task_goes_to_the_contacts_owner() -> None:
 
 async def test_webhook_carries_contact_fields_and_secret() -> None:
     config = {
-        "url": "https://crm.test/hook",
+        "url": "https://crm.test/hook?who={{ email }}",
         "secret": "s3cret-s3cret-s3cret",
         "fields": {"source": "{{ trigger.utm }}", "stage": "{{ lifecycle_stage }}"},
     }
@@ -114,7 +117,7 @@ async def test_webhook_carries_contact_fields_and_secret() -> None:
     )
     [message] = outcome.messages
     assert message.channel == "webhook"
-    assert message.payload["url"] == "https://crm.test/hook"
+    assert message.payload["url"] == "https://crm.test/hook?who=ada3%40example.test"
     assert message.payload["secret"] == "s3cret-s3cret-s3cret"
     body = message.payload["body"]
     assert body["fields"] == {"source": "spring", "stage": "lead"}
