@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -511,3 +512,9 @@ def test_schedule_ticks_follow_the_time_zone_across_daylight_saving(
     now: datetime, tick: datetime
 ) -> None:
     assert latest_tick("0 9 * * *", "Europe/Stockholm", now) == tick
+
+
+def test_every_builtin_node_type_runs_in_a_flow_of_this_module() -> None:
+    source = Path(__file__).read_text()
+    missing = [t.type_id for t in NODE_TYPES if f'"{t.type_id}"' not in source]
+    assert missing == [], f"add a runtime test for {missing}"
