@@ -16,25 +16,20 @@ connections are temporary and the outbox retries them with back-off.
 
 from __future__ import annotations
 
-import email.policy
 import hashlib
 import html as htmllib
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import formatdate, parseaddr
 
 import aiosmtplib
 
 from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError
+from runtime.delivery.mime import compose, flatten
 from runtime.delivery.smtp_pool import SmtpPool
 from runtime.messaging.links import LinkSigner
 from runtime.messaging.tracking import decorate
 
 __all__ = ["CaptureDeliverer", "EmailDeliverer", "message_id_for"]
-
-
-# Long header values (List-Unsubscribe URLs) must stay plain text: never RFC 2047-encode
-# or fold them inside the URL. 998 is the RFC 5322 hard limit for a line.
-_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 def message_id_for(idempotency_key: str, sender: str) -> str:
@@ -98,7 +93,7 @@ class EmailDeliverer:
             timeout=self.timeout,
         )
 
-    def build(self, message: Outgoing) -> EmailMessage:
+    def build(self, message: Outgoing) -> Message:
         """The MIME message exactly as it will be sent (the same for every attempt)."""
         payload = message.payload
         to = payload.get("to")
@@ -121,24 +116,24 @@ class EmailDeliverer:
                 tracking=self.tracking and payload.get("track", True) is not False,
             )
             body, text, headers = decorated.html, decorated.text, decorated.headers
-        mail = EmailMessage(policy=_POLICY)
-        mail["From"] = sender
-        mail["To"] = str(to)
-        mail["Subject"] = str(payload.get("subject", ""))
-        mail["Date"] = formatdate(localtime=False)
-        mail["Message-ID"] = message_id_for(message.idempotency_key, sender)
-        for name, value in {**dict(payload.get("headers") or {}), **headers}.items():
-            mail[str(name)] = str(value)
-        mail.set_content(text or " ")
-        if body:
-            mail.add_alternative(body, subtype="html")
-        return mail
+        standard = {
+            "Date": formatdate(localtime=False),
+            "Message-ID": message_id_for(message.idempotency_key, sender),
+        }
+        return compose(
+            sender=sender,
+            to=str(to),
+            subject=str(payload.get("subject", "")),
+            text=text,
+            html=body,
+            headers={**standard, **dict(payload.get("headers") or {}), **headers},
+        )
 
     async def deliver(self, message: Outgoing) -> Delivered:
         mail = self.build(message)
         envelope_from = parseaddr(str(mail["From"]))[1]
         recipients = [parseaddr(str(mail["To"]))[1]]
-        raw = mail.as_bytes(policy=_POLICY)
+        raw = flatten(mail)
         try:
             if self.pool is None:
                 async with self._client() as client:
@@ -177,4 +172,5 @@ class CaptureDeliverer(EmailDeliverer):
 
     async def deliver(self, message: Outgoing) -> Delivered:
         mail = self.build(message)
-        return Delivered(provider_message_id=mail["Message-ID"], detail=mail.as_string())
+        raw = flatten(mail).decode("ascii", "replace").replace("\r\n", "\n")
+        return Delivered(provider_message_id=mail["Message-ID"], detail=raw)

@@ -51,8 +51,8 @@ def _messages(prefix: str) -> list[Outgoing]:
     ]
 
 
-async def _run(deliverer: EmailDeliverer, prefix: str) -> float:
-    gate = asyncio.Semaphore(CONCURRENCY)
+async def _run(deliverer: EmailDeliverer, prefix: str, concurrency: int) -> float:
+    gate = asyncio.Semaphore(concurrency)
 
     async def one(message: Outgoing) -> None:
         async with gate:
@@ -69,12 +69,19 @@ async def _run(deliverer: EmailDeliverer, prefix: str) -> float:
 async def _bench(port: int) -> None:
     links = LinkSigner(secret="bench", base_url="http://touchflow.test")
     common: dict[str, Any] = {"hostname": "127.0.0.1", "port": port, "sender": "hi@shop.test"}
-    pooled = await _run(EmailDeliverer(**common, pool_size=CONCURRENCY, links=links), "pooled")
-    single = await _run(EmailDeliverer(**common, pool_size=0, links=links), "single")
-    print(f"{MESSAGES} marketing emails (tracking + unsubscribe), concurrency {CONCURRENCY}")
-    print(f"  pooled ({CONCURRENCY} reused connections): {pooled:8.0f} emails/s")
-    print(f"  one connection per message:      {single:8.0f} emails/s")
-    print(f"  speed-up: {pooled / single:.1f}x")
+    print(f"{MESSAGES} marketing emails (tracking + unsubscribe) per run")
+    for concurrency in (1, CONCURRENCY):
+        size = min(concurrency, 4)
+        pooled_deliverer = EmailDeliverer(**common, pool_size=size, links=links)
+        pooled = await _run(pooled_deliverer, f"p{concurrency}", concurrency)
+        opened = pooled_deliverer.pool.connections_opened if pooled_deliverer.pool else 0
+        single = await _run(
+            EmailDeliverer(**common, pool_size=0, links=links), f"s{concurrency}", concurrency
+        )
+        print(f"  {concurrency:2d} at a time:")
+        print(f"    pooled ({opened} connections opened): {pooled:8.0f} emails/s")
+        print(f"    one connection per message:   {single:8.0f} emails/s")
+        print(f"    pooled / per-message: {pooled / single:.1f}x")
 
 
 def _serve(port: int, ready: Any, stop: Any, received: Any) -> None:

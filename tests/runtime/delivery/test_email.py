@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes
+from email.header import decode_header, make_header
 from email.message import Message as MimeMessage
 from typing import Any
 
@@ -310,3 +311,27 @@ async def test_server_down_is_a_temporary_failure(
     assert report.retried == 1
     row = await outbox_row(rt, message_id)
     assert row.status == OutboxStatus.pending.value and row.last_error
+
+
+async def test_non_ascii_and_injected_headers_are_encoded_not_obeyed(
+    gated: Runtime, mailbox: Mailbox
+) -> None:
+    contact = await add_contact(gated)
+    await queue(
+        gated,
+        contact,
+        {
+            "to": "Åsa Öberg <asa@example.test>",
+            "subject": "Hej Åsa\r\nBcc: victim@example.test",
+            "text": "Räksmörgås",
+            "html": "<p>Räksmörgås</p>",
+        },
+        category="transactional",
+    )
+    await gated.drain()
+    [mail] = mailbox.messages
+    assert mail["Bcc"] is None
+    subject = str(make_header(decode_header(str(mail["Subject"]))))
+    assert subject == "Hej Åsa Bcc: victim@example.test"
+    assert "Åsa Öberg" in str(make_header(decode_header(str(mail["To"]))))
+    assert "Räksmörgås" in _part(mail, "text/plain") and "Räksmörgås" in _part(mail)
