@@ -47,6 +47,23 @@ def _category_field() -> Any:
     )
 
 
+WhenBlocked = Literal["default", "defer", "drop"]
+
+
+def _when_blocked_field() -> Any:
+    return Field(
+        default="default",
+        title=N_("If quiet hours or a frequency cap hold it"),
+        description=N_(
+            "Send it later (defer), skip it (drop), or follow the workspace setting (default)."
+        ),
+    )
+
+
+def _delivery_options(when_blocked: str) -> dict[str, Any]:
+    return {} if when_blocked == "default" else {"when_blocked": when_blocked}
+
+
 def tracking(ctx: Context[Any]) -> dict[str, Any]:
     """Who and what a message is about, for tracking events and delivery records."""
     return {
@@ -93,6 +110,12 @@ class EmailConfig(Strict):
         title=N_("Subject"),
         description=N_("The subject line. Merge fields like {{ first_name }} are filled in."),
     )
+    preheader: Template = Field(
+        default="",
+        max_length=150,
+        title=N_("Preview text"),
+        description=N_("The short line inboxes show next to the subject."),
+    )
     body: Template = Field(
         min_length=1,
         max_length=50_000,
@@ -117,6 +140,12 @@ class EmailConfig(Strict):
         description=N_("Leave empty to send from the default address."),
     )
     category: Category = _category_field()
+    track: bool = Field(
+        default=True,
+        title=N_("Track opens and clicks"),
+        description=N_("Needed for 'Opened or clicked?' conditions and waits on opens."),
+    )
+    when_blocked: WhenBlocked = _when_blocked_field()
 
 
 class SendEmail(NodeType[EmailConfig]):
@@ -153,6 +182,11 @@ class SendEmail(NodeType[EmailConfig]):
         }
         if config.from_address:
             payload["from"] = str(config.from_address)
+        if config.preheader:
+            payload["preheader"] = render(config.preheader, values)
+        if not config.track:
+            payload["track"] = False
+        payload.update(_delivery_options(config.when_blocked))
         return Outcome.go(messages=(Message("email", payload, category=config.category),))
 
 
@@ -164,6 +198,7 @@ class SmsConfig(Strict):
         description=N_("The text message. Keep it short: 160 characters fit one SMS."),
     )
     category: Category = _category_field()
+    when_blocked: WhenBlocked = _when_blocked_field()
 
 
 class SendSms(NodeType[SmsConfig]):
@@ -185,6 +220,7 @@ class SendSms(NodeType[SmsConfig]):
             "to": profile.phone,
             "text": render(ctx.config.text, merge_values(ctx)),
             "tracking": tracking(ctx),
+            **_delivery_options(ctx.config.when_blocked),
         }
         return Outcome.go(messages=(Message("sms", payload, category=ctx.config.category),))
 

@@ -44,6 +44,7 @@ async def test_email_is_personalised_and_tracked() -> None:
     assert (
         '<a class="button" href="https://shop.test/d/3">Download the guide</a>' in payload["html"]
     )
+    assert "preheader" not in payload and "track" not in payload and "when_blocked" not in payload
     assert payload["tracking"] == {
         "flow_id": 2,
         "journey_id": 11,
@@ -64,6 +65,18 @@ async def test_email_fallbacks_and_skips() -> None:
         SendEmail, {**EMAIL, "category": "transactional"}, profile=contact(consent=WITHDRAWN)
     )
     assert len(receipt.messages) == 1 and receipt.messages[0].category == "transactional"
+
+
+async def test_email_delivery_options_reach_the_payload() -> None:
+    options = {"preheader": "For {{ first_name }}", "track": False, "when_blocked": "drop"}
+    outcome = await run_node(SendEmail, {**EMAIL, **options})
+    payload = outcome.messages[0].payload
+    assert payload["preheader"] == "For Ada"
+    assert payload["track"] is False and payload["when_blocked"] == "drop"
+    sms = await run_node(
+        SendSms, {"text": "Hi", "when_blocked": "defer"}, profile=contact(phone="+46701234567")
+    )
+    assert sms.messages[0].payload["when_blocked"] == "defer"
 
 
 def test_email_config_errors_read_well() -> None:
