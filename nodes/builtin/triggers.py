@@ -130,8 +130,9 @@ class AudienceTrigger(_Entry):
     type_id = "trigger.audience_entered"
     name = N_("Entered audience")
     description = N_(
-        "Starts for each contact when they come to match the audience. With re-entry "
-        "'again after N days' a contact who still matches enters again after N days."
+        "Starts for each contact in the audience: those already in it when the flow is "
+        "published, then everyone who comes to match. With re-entry 'again after N days' "
+        "a contact who still matches enters again after N days."
     )
     icon = "users"
     config_model = AudienceConfig
