@@ -129,7 +129,11 @@ def create_app(
     if not HTMX_FILE.exists():
         log.warning("htmx is missing at %s: run `make install` (npm ci)", HTMX_FILE)
     # Lifespans nest in order: the database outlives the runtime that uses it.
-    lifespan: list[Lifespan] = [_database_lifespan, runtime_lifespan]
+    lifespan: list[Lifespan] = [
+        _database_lifespan,
+        messaging.messaging_lifespan,
+        runtime_lifespan,
+    ]
     app = Litestar(
         route_handlers=[*_route_handlers(), *extra_routes],
         state=state,

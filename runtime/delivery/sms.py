@@ -253,3 +253,7 @@ class SmsDeliverer:
         if 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX:
             raise PermanentError(f"the SMS provider refused the message: {_snippet(response)}")
         raise RuntimeError(f"the SMS provider failed: {_snippet(response)}")
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (on shutdown)."""
+        await self.client.aclose()

@@ -79,3 +79,7 @@ class WebhookDeliverer:
         if 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429):
             raise PermanentError(f"the receiver refused the webhook: {_snippet(response)}")
         raise RuntimeError(f"the receiver failed: {_snippet(response)}")
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (on shutdown)."""
+        await self.client.aclose()

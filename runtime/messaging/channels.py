@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.settings import Settings
@@ -27,7 +29,7 @@ from runtime.delivery.webhook import WebhookDeliverer
 from runtime.messaging.gate import GatedDeliverer, GatePolicy
 from runtime.messaging.links import LinkSigner
 
-__all__ = ["built_in_deliverers", "link_signer", "sms_provider"]
+__all__ = ["built_in_deliverers", "close_deliverers", "link_signer", "sms_provider"]
 
 
 def link_signer(settings: Settings) -> LinkSigner:
@@ -90,3 +92,12 @@ def built_in_deliverers(
     }
     deliverers["task"] = TaskDeliverer(sessions, clock)
     return deliverers
+
+
+async def close_deliverers(deliverers: Mapping[str, Deliverer]) -> None:
+    """Release what channels hold open (pooled SMTP connections, HTTP clients) at shutdown."""
+    for deliverer in deliverers.values():
+        inner = deliverer.inner if isinstance(deliverer, GatedDeliverer) else deliverer
+        close = getattr(inner, "aclose", None)
+        if close is not None:
+            await close()
