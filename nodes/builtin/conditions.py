@@ -7,29 +7,64 @@ select them in SQL.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from backend.i18n import N_
-from nodes.builtin.common import Strict, TimeZoneName
+from nodes.builtin.common import Strict, TimeZoneName, invalid
 from nodes.sdk import Context, Family, NodeType, Outcome, Port
+from runtime.profiles import EVENT_HISTORY_DAYS
 from runtime.rules import (
     ENGAGEMENT_EVENTS,
+    AllOf,
+    AnyOf,
+    EngagementCondition,
     EventCondition,
+    NotRule,
     PropertyFilter,
+    Rule,
     RuleField,
     evaluate,
 )
 
-__all__ = ["YES_NO", "EngagementCheck", "RuleCondition"]
+__all__ = ["YES_NO", "EngagementCheck", "RecentRule", "RuleCondition"]
 
 CONDITION_COLOR = "#7c3aed"
 YES_NO = (Port("yes", N_("Yes")), Port("no", N_("No")))
 
 
+def _windows(rule: Rule) -> list[int | None]:
+    if isinstance(rule, AllOf | AnyOf):
+        children = rule.all if isinstance(rule, AllOf) else rule.any
+        return [days for child in children for days in _windows(child)]
+    if isinstance(rule, NotRule):
+        return _windows(rule.negated)
+    if isinstance(rule, EventCondition | EngagementCondition):
+        return [rule.within_days]
+    return []
+
+
+def _within_history(rule: Rule) -> Rule:
+    # A node sees the customer's last EVENT_HISTORY_DAYS of events; a longer (or
+    # unbounded) window would quietly miss older events, so it is refused up front.
+    if any(days is None or days > EVENT_HISTORY_DAYS for days in _windows(rule)):
+        raise invalid(
+            N_(
+                "In a flow, event conditions look at the last {days} days: set 'within the "
+                "last N days' to {days} or less on each of them."
+            ),
+            days=EVENT_HISTORY_DAYS,
+        )
+    return rule
+
+
+RecentRule = Annotated[RuleField, AfterValidator(_within_history)]
+"""A rule judged per customer in a flow: its event conditions stay within the loaded history."""
+
+
 class RuleConfig(Strict):
-    rule: RuleField = Field(
+    rule: RecentRule = Field(
         title=N_("Conditions"),
         description=N_("Contact fields, attributes and past events the customer must match."),
     )

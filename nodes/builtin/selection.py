@@ -12,14 +12,15 @@ from pydantic import Field
 
 from backend.i18n import N_
 from nodes.builtin.common import Strict, TimeZoneName
+from nodes.builtin.conditions import RecentRule
 from nodes.sdk import Context, Family, NodeType, Outcome
-from runtime.rules import RuleField, evaluate
+from runtime.rules import evaluate
 
 __all__ = ["AudienceFilter"]
 
 
 class AudienceFilterConfig(Strict):
-    audience: RuleField = Field(
+    audience: RecentRule = Field(
         title=N_("Audience"),
         description=N_("Only customers matching these conditions continue."),
     )

@@ -42,6 +42,17 @@ def test_rule_condition_errors_point_at_the_clause() -> None:
     )
 
 
+def test_event_conditions_must_stay_within_the_loaded_history() -> None:
+    ever = {"any": [{"attribute": "vip", "type": "boolean", "value": True}, {"event": "x"}]}
+    long = {"not": {"event": "x", "within_days": 365}}
+    for rule in (ever, long):
+        message = config_errors(RuleCondition, {"rule": rule})["rule"]
+        assert "look at the last 90 days" in message
+    recent = {"event": "x", "within_days": 90}
+    assert config_errors(RuleCondition, {"rule": recent}) == {}
+    assert "audience" in config_errors(AudienceFilter, {"audience": ever})
+
+
 async def test_engagement_checks_the_message_of_this_journey() -> None:
     config = {"engagement": "clicked", "node_id": "welcome"}
     mine = event("email.clicked", {"journey_id": 5, "node_id": "welcome"})
