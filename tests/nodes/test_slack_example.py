@@ -60,3 +60,12 @@ def test_every_file_the_tutorial_shows_is_the_packages_file() -> None:
     }
     for path, code in blocks:
         assert code == (EXAMPLE / path).read_text(), f"docs/custom-nodes.md is out of date: {path}"
+
+
+def test_it_appears_in_the_editor_palette_under_actions() -> None:
+    from backend.web.editor.view import palette
+
+    groups = {family: items for family, _, items in palette(discover())}
+    [item] = [i for i in groups["action"] if i.type_id == "slack.notify"]
+    assert (item.name, item.color) == ("Post to Slack", "#4a154b")
+    assert item.description.startswith("Posts a message")
