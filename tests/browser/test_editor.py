@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from backend.db import create_engine, create_sessionmaker
 from backend.models import Role
 from runtime.flows import create_flow
 from tests.browser.conftest import LiveServer, sign_in
+from tests.runtime.nodes import canonical_graph
 
 pytestmark = pytest.mark.browser
 INVALID = re.compile(r"\bnode-invalid\b")
@@ -277,3 +279,24 @@ async def test_build_the_canonical_flow_with_the_built_in_steps(
     await expect(page.locator(".node-invalid")).to_have_count(0)
     await page.locator("#node-event .node-title").click()
     await expect(page.locator('[name="cfg.timeout.amount"]')).to_have_value("2")
+
+
+async def test_import_a_file_and_tidy_it_up(page: Page, tmp_path: Path) -> None:
+    flow_file = tmp_path / "flow.json"
+    flow_file.write_text(json.dumps(canonical_graph()))
+    await sign_in(page, Role.marketer)
+    await page.goto("/flows/new")
+    await page.fill("#name", "Imported")
+    await page.get_by_role("button", name="Create draft").click()
+    await page.get_by_role("link", name="Open the editor").click()
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await page.set_input_files("#import-file", str(flow_file))
+    await expect(page.locator(".node")).to_have_count(6)
+    await expect(page.locator(".edge")).to_have_count(5)
+    # Every node was stacked at (0, 0) in the file; tidy spreads them into columns.
+    await page.get_by_role("button", name="Tidy up").click()
+    await expect(page.locator("#node-notify")).not_to_have_attribute("style", re.compile("left: 0"))
+    lefts = {await n.evaluate("e => e.style.left") for n in await page.locator(".node").all()}
+    assert len(lefts) == 5
+    await page.keyboard.press("Control+z")
+    await expect(page.locator("#node-notify")).to_have_attribute("style", re.compile("left: 0"))

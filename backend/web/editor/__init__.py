@@ -1,7 +1,7 @@
 """The flow editor: a server-rendered canvas, its edits, publishing (issue #5, DESIGN 8)."""
 
-from backend.web.editor import edits, pages, publish
+from backend.web.editor import edits, pages, publish, transfer
 
-ROUTES = [*pages.ROUTES, *edits.ROUTES, *publish.ROUTES]
+ROUTES = [*pages.ROUTES, *edits.ROUTES, *publish.ROUTES, *transfer.ROUTES]
 
 __all__ = ["ROUTES"]

@@ -35,6 +35,7 @@ from backend.web.editor.ops import (
     delete_node,
     disconnect,
     move_node,
+    tidy,
 )
 from backend.web.forms import read_form
 from nodes.sdk import EmptyConfig
@@ -226,6 +227,19 @@ async def disconnect_action(
     return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
 
 
+@post(BASE + "/tidy", opt=role(Role.marketer))
+async def tidy_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Template:
+    """Auto-layout ("tidy up"): an edit like any other, so undo puts everything back."""
+    form = (await read_form(request)).values
+    registry = registry_of(request)
+    flow = await save_edit(request, db, flow_id, revision_of(form), lambda g: tidy(g, registry))
+    if not isinstance(flow, Flow):
+        return flow
+    return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+
+
 async def _step_history(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: int, *, redo: bool
 ) -> Template | Response[Any]:
@@ -272,6 +286,7 @@ ROUTES = [
     configure_action,
     connect_action,
     disconnect_action,
+    tidy_action,
     undo_action,
     redo_action,
 ]

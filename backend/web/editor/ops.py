@@ -16,7 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from backend.i18n import _
+from backend.web.editor.geometry import NODE_WIDTH, node_height
 from nodes.sdk import Family, NodeRegistry, Port
+from runtime.graph import FlowGraph
 
 _ID_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_NODES = 2000
@@ -159,3 +161,75 @@ def configure(
     node["config"] = config
     node["label"] = label
     return fresh
+
+
+LAYER_GAP = 100
+ROW_GAP = 50
+ORIGIN = 40.0
+
+
+def tidy(graph: dict[str, Any], registry: NodeRegistry) -> dict[str, Any]:
+    """Lay the graph out left to right: triggers first, each step one column after its parent.
+
+    Columns come from a breadth-first walk (loops do not push nodes further
+    right forever); steps nothing leads to start columns of their own.
+    """
+    fresh = _copy(graph)
+    nodes = fresh["nodes"]
+    successors: dict[str, list[str]] = {}
+    for edge in fresh["edges"]:
+        successors.setdefault(str(edge.get("source")), []).append(str(edge.get("target")))
+    triggers = [
+        str(n.get("id"))
+        for n in nodes
+        if (t := registry.get(str(n.get("type")))) is not None and t.family is Family.trigger
+    ]
+    column: dict[str, int] = {}
+    order: list[str] = []
+    for root in [*triggers, *(str(n.get("id")) for n in nodes)]:
+        if root in column:
+            continue
+        column[root] = 0
+        order.append(root)
+        queue = [root]
+        while queue:
+            current = queue.pop(0)
+            for nxt in successors.get(current, []):
+                if nxt not in column:
+                    column[nxt] = column[current] + 1
+                    order.append(nxt)
+                    queue.append(nxt)
+    by_id = {str(n.get("id")): n for n in nodes}
+    next_y: dict[int, float] = {}
+    for node_id in order:
+        node = by_id.get(node_id)
+        if node is None:
+            continue  # an edge to a missing node; validation reports it
+        col = column[node_id]
+        y = next_y.get(col, ORIGIN)
+        node["position"] = {"x": ORIGIN + col * (NODE_WIDTH + LAYER_GAP), "y": y}
+        next_y[col] = y + node_height(len(node_ports(node, registry))) + ROW_GAP
+    return fresh
+
+
+def replace_graph(raw: Any) -> dict[str, Any]:
+    """A whole graph from outside (an import, an old version), checked for its shape only.
+
+    Configs may be incomplete, as in any draft; ids, edges and settings must parse.
+    """
+    if not isinstance(raw, dict):
+        raise EditRefused(
+            _("This is not a Touchflow flow: expected an object with nodes and edges.")
+        )
+    try:
+        graph = FlowGraph.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise EditRefused(
+            _("This is not a Touchflow flow (%(where)s: %(problem)s).")
+            % {"where": where, "problem": first["msg"]}
+        ) from None
+    if len(graph.nodes) > MAX_NODES:
+        raise EditRefused(_("A flow can have at most %(num)d steps.") % {"num": MAX_NODES})
+    return graph.model_dump(mode="json")

@@ -407,6 +407,11 @@
       selection = null;
       edit("/nodes/" + encodeURIComponent(button.dataset.nodeId) + "/delete", {});
     },
+    "tidy": function () { edit("/tidy", {}).then(fit); },
+    "restore": function (button) {
+      if (!window.confirm(button.dataset.confirm)) return;
+      edit("/versions/" + encodeURIComponent(button.dataset.value) + "/restore", {});
+    },
     "lifecycle": function (button) {
       if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
       edit("/lifecycle", { action: button.dataset.value }, "#editor-status");
@@ -437,6 +442,20 @@
     new FormData(form).forEach(function (value, key) { values[key] = value; });
     request("POST", form.getAttribute("action"), "#panel", values);
   });
+
+  // Import: the file is read here and sent as text, like any other edit.
+  var importFile = document.getElementById("import-file");
+  if (importFile) {
+    importFile.addEventListener("change", function () {
+      var file = importFile.files && importFile.files[0];
+      if (!file) return;
+      file.text().then(function (text) {
+        importFile.value = "";
+        selection = null;
+        edit("/import", { graph: text }).then(fit);
+      });
+    });
+  }
 
   // --------------------------------------------------------------- keyboard
 

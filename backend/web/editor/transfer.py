@@ -1,0 +1,92 @@
+"""Whole graphs in and out of the draft: export and import as JSON, restore a published version."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Template
+from sqlalchemy import select
+
+from backend.auth.guards import role
+from backend.deps import Actor, Db
+from backend.i18n import _
+from backend.models import Flow, FlowVersion, Role
+from backend.web.editor.context import editor_context, fragments, load_flow
+from backend.web.editor.edits import BASE, CANVAS_BLOCKS, refused, revision_of, save_edit
+from backend.web.editor.ops import EditRefused, replace_graph
+from backend.web.forms import read_form
+
+# A flow of the maximum size with long configs stays well under this.
+IMPORT_MAX_BYTES = 5_000_000
+
+
+@get(BASE + "/export", opt=role(Role.viewer))
+async def export_draft(db: Db, flow_id: FromPath[int]) -> Response[bytes]:
+    """The draft as a JSON file, ready to import into this or another flow."""
+    flow = await load_flow(db, flow_id)
+    body = json.dumps(flow.draft_graph, indent=2, ensure_ascii=False).encode()
+    return Response(
+        content=body,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="flow-{flow.id}.json"'},
+    )
+
+
+@post(BASE + "/import", opt=role(Role.marketer))
+async def import_draft(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Template:
+    """Replace the draft with an exported graph (undo brings the previous draft back)."""
+    form = (await read_form(request)).values
+    text = form.get("graph", "")
+    if not text.strip():
+        raise refused(_("Choose a flow file (.json) to import."))
+    if len(text.encode()) > IMPORT_MAX_BYTES:
+        raise refused(_("That file is too large to be a flow."))
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise refused(
+            _("That file is not valid JSON (line %(line)d).") % {"line": exc.lineno}
+        ) from None
+    try:
+        graph = replace_graph(raw)
+    except EditRefused as exc:
+        raise refused(str(exc)) from None
+    flow = await save_edit(request, db, flow_id, revision_of(form), lambda _g: graph)
+    if not isinstance(flow, Flow):
+        return flow
+    context = await editor_context(request, db, actor, flow)
+    return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
+
+
+@post(BASE + "/versions/{number:int}/restore", opt=role(Role.marketer))
+async def restore_version(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    flow_id: FromPath[int],
+    number: FromPath[int],
+) -> Template:
+    """Roll the draft back to a published version; publishing it again makes it live."""
+    form = (await read_form(request)).values
+    version = await db.scalar(
+        select(FlowVersion).where(FlowVersion.flow_id == flow_id, FlowVersion.number == number)
+    )
+    if version is None:
+        raise NotFoundException(_("This flow has no version %(num)d.") % {"num": number})
+    graph = copy.deepcopy(version.graph)
+    flow = await save_edit(request, db, flow_id, revision_of(form), lambda _g: graph)
+    if not isinstance(flow, Flow):
+        return flow
+    notice = _("The draft is now version %(num)d; publish to make it live.") % {"num": number}
+    context = await editor_context(request, db, actor, flow, notice=notice)
+    return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
+
+
+ROUTES = [export_draft, import_draft, restore_version]
