@@ -73,7 +73,9 @@ async def _attempt(
         try:
             return await deliverer.deliver(message)
         except Exception as exc:
-            log.warning("delivering outbox message %s failed: %s", message.id, exc)
+            log.warning(
+                "delivering outbox message %s failed: %s: %s", message.id, type(exc).__name__, exc
+            )
             return exc
 
 

@@ -220,6 +220,25 @@ class Poison(NodeType[EmptyConfig]):
         return Outcome.go()
 
 
+class Gate(NodeType[EmptyConfig]):
+    """Blocks in node code until the runtime's ``gate`` service (an asyncio.Event) is set.
+
+    Lets a test hold a worker mid-batch, after its claim and before its write,
+    the way a stalled or dying worker would be. Without the service it passes.
+    """
+
+    type_id = "test.gate"
+    name = "Test gate"
+    family = Family.action
+
+    async def run(self, ctx: Context[EmptyConfig]) -> Outcome:
+        gate = ctx.services.extras.get("gate")
+        if gate is not None:
+            ctx.services.extras["at_gate"].set()
+            await gate.wait()
+        return Outcome.go()
+
+
 class EndConfig(BaseModel):
     reason: str = "done"
     exited: bool = False
@@ -357,6 +376,7 @@ TEST_NODE_TYPES: list[type[NodeType[Any]]] = [
     Tag,
     Explode,
     Poison,
+    Gate,
     End,
     Goal,
     WaitUntil,
