@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.audit import record
 from backend.auth.guards import role
+from backend.auth.principal import Principal
 from backend.contacts.filtering import (
     combine,
     contacts_query,
@@ -214,7 +215,7 @@ async def _contact(db: AsyncSession, contact_id: int) -> Contact:
 async def _contact_page(
     request: Request[Any, Any, Any],
     db: AsyncSession,
-    actor: Any,
+    actor: Principal,
     contact: Contact,
     *,
     form: Form | None = None,
@@ -315,14 +316,14 @@ async def _apply_edit(db: AsyncSession, contact: Contact, form: Form) -> None:
         key, text = form.get(f"attr-{index}-key"), form.get(f"attr-{index}-value")
         if key:
             raw[key] = typed_cell(text) if text else None
+    if not form.ok:
+        return  # before coerce, which may declare new attributes
     schema = await AttributeSchema.load(db)
     try:
         async with db.begin_nested():
             attributes = await schema.coerce(db, raw)
     except InvalidValue as exc:
         form.error("attributes", exc.message)
-        return
-    if not form.ok:
         return
     contact.first_name = form.get("first_name")[:200]
     contact.last_name = form.get("last_name")[:200]
