@@ -84,8 +84,10 @@ class Runtime:
     max_delivery_attempts: int = 8
     worker_id: str = field(default_factory=_worker_id)
     versions: VersionCache = field(init=False)
-    # When schedule and audience triggers were last checked (see ``enter``).
+    # When schedule and audience triggers were last checked (see ``enter``), and
+    # the last tick each schedule trigger handled here ((version id, node id) -> tick).
     entries_checked_at: datetime | None = field(default=None, init=False)
+    handled_ticks: dict[tuple[int, str], datetime] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.versions = VersionCache(self.registry)

@@ -6,7 +6,8 @@ are handled by ``runtime.events``. This module covers the rest:
 - ``schedule`` + ``audience``: at each cron tick, everyone in the audience
   enters with one ``INSERT ... SELECT``. A tick's journeys are stamped
   ``entered_at = tick``, which is how a later pass (or another worker) knows
-  the tick already fired, with no extra state. A tick more than
+  the tick already fired, with no extra state; each process also remembers
+  the ticks it handled, so it checks a tick once. A tick more than
   ``MISFIRE_GRACE`` old (the workers were down) is skipped, not replayed.
 - ``audience`` alone: contacts matching the rule enter, checked set-based at
   each pass. Under the default re-entry policy a contact enters once; with
@@ -68,20 +69,23 @@ def latest_tick(cron: str, timezone: str, now: datetime) -> datetime:
     return previous.astimezone(UTC)
 
 
+def due_tick(trigger: Trigger, published_at: datetime, now: datetime) -> datetime | None:
+    """The schedule's tick to fire now, if one is due (not before publishing, not too old)."""
+    assert trigger.schedule is not None
+    tick = latest_tick(trigger.schedule, trigger.timezone or "UTC", now)
+    if tick < published_at or now - tick > MISFIRE_GRACE:
+        return None
+    return tick
+
+
 async def _fire_schedule(
     session: AsyncSession,
     versions: VersionCache,
     flow: CompiledFlow,
     node_id: str,
-    trigger: Trigger,
     audience: ColumnElement[bool],
-    published_at: datetime,
-    now: datetime,
+    tick: datetime,
 ) -> int:
-    assert trigger.schedule is not None
-    tick = latest_tick(trigger.schedule, trigger.timezone or "UTC", now)
-    if tick < published_at or now - tick > MISFIRE_GRACE:
-        return 0
     fired = exists().where(JOURNEYS.c.flow_id == flow.flow_id, JOURNEYS.c.entered_at == tick)
     if await session.scalar(select(fired)):
         return 0
@@ -145,6 +149,10 @@ async def enter_due(rt: Runtime) -> EntryReport:
     report = EntryReport()
     now = rt.clock.now()
     for flow, node_id, trigger, published_at in await _set_based_triggers(rt):
+        tick = due_tick(trigger, published_at, now) if trigger.schedule else None
+        handled = (flow.version_id, node_id)
+        if trigger.schedule and (tick is None or rt.handled_ticks.get(handled) == tick):
+            continue
         try:
             rule = parse_rule(trigger.audience)
         except InvalidRule as exc:
@@ -155,9 +163,9 @@ async def enter_due(rt: Runtime) -> EntryReport:
                 audience = to_sql(
                     rule, dialect=dialect_name(session), now=now, timezone=trigger.timezone or "UTC"
                 )
-                if trigger.schedule:
+                if tick is not None:
                     report.scheduled += await _fire_schedule(
-                        session, rt.versions, flow, node_id, trigger, audience, published_at, now
+                        session, rt.versions, flow, node_id, audience, tick
                     )
                 else:
                     report.audience += await _enter_audience(
@@ -165,6 +173,10 @@ async def enter_due(rt: Runtime) -> EntryReport:
                     )
         except Exception:
             log.exception("entering flow %s through trigger %s failed", flow.flow_id, node_id)
+            continue
+        if tick is not None:
+            # Committed, even if nobody matched: later matches wait for the next tick.
+            rt.handled_ticks[handled] = tick
     if report.scheduled or report.audience:
         rt.doorbell.ring()
     return report
