@@ -86,10 +86,6 @@ class Duration(Strict):
     def delta(self) -> timedelta:
         return timedelta(**{self.unit: self.amount})
 
-    def __str__(self) -> str:
-        amount = int(self.amount) if self.amount == int(self.amount) else self.amount
-        return f"{amount} {self.unit}"
-
 
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "lifecycle_stage")
 _ROOTS = ("attributes", "trigger", "data")
