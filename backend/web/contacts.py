@@ -300,6 +300,10 @@ async def contact_page(
     return await _contact_page(request, db, actor, await _contact(db, contact_id))
 
 
+class _Refused(Exception):
+    """Raised inside a savepoint to undo it."""
+
+
 async def _apply_edit(db: AsyncSession, contact: Contact, form: Form) -> None:
     """Validate every field first, then change the contact (all or nothing)."""
     phone = form.get("phone")
@@ -316,14 +320,17 @@ async def _apply_edit(db: AsyncSession, contact: Contact, form: Form) -> None:
         key, text = form.get(f"attr-{index}-key"), form.get(f"attr-{index}-value")
         if key:
             raw[key] = typed_cell(text) if text else None
-    if not form.ok:
-        return  # before coerce, which may declare new attributes
     schema = await AttributeSchema.load(db)
     try:
         async with db.begin_nested():
             attributes = await schema.coerce(db, raw)
+            if not form.ok:
+                raise _Refused  # roll back attributes this refused edit declared
     except InvalidValue as exc:
         form.error("attributes", exc.message)
+    except _Refused:
+        pass
+    if not form.ok:
         return
     contact.first_name = form.get("first_name")[:200]
     contact.last_name = form.get("last_name")[:200]
