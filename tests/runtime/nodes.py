@@ -93,6 +93,8 @@ class WaitForEvent(NodeType[WaitEventConfig]):
 
     async def run(self, ctx: Context[WaitEventConfig]) -> Outcome:
         if ctx.wake is not None:
+            if ctx.profile.attributes.get("explode"):
+                raise RuntimeError("boom on wake")
             if ctx.wake.reason == "event" and ctx.wake.event is not None:
                 return Outcome.go("event", data={"woken_by": ctx.wake.event.id})
             return Outcome.go("timeout")

@@ -176,6 +176,41 @@ async def test_an_admin_cancels_waiting_and_failed_journeys(
         await runtime.cancel_journey(9999)
 
 
+async def test_a_woken_wait_that_fails_keeps_its_wake_up_for_the_retry(
+    runtime: Runtime, clock: FakeClock, mailbox: Mailbox
+) -> None:
+    [contact] = await add_contacts(runtime, 1)
+    wait = {"event_type": "app.opened", "timeout_hours": 24}
+    await publish(
+        runtime,
+        graph(
+            [TRIGGER, ("w", "test.wait_event", wait), ("m", "test.email", {"subject": "Opened"})],
+            [("t", "next", "w"), ("w", "event", "m")],
+        ),
+    )
+    await runtime.ingest("signed.up", contact_id=contact)
+    await runtime.drain()
+    await update_contact(runtime, contact, attributes={"explode": True})
+    opened = await runtime.ingest("app.opened", contact_id=contact)
+    assert len(opened.woken) == 1
+    await runtime.drain()
+    [journey] = await journeys(runtime)
+    assert (journey.attempts, journey.wake_event_id, journey.wait_event_type) == (
+        1,
+        opened.event_id,
+        None,
+    )
+    # The wait is over: a second open does not wake it again.
+    assert (await runtime.ingest("app.opened", contact_id=contact)).woken == ()
+    await update_contact(runtime, contact, attributes={"explode": False})
+    clock.advance(retry_delay(1))
+    await runtime.drain()
+    w = next(s for s in await steps(runtime) if s.node_id == "w")
+    assert (w.status, w.port, w.attempts, w.error) == ("done", "event", 2, None)
+    assert w.output["data"] == {"woken_by": opened.event_id}
+    assert mailbox.subjects() == ["Opened"]
+
+
 async def test_a_step_that_cannot_be_stored_does_not_hold_back_the_batch(
     runtime: Runtime, clock: FakeClock, mailbox: Mailbox
 ) -> None:
