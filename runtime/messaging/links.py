@@ -82,3 +82,11 @@ class LinkSigner:
 
     def sms_inbound_token(self) -> str:
         return self.dumps("sms-inbound", {"v": 1})
+
+    def sms_inbound_url(self) -> str:
+        """Where the SMS provider posts replies (configure it on the number)."""
+        return self.url(f"/hooks/sms/inbound/{self.sms_inbound_token()}")
+
+    def email_bounce_url(self) -> str:
+        """Where an email provider posts bounce and complaint notifications."""
+        return self.url(f"/hooks/email/bounce/{self.dumps('email-bounce', {'v': 1})}")

@@ -1,8 +1,15 @@
 """Messaging pages and public endpoints: outbox, tasks, tracking, unsubscribe, SMS callbacks."""
 
-from backend.web.messaging import outbox, sms, tasks, tracking, unsubscribe
+from backend.web.messaging import outbox, sms, suppressions, tasks, tracking, unsubscribe
 from backend.web.messaging.lifespan import messaging_lifespan
 
-ROUTES = [*outbox.ROUTES, *tasks.ROUTES, *tracking.ROUTES, *unsubscribe.ROUTES, *sms.ROUTES]
+ROUTES = [
+    *suppressions.ROUTES,
+    *outbox.ROUTES,
+    *tasks.ROUTES,
+    *tracking.ROUTES,
+    *unsubscribe.ROUTES,
+    *sms.ROUTES,
+]
 
 __all__ = ["ROUTES", "messaging_lifespan"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.models import Contact, Event, OutboxMessage, Role, Task, User
+from backend.models import Contact, Event, OutboxMessage, Role, Suppression, Task, User
 from tests.backend.messaging.test_public_links import _contact, _send
 from tests.backend.web.conftest import SignedIn
 from tests.backend.web.support import post_form
@@ -99,3 +101,38 @@ async def test_completing_a_task_emits_an_event(
         assert event.contact_id == contact and event.properties["node_id"] == "notify_1"
         assert (await db.get(Contact, contact)) is not None
     assert "Call Ann" not in (await client.get("/tasks")).text
+
+
+async def test_bounce_notifications_feed_the_suppression_list(
+    app: Litestar, signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    contact = await _contact(sessions)
+    client = await signed_in(Role.admin)
+    page = await client.get("/outbox/suppressions")
+    hook = re.search(r"http://testserver\.local(/hooks/email/bounce/[^<]+)</code>", page.text)
+    assert hook is not None
+    bad = await client.post(hook.group(1), json={"type": "hard"})
+    assert bad.status_code == 400 and "email" in bad.text
+    forged = await client.post("/hooks/email/bounce/x.y", json={"email": "a@b.c"})
+    assert forged.status_code == 404
+    soft = await client.post(hook.group(1), json={"email": "ann@example.test", "type": "soft"})
+    assert soft.status_code == 204
+    hard = await client.post(hook.group(1), json={"email": "Ann@Example.test", "type": "hard"})
+    assert hard.status_code == 204
+    async with sessions() as db:
+        [entry] = (await db.scalars(select(Suppression))).all()
+        assert (entry.address, entry.reason, entry.contact_id) == (
+            "ann@example.test",
+            "hard_bounce",
+            contact,
+        )
+        bounced = (await db.scalars(select(Event).where(Event.type == "email.bounced"))).all()
+        assert sorted(e.properties["type"] for e in bounced) == ["hard", "soft"]
+    listed = await client.get("/outbox/suppressions")
+    assert "ann@example.test" in listed.text and "hard_bounce" in listed.text
+    removed = await post_form(
+        client, f"/outbox/suppressions/{entry.id}/remove", {}, form_page="/outbox"
+    )
+    assert removed.status_code == 303
+    async with sessions() as db:
+        assert (await db.scalar(select(Suppression))) is None
