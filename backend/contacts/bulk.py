@@ -4,9 +4,10 @@
 insert). For a chunk of rows this module looks every contact up with one
 query, applies the rows in memory and writes them with one flush. Whatever
 the fast path cannot decide alone goes through ``identify`` one by one, with
-its full checks: a row naming an attribute not yet declared, a second row for
-the same person, a row whose email and external id belong to two contacts,
-and the whole chunk if the database refuses the batch (a concurrent writer).
+its full checks: a row naming an attribute not yet declared (at once, so the
+rows after it can take the fast path), a second row for the same person (after
+the batch), a row whose email and external id belong to two contacts, and the
+whole chunk if the database refuses the batch (a concurrent writer).
 The outcome per row is the same as calling ``identify`` for each in order.
 """
 
@@ -70,26 +71,8 @@ async def identify_many(
     fast: list[_Row] = []
     slow: list[int] = []
     claimed: set[tuple[str, str]] = set()
-    for index, data in enumerate(items):
-        keys = {("email", data.email.lower())} if data.email else set()
-        if data.external_id:
-            keys.add(("external_id", data.external_id))
-        undeclared = any(k not in schema.types for k, v in data.attributes.items() if v is not None)
-        if undeclared or keys & claimed:
-            # Later rows for the same person must follow this one: they go slow too.
-            claimed |= keys
-            slow.append(index)
-            continue
-        claimed |= keys
-        try:
-            row = _prepare(data, index, default_region)
-            row.attributes = await schema.coerce(session, data.attributes)
-        except InvalidValue as exc:
-            outcomes[index] = exc
-            continue
-        fast.append(row)
-    slow.extend(await _write_fast(session, fast, outcomes, source, create, update))
-    for index in sorted(slow):
+
+    async def one_by_one(index: int) -> None:
         try:
             outcomes[index] = await identify(
                 session,
@@ -102,6 +85,31 @@ async def identify_many(
             )
         except InvalidValue as exc:
             outcomes[index] = exc
+
+    for index, data in enumerate(items):
+        keys = {("email", data.email.lower())} if data.email else set()
+        if data.external_id:
+            keys.add(("external_id", data.external_id))
+        if keys & claimed:
+            # A second row for someone: it must follow the first, so after the batch.
+            claimed |= keys
+            slow.append(index)
+            continue
+        claimed |= keys
+        if any(k not in schema.types for k, v in data.attributes.items() if v is not None):
+            # Declares the new attribute (typed from this row) for the rows after it.
+            await one_by_one(index)
+            continue
+        try:
+            row = _prepare(data, index, default_region)
+            row.attributes = await schema.coerce(session, data.attributes)
+        except InvalidValue as exc:
+            outcomes[index] = exc
+            continue
+        fast.append(row)
+    slow.extend(await _write_fast(session, fast, outcomes, source, create, update))
+    for index in sorted(slow):
+        await one_by_one(index)
     return outcomes
 
 

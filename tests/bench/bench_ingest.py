@@ -7,7 +7,10 @@ the client here):
   and ``POST /api/v1/batch/track`` (500 per request), with an API key;
 - requests/s of a bare Litestar endpoint that only parses the JSON body, the
   ceiling for one-event requests on this machine;
-- CSV import rows/s (``run_import``, upserting new contacts with attributes).
+- CSV import rows/s (``run_import``, upserting new contacts with attributes);
+- the same import started from the browser pages (upload, map, start) on the
+  running app, with the latency of ``GET /healthz`` while it runs: the import
+  shares the web process and must not block it.
 
 Sizes: TOUCHFLOW_BENCH_TRACK (events, default 3,000), TOUCHFLOW_BENCH_IMPORT
 (rows, default 20,000), TOUCHFLOW_BENCH_CONCURRENCY (requests in flight, 16).
@@ -19,7 +22,9 @@ import asyncio
 import csv
 import multiprocessing as mp
 import os
+import re
 import socket
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +36,7 @@ from backend.auth.keys import new_api_key
 from backend.contacts.imports import count_rows, run_import
 from backend.db import create_engine, create_sessionmaker
 from backend.models import ApiKey, ImportJob, Role
+from backend.services.users import create_user
 from tests.services import fresh_database
 
 TRACK = int(os.environ.get("TOUCHFLOW_BENCH_TRACK", "3000"))
@@ -45,7 +51,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve_touchflow(url: str, port: int) -> None:
+def _serve_touchflow(url: str, port: int, uploads: str) -> None:
     import uvicorn
 
     from backend.app import create_app
@@ -54,7 +60,9 @@ def _serve_touchflow(url: str, port: int) -> None:
     settings = Settings(
         database_url=url, secret_key="bench-" + "x" * 40, environment="test", redis_url=None
     )
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app(settings)
+    app.state.import_dir = uploads
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 def _serve_bare(port: int) -> None:
@@ -125,12 +133,14 @@ async def _api_key(url: str) -> str:
     return made.token
 
 
-async def _http(url: str) -> None:
+async def _http(url: str, import_csv: Path) -> None:
     token = await _api_key(url)
     ctx = mp.get_context("spawn")
     app_port, bare_port = _free_port(), _free_port()
     servers = [
-        ctx.Process(target=_serve_touchflow, args=(url, app_port), daemon=True),
+        ctx.Process(
+            target=_serve_touchflow, args=(url, app_port, str(import_csv.parent)), daemon=True
+        ),
         ctx.Process(target=_serve_bare, args=(bare_port,), daemon=True),
     ]
     for server in servers:
@@ -156,18 +166,65 @@ async def _http(url: str) -> None:
         print(f"  bare Litestar endpoint (parse JSON only) {TRACK / bare_s:10,.0f} requests/s")
         print(f"  POST /api/v1/track (1 event/request)     {TRACK / single_s:10,.0f} events/s")
         print(f"  POST /api/v1/batch/track ({BATCH}/request)   {TRACK / batch_s:10,.0f} events/s")
+        await _import_through_pages(app, url, import_csv)
     finally:
         for server in servers:
             server.terminate()
             server.join(10)
 
 
-def _write_csv(path: Path, rows: int) -> None:
+async def _import_through_pages(base: str, url: str, path: Path) -> None:
+    engine = create_engine(url)
+    async with create_sessionmaker(engine)() as db, db.begin():
+        await create_user(db, "bench@example.com", "bench password 1", Role.marketer)
+    meta = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
+    async with httpx.AsyncClient(base_url=base, timeout=120) as web:
+        token = meta.findall((await web.get("/login")).text)[0]
+        login = {"email": "bench@example.com", "password": "bench password 1", "csrf_token": token}
+        await web.post("/login", data=login)
+        token = meta.findall((await web.get("/imports/new")).text)[0]
+        uploaded = await web.post(
+            "/imports",
+            files={"file": (path.name, path.read_bytes(), "text/csv")},
+            data={"csrf_token": token},
+        )
+        job_page = uploaded.headers["location"]
+        mapping = {"map-0": "email", "map-1": "first_name", "map-2": "attr:city"}
+        mapping |= {"map-3": "attr:age", "map-4": "attr:vip", "mode": "upsert"}
+        await web.post(f"{job_page}/start", data={**mapping, "csrf_token": token})
+        job_id = int(job_page.rsplit("/", 1)[1])
+        started = time.perf_counter()
+        latencies: list[float] = []
+        sessions = create_sessionmaker(engine)
+        while True:
+            sent = time.perf_counter()
+            await web.get("/healthz")
+            latencies.append(time.perf_counter() - sent)
+            async with sessions() as db:
+                job = await db.get(ImportJob, job_id)
+                assert job is not None
+                if job.status in ("done", "failed"):
+                    break
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - started
+    await engine.dispose()
+    assert job.status == "done", job.error
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    print(
+        f"CSV import from the pages: {job.total_rows:,} rows in {seconds:.1f} s = "
+        f"{job.total_rows / seconds:,.0f} rows/s; GET /healthz meanwhile "
+        f"p50 {cuts[49] * 1000:.0f} ms, p99 {cuts[98] * 1000:.0f} ms ({len(latencies)} requests)"
+    )
+
+
+def _write_csv(path: Path, rows: int, prefix: str = "import") -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["email", "first_name", "city", "age", "vip"])
         for n in range(rows):
-            writer.writerow([f"import{n}@example.com", f"Person {n}", "Malmö", 20 + n % 60, "true"])
+            writer.writerow(
+                [f"{prefix}{n}@example.com", f"Person {n}", "Malmö", 20 + n % 60, "true"]
+            )
 
 
 async def _import(url: str) -> None:
@@ -204,7 +261,9 @@ async def _import(url: str) -> None:
 async def run() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async with fresh_database("postgresql", Path(tmp)) as url:
-            await _http(url)
+            page_csv = Path(tmp) / "from-the-pages.csv"
+            _write_csv(page_csv, IMPORT_ROWS, prefix="page")
+            await _http(url, page_csv)
             await _import(url)
 
 
