@@ -1,14 +1,50 @@
-"""``/api/v1/flows``: the flows and their status."""
+"""``/api/v1/flows``: the flows, their status, and starting one for a customer."""
 
 from __future__ import annotations
 
-from litestar import get
+from typing import Any
 
+from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import FromPath, JSONBody
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
+
+from backend.api.ingest import RUNTIME
 from backend.api.schemas import FlowOut
 from backend.auth.guards import role
+from backend.contacts.normalize import normalize_email
 from backend.deps import Db
-from backend.models import Role
+from backend.i18n import gettext as _
+from backend.models import Contact, Role
 from backend.services.flows import flow_summaries
+from runtime.engine import Runtime
+from runtime.entries import FlowNotStartable
+
+FlowRuntime = NamedDependency[Runtime]
+
+
+class StartIn(BaseModel):
+    """Who to start the flow for (exactly one way of naming them) and data for the flow."""
+
+    contact_id: int | None = Field(default=None, ge=1)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    email: str | None = Field(default=None, min_length=3, max_length=320)
+    visitor_id: str | None = Field(default=None, min_length=1, max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_customer(self) -> StartIn:
+        named = [self.contact_id, self.external_id, self.email, self.visitor_id]
+        if sum(value is not None for value in named) != 1:
+            raise ValueError("name the customer once: contact_id, external_id, email or visitor_id")
+        return self
+
+
+class StartOut(BaseModel):
+    journey_id: int | None
+    started: bool
 
 
 @get("/flows", opt=role(Role.viewer))
@@ -17,4 +53,35 @@ async def list_flows(db: Db) -> list[FlowOut]:
     return [FlowOut.model_validate(summary.flow) for summary in await flow_summaries(db)]
 
 
-ROUTES = [list_flows]
+async def _contact_id(db: Db, data: StartIn) -> int | None:
+    if data.visitor_id is not None:
+        return None
+    if data.contact_id is not None:
+        where = Contact.id == data.contact_id
+    elif data.external_id is not None:
+        where = Contact.external_id == data.external_id
+    else:
+        where = Contact.email == normalize_email(data.email or "")
+    found = await db.scalar(select(Contact.id).where(where, Contact.erased_at.is_(None)))
+    if found is None:
+        raise NotFoundException(_("No such contact: identify them first, then start the flow."))
+    return int(found)
+
+
+@post("/flows/{flow_id:int}/start", opt=role(Role.marketer), status_code=202, dependencies=RUNTIME)
+async def start_flow(
+    db: Db, runtime: FlowRuntime, flow_id: FromPath[int], data: JSONBody[StartIn]
+) -> StartOut:
+    """Start the flow's "API call" trigger for one customer; ``started`` is false when the
+    flow's re-entry policy keeps them out."""
+    contact_id = await _contact_id(db, data)
+    try:
+        journey_id = await runtime.start(
+            flow_id, contact_id=contact_id, visitor_id=data.visitor_id, data=data.data
+        )
+    except FlowNotStartable as exc:
+        raise ClientException(status_code=409, detail=str(exc)) from exc
+    return StartOut(journey_id=journey_id, started=journey_id is not None)
+
+
+ROUTES = [list_flows, start_flow]
