@@ -96,7 +96,9 @@ def _action(form: Form, embed: bool) -> str:
     return f"/f/{form.slug}" + ("?embed=1" if embed else "")
 
 
-@get("/f/{slug:str}", opt=public())
+# No CSRF token (so no session cookie) on the public pages: visitors get no cookie
+# from a form they have not sent, and the form posts carry no session anyway.
+@get("/f/{slug:str}", opt=public(csrf_exempt=True))
 async def form_page(
     request: Request[Any, Any, Any],
     db: Db,
@@ -306,7 +308,7 @@ def _read_token(request: Request[Any, Any, Any], token: str, now: datetime) -> O
         ) from exc
 
 
-@get("/f/confirm", opt=public())
+@get("/f/confirm", opt=public(csrf_exempt=True))
 async def confirm_page(
     request: Request[Any, Any, Any], clock: Now, token: FromQuery[str]
 ) -> Template:

@@ -169,6 +169,7 @@ async def test_hosted_page_and_iframe_show_the_form(
     assert 'name="email"' in page.text and 'name="website_url"' in page.text
     assert "Yes, email me" in page.text
     assert "<h1>Sign up</h1>" in page.text
+    assert "set-cookie" not in page.headers  # no cookie for merely seeing a form
     embedded = await client.get("/f/signup?embed=1")
     assert 'action="/f/signup?embed=1"' in embedded.text
     assert "<h1>" not in embedded.text
