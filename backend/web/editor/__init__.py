@@ -1,7 +1,13 @@
 """The flow editor: a server-rendered canvas, its edits, publishing (issue #5, DESIGN 8)."""
 
-from backend.web.editor import edits, pages, publish, transfer
+from backend.web.editor import edits, pages, publish, selection, transfer
 
-ROUTES = [*pages.ROUTES, *edits.ROUTES, *publish.ROUTES, *transfer.ROUTES]
+ROUTES = [
+    *pages.ROUTES,
+    *edits.ROUTES,
+    *selection.ROUTES,
+    *publish.ROUTES,
+    *transfer.ROUTES,
+]
 
 __all__ = ["ROUTES"]

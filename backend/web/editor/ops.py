@@ -9,7 +9,7 @@ unpublishable (an empty required field) is allowed, and validation marks it.
 
 from __future__ import annotations
 
-import copy
+import json
 import re
 from typing import Any
 
@@ -31,7 +31,8 @@ class EditRefused(ValueError):
 
 
 def _copy(graph: dict[str, Any]) -> dict[str, Any]:
-    fresh = copy.deepcopy(graph)
+    # Drafts are plain JSON; a JSON round trip copies them several times faster than deepcopy.
+    fresh: dict[str, Any] = json.loads(json.dumps(graph))
     fresh.setdefault("nodes", [])
     fresh.setdefault("edges", [])
     return fresh
@@ -95,23 +96,74 @@ def add_node(
     return fresh, node_id
 
 
-def move_node(graph: dict[str, Any], node_id: str, x: float, y: float) -> dict[str, Any]:
+def move_nodes(graph: dict[str, Any], positions: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """Move one node or a selection of them together."""
     fresh = _copy(graph)
-    _node(fresh, node_id)["position"] = {"x": _coordinate(x), "y": _coordinate(y)}
+    for node_id, (x, y) in positions.items():
+        _node(fresh, node_id)["position"] = {"x": _coordinate(x), "y": _coordinate(y)}
+    return fresh
+
+
+def move_node(graph: dict[str, Any], node_id: str, x: float, y: float) -> dict[str, Any]:
+    return move_nodes(graph, {node_id: (x, y)})
+
+
+def delete_nodes(graph: dict[str, Any], node_ids: set[str]) -> dict[str, Any]:
+    """Remove the nodes and every connection into or out of them."""
+    fresh = _copy(graph)
+    for node_id in node_ids:
+        _node(fresh, node_id)
+    fresh["nodes"] = [node for node in fresh["nodes"] if node.get("id") not in node_ids]
+    fresh["edges"] = [
+        edge
+        for edge in fresh["edges"]
+        if edge.get("source") not in node_ids and edge.get("target") not in node_ids
+    ]
     return fresh
 
 
 def delete_node(graph: dict[str, Any], node_id: str) -> dict[str, Any]:
-    """Remove the node and every connection into or out of it."""
+    return delete_nodes(graph, {node_id})
+
+
+def paste(
+    graph: dict[str, Any],
+    source: dict[str, Any],
+    node_ids: list[str],
+    offset: tuple[float, float],
+) -> tuple[dict[str, Any], list[str]]:
+    """Copy ``node_ids`` of ``source`` (this or another flow's draft) into ``graph``.
+
+    The copies get fresh ids, keep their configs, labels and the connections
+    among themselves, and sit ``offset`` away from the originals.
+    """
+    wanted = set(node_ids)
+    originals = [n for n in source.get("nodes", []) if n.get("id") in wanted]
+    if not originals:
+        raise EditRefused(_("The copied steps are no longer there to paste."))
     fresh = _copy(graph)
-    _node(fresh, node_id)
-    fresh["nodes"] = [node for node in fresh["nodes"] if node.get("id") != node_id]
-    fresh["edges"] = [
-        edge
-        for edge in fresh["edges"]
-        if edge.get("source") != node_id and edge.get("target") != node_id
-    ]
-    return fresh
+    if len(fresh["nodes"]) + len(originals) > MAX_NODES:
+        raise EditRefused(_("A flow can have at most %(num)d steps.") % {"num": MAX_NODES})
+    renamed: dict[str, str] = {}
+    for original in originals:
+        copy = json.loads(json.dumps(original))
+        copy["id"] = renamed[original["id"]] = new_node_id(fresh, str(original.get("type")))
+        position = original.get("position") or {}
+        copy["position"] = {
+            "x": _coordinate(float(position.get("x", 0)) + offset[0]),
+            "y": _coordinate(float(position.get("y", 0)) + offset[1]),
+        }
+        fresh["nodes"].append(copy)
+    for edge in source.get("edges", []):
+        if edge.get("source") in renamed and edge.get("target") in renamed:
+            fresh["edges"].append(
+                {
+                    "source": renamed[edge["source"]],
+                    "port": edge.get("port", "next"),
+                    "target": renamed[edge["target"]],
+                }
+            )
+    return fresh, list(renamed.values())
 
 
 def connect(

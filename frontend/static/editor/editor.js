@@ -21,7 +21,9 @@
   var DRAG_THRESHOLD = 4;
   var viewKey = "touchflow-view:" + base;
   var view = { x: 40, y: 40, scale: 1 };
-  var selection = null; // {kind: "node", id} or {kind: "edge", source, port}
+  var flowId = base.split("/")[2];
+  var CLIPBOARD_KEY = "touchflow-clipboard";
+  var selection = null; // {kind: "nodes", ids: [...]} or {kind: "edge", source, port}
   var queue = Promise.resolve();
   var gesture = null; // the pointer gesture in progress
 
@@ -153,22 +155,35 @@
     }
   });
 
+  function selectedIds() {
+    return selection && selection.kind === "nodes" ? selection.ids.slice() : [];
+  }
+
+  function isSelected(id) { return selectedIds().indexOf(id) !== -1; }
+
+  var lastPanel = document.getElementById("panel");
+
   function afterUpdate() {
+    // A freshly swapped-in panel (a dropped or pasted node) selects its node.
     var panel = document.getElementById("panel");
     var shown = panel && panel.dataset.nodeId;
-    if (shown && (!selection || selection.kind !== "node" || selection.id !== shown)) {
-      selection = { kind: "node", id: shown };
+    if (panel !== lastPanel && shown && !isSelected(shown)) selection = { kind: "nodes", ids: [shown] };
+    lastPanel = panel;
+    if (selection && selection.kind === "nodes") {
+      selection.ids = selection.ids.filter(function (id) { return nodeEl(id); });
+      if (!selection.ids.length) selection = null;
     }
-    if (selection && selection.kind === "node" && !nodeEl(selection.id)) selection = null;
     paintSelection();
   }
 
   function paintSelection() {
     graph().querySelectorAll(".selected").forEach(function (el) { el.classList.remove("selected"); });
     if (!selection) return;
-    if (selection.kind === "node") {
-      var el = nodeEl(selection.id);
-      if (el) el.classList.add("selected");
+    if (selection.kind === "nodes") {
+      selection.ids.forEach(function (id) {
+        var el = nodeEl(id);
+        if (el) el.classList.add("selected");
+      });
     } else {
       var edge = graph().querySelector('.edge[data-source="' + CSS.escape(selection.source) +
         '"][data-port="' + CSS.escape(selection.port) + '"]');
@@ -177,10 +192,18 @@
   }
 
   function selectNode(id, focus) {
-    selection = { kind: "node", id: id };
+    selection = { kind: "nodes", ids: [id] };
     paintSelection();
     if (focus && nodeEl(id)) nodeEl(id).focus({ preventScroll: true });
     return openPanel(id);
+  }
+
+  function toggleNode(id) {
+    var ids = selectedIds();
+    var at = ids.indexOf(id);
+    if (at === -1) ids.push(id); else ids.splice(at, 1);
+    selection = ids.length ? { kind: "nodes", ids: ids } : null;
+    paintSelection();
   }
 
   function clearSelection() {
@@ -192,22 +215,60 @@
 
   function deleteSelection() {
     if (!selection || readonly) return;
-    if (selection.kind === "node") {
-      edit("/nodes/" + encodeURIComponent(selection.id) + "/delete", {}, "#graph");
+    var ids = selectedIds();
+    if (selection.kind === "edge") {
+      edit("/edges/delete", { source: selection.source, port: selection.port });
+    } else if (ids.length === 1) {
+      edit("/nodes/" + encodeURIComponent(ids[0]) + "/delete", {});
     } else {
-      edit("/edges/delete", { source: selection.source, port: selection.port }, "#graph");
+      edit("/selection/delete", { ids: JSON.stringify(ids) });
     }
     selection = null;
   }
 
-  function moveNodeBy(id, dx, dy) {
-    var el = nodeEl(id);
-    if (!el || readonly) return;
-    var b = box(el);
-    el.style.left = b.x + dx + "px";
-    el.style.top = b.y + dy + "px";
-    redrawEdges(id);
-    edit("/nodes/" + encodeURIComponent(id) + "/move", { x: b.x + dx, y: b.y + dy });
+  // Save where the nodes in ``ids`` now stand (one request for the whole group).
+  function saveMoves(ids) {
+    if (ids.length === 1) {
+      var b = box(nodeEl(ids[0]));
+      return edit("/nodes/" + encodeURIComponent(ids[0]) + "/move", { x: Math.round(b.x), y: Math.round(b.y) });
+    }
+    var positions = {};
+    ids.forEach(function (id) {
+      var nb = box(nodeEl(id));
+      positions[id] = { x: Math.round(nb.x), y: Math.round(nb.y) };
+    });
+    return edit("/selection/move", { positions: JSON.stringify(positions) });
+  }
+
+  function moveSelectionBy(dx, dy) {
+    var ids = selectedIds();
+    if (!ids.length || readonly) return;
+    ids.forEach(function (id) {
+      var el = nodeEl(id), b = box(el);
+      el.style.left = b.x + dx + "px";
+      el.style.top = b.y + dy + "px";
+      redrawEdges(id);
+    });
+    saveMoves(ids);
+  }
+
+  function copySelection() {
+    var ids = selectedIds();
+    if (!ids.length) return;
+    try {
+      localStorage.setItem(CLIPBOARD_KEY, JSON.stringify({ flow: flowId, ids: ids }));
+    } catch (e) { /* storage disabled: nothing to paste later */ }
+  }
+
+  function pasteClipboard() {
+    var copied = null;
+    try { copied = JSON.parse(localStorage.getItem(CLIPBOARD_KEY) || "null"); } catch (e) { copied = null; }
+    if (!copied || !copied.ids || !copied.ids.length || readonly) return;
+    var rect = canvas.getBoundingClientRect();
+    var at = toWorld(rect.left + rect.width / 2, rect.top + rect.height / 2);
+    edit("/paste", {
+      source: copied.flow, ids: JSON.stringify(copied.ids), x: Math.round(at.x - 110), y: Math.round(at.y - 36),
+    });
   }
 
   // Redraw the curves touching node ``id`` while it moves (the server redraws them after).
@@ -293,10 +354,12 @@
       return;
     }
     if (node) {
-      var b = box(node);
+      var id = node.dataset.nodeId;
+      // Dragging a node of a multi-selection moves the whole selection.
+      var group = isSelected(id) && selectedIds().length > 1 ? selectedIds() : [id];
       gesture = {
-        kind: "node", id: node.dataset.nodeId, el: node, startX: event.clientX, startY: event.clientY,
-        x: b.x, y: b.y, moved: false,
+        kind: "node", id: id, group: group, startX: event.clientX, startY: event.clientY,
+        starts: group.map(function (gid) { return box(nodeEl(gid)); }), moved: false, shift: event.shiftKey,
       };
       return;
     }
@@ -304,6 +367,13 @@
       selection = { kind: "edge", source: edge.dataset.source, port: edge.dataset.port };
       paintSelection();
       canvas.focus({ preventScroll: true });
+      return;
+    }
+    if (event.shiftKey) {
+      var frame = document.createElement("div");
+      frame.className = "select-box";
+      canvas.appendChild(frame);
+      gesture = { kind: "box", startX: event.clientX, startY: event.clientY, frame: frame };
       return;
     }
     gesture = { kind: "pan", startX: event.clientX, startY: event.clientY, x: view.x, y: view.y, moved: false };
@@ -330,10 +400,20 @@
       if (readonly) return;
       if (!gesture.moved && Math.hypot(dx, dy) < DRAG_THRESHOLD) return;
       gesture.moved = true;
-      gesture.el.classList.add("dragging");
-      gesture.el.style.left = gesture.x + dx / view.scale + "px";
-      gesture.el.style.top = gesture.y + dy / view.scale + "px";
-      redrawEdges(gesture.id);
+      gesture.group.forEach(function (gid, i) {
+        var el = nodeEl(gid);
+        el.classList.add("dragging");
+        el.style.left = gesture.starts[i].x + dx / view.scale + "px";
+        el.style.top = gesture.starts[i].y + dy / view.scale + "px";
+        redrawEdges(gid);
+      });
+    } else if (gesture.kind === "box") {
+      var rect = canvas.getBoundingClientRect();
+      var f = gesture.frame.style;
+      f.left = Math.min(event.clientX, gesture.startX) - rect.left + "px";
+      f.top = Math.min(event.clientY, gesture.startY) - rect.top + "px";
+      f.width = Math.abs(dx) + "px";
+      f.height = Math.abs(dy) + "px";
     } else if (gesture.kind === "pan") {
       gesture.moved = gesture.moved || Math.hypot(dx, dy) >= DRAG_THRESHOLD;
       view.x = gesture.x + dx;
@@ -366,15 +446,27 @@
         edit("/edges", { source: g.source, port: g.port, target: target.dataset.nodeId });
       }
     } else if (g.kind === "node") {
-      g.el.classList.remove("dragging");
+      g.group.forEach(function (gid) { nodeEl(gid).classList.remove("dragging"); });
       if (g.moved) {
-        var b = box(g.el);
-        selection = { kind: "node", id: g.id };
+        if (g.group.length === 1) selection = { kind: "nodes", ids: [g.id] };
         paintSelection();
-        edit("/nodes/" + encodeURIComponent(g.id) + "/move", { x: Math.round(b.x), y: Math.round(b.y) });
+        saveMoves(g.group);
+      } else if (g.shift) {
+        toggleNode(g.id);
       } else {
         selectNode(g.id, true);
       }
+    } else if (g.kind === "box") {
+      g.frame.remove();
+      var a = toWorld(Math.min(event.clientX, g.startX), Math.min(event.clientY, g.startY));
+      var z = toWorld(Math.max(event.clientX, g.startX), Math.max(event.clientY, g.startY));
+      var inside = [];
+      graph().querySelectorAll(".node").forEach(function (el) {
+        var nb = box(el);
+        if (nb.x < z.x && nb.x + nb.w > a.x && nb.y < z.y && nb.y + nb.h > a.y) inside.push(el.dataset.nodeId);
+      });
+      selection = inside.length ? { kind: "nodes", ids: inside } : null;
+      paintSelection();
     } else if (g.kind === "pan") {
       applyView();
       if (!g.moved) clearSelection();
@@ -469,6 +561,17 @@
     } else if (mod && (key === "y" || key === "Y")) {
       event.preventDefault();
       edit("/redo", {});
+    } else if (mod && (key === "a" || key === "A")) {
+      event.preventDefault();
+      var all = [];
+      graph().querySelectorAll(".node").forEach(function (el) { all.push(el.dataset.nodeId); });
+      selection = all.length ? { kind: "nodes", ids: all } : null;
+      paintSelection();
+    } else if (mod && (key === "c" || key === "C")) {
+      copySelection();
+    } else if (mod && (key === "v" || key === "V")) {
+      event.preventDefault();
+      pasteClipboard();
     } else if (mod) {
       return;
     } else if (key === "Delete" || key === "Backspace") {
@@ -484,11 +587,11 @@
     } else if (key === "Enter" && event.target.classList && event.target.classList.contains("node")) {
       event.preventDefault();
       selectNode(event.target.dataset.nodeId, true);
-    } else if (key.indexOf("Arrow") === 0 && selection && selection.kind === "node") {
+    } else if (key.indexOf("Arrow") === 0 && selectedIds().length) {
       event.preventDefault();
       var step = event.shiftKey ? 1 : 20;
       var delta = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[key];
-      if (delta) moveNodeBy(selection.id, delta[0], delta[1]);
+      if (delta) moveSelectionBy(delta[0], delta[1]);
     }
   });
 
