@@ -182,9 +182,9 @@ class GatedDeliverer:
             return Verdict(
                 OutboxStatus.suppressed, f"suppressed: the address is on the list ({blocked})"
             )
-        contact = await self._contact(session, message.contact_id)
         if not marketing:
             return None
+        contact = await self._contact(session, message.contact_id)
         if contact is not None and consent_withdrawn(contact.consent, message.channel):
             return Verdict(
                 OutboxStatus.suppressed,

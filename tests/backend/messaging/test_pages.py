@@ -136,3 +136,14 @@ async def test_bounce_notifications_feed_the_suppression_list(
     assert removed.status_code == 303
     async with sessions() as db:
         assert (await db.scalar(select(Suppression))) is None
+
+
+async def test_the_editor_can_count_sms_parts(signed_in: SignedIn) -> None:
+    client = await signed_in(Role.marketer)
+    response = await client.get("/messaging/sms-length", params={"text": "Hej 🙂"})
+    assert response.json() == {
+        "encoding": "UCS-2",
+        "characters": 6,
+        "segments": 1,
+        "per_segment": 70,
+    }
