@@ -133,6 +133,7 @@ def create_app(
         _database_lifespan,
         messaging.messaging_lifespan,
         runtime_lifespan,
+        personalization.personalization_lifespan,
     ]
     app = Litestar(
         route_handlers=[*_route_handlers(), *extra_routes],

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from backend.models import ContentVariant, SlotAssignment, Visitor
 from backend.personalization.decide import UTM_KEYS, Chosen
 
-__all__ = ["Known", "assigned_content", "lookup", "touch"]
+__all__ = ["Known", "touch", "visitor_state"]
 
 
 @dataclass(frozen=True)
@@ -30,50 +30,63 @@ class Known:
     contact_id: int | None = None
 
 
-async def lookup(session: AsyncSession, visitor_id: str, site_id: int) -> Known:
-    row = (
-        await session.execute(
-            select(Visitor.contact_id, Visitor.site_key_id).where(Visitor.id == visitor_id)
+_VISITORS: Table = Visitor.__table__  # type: ignore[assignment]
+_ASSIGNMENTS: Table = SlotAssignment.__table__  # type: ignore[assignment]
+_VARIANTS: Table = ContentVariant.__table__  # type: ignore[assignment]
+
+
+def _state_query() -> Any:
+    """Built once: the visitor by primary key, joined to its live assignments' content."""
+    v, a, cv = _VISITORS, _ASSIGNMENTS, _VARIANTS
+    owned = or_(a.c.visitor_id == v.c.id, a.c.contact_id == v.c.contact_id)
+    live = and_(
+        owned,
+        a.c.slot.in_(bindparam("slots", expanding=True)),
+        a.c.expires_at > bindparam("now", type_=a.c.expires_at.type),
+    )
+    return (
+        select(
+            v.c.contact_id,
+            v.c.site_key_id,
+            a.c.slot,
+            a.c.html,
+            a.c.id,
+            cv.c.key,
+            cv.c.html.label("variant_html"),
         )
-    ).one_or_none()
-    if row is None or row.site_key_id not in (None, site_id):
-        return Known(exists=False)
-    return Known(exists=True, contact_id=row.contact_id)
+        .select_from(v.outerjoin(a, live).outerjoin(cv, cv.c.id == a.c.variant_id))
+        .where(v.c.id == bindparam("vid", type_=v.c.id.type))
+        .order_by(a.c.created_at.desc(), a.c.id.desc())
+    )
 
 
-async def assigned_content(
-    session: AsyncSession,
+_STATE = _state_query()
+
+
+async def visitor_state(
+    conn: AsyncConnection,
     visitor_id: str,
-    contact_id: int | None,
+    site_id: int,
     slots: Sequence[str],
     now: datetime,
-) -> dict[str, Chosen]:
-    """The newest live assignment per slot, for the visitor or the contact they are."""
-    owner = SlotAssignment.visitor_id == visitor_id
-    if contact_id is not None:
-        owner = or_(owner, SlotAssignment.contact_id == contact_id)
-    rows = await session.execute(
-        select(
-            SlotAssignment.slot,
-            SlotAssignment.html,
-            SlotAssignment.id,
-            ContentVariant.key,
-            ContentVariant.html.label("variant_html"),
-        )
-        .outerjoin(ContentVariant, ContentVariant.id == SlotAssignment.variant_id)
-        .where(and_(owner, SlotAssignment.slot.in_(slots), SlotAssignment.expires_at > now))
-        .order_by(SlotAssignment.created_at.desc(), SlotAssignment.id.desc())
-    )
+) -> tuple[Known, dict[str, Chosen]]:
+    """The visitor, and the newest live assignment per slot for it or its contact.
+
+    One indexed query, the decision endpoint's only database work.
+    """
+    rows = (await conn.execute(_STATE, {"vid": visitor_id, "slots": list(slots), "now": now})).all()
+    if not rows or rows[0].site_key_id not in (None, site_id):
+        return Known(exists=False), {}
     chosen: dict[str, Chosen] = {}
     for row in rows:
-        if row.slot in chosen:
+        if row.slot is None or row.slot in chosen:
             continue
         html = row.variant_html if row.key is not None else row.html
         if html:
             chosen[row.slot] = Chosen(
                 html=html, variant=row.key or f"flow-{row.id}", source="assignment"
             )
-    return chosen
+    return Known(exists=True, contact_id=rows[0].contact_id), chosen
 
 
 def _first_touch(page: Mapping[str, Any], utm: Mapping[str, str]) -> dict[str, Any]:

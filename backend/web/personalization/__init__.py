@@ -8,10 +8,10 @@ from litestar.static_files import create_static_files_router
 
 from backend.auth.guards import public
 from backend.templating import STATIC_DIR
-from backend.web.personalization.api import personalization_router
+from backend.web.personalization.api import personalization_lifespan, personalization_router
 from backend.web.personalization.pages import ROUTES
 
-__all__ = ["ROUTES", "personalization_router", "snippet_router"]
+__all__ = ["ROUTES", "personalization_lifespan", "personalization_router", "snippet_router"]
 
 # Sites embed one unversioned URL: browsers and CDNs keep it a day and may serve a
 # stale copy for a week while they revalidate, so an update reaches everyone within a day.

@@ -11,9 +11,11 @@ refuses a wrong origin itself rather than relying on the browser. Answers carry
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from litestar import Request, Response, Router, post, route
+from litestar import Litestar, Request, Response, Router, post, route
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from pydantic import ValidationError
@@ -27,12 +29,12 @@ from backend.i18n import _
 from backend.personalization.cache import Personalizer, Site
 from backend.personalization.decide import UTM_KEYS, choose, page_context, url_utm
 from backend.personalization.identify import identify_visitor
-from backend.personalization.visitors import assigned_content, lookup, touch
+from backend.personalization.visitors import touch, visitor_state
 from backend.ratelimit import RateLimiter
 from backend.web.personalization.schemas import DecideIn, EventIn, IdentifyVisitorIn, SnippetIn
 from runtime.events import ingest
 
-__all__ = ["personalization_router", "personalizer"]
+__all__ = ["personalization_lifespan", "personalization_router", "personalizer"]
 
 log = logging.getLogger("touchflow.personalization")
 BODY_LIMIT = 16 * 1024
@@ -47,14 +49,25 @@ class PublicError(HTTPException):
 
 
 def personalizer(request: Request[Any, Any, Any]) -> Personalizer:
-    """The process's caches, made on first use."""
-    state = request.app.state
-    found = state.get("personalizer")
-    if found is None:
-        found = Personalizer(sessions=state.sessions)
-        state.personalizer = found
+    """The process's caches and reader (made by ``personalization_lifespan``)."""
+    found = request.app.state.personalizer
     assert isinstance(found, Personalizer)
     return found
+
+
+def personalization_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]:
+    """Lifespan hook: ``app.state.personalizer`` for the snippet endpoints and pages."""
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        engine = Personalizer.for_database(app.state.settings.database_url, app.state.sessions)
+        app.state.personalizer = engine
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    return lifespan()
 
 
 def _cors(origin: str) -> dict[str, str]:
@@ -133,13 +146,9 @@ async def decide(request: Request[Any, Any, Any], clock: Now) -> Response[Any]:
     payload: DecideIn = await _read(request, DecideIn)
     site = await _admit(request, payload)
     engine = personalizer(request)
-    now = clock.now()
-    async with engine.sessions() as db:
-        known = await lookup(db, payload.vid, site.id)
-        assigned = (
-            await assigned_content(db, payload.vid, known.contact_id, payload.slots, now)
-            if known.exists
-            else {}
+    async with engine.reading() as conn:
+        known, assigned = await visitor_state(
+            conn, payload.vid, site.id, payload.slots, clock.now()
         )
     chosen = choose(
         payload.slots,

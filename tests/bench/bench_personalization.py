@@ -1,0 +1,285 @@
+"""Decision endpoint throughput and latency under concurrent load, beside a bare Litestar endpoint.
+
+Both servers run the same way (uvicorn, one process, uvloop + httptools) on
+loopback, one after the other, and get the same load: a wrk-style generator of
+keep-alive connections, each sending its next request as soon as the previous
+answer arrived. The decision requests are real ones: a site key, a random
+visitor out of many (some known, some with flow assignments), three slots,
+a LinkedIn page; origin check and rate limits included. The database is
+PostgreSQL. Prints requests/s, p50/p99 latency, the ratio to the bare endpoint,
+and the snippet's gzipped size. Nothing is asserted (the machine is shared).
+
+TOUCHFLOW_BENCH_SECONDS (default 8) and TOUCHFLOW_BENCH_CONNECTIONS (default 32)
+change the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import multiprocessing as mp
+import os
+import random
+import socket
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+
+from backend.models import (
+    Audience,
+    Contact,
+    ContentBlock,
+    ContentRule,
+    ContentVariant,
+    SiteKey,
+    SlotAssignment,
+    Visitor,
+)
+from tests.services import fresh_database
+
+SECONDS = float(os.environ.get("TOUCHFLOW_BENCH_SECONDS", "8"))
+CONNECTIONS = int(os.environ.get("TOUCHFLOW_BENCH_CONNECTIONS", "32"))
+WARMUP_SECONDS = 1.5
+VISITORS = 20_000
+ORIGIN = "https://shop.example.com"
+SITE_KEY = "tfs_bench"
+SNIPPET = Path(__file__).parents[2] / "frontend" / "static" / "snippet" / "touchflow.js"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _populate(url: str) -> list[str]:
+    """A site, a hero block with rules for 5 slots, visitors: 1 in 4 known, 1 in 10 assigned."""
+    from backend.db import create_engine, create_sessionmaker
+
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    async with create_sessionmaker(engine)() as db, db.begin():
+        db.add(SiteKey(name="Bench", key=SITE_KEY, allowed_origins=[ORIGIN]))
+        block = ContentBlock(name="Hero", description="")
+        db.add(block)
+        await db.flush()
+        variants = [
+            ContentVariant(block_id=block.id, key=f"v{n}", name=f"V{n}", html=f"<h2>V{n}</h2>")
+            for n in range(4)
+        ]
+        db.add_all(variants)
+        await db.flush()
+        for slot in ("hero", "banner", "footer", "aside", "popup"):
+            for n, variant in enumerate(variants):
+                db.add(
+                    ContentRule(
+                        slot=slot,
+                        variant_id=variant.id,
+                        priority=n,
+                        utm_source=["linkedin", "google", "", ""][n],
+                        url_pattern=["", "", "/pricing*", ""][n],
+                        audience=[
+                            Audience.anonymous,
+                            Audience.anyone,
+                            Audience.anyone,
+                            Audience.known,
+                        ][n].value,
+                    )
+                )
+        contacts = await db.execute(
+            insert(Contact).returning(Contact.id),
+            [{"email": f"c{n}@example.com"} for n in range(VISITORS // 4)],
+        )
+        contact_ids = list(contacts.scalars())
+        ids = [f"bench-visitor-{n:08d}" for n in range(VISITORS)]
+        await db.execute(
+            insert(Visitor),
+            [
+                {
+                    "id": vid,
+                    "contact_id": contact_ids[n // 4] if n % 4 == 0 else None,
+                    "traits": {},
+                }
+                for n, vid in enumerate(ids)
+            ],
+        )
+        await db.execute(
+            insert(SlotAssignment),
+            [
+                {
+                    "slot": "banner",
+                    "visitor_id": vid,
+                    "html": "<p>Your offer</p>",
+                    "expires_at": now + timedelta(days=7),
+                }
+                for vid in ids[::10]
+            ],
+        )
+    await engine.dispose()
+    return ids
+
+
+def _serve_touchflow(url: str, port: int) -> None:
+    import uvicorn
+
+    from backend.app import create_app
+    from tests.backend.web.support import settings_for
+
+    app = create_app(settings_for(url, base_url=f"http://127.0.0.1:{port}"))
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+def _serve_bare(port: int) -> None:
+    import uvicorn
+    from litestar import Litestar, Request, post
+
+    @post("/p/v1/decide", status_code=200)
+    async def decide(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        body = json.loads(await request.body())
+        return {"slots": {}, "known": False, "echo": len(body)}
+
+    uvicorn.run(
+        Litestar([decide]),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+def _request(port: int, vid: str) -> bytes:
+    body = json.dumps(
+        {
+            "key": SITE_KEY,
+            "vid": vid,
+            "slots": ["hero", "banner", "footer"],
+            "page": {"url": "https://shop.example.com/?utm_source=linkedin", "title": "Shop"},
+            "utm": {},
+        }
+    ).encode()
+    head = (
+        f"POST /p/v1/decide HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {ORIGIN}\r\n"
+        f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def _connection(
+    port: int, requests: list[bytes], until: float, measure_from: float, out: list[float]
+) -> dict[int, int]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    statuses: dict[int, int] = {}
+    try:
+        while (started := time.perf_counter()) < until:
+            writer.write(random.choice(requests))
+            status = await _read_response(reader)
+            done = time.perf_counter()
+            if started >= measure_from:
+                out.append(done - started)
+                statuses[status] = statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+    return statuses
+
+
+async def _load(port: int, visitors: list[str]) -> tuple[float, list[float], dict[int, int]]:
+    requests = [_request(port, vid) for vid in random.sample(visitors, min(5000, len(visitors)))]
+    start = time.perf_counter()
+    measure_from = start + WARMUP_SECONDS
+    until = measure_from + SECONDS
+    latencies: list[float] = []
+    results = await asyncio.gather(
+        *(_connection(port, requests, until, measure_from, latencies) for _ in range(CONNECTIONS))
+    )
+    statuses: dict[int, int] = {}
+    for result in results:
+        for status, count in result.items():
+            statuses[status] = statuses.get(status, 0) + count
+    return len(latencies) / SECONDS, latencies, statuses
+
+
+def _wait_for(port: int, process: mp.Process) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not process.is_alive():
+            raise RuntimeError("the benchmark server died on start-up")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the benchmark server did not start")
+
+
+def _measure(target: Any, args: tuple[Any, ...], port: int, visitors: list[str]) -> Any:
+    process = mp.get_context("spawn").Process(target=target, args=args, daemon=True)
+    process.start()
+    try:
+        _wait_for(port, process)
+        return asyncio.run(_load(port, visitors))
+    finally:
+        process.terminate()
+        process.join(10)
+
+
+def _report(name: str, rate: float, latencies: list[float], statuses: dict[int, int]) -> None:
+    cuts = statistics.quantiles(latencies, n=100)
+    print(
+        f"  {name:<28} {rate:8.0f} req/s   p50 {cuts[49] * 1000:6.2f} ms"
+        f"   p99 {cuts[98] * 1000:6.2f} ms   statuses {dict(sorted(statuses.items()))}"
+    )
+
+
+async def _with_database(run: Any) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        async with fresh_database("postgresql", Path(folder)) as url:
+            visitors = await _populate(url)
+            await asyncio.to_thread(run, url, visitors)
+
+
+def main() -> None:
+    size = len(gzip.compress(SNIPPET.read_bytes(), 9))
+    print(f"  snippet {SNIPPET.name}: {SNIPPET.stat().st_size} bytes, {size} bytes gzipped")
+    print(f"  load: {CONNECTIONS} keep-alive connections, {SECONDS:.0f} s after warm-up")
+
+    def run(url: str, visitors: list[str]) -> None:
+        port = _free_port()
+        bare = _measure(_serve_bare, (port,), port, visitors)
+        port = _free_port()
+        decide = _measure(_serve_touchflow, (url, port), port, visitors)
+        _report("bare Litestar endpoint", *bare)
+        _report("POST /p/v1/decide", *decide)
+        print(f"  decide / bare throughput: {decide[0] / bare[0]:.2f}")
+
+    asyncio.run(_with_database(run))
+
+
+if __name__ == "__main__":
+    main()
