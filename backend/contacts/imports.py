@@ -260,6 +260,8 @@ async def run_import(sessions: async_sessionmaker[AsyncSession], job_id: int) ->
         done = await session.get(ImportJob, job_id)
         assert done is not None
         done.status, done.finished_at = "done", utcnow()
+    # The upload holds personal data that a later GDPR erasure could not reach.
+    path.unlink(missing_ok=True)  # noqa: ASYNC240 - one local unlink
 
 
 async def _commit_chunk(

@@ -94,6 +94,7 @@ async def test_upload_preview_map_run_and_summary(
     assert set(contacts) == {"anna@example.com", "cia@example.com"}
     assert contacts["anna@example.com"].attributes == {"city": "Malmö"}  # Age was skipped
     assert (job.total_rows, job.processed_rows, job.status) == (3, 3, "done")
+    assert not Path(job.path).exists()  # the upload is gone once imported
     assert "import.started" in audit
     listed = (await client.get("/imports")).text
     assert "people.csv" in listed and "3 / 3" in listed
