@@ -35,8 +35,17 @@ OFFER_GRAPH: dict[str, Any] = {
 }
 
 
-async def publish_offer_flow(runtime: Runtime) -> int:
+def block_graph(block_id: int) -> dict[str, Any]:
+    """The same flow showing a content block from the library instead of its own HTML."""
+    show = {"slot": "offer", "block_id": block_id, "show_for": {"amount": 7, "unit": "days"}}
+    nodes = [
+        node if node["id"] != "show" else {**node, "config": show} for node in OFFER_GRAPH["nodes"]
+    ]
+    return {**OFFER_GRAPH, "nodes": nodes}
+
+
+async def publish_offer_flow(runtime: Runtime, graph: dict[str, Any] | None = None) -> int:
     async with runtime.sessions() as session, session.begin():
-        flow = await flows.create_flow(session, "LinkedIn offer", graph=OFFER_GRAPH)
+        flow = await flows.create_flow(session, "LinkedIn offer", graph=graph or OFFER_GRAPH)
         await flows.publish(session, flow.id, runtime.registry)
         return int(flow.id)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.models import Event, Journey, OutboxMessage, SlotAssignment, Visitor
 from runtime.engine import Runtime
 from tests.backend.personalization.conftest import VISITOR, Post, Shop
-from tests.backend.personalization.flows import publish_offer_flow
+from tests.backend.personalization.flows import block_graph, publish_offer_flow
 from tests.backend.web.support import MovableClock
 
 LANDING = {
@@ -79,3 +79,17 @@ async def test_page_view_starts_an_anonymous_flow_that_shows_content(
     chosen = (await snippet("decide", slots=["offer"], page=plain)).json()["slots"]["offer"]
     assert chosen["html"] == "<p>10% off</p>"  # the script is gone
     assert chosen["source"] == "assignment"
+
+
+async def test_a_flow_can_show_a_block_from_the_library(
+    worker: Runtime, snippet: Post, shop: Shop, clock: MovableClock
+) -> None:
+    await publish_offer_flow(worker, block_graph(shop.block_id))
+    await snippet("events", type="page.viewed", page=LANDING)
+    await worker.drain()
+    clock.advance(days=1, minutes=1)
+    await worker.drain()
+    plain = {"url": "https://shop.example.com/blog", "title": "Blog"}
+    chosen = (await snippet("decide", slots=["offer"], page=plain)).json()["slots"]["offer"]
+    # The block's first variant, with its (already clean) HTML.
+    assert (chosen["variant"], chosen["html"]) == ("linkedin", "<h2>Hi LinkedIn</h2>")

@@ -10,8 +10,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.models import SiteKey
+from backend.personalization.cache import Personalizer
 from backend.ratelimit import Limit
-from backend.web.personalization.api import personalizer
 from tests.backend.personalization.conftest import ORIGIN, Post, Shop
 
 PAGE = {"url": "https://shop.example.com/?utm_source=linkedin"}
@@ -34,26 +34,24 @@ async def test_unknown_and_revoked_keys_are_refused(
     assert (await snippet("decide", slots=["hero"], page=PAGE)).status_code == 200
     async with sessions() as db, db.begin():
         await db.execute(update(SiteKey).values(revoked_at=datetime.now(UTC)))
-    personalizer_ = personalizer_of(client)
-    personalizer_.forget()  # other processes notice within the cache's TTL
+    personalizer_of(client).forget()  # other processes notice within the cache's TTL
     response = await snippet("decide", slots=["hero"], page=PAGE)
     assert response.status_code == 403
     assert "unknown or was revoked" in response.json()["error"]["message"]
 
 
-def personalizer_of(client: AsyncTestClient[Litestar]) -> object:
-    class _Req:
-        app = client.app
-
-    return personalizer(_Req())  # type: ignore[arg-type]
+def personalizer_of(client: AsyncTestClient[Litestar]) -> Personalizer:
+    engine = client.app.state.personalizer
+    assert isinstance(engine, Personalizer)
+    return engine
 
 
 async def test_rate_limits_per_visitor_and_per_key(
     snippet: Post, shop: Shop, client: AsyncTestClient[Litestar]
 ) -> None:
     engine = personalizer_of(client)
-    engine.visitor_limit = Limit(count=2, seconds=60)  # type: ignore[attr-defined]
-    engine.key_limit = Limit(count=4, seconds=60)  # type: ignore[attr-defined]
+    engine.visitor_limit = Limit(count=2, seconds=60)
+    engine.key_limit = Limit(count=4, seconds=60)
     codes = [(await snippet("decide", slots=["hero"], page=PAGE)).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     limited = await snippet("decide", slots=["hero"], page=PAGE)
