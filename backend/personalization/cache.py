@@ -3,8 +3,9 @@
 Site keys and default rules change rarely and are read on every request, so
 each web process keeps them for ``ttl`` seconds: a revoked key or an edited
 rule takes effect within that time, and a request costs no table scan. One
-refresh runs at a time (a lock), so a burst after expiry makes one query, and
-a flood of made-up keys queues up instead of crowding out the pool.
+refresh runs at a time (a lock) while other requests keep using the previous
+answer, so a burst after expiry makes one query and waits for none, and a
+flood of made-up keys queues up instead of crowding out the pool.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ class Personalizer:
     async def site(self, key: str) -> Site | None:
         """The live site key ``key``, or None when unknown or revoked."""
         cached = self._sites.get(key)
-        if cached is not None and cached[0] > self.timer():
-            return cached[1]
+        if cached is not None and (cached[0] > self.timer() or self._lock.locked()):
+            return cached[1]  # fresh, or being refreshed right now: the old answer will do
         async with self._lock:
             cached = self._sites.get(key)
             if cached is not None and cached[0] > self.timer():
@@ -130,7 +131,7 @@ class Personalizer:
     async def rules(self) -> Mapping[str, tuple[RuleEntry, ...]]:
         """Enabled rules of live blocks, per slot, in the order they are tried."""
         cached = self._rules
-        if cached is not None and cached[0] > self.timer():
+        if cached is not None and (cached[0] > self.timer() or self._lock.locked()):
             return cached[1]
         async with self._lock:
             cached = self._rules

@@ -9,8 +9,8 @@ a LinkedIn page; origin check and rate limits included. The database is
 PostgreSQL. Prints requests/s, p50/p99 latency, the ratio to the bare endpoint,
 and the snippet's gzipped size. Nothing is asserted (the machine is shared).
 
-TOUCHFLOW_BENCH_SECONDS (default 8) and TOUCHFLOW_BENCH_CONNECTIONS (default 32)
-change the run.
+TOUCHFLOW_BENCH_SECONDS (default 8) and TOUCHFLOW_BENCH_CONNECTIONS (default "4,32",
+one run per number of connections) change the run.
 """
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ from backend.models import (
 from tests.services import fresh_database
 
 SECONDS = float(os.environ.get("TOUCHFLOW_BENCH_SECONDS", "8"))
-CONNECTIONS = int(os.environ.get("TOUCHFLOW_BENCH_CONNECTIONS", "32"))
+# Moderate and heavy load: latency is queueing once the server is saturated.
+CONNECTIONS = tuple(
+    int(n) for n in os.environ.get("TOUCHFLOW_BENCH_CONNECTIONS", "4,32").split(",")
+)
 WARMUP_SECONDS = 1.5
 VISITORS = 20_000
 ORIGIN = "https://shop.example.com"
@@ -209,14 +212,16 @@ async def _connection(
     return statuses
 
 
-async def _load(port: int, visitors: list[str]) -> tuple[float, list[float], dict[int, int]]:
+async def _load(
+    port: int, visitors: list[str], connections: int
+) -> tuple[float, list[float], dict[int, int]]:
     requests = [_request(port, vid) for vid in random.sample(visitors, min(5000, len(visitors)))]
     start = time.perf_counter()
     measure_from = start + WARMUP_SECONDS
     until = measure_from + SECONDS
     latencies: list[float] = []
     results = await asyncio.gather(
-        *(_connection(port, requests, until, measure_from, latencies) for _ in range(CONNECTIONS))
+        *(_connection(port, requests, until, measure_from, latencies) for _ in range(connections))
     )
     statuses: dict[int, int] = {}
     for result in results:
@@ -238,12 +243,13 @@ def _wait_for(port: int, process: mp.Process) -> None:
     raise RuntimeError("the benchmark server did not start")
 
 
-def _measure(target: Any, args: tuple[Any, ...], port: int, visitors: list[str]) -> Any:
+def _measure(target: Any, args: tuple[Any, ...], port: int, visitors: list[str]) -> list[Any]:
+    """One server process, loaded at each number of connections in turn."""
     process = mp.get_context("spawn").Process(target=target, args=args, daemon=True)
     process.start()
     try:
         _wait_for(port, process)
-        return asyncio.run(_load(port, visitors))
+        return [asyncio.run(_load(port, visitors, n)) for n in CONNECTIONS]
     finally:
         process.terminate()
         process.join(10)
@@ -252,7 +258,7 @@ def _measure(target: Any, args: tuple[Any, ...], port: int, visitors: list[str])
 def _report(name: str, rate: float, latencies: list[float], statuses: dict[int, int]) -> None:
     cuts = statistics.quantiles(latencies, n=100)
     print(
-        f"  {name:<28} {rate:8.0f} req/s   p50 {cuts[49] * 1000:6.2f} ms"
+        f"    {name:<26} {rate:8.0f} req/s   p50 {cuts[49] * 1000:6.2f} ms"
         f"   p99 {cuts[98] * 1000:6.2f} ms   statuses {dict(sorted(statuses.items()))}"
     )
 
@@ -267,16 +273,18 @@ async def _with_database(run: Any) -> None:
 def main() -> None:
     size = len(gzip.compress(SNIPPET.read_bytes(), 9))
     print(f"  snippet {SNIPPET.name}: {SNIPPET.stat().st_size} bytes, {size} bytes gzipped")
-    print(f"  load: {CONNECTIONS} keep-alive connections, {SECONDS:.0f} s after warm-up")
+    print(f"  load: keep-alive connections as listed, {SECONDS:.0f} s each after warm-up")
 
     def run(url: str, visitors: list[str]) -> None:
         port = _free_port()
         bare = _measure(_serve_bare, (port,), port, visitors)
         port = _free_port()
         decide = _measure(_serve_touchflow, (url, port), port, visitors)
-        _report("bare Litestar endpoint", *bare)
-        _report("POST /p/v1/decide", *decide)
-        print(f"  decide / bare throughput: {decide[0] / bare[0]:.2f}")
+        for connections, plain, ours in zip(CONNECTIONS, bare, decide, strict=True):
+            print(f"  {connections} connections:")
+            _report("bare Litestar endpoint", *plain)
+            _report("POST /p/v1/decide", *ours)
+            print(f"    decide / bare throughput: {ours[0] / plain[0]:.2f}")
 
     asyncio.run(_with_database(run))
 
