@@ -325,6 +325,9 @@ async def test_redirect_after_submission(
     )
     assert response.status_code == 303
     assert response.headers["location"] == "https://www.example.com/thanks"
+    # In an iframe, the redirect must take the whole page, not the frame.
+    assert 'target="_top"' in (await client.get("/f/signup?embed=1")).text
+    assert 'target="_top"' not in (await client.get("/f/signup")).text
 
 
 async def test_double_opt_in_records_consent_only_on_confirmation(
