@@ -109,6 +109,9 @@ async def test_build_configure_and_publish_a_flow(page: Page, artifacts: Path) -
     await page.get_by_role("button", name="Publish").click()
     await expect(page.locator("#editor-status .notice")).to_have_text("Published version 1.")
     await expect(page.locator("#versions")).to_contain_text("v1")
+    await page.get_by_role("button", name="Compare with the draft").click()
+    await expect(page.locator("#panel")).to_contain_text("Changes from v1 to the draft")
+    await expect(page.locator("#panel")).to_contain_text("No differences")
     await expect(page.locator("#editor-status .badge")).to_have_text("Active")
     await page.locator("#canvas").screenshot(path=str(artifacts / "editor-published.png"))
 
@@ -293,6 +296,11 @@ async def test_import_a_file_and_tidy_it_up(page: Page, tmp_path: Path) -> None:
     await page.set_input_files("#import-file", str(flow_file))
     await expect(page.locator(".node")).to_have_count(6)
     await expect(page.locator(".edge")).to_have_count(5)
+    # The minimap shows every step; clicking it moves the view there.
+    await expect(page.locator("#minimap .mm-node")).to_have_count(6)
+    before = await page.locator("#world").get_attribute("style")
+    await page.locator("#minimap").click(position={"x": 170, "y": 110})
+    assert await page.locator("#world").get_attribute("style") != before
     # Every node was stacked at (0, 0) in the file; tidy spreads them into columns.
     await page.get_by_role("button", name="Tidy up").click()
     await expect(page.locator("#node-notify")).not_to_have_attribute("style", re.compile("left: 0"))

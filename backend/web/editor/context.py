@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.principal import Principal
 from backend.i18n import _
 from backend.models import Flow, FlowVersion, Role, User
+from backend.services.flows import journey_counts
 from backend.web.editor.forms import FormField, config_errors, config_fields
 from backend.web.editor.history import EditHistory
 from backend.web.editor.view import CanvasView, NodeView, build_canvas, palette
@@ -139,6 +140,8 @@ async def editor_context(
     history = history_of(request)
     readonly = not actor.allows(Role.marketer) or flow.status == "archived"
     canvas = build_canvas(flow.draft_graph, registry)
+    # Publishing tells the marketer how many customers stay on the running version.
+    counts = (await journey_counts(db, [flow.id])).get(flow.id)
     context: dict[str, Any] = {
         "nav": "flows",
         "flow": flow,
@@ -150,7 +153,11 @@ async def editor_context(
         "can_undo": history.can_undo(flow.id, flow.draft_revision),
         "can_redo": history.can_redo(flow.id, flow.draft_revision),
         "versions": await version_rows(db, flow),
+        "in_flight": counts.active
+        if (counts := (await journey_counts(db, [flow.id])).get(flow.id))
+        else 0,
         "panel": None,
+        "comparison": None,
         "notice": "",
         "publish_failed": False,
         "oob": set(),

@@ -1,4 +1,4 @@
-"""Whole graphs in and out of the draft: export and import as JSON, restore a published version."""
+"""Whole graphs: export and import as JSON, restore a published version, compare versions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from sqlalchemy import select
 
@@ -16,6 +16,7 @@ from backend.auth.guards import role
 from backend.deps import Actor, Db
 from backend.i18n import _
 from backend.models import Flow, FlowVersion, Role
+from backend.web.editor.compare import diff_graphs
 from backend.web.editor.context import editor_context, fragments, load_flow
 from backend.web.editor.edits import BASE, CANVAS_BLOCKS, refused, revision_of, save_edit
 from backend.web.editor.ops import EditRefused, replace_graph
@@ -89,4 +90,36 @@ async def restore_version(
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
 
-ROUTES = [export_draft, import_draft, restore_version]
+async def _graph_of(db: Db, flow: Flow, which: str) -> tuple[str, dict[str, Any]]:
+    if which == "draft":
+        return _("the draft"), flow.draft_graph
+    try:
+        number = int(which)
+    except ValueError:
+        raise refused(_("Choose two versions to compare.")) from None
+    version = await db.scalar(
+        select(FlowVersion).where(FlowVersion.flow_id == flow.id, FlowVersion.number == number)
+    )
+    if version is None:
+        raise NotFoundException(_("This flow has no version %(num)d.") % {"num": number})
+    return f"v{number}", version.graph
+
+
+@get(BASE + "/compare", opt=role(Role.viewer))
+async def compare_versions(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    flow_id: FromPath[int],
+    a: FromQuery[str],
+    b: FromQuery[str] = "draft",
+) -> Template:
+    """The side panel listing what changed from version ``a`` to ``b`` (a number or "draft")."""
+    flow = await load_flow(db, flow_id)
+    (old_label, old), (new_label, new) = await _graph_of(db, flow, a), await _graph_of(db, flow, b)
+    comparison = {"old": old_label, "new": new_label, "diff": diff_graphs(old, new)}
+    context = await editor_context(request, db, actor, flow, comparison=comparison)
+    return fragments(context, "panel")
+
+
+ROUTES = [export_draft, import_draft, restore_version, compare_versions]

@@ -68,9 +68,55 @@
 
   // ------------------------------------------------------------ view: pan/zoom
 
+  // The minimap: every node as a small rectangle, and the part of the flow in view.
+  var minimap = document.getElementById("minimap");
+  var MINI_W = 180, MINI_H = 120, MINI_PAD = 6;
+  var mini = null; // how the last drawing maps back to the world
+
+  function drawMinimap() {
+    var nodes = graph().querySelectorAll(".node");
+    if (!minimap || !nodes.length) {
+      if (minimap) minimap.hidden = true;
+      return;
+    }
+    var rect = canvas.getBoundingClientRect();
+    var seen = { x: -view.x / view.scale, y: -view.y / view.scale, w: rect.width / view.scale, h: rect.height / view.scale };
+    var minX = seen.x, minY = seen.y, maxX = seen.x + seen.w, maxY = seen.y + seen.h;
+    var boxes = [];
+    nodes.forEach(function (el) {
+      var b = box(el);
+      b.invalid = el.classList.contains("node-invalid");
+      boxes.push(b);
+      minX = Math.min(minX, b.x); minY = Math.min(minY, b.y);
+      maxX = Math.max(maxX, b.x + b.w); maxY = Math.max(maxY, b.y + b.h);
+    });
+    var s = Math.min((MINI_W - 2 * MINI_PAD) / (maxX - minX), (MINI_H - 2 * MINI_PAD) / (maxY - minY));
+    mini = { minX: minX, minY: minY, s: s };
+    function r(b, cls) {
+      return '<rect class="' + cls + '" x="' + (MINI_PAD + (b.x - minX) * s) + '" y="' + (MINI_PAD + (b.y - minY) * s) +
+        '" width="' + Math.max(1, b.w * s) + '" height="' + Math.max(1, b.h * s) + '"></rect>';
+    }
+    minimap.firstElementChild.innerHTML = boxes.map(function (b) {
+      return r(b, b.invalid ? "mm-node mm-invalid" : "mm-node");
+    }).join("") + r(seen, "mm-view");
+    minimap.hidden = false;
+  }
+
+  function minimapTo(event) {
+    if (!mini) return;
+    var rect = minimap.getBoundingClientRect();
+    var wx = mini.minX + (event.clientX - rect.left - MINI_PAD) / mini.s;
+    var wy = mini.minY + (event.clientY - rect.top - MINI_PAD) / mini.s;
+    var c = canvas.getBoundingClientRect();
+    view.x = c.width / 2 - wx * view.scale;
+    view.y = c.height / 2 - wy * view.scale;
+    applyView();
+  }
+
   function applyView(save) {
     world.style.transform = "translate(" + view.x + "px, " + view.y + "px) scale(" + view.scale + ")";
     canvas.dataset.zoom = view.scale.toFixed(2);
+    drawMinimap();
     if (save !== false) {
       try { sessionStorage.setItem(viewKey, JSON.stringify(view)); } catch (e) { /* private mode */ }
     }
@@ -174,6 +220,7 @@
       if (!selection.ids.length) selection = null;
     }
     paintSelection();
+    drawMinimap();
   }
 
   function paintSelection() {
@@ -341,6 +388,11 @@
       gesture = { kind: "palette", item: item, startX: event.clientX, startY: event.clientY, ghost: null };
       return;
     }
+    if (target.closest(".minimap")) {
+      gesture = { kind: "minimap" };
+      minimapTo(event);
+      return;
+    }
     if (!canvas.contains(target) || target.closest(".zoom-controls")) return;
     var port = target.closest(".port-out");
     var node = target.closest(".node");
@@ -407,6 +459,8 @@
         el.style.top = gesture.starts[i].y + dy / view.scale + "px";
         redrawEdges(gid);
       });
+    } else if (gesture.kind === "minimap") {
+      minimapTo(event);
     } else if (gesture.kind === "box") {
       var rect = canvas.getBoundingClientRect();
       var f = gesture.frame.style;
@@ -493,8 +547,21 @@
     "fit": fit,
     "undo": function () { edit("/undo", {}); },
     "redo": function () { edit("/redo", {}); },
-    "publish": function () { edit("/publish", {}, "#editor-status"); },
-    "close-panel": clearSelection,
+    "publish": function (button) {
+      if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+      edit("/publish", {}, "#editor-status");
+    },
+    "close-panel": function () {
+      selection = null;
+      paintSelection();
+      request("GET", base + "/nodes/-", "#panel");
+    },
+    "compare": function (button) {
+      selection = null;
+      paintSelection();
+      request("GET", base + "/compare?a=" + encodeURIComponent(button.dataset.a) +
+        "&b=" + encodeURIComponent(button.dataset.b), "#panel");
+    },
     "delete-node": function (button) {
       selection = null;
       edit("/nodes/" + encodeURIComponent(button.dataset.nodeId) + "/delete", {});

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from backend.models import FlowVersion
+from backend.models import FlowVersion, Journey
 from tests.backend.editor.conftest import Editor
 
 
@@ -85,3 +85,21 @@ async def test_pause_resume_and_archive(editor: Editor) -> None:
     assert "archived" in refused.text
     bad = await editor.post("/lifecycle", {"action": "explode"})
     assert bad.status_code == 422
+
+
+async def test_publishing_a_running_flow_says_who_stays_on_the_old_version(
+    editor: Editor,
+) -> None:
+    await _build(editor, "Welcome")
+    await editor.post("/publish", {})
+    async with editor.sessions() as db, db.begin():
+        version = await db.scalar(select(FlowVersion).where(FlowVersion.flow_id == editor.flow_id))
+        assert version is not None
+        db.add_all(
+            Journey(
+                flow_id=editor.flow_id, flow_version_id=version.id, status=status, node_id="email"
+            )
+            for status in ("active", "waiting", "completed")
+        )
+    page = (await editor.client.get(editor.base)).text
+    assert "2 customers are in this flow right now." in page

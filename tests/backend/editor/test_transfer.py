@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from backend.web.editor.compare import diff_graphs
 from backend.web.editor.geometry import NODE_WIDTH
 from backend.web.editor.ops import LAYER_GAP, ORIGIN, tidy
 from nodes.sdk import NodeRegistry
@@ -89,3 +90,35 @@ async def test_restoring_a_version_rolls_the_draft_back(editor: Editor) -> None:
     assert "notify" in ids
     missing = await editor.post("/versions/7/restore", {})
     assert missing.status_code == 404
+
+
+async def test_compare_lists_what_changed_between_versions(editor: Editor) -> None:
+    await editor.post("/import", {"graph": json.dumps(canonical_graph())})
+    await editor.post("/publish", {})
+    await editor.post("/nodes/notify/delete", {})
+    await editor.post("/nodes/confirm/config", {"cfg.subject": "New subject"})
+    await editor.post("/nodes/later/move", {"x": 900, "y": 900})
+    await editor.post("/nodes", {"type": "test.tag", "x": 0, "y": 0})
+    await editor.post("/nodes/tag/config", {"cfg.tag": "vip"})
+    await editor.post("/edges", {"source": "later", "port": "next", "target": "tag"})
+    assert "Published version 2." in (await editor.post("/publish", {})).text
+    html = (await editor.get("/compare?a=1&b=2")).text
+    assert "Changes from v1 to v2" in html
+    assert 'Added step <a href="#node-tag"' in html
+    assert "Removed step <code>notify</code>" in html
+    assert "Changed step" in html and "confirm</a>: config" in html
+    assert "later</a>" not in html  # moved, not changed
+    assert "Removed connection <code>later.next → notify</code>" in html
+    assert "New connection <code>later.next → tag</code>" in html
+    same = (await editor.get("/compare?a=2&b=draft")).text
+    assert "No differences" in same
+    assert (await editor.get("/compare?a=9")).status_code == 404
+    assert (await editor.get("/compare?a=x")).status_code == 422
+
+
+def test_diff_ignores_positions_and_default_settings() -> None:
+    graph = canonical_graph()
+    moved = json.loads(json.dumps(graph))
+    moved["nodes"][0]["position"] = {"x": 5, "y": 5}
+    moved["settings"] = {}
+    assert diff_graphs(graph, moved).empty
