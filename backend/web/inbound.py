@@ -84,6 +84,7 @@ async def _page(
     *,
     form: Form | None = None,
     created: InboundSource | None = None,
+    editing: int | None = None,
     status: int = 200,
     partial: bool = False,
 ) -> Template:
@@ -100,8 +101,11 @@ async def _page(
             "tab": "inbound",
             "sources": sources,
             "urls": {s.id: hook_url(request, s) for s in sources},
-            "values": form.values if form else {"properties": "$"},
-            "errors": form.errors if form else {},
+            "values": form.values if form and editing is None else {"properties": "$"},
+            "errors": form.errors if form and editing is None else {},
+            "editing": editing,
+            "edit_values": form.values if form and editing is not None else {},
+            "edit_errors": form.errors if form and editing is not None else {},
             "created": created,
             "fields": MAPPING_FIELDS,
         },
@@ -134,6 +138,24 @@ async def add_source(request: Request[Any, Any, Any], db: Db, actor: Actor) -> T
     await db.flush()
     record(db, actor, "inbound_source.created", source, {"name": name})
     return await _page(request, db, created=source, partial=True)
+
+
+@post("/settings/inbound/{source_id:int}", opt=role(Role.admin))
+async def change_mapping(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, source_id: FromPath[int]
+) -> Template:
+    """Change where the events' parts are read from (URL and secret stay)."""
+    source = await db.get(InboundSource, source_id)
+    if source is None:
+        raise NotFoundException(_("There is no such inbound source."))
+    form = await read_form(request)
+    mapping = _mapping(form)
+    if mapping is None:
+        return await _page(request, db, form=form, editing=source.id, status=422, partial=True)
+    before = dict(source.mapping)
+    source.mapping = mapping.model_dump()
+    record(db, actor, "inbound_source.changed", source, {"from": before, "to": source.mapping})
+    return await _page(request, db, partial=True)
 
 
 @post("/settings/inbound/{source_id:int}/revoke", opt=role(Role.admin))
@@ -238,4 +260,4 @@ async def receive(
     )
 
 
-ROUTES = [sources_page, add_source, revoke_source, receive]
+ROUTES = [sources_page, add_source, change_mapping, revoke_source, receive]

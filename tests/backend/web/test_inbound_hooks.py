@@ -195,3 +195,32 @@ async def test_revoked_sources_refuse_posts(
     assert revoked.status_code == 200 and "revoked" in revoked.text
     refused = await client.post("/hooks/in/tok123", **signed(ORDER, clock))
     assert refused.status_code == 404
+
+
+async def test_admin_changes_a_sources_mapping(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession], clock: MovableClock
+) -> None:
+    source = await make_source(sessions)
+    client = await signed_in(Role.admin)
+    path = f"/settings/inbound/{source.id}"
+    bad = await post_form(
+        client, path, {"event_type": "", "email": "$.buyer"}, form_page="/settings/inbound"
+    )
+    assert bad.status_code == 422
+    assert f'id="in-{source.id}-event_type-error"' in bad.text
+    changed = await post_form(
+        client,
+        path,
+        {"event_type": "shop.order", "email": "$.buyer", "properties": "$"},
+        form_page="/settings/inbound",
+    )
+    assert changed.status_code == 200
+    response = await client.post(
+        "/hooks/in/tok123", **signed({"buyer": "b@example.com", "total": 5}, clock)
+    )
+    assert response.status_code == 202, response.text
+    async with sessions() as db:
+        event = (await db.scalars(select(Event))).one()
+        actions = (await db.scalars(select(AuditEntry.action))).all()
+    assert (event.type, event.properties) == ("shop.order", {"buyer": "b@example.com", "total": 5})
+    assert "inbound_source.changed" in actions
