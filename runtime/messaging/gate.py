@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _COUNTED = (DeliveryState.sending.value, DeliveryState.accepted.value)
 _LOCK_STRIPES = 64
+# Fatigue rules are about people's inboxes and phones; webhooks and tasks are not counted.
+PERSONAL_CHANNELS = ("email", "sms")
 
 
 class Withheld(Exception):
@@ -182,7 +184,7 @@ class GatedDeliverer:
             return Verdict(
                 OutboxStatus.suppressed, f"suppressed: the address is on the list ({blocked})"
             )
-        if not marketing:
+        if not marketing or message.channel not in PERSONAL_CHANNELS:
             return None
         contact = await self._contact(session, message.contact_id)
         if contact is not None and consent_withdrawn(contact.consent, message.channel):
@@ -230,6 +232,7 @@ class GatedDeliverer:
                 select(DELIVERIES.c.channel, DELIVERIES.c.cleared_at).where(
                     DELIVERIES.c.contact_id == message.contact_id,
                     DELIVERIES.c.category == "marketing",
+                    DELIVERIES.c.channel.in_(PERSONAL_CHANNELS),
                     DELIVERIES.c.state.in_(_COUNTED),
                     DELIVERIES.c.cleared_at > now - longest,
                     DELIVERIES.c.outbox_id != message.id,

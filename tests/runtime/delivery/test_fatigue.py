@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from backend.models import OutboxStatus
 from backend.settings import Settings
 from runtime.clock import FakeClock
 from runtime.delivery.email import EmailDeliverer
+from runtime.delivery.sms import GenericProvider, SmsDeliverer
+from runtime.delivery.webhook import WebhookDeliverer
 from runtime.engine import Runtime
 from runtime.messaging.fatigue import Cap, SendingWindow, cap_release, parse_caps, zone
 from tests.runtime.conftest import Mailbox
 from tests.runtime.delivery.conftest import add_contact, gated_runtime, outbox_row, queue
+from tests.runtime.delivery.http_server import Script, http_server
 
 STOCKHOLM = zone("Europe/Stockholm", "UTC")
 
@@ -127,3 +131,31 @@ async def test_withdrawn_consent_stops_marketing_but_not_receipts(
     assert "unsubscribed" in (row.status_reason or "")
     assert (await outbox_row(capped, receipt)).status == OutboxStatus.sent.value
     assert mailbox.subjects() == ["Receipt"]
+
+
+async def test_the_all_channels_cap_counts_email_and_sms_but_not_webhooks(
+    sessions: Any, settings: Settings, clock: FakeClock, email: EmailDeliverer, mailbox: Mailbox
+) -> None:
+    tuned = settings.model_copy(update={"frequency_caps": {"all": "2/7d"}, "quiet_hours": ""})
+    script = Script()
+    async with httpx.AsyncClient(timeout=5) as client:
+        with http_server(script) as base:
+            sms = SmsDeliverer(GenericProvider(base + "/sms"), sender="Shop", client=client)
+            hooks = WebhookDeliverer(client, clock)
+            rt = gated_runtime(
+                sessions, tuned, clock, {"email": email, "sms": sms, "webhook": hooks}
+            )
+            contact = await add_contact(rt, phone="+46701234567")
+            hook = await queue(rt, contact, {"url": base + "/hook", "body": {}}, channel="webhook")
+            first = await queue(rt, contact, {"to": "a@example.test", "subject": "E1"})
+            text = await queue(rt, contact, {"to": "+46701234567", "text": "S1"}, channel="sms")
+            await rt.drain()
+            clock.advance(minutes=1)
+            third = await queue(rt, contact, {"to": "a@example.test", "subject": "E2"})
+            await rt.drain()
+    for sent in (hook, first, text):
+        assert (await outbox_row(rt, sent)).status == OutboxStatus.sent.value
+    held = await outbox_row(rt, third)
+    assert held.status == OutboxStatus.deferred.value
+    assert "at most 2 marketing messages per 7 days" in (held.status_reason or "")
+    assert mailbox.subjects() == ["E1"]
