@@ -1,6 +1,6 @@
 """The flow editor: a server-rendered canvas, its edits, publishing (issue #5, DESIGN 8)."""
 
-from backend.web.editor import edits, pages, publish, selection, transfer
+from backend.web.editor import edits, pages, publish, selection, transfer, tryout
 
 ROUTES = [
     *pages.ROUTES,
@@ -8,6 +8,7 @@ ROUTES = [
     *selection.ROUTES,
     *publish.ROUTES,
     *transfer.ROUTES,
+    *tryout.ROUTES,
 ]
 
 __all__ = ["ROUTES"]

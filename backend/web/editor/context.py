@@ -158,6 +158,8 @@ async def editor_context(
         else 0,
         "panel": None,
         "comparison": None,
+        "tryout": None,
+        "trace": None,
         "notice": "",
         "publish_failed": False,
         "oob": set(),

@@ -556,6 +556,11 @@
       paintSelection();
       request("GET", base + "/nodes/-", "#panel");
     },
+    "test": function () {
+      selection = null;
+      paintSelection();
+      request("GET", base + "/test", "#panel");
+    },
     "compare": function (button) {
       selection = null;
       paintSelection();
@@ -593,10 +598,10 @@
   });
 
   root.addEventListener("submit", function (event) {
-    var form = event.target.closest(".config-form");
+    var form = event.target.closest(".config-form, .test-form");
     if (!form) return;
     event.preventDefault();
-    if (readonly) return;
+    if (readonly && form.classList.contains("config-form")) return;
     var values = {};
     new FormData(form).forEach(function (value, key) { values[key] = value; });
     request("POST", form.getAttribute("action"), "#panel", values);
