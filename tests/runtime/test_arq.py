@@ -21,29 +21,38 @@ from runtime.executor.arq_worker import JOB_NAME, ArqDoorbell, worker_settings
 from tests.runtime.conftest import Mailbox, add_contacts, journeys, publish, steps
 from tests.runtime.nodes import graph
 
-# FLUSHDB empties a whole Redis database: these tests use one no other suite does.
+# FLUSHDB empties a whole Redis database: the test that does it uses one of its own,
+# so it cannot wipe the queues of the other tests (or of a suite running beside it).
 FLUSHED_DB = 14
 
 
-@pytest.fixture
-def arq_url(redis_url: str) -> str:
-    return re.sub(r"(/\d+)?$", f"/{FLUSHED_DB}", redis_url, count=1)
+def _pool(url: str) -> Any:
+    return create_pool(RedisSettings.from_dsn(url))
+
+
+def _for_arq(rt: Runtime, url: str, queue_name: str) -> Runtime:
+    """Set the test runtime up for arq; the sweep runs at worker start-up (then every 30 s)."""
+    rt.settings = rt.settings.model_copy(
+        update={"redis_url": url, "queue_name": queue_name, "sweep_interval_seconds": 30}
+    )
+    return rt
 
 
 @pytest.fixture
-async def redis(arq_url: str) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(arq_url))
+async def redis(redis_url: str) -> AsyncIterator[ArqRedis]:
+    pool = await _pool(redis_url)
     yield pool
     await pool.aclose()
 
 
 @pytest.fixture
-def arq_runtime(runtime: Runtime, arq_url: str, queue_name: str) -> Runtime:
-    """The test runtime set up for arq; the sweep runs at worker start-up (then every 30 s)."""
-    runtime.settings = runtime.settings.model_copy(
-        update={"redis_url": arq_url, "queue_name": queue_name, "sweep_interval_seconds": 30}
-    )
-    return runtime
+def arq_runtime(runtime: Runtime, redis_url: str, queue_name: str) -> Runtime:
+    return _for_arq(runtime, redis_url, queue_name)
+
+
+@pytest.fixture
+def flush_url(redis_url: str) -> str:
+    return re.sub(r"(/\d+)?$", f"/{FLUSHED_DB}", redis_url, count=1)
 
 
 async def _burst(rt: Runtime, *, sweep: bool, max_jobs: int = 4) -> Worker:
@@ -115,9 +124,19 @@ async def test_without_a_ring_only_the_sweep_finds_due_work(
 
 
 async def test_a_flushed_redis_loses_no_work(
-    arq_runtime: Runtime, redis: ArqRedis, clock: FakeClock, mailbox: Mailbox
+    runtime: Runtime, flush_url: str, queue_name: str, clock: FakeClock, mailbox: Mailbox
 ) -> None:
-    rt = arq_runtime
+    rt = _for_arq(runtime, flush_url, queue_name)
+    redis = await _pool(flush_url)
+    try:
+        await _flush_and_recover(rt, redis, clock, mailbox)
+    finally:
+        await redis.aclose()
+
+
+async def _flush_and_recover(
+    rt: Runtime, redis: ArqRedis, clock: FakeClock, mailbox: Mailbox
+) -> None:
     bell = ArqDoorbell(redis, rt.settings.queue_name)
     rt.doorbell = bell
     await _signups(rt, 10)
