@@ -54,8 +54,14 @@ def _is_public(handler: BaseRouteHandler) -> bool:
     }
 
 
-def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """The app-wide guard: public routes pass, the rest need a caller with the declared role."""
+async def role_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """The app-wide guard: public routes pass, the rest need a caller with the declared role.
+
+    ``async`` so that Litestar runs it on the event loop: a sync guard costs a thread hop
+    on every request.
+    """
     if _is_public(handler):
         return
     needed = handler.opt.get(ROLE_KEY)

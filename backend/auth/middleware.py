@@ -42,7 +42,8 @@ def session_config(settings: Settings) -> CookieBackendConfig:
         httponly=True,
         samesite="lax",
         secure=settings.base_url.startswith("https://"),
-        exclude=["/api/", "/static/", "/healthz"],
+        # Machine endpoints (API, snippet, tracking pixels) neither read nor set the cookie.
+        exclude=["^/api/", "^/static/", "^/healthz", "^/p/", "^/t/"],
     )
 
 
