@@ -99,7 +99,7 @@ async def _post_all(base: str, path: str, bodies: list[Any], headers: dict[str, 
         queue.put_nowait(body)
     limits = httpx.Limits(max_connections=CONCURRENCY)
 
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=600) as c:
 
         async def worker() -> None:
             while not queue.empty():
