@@ -38,7 +38,6 @@ from backend.web.editor.ops import (
     tidy,
 )
 from backend.web.forms import read_form
-from nodes.sdk import EmptyConfig
 from runtime.flows import DraftConflict, FlowStateError, save_draft
 
 BASE = "/flows/{flow_id:int}/edit"
@@ -178,7 +177,13 @@ async def configure_action(
     if raw is None:
         raise refused(_("That step is no longer on the canvas; it may have been deleted."))
     node_type = registry.get(str(raw.get("type")))
-    model = node_type.config_model if node_type else EmptyConfig
+    if node_type is None:
+        # Saving would replace the settings of a type we cannot read; keep them for its return.
+        raise refused(
+            _("This step's type (%(type)s) is not installed, so its settings cannot be edited.")
+            % {"type": raw.get("type")}
+        )
+    model = node_type.config_model
     submitted = {k[len(CONFIG_PREFIX) :]: v for k, v in form.items() if k.startswith(CONFIG_PREFIX)}
     config, read_errors = read_config(model, submitted)
     config = normalized(model, config) if not read_errors else config

@@ -24,10 +24,18 @@ def port_offset(index: int, count: int, height: int) -> float:
     return round(height * (index + 1) / (count + 1), 1)
 
 
+def _n(value: float) -> str:
+    """A coordinate for SVG: a tenth of a pixel is precise enough, without trailing zeros."""
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
 def edge_path(x1: float, y1: float, x2: float, y2: float) -> str:
     """An SVG cubic curve from an output port (right edge) to an input (left edge)."""
     handle = max(MIN_HANDLE, abs(x2 - x1) / 2)
-    return f"M {x1:g} {y1:g} C {x1 + handle:g} {y1:g}, {x2 - handle:g} {y2:g}, {x2:g} {y2:g}"
+    return (
+        f"M {_n(x1)} {_n(y1)} C {_n(x1 + handle)} {_n(y1)}, "
+        f"{_n(x2 - handle)} {_n(y2)}, {_n(x2)} {_n(y2)}"
+    )
 
 
 def midpoint(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float]:

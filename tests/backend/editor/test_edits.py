@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from backend.models import Role
@@ -230,3 +231,14 @@ async def test_viewer_sees_a_read_only_canvas_and_cannot_edit(
 
 async def test_missing_flow_is_a_404(editor: Editor) -> None:
     assert (await editor.client.get("/flows/999999/edit")).status_code == 404
+
+
+async def test_a_step_of_an_uninstalled_type_keeps_its_settings(editor: Editor) -> None:
+    graph = {"nodes": [{"id": "old", "type": "gone.plugin", "config": {"keep": 1}}], "edges": []}
+    await editor.post("/import", {"graph": json.dumps(graph)})
+    page = (await editor.get()).text
+    assert "unknown node type &#39;gone.plugin&#39;" in page
+    response = await editor.post("/nodes/old/config", {"node_label": "x"})
+    assert response.status_code == 422
+    assert "is not installed" in response.text
+    assert (await editor.flow()).draft_graph["nodes"][0]["config"] == {"keep": 1}

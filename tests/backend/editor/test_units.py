@@ -133,6 +133,8 @@ def test_edge_geometry() -> None:
     assert edge_path(0, 0, 200, 100) == "M 0 0 C 100 0, 100 100, 200 100"
     assert edge_path(0, 0, 10, 0).startswith("M 0 0 C 60 0, -50 0")
     assert midpoint(0, 0, 200, 100) == (100, 50)
+    # Far from the origin the curve keeps its tenth of a pixel.
+    assert edge_path(123456.7, 0, 123756.7, 0).startswith("M 123456.7 0 C 123606.7 0")
 
 
 def test_history_applies_only_at_its_revision() -> None:
@@ -146,3 +148,15 @@ def test_history_applies_only_at_its_revision() -> None:
     assert history.peek(1, 3, redo=True) == {"nodes": ["a", "b"]}
     # Someone else's save (revision 4 from another process) makes this history stale.
     assert not history.can_undo(1, 4)
+
+
+def test_history_keeps_within_its_byte_budget() -> None:
+    history = EditHistory(budget=2000)
+    big = {"nodes": [{"id": f"n{i}", "label": str(i) * 40} for i in range(40)]}
+    for flow_id in range(1, 6):
+        for revision in range(1, 4):
+            history.edited(flow_id, big, revision)
+    # The flows edited last keep their history; the oldest lost theirs first.
+    assert history.can_undo(5, 3)
+    assert not history.can_undo(1, 3)
+    assert history.peek(5, 3, redo=False) == big
