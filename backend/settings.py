@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     quiet_hours: str = "21:00-08:00"
     # Days marketing may go out, Monday=0 ... Sunday=6.
     sending_days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6])
+    # Whether a new call-list task is also emailed to its salesperson (a node may override).
+    task_email_owner: bool = False
     # What happens to a marketing message a cap or window blocks: "defer" or "drop".
     when_blocked: Literal["defer", "drop"] = "defer"
 

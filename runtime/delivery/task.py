@@ -1,23 +1,29 @@
 """The "task" channel: a call-list task for a salesperson, stored in the ``tasks`` table.
 
-Payload: ``{"owner_id", "contact_id"?, "title", "note"?, "due_at"?}`` (``due_at``
-an ISO 8601 string or absent). The task's ``idempotency_key`` is the outbox
-message's key, so a retried delivery finds the task it already created.
+Payload: ``{"owner_id", "contact_id"?, "title", "note"?, "due_at"?, "email_owner"?}``
+(``due_at`` an ISO 8601 string or absent). The task's ``idempotency_key`` is the
+outbox message's key, so a retried delivery finds the task it already created.
+
+With ``email_owner`` (or the deliverer's ``email_owners`` default) the owner is
+also told by email: a transactional outbox message queued in the same
+transaction as the task, keyed after it, so it is sent once and only when the
+task was actually created.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.models import TaskStatus
+from backend.models import TaskStatus, User
 from nodes.sdk import Clock, SystemClock
 from runtime.delivery import Delivered, Outgoing, PermanentError
-from runtime.sql import TASKS, upsert_insert
+from runtime.sql import OUTBOX, TASKS, upsert_insert
 
-__all__ = ["TaskDeliverer"]
+__all__ = ["TaskDeliverer", "owner_email"]
 
 
 def _due(value: object) -> datetime | None:
@@ -33,12 +39,32 @@ def _due(value: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def owner_email(to: str, row: dict[str, Any], task_id: int, base_url: str) -> dict[str, Any]:
+    """The email payload telling a salesperson about a new task."""
+    lines = [row["title"]]
+    if row["note"]:
+        lines += ["", row["note"]]
+    if row["due_at"] is not None:
+        lines += ["", f"Due: {row['due_at']:%Y-%m-%d %H:%M} UTC"]
+    if row["contact_id"] is not None:
+        lines += ["", f"Contact: {base_url}/contacts/{row['contact_id']}"]
+    lines += [f"Your tasks: {base_url}/tasks"]
+    return {"to": to, "subject": f"New task: {row['title']}"[:200], "text": "\n".join(lines)}
+
+
 class TaskDeliverer:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], clock: Clock | None = None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock | None = None,
+        *,
+        base_url: str = "",
+        email_owners: bool = False,
     ) -> None:
         self.sessions = sessions
         self.clock = clock or SystemClock()
+        self.base_url = base_url.rstrip("/")
+        self.email_owners = email_owners
 
     async def deliver(self, message: Outgoing) -> Delivered:
         payload = message.payload
@@ -46,6 +72,7 @@ class TaskDeliverer:
         if not title:
             raise PermanentError("the task has no title")
         contact_id = payload.get("contact_id", message.contact_id)
+        now = self.clock.now()
         row = {
             "contact_id": int(contact_id) if contact_id is not None else None,
             "owner_id": payload.get("owner_id"),
@@ -56,7 +83,7 @@ class TaskDeliverer:
             "journey_id": message.journey_id,
             "node_id": message.node_id,
             "idempotency_key": message.idempotency_key,
-            "created_at": self.clock.now(),
+            "created_at": now,
         }
         async with self.sessions() as session, session.begin():
             stmt = (
@@ -70,4 +97,33 @@ class TaskDeliverer:
                 task_id = await session.scalar(
                     select(TASKS.c.id).where(TASKS.c.idempotency_key == message.idempotency_key)
                 )
+            elif payload.get("email_owner", self.email_owners):
+                await self._email_owner(session, message, row, task_id, now)
         return Delivered(provider_message_id=f"task:{task_id}")
+
+    async def _email_owner(
+        self,
+        session: AsyncSession,
+        message: Outgoing,
+        row: dict[str, Any],
+        task_id: int,
+        now: datetime,
+    ) -> None:
+        if row["owner_id"] is None:
+            return
+        to = await session.scalar(select(User.email).where(User.id == row["owner_id"]))
+        if not to:
+            return
+        stmt = upsert_insert(session, OUTBOX).values(
+            idempotency_key=f"{message.idempotency_key}:owner-email"[:200],
+            channel="email",
+            category="transactional",
+            journey_id=message.journey_id,
+            node_id=message.node_id,
+            payload=owner_email(to, row, task_id, self.base_url),
+            next_attempt_at=now,
+            created_at=now,
+        )
+        await session.execute(
+            stmt.on_conflict_do_nothing(index_elements=[OUTBOX.c.idempotency_key])
+        )

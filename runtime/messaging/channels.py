@@ -90,7 +90,9 @@ def built_in_deliverers(
     deliverers: dict[str, Deliverer] = {
         name: GatedDeliverer(d, sessions, clock, policy) for name, d in raw.items()
     }
-    deliverers["task"] = TaskDeliverer(sessions, clock)
+    deliverers["task"] = TaskDeliverer(
+        sessions, clock, base_url=settings.base_url, email_owners=settings.task_email_owner
+    )
     return deliverers
 
 
