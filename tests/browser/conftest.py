@@ -40,8 +40,6 @@ USERS = {
 }
 STARTUP_SECONDS = 30
 
-pytestmark = pytest.mark.browser
-
 
 @dataclass
 class LiveServer:
