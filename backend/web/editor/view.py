@@ -45,7 +45,7 @@ ICONS = {
     "phone": "☎",
     "clock": "◷",
     "timer": "◷",
-    "hourglass": "⧗",
+    "hourglass": "◴",
     "calendar": "▦",
     "branch": "⑂",
     "split": "⑂",
