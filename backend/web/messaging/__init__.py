@@ -1,6 +1,14 @@
 """Messaging pages and public endpoints: outbox, tasks, tracking, unsubscribe, SMS callbacks."""
 
-from backend.web.messaging import outbox, sms, suppressions, tasks, tracking, unsubscribe
+from backend.web.messaging import (
+    outbox,
+    sms,
+    suppressions,
+    tasks,
+    test_send,
+    tracking,
+    unsubscribe,
+)
 from backend.web.messaging.lifespan import messaging_lifespan
 
 ROUTES = [
@@ -10,6 +18,7 @@ ROUTES = [
     *tracking.ROUTES,
     *unsubscribe.ROUTES,
     *sms.ROUTES,
+    *test_send.ROUTES,
 ]
 
 __all__ = ["ROUTES", "messaging_lifespan"]

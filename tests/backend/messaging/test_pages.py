@@ -9,10 +9,20 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.models import Contact, Event, OutboxMessage, Role, Suppression, Task, User
+from backend.models import (
+    Contact,
+    Delivery,
+    Event,
+    OutboxMessage,
+    Role,
+    Suppression,
+    Task,
+    User,
+)
+from runtime.engine import build_runtime
 from tests.backend.messaging.test_public_links import _contact, _send
 from tests.backend.web.conftest import SignedIn
-from tests.backend.web.support import post_form
+from tests.backend.web.support import csrf_from, post_form
 
 
 async def test_outbox_lists_messages_with_reasons_and_shows_the_caught_email(
@@ -147,3 +157,33 @@ async def test_the_editor_can_count_sms_parts(signed_in: SignedIn) -> None:
         "segments": 1,
         "per_segment": 70,
     }
+
+
+async def test_a_test_send_goes_through_the_outbox_to_the_mail_catcher(
+    app: Litestar, signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    client = await signed_in(Role.marketer)
+    token = csrf_from((await client.get("/outbox")).text)
+    headers = {"X-CSRF-Token": token}
+    bad = await client.post("/messaging/test-send", json={"to": "nope"}, headers=headers)
+    assert bad.status_code == 400 and "not a valid email address" in bad.text
+    empty = await client.post(
+        "/messaging/test-send", json={"to": "me@shop.example", "subject": ""}, headers=headers
+    )
+    assert empty.status_code == 400
+    response = await client.post(
+        "/messaging/test-send",
+        json={"to": "Me@Shop.example", "subject": "Welcome", "text": "Hi", "html": "<p>Hi</p>"},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    message_id = response.json()["message_id"]
+    rt = build_runtime(app.state.settings, sessions=sessions, clock=app.state.clock)
+    await rt.drain()
+    async with sessions() as db:
+        message = await db.get(OutboxMessage, message_id)
+        caught = await db.get(Delivery, message_id)
+    assert message is not None and message.status == "sent"
+    assert message.payload["to"] == "me@shop.example" and message.category == "transactional"
+    assert caught is not None and "Subject: [Test] Welcome" in (caught.detail or "")
+    assert "/t/o/" not in (caught.detail or "")  # test sends are not tracked
