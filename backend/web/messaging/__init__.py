@@ -2,10 +2,10 @@
 
 from backend.web.messaging import (
     outbox,
+    sample,
     sms,
     suppressions,
     tasks,
-    test_send,
     tracking,
     unsubscribe,
 )
@@ -18,7 +18,7 @@ ROUTES = [
     *tracking.ROUTES,
     *unsubscribe.ROUTES,
     *sms.ROUTES,
-    *test_send.ROUTES,
+    *sample.ROUTES,
 ]
 
 __all__ = ["ROUTES", "messaging_lifespan"]

@@ -1,4 +1,4 @@
-"""Test send: the editor posts a rendered email and it goes out now, through the outbox.
+"""Test send ("sample"): the editor posts a rendered email and it goes out now, through the outbox.
 
 ``POST /messaging/test-send`` with ``to``, ``subject``, ``text`` and optional
 ``html``/``preheader`` (form or JSON). The message is transactional, has no
@@ -32,7 +32,7 @@ async def _fields(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 
 @post("/messaging/test-send", opt=role(Role.marketer), request_max_body_size=256_000)
-async def test_send(request: Request[Any, Any, Any], db: Db, clock: Now) -> dict[str, Any]:
+async def send_sample(request: Request[Any, Any, Any], db: Db, clock: Now) -> dict[str, Any]:
     """Queue one test email now; answers its outbox id and page."""
     fields = await _fields(request)
     try:
@@ -67,4 +67,4 @@ async def test_send(request: Request[Any, Any, Any], db: Db, clock: Now) -> dict
     return {"message_id": message_id, "url": f"/outbox/{message_id}"}
 
 
-ROUTES = [test_send]
+ROUTES = [send_sample]
