@@ -308,3 +308,28 @@ async def test_import_a_file_and_tidy_it_up(page: Page, tmp_path: Path) -> None:
     assert len(lefts) == 5
     await page.keyboard.press("Control+z")
     await expect(page.locator("#node-notify")).to_have_attribute("style", re.compile("left: 0"))
+
+
+async def test_connect_from_the_keyboard(page: Page) -> None:
+    await sign_in(page, Role.marketer)
+    await page.goto("/flows/new")
+    await page.fill("#name", "Keyboard")
+    await page.get_by_role("button", name="Create draft").click()
+    await page.get_by_role("link", name="Open the editor").click()
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    # Enter on a palette step adds it in the middle of the view.
+    await page.fill("#palette-search", "Test trigger")
+    await page.locator(".palette").get_by_role("button", name="Test trigger", exact=True).focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#node-trigger")).to_be_visible()
+    await page.fill("#palette-search", "Test email")
+    await page.locator(".palette").get_by_role("button", name="Test email", exact=True).focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#node-email")).to_be_visible()
+    await page.locator("#node-trigger").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#panel")).to_have_attribute("data-node-id", "trigger")
+    await page.select_option("#out-next", "email")
+    await expect(page.locator('.edge[data-source="trigger"][data-target="email"]')).to_be_attached()
+    await page.select_option("#out-next", "")
+    await expect(page.locator(".edge")).to_have_count(0)

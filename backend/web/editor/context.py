@@ -71,6 +71,10 @@ class Panel:
     label: str
     errors: dict[str, str]
     other_errors: list[str]
+    # Each output port with the step it leads to, and the steps it could lead to:
+    # connecting from the keyboard, without dragging.
+    outputs: list[tuple[str, str, str]]  # port id, port label, target id ("" when open)
+    targets: list[tuple[str, str]]  # node id, what to call it
     saved: bool = False
 
 
@@ -114,6 +118,11 @@ def build_panel(
     errors.update(read_errors or {})
     fields = config_fields(model, config)
     names = {f.name for f in fields}
+    routes = {
+        str(e.get("port")): str(e.get("target"))
+        for e in flow.draft_graph.get("edges", [])
+        if e.get("source") == node_id
+    }
     # Field errors sit next to their inputs; the rest (no trigger leads here...) above them.
     other = [message for key, message in errors.items() if key not in names]
     other += [e.message for e in canvas.node_errors.get(node_id, []) if e.field is None]
@@ -124,6 +133,12 @@ def build_panel(
         label=str(raw.get("label") or ""),
         errors={k: v for k, v in errors.items() if k in names},
         other_errors=other,
+        outputs=[(p.id, p.label, routes.get(p.id, "")) for p in view.ports],
+        targets=[
+            (n.id, f"{n.label or n.type_name} ({n.id})")
+            for n in canvas.nodes
+            if n.accepts_input and n.id != node_id
+        ],
         saved=saved,
     )
 

@@ -607,6 +607,18 @@
     request("POST", form.getAttribute("action"), "#panel", values);
   });
 
+  // Connecting from the panel (keyboard users): pick what an output leads to.
+  root.addEventListener("change", function (event) {
+    var select = event.target.closest(".port-target");
+    if (!select || readonly) return;
+    var source = select.dataset.source, port = select.dataset.port;
+    if (select.value) {
+      edit("/edges", { source: source, port: port, target: select.value });
+    } else {
+      edit("/edges/delete", { source: source, port: port });
+    }
+  });
+
   // Import: the file is read here and sent as text, like any other edit.
   var importFile = document.getElementById("import-file");
   if (importFile) {

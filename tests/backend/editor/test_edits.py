@@ -242,3 +242,14 @@ async def test_a_step_of_an_uninstalled_type_keeps_its_settings(editor: Editor) 
     assert response.status_code == 422
     assert "is not installed" in response.text
     assert (await editor.flow()).draft_graph["nodes"][0]["config"] == {"keep": 1}
+
+
+async def test_the_panel_lists_where_each_output_leads(editor: Editor) -> None:
+    trigger, email = await _two_connected(editor)
+    await _add(editor, "test.wait_event", 600, 0)
+    html = (await editor.get(f"/nodes/{trigger}")).text
+    assert f'data-source="{trigger}" data-port="next"' in html
+    assert f'<option value="{email}" selected>' in html
+    assert f'<option value="{trigger}"' not in html  # nothing leads into a trigger
+    wait_panel = (await editor.get("/nodes/wait_event")).text
+    assert 'data-port="event"' in wait_panel and 'data-port="timeout"' in wait_panel
