@@ -69,6 +69,7 @@ class EmailDeliverer:
         pool_size: int = 4,
         links: LinkSigner | None = None,
         tracking: bool = True,
+        idle_check: float = 5.0,
     ) -> None:
         self.hostname = hostname
         self.port = port
@@ -80,7 +81,7 @@ class EmailDeliverer:
         self.timeout = timeout
         self.links = links
         self.tracking = tracking
-        self.pool = SmtpPool(self._client, pool_size) if pool_size > 0 else None
+        self.pool = SmtpPool(self._client, pool_size, idle_check) if pool_size > 0 else None
 
     def _client(self) -> aiosmtplib.SMTP:
         return aiosmtplib.SMTP(

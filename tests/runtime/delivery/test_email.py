@@ -335,3 +335,35 @@ async def test_non_ascii_and_injected_headers_are_encoded_not_obeyed(
     assert subject == "Hej Åsa Bcc: victim@example.test"
     assert "Åsa Öberg" in str(make_header(decode_header(str(mail["To"]))))
     assert "Räksmörgås" in _part(mail, "text/plain") and "Räksmörgås" in _part(mail)
+
+
+async def test_the_pool_reconnects_after_the_server_dropped_its_connections(
+    sessions: Any, settings: Settings, clock: FakeClock, signer: LinkSigner
+) -> None:
+    mailbox = Mailbox()
+    port = _free_port()
+    server = Controller(mailbox, hostname="127.0.0.1", port=port)
+    server.start()
+    # idle_check=0: every reuse is checked first, as a connection idle for a while would be.
+    email = EmailDeliverer(
+        hostname="127.0.0.1", port=port, sender="hi@shop.test", links=signer, idle_check=0
+    )
+    rt = gated_runtime(sessions, settings, clock, {"email": email})
+    contact = await add_contact(rt)
+    try:
+        await queue(rt, contact, {"to": "a@example.test", "subject": "1"}, category="transactional")
+        await rt.drain()
+        server.stop()  # drops the pooled connection
+        server = Controller(mailbox, hostname="127.0.0.1", port=port)
+        server.start()
+        second = await queue(
+            rt, contact, {"to": "a@example.test", "subject": "2"}, category="transactional"
+        )
+        report = await rt.drain()
+        assert report.sent == 1 and report.retried == 0
+        assert (await outbox_row(rt, second)).status == OutboxStatus.sent.value
+        assert mailbox.subjects() == ["1", "2"]
+        assert email.pool is not None and email.pool.connections_opened == 2
+    finally:
+        await email.aclose()
+        server.stop()
