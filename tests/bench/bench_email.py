@@ -71,7 +71,7 @@ async def _bench(port: int) -> None:
     common: dict[str, Any] = {"hostname": "127.0.0.1", "port": port, "sender": "hi@shop.test"}
     print(f"{MESSAGES} marketing emails (tracking + unsubscribe) per run")
     for concurrency in (1, CONCURRENCY):
-        size = min(concurrency, 4)
+        size = concurrency  # as many connections as messages in flight: a like-for-like race
         pooled_deliverer = EmailDeliverer(**common, pool_size=size, links=links)
         pooled = await _run(pooled_deliverer, f"p{concurrency}", concurrency)
         opened = pooled_deliverer.pool.connections_opened if pooled_deliverer.pool else 0
