@@ -9,18 +9,14 @@
   "use strict";
 
   var root = document.getElementById("editor");
-  if (!root || !window.htmx) return;
+  if (!root || !window.htmx || !window.TouchflowViewport) return;
 
   var base = root.dataset.base;
   var readonly = root.dataset.readonly === "true";
   var canvas = document.getElementById("canvas");
   var world = document.getElementById("world");
   var MIN_HANDLE = 60;
-  var MIN_SCALE = 0.2;
-  var MAX_SCALE = 2.5;
   var DRAG_THRESHOLD = 4;
-  var viewKey = "touchflow-view:" + base;
-  var view = { x: 40, y: 40, scale: 1 };
   var flowId = base.split("/")[2];
   var CLIPBOARD_KEY = "touchflow-clipboard";
   var selection = null; // {kind: "nodes", ids: [...]} or {kind: "edge", source, port}
@@ -58,110 +54,19 @@
     return { x: b.x, y: b.y + b.h / 2 };
   }
 
-  function toWorld(clientX, clientY) {
-    var rect = canvas.getBoundingClientRect();
-    return {
-      x: (clientX - rect.left - view.x) / view.scale,
-      y: (clientY - rect.top - view.y) / view.scale,
-    };
-  }
-
-  // ------------------------------------------------------------ view: pan/zoom
-
-  // The minimap: every node as a small rectangle, and the part of the flow in view.
-  var minimap = document.getElementById("minimap");
-  var MINI_W = 180, MINI_H = 120, MINI_PAD = 6;
-  var mini = null; // how the last drawing maps back to the world
-
-  function drawMinimap() {
-    var nodes = graph().querySelectorAll(".node");
-    if (!minimap || !nodes.length) {
-      if (minimap) minimap.hidden = true;
-      return;
-    }
-    var rect = canvas.getBoundingClientRect();
-    var seen = { x: -view.x / view.scale, y: -view.y / view.scale, w: rect.width / view.scale, h: rect.height / view.scale };
-    var minX = seen.x, minY = seen.y, maxX = seen.x + seen.w, maxY = seen.y + seen.h;
-    var boxes = [];
-    nodes.forEach(function (el) {
-      var b = box(el);
-      b.invalid = el.classList.contains("node-invalid");
-      boxes.push(b);
-      minX = Math.min(minX, b.x); minY = Math.min(minY, b.y);
-      maxX = Math.max(maxX, b.x + b.w); maxY = Math.max(maxY, b.y + b.h);
-    });
-    var s = Math.min((MINI_W - 2 * MINI_PAD) / (maxX - minX), (MINI_H - 2 * MINI_PAD) / (maxY - minY));
-    mini = { minX: minX, minY: minY, s: s };
-    function r(b, cls) {
-      return '<rect class="' + cls + '" x="' + (MINI_PAD + (b.x - minX) * s) + '" y="' + (MINI_PAD + (b.y - minY) * s) +
-        '" width="' + Math.max(1, b.w * s) + '" height="' + Math.max(1, b.h * s) + '"></rect>';
-    }
-    minimap.firstElementChild.innerHTML = boxes.map(function (b) {
-      return r(b, b.invalid ? "mm-node mm-invalid" : "mm-node");
-    }).join("") + r(seen, "mm-view");
-    minimap.hidden = false;
-  }
-
-  function minimapTo(event) {
-    if (!mini) return;
-    var rect = minimap.getBoundingClientRect();
-    var wx = mini.minX + (event.clientX - rect.left - MINI_PAD) / mini.s;
-    var wy = mini.minY + (event.clientY - rect.top - MINI_PAD) / mini.s;
-    var c = canvas.getBoundingClientRect();
-    view.x = c.width / 2 - wx * view.scale;
-    view.y = c.height / 2 - wy * view.scale;
-    applyView();
-  }
-
-  function applyView(save) {
-    world.style.transform = "translate(" + view.x + "px, " + view.y + "px) scale(" + view.scale + ")";
-    canvas.dataset.zoom = view.scale.toFixed(2);
-    drawMinimap();
-    if (save !== false) {
-      try { sessionStorage.setItem(viewKey, JSON.stringify(view)); } catch (e) { /* private mode */ }
-    }
-  }
-
-  function zoomAt(factor, clientX, clientY) {
-    var rect = canvas.getBoundingClientRect();
-    var cx = clientX === undefined ? rect.width / 2 : clientX - rect.left;
-    var cy = clientY === undefined ? rect.height / 2 : clientY - rect.top;
-    var scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, view.scale * factor));
-    view.x = cx - ((cx - view.x) / view.scale) * scale;
-    view.y = cy - ((cy - view.y) / view.scale) * scale;
-    view.scale = scale;
-    applyView();
-  }
-
-  function fit() {
-    var nodes = graph().querySelectorAll(".node");
-    var rect = canvas.getBoundingClientRect();
-    if (!nodes.length) {
-      view = { x: 40, y: 40, scale: 1 };
-      return applyView();
-    }
-    var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
-    nodes.forEach(function (el) {
-      var b = box(el);
-      minX = Math.min(minX, b.x); minY = Math.min(minY, b.y);
-      maxX = Math.max(maxX, b.x + b.w + 60); maxY = Math.max(maxY, b.y + b.h + 30);
-    });
-    var pad = 48;
-    var scale = Math.min((rect.width - 2 * pad) / (maxX - minX), (rect.height - 2 * pad) / (maxY - minY), 1.2);
-    view.scale = Math.max(MIN_SCALE, scale);
-    view.x = (rect.width - (maxX - minX) * view.scale) / 2 - minX * view.scale;
-    view.y = (rect.height - (maxY - minY) * view.scale) / 2 - minY * view.scale;
-    applyView();
-  }
+  var vp = window.TouchflowViewport({
+    canvas: canvas,
+    world: world,
+    minimap: document.getElementById("minimap"),
+    graph: graph,
+    box: box,
+    storageKey: "touchflow-view:" + base,
+  });
+  var toWorld = vp.toWorld, zoomAt = vp.zoomAt, fit = vp.fit;
 
   function centerOn(id) {
     var el = nodeEl(id);
-    if (!el) return;
-    var b = box(el);
-    var rect = canvas.getBoundingClientRect();
-    view.x = rect.width / 2 - (b.x + b.w / 2) * view.scale;
-    view.y = rect.height / 2 - (b.y + b.h / 2) * view.scale;
-    applyView();
+    if (el) vp.centerOnBox(box(el));
   }
 
   // ------------------------------------------------------------------ edits
@@ -220,7 +125,7 @@
       if (!selection.ids.length) selection = null;
     }
     paintSelection();
-    drawMinimap();
+    vp.drawMinimap();
   }
 
   function paintSelection() {
@@ -390,7 +295,7 @@
     }
     if (target.closest(".minimap")) {
       gesture = { kind: "minimap" };
-      minimapTo(event);
+      vp.minimapTo(event);
       return;
     }
     if (!canvas.contains(target) || target.closest(".zoom-controls")) return;
@@ -428,7 +333,7 @@
       gesture = { kind: "box", startX: event.clientX, startY: event.clientY, frame: frame };
       return;
     }
-    gesture = { kind: "pan", startX: event.clientX, startY: event.clientY, x: view.x, y: view.y, moved: false };
+    gesture = { kind: "pan", startX: event.clientX, startY: event.clientY, origin: vp.offset(), moved: false };
     canvas.classList.add("panning");
   });
 
@@ -455,12 +360,12 @@
       gesture.group.forEach(function (gid, i) {
         var el = nodeEl(gid);
         el.classList.add("dragging");
-        el.style.left = gesture.starts[i].x + dx / view.scale + "px";
-        el.style.top = gesture.starts[i].y + dy / view.scale + "px";
+        el.style.left = gesture.starts[i].x + dx / vp.scale() + "px";
+        el.style.top = gesture.starts[i].y + dy / vp.scale() + "px";
         redrawEdges(gid);
       });
     } else if (gesture.kind === "minimap") {
-      minimapTo(event);
+      vp.minimapTo(event);
     } else if (gesture.kind === "box") {
       var rect = canvas.getBoundingClientRect();
       var f = gesture.frame.style;
@@ -470,9 +375,7 @@
       f.height = Math.abs(dy) + "px";
     } else if (gesture.kind === "pan") {
       gesture.moved = gesture.moved || Math.hypot(dx, dy) >= DRAG_THRESHOLD;
-      view.x = gesture.x + dx;
-      view.y = gesture.y + dy;
-      applyView(false);
+      vp.panTo(gesture.origin.x + dx, gesture.origin.y + dy, false);
     }
   });
 
@@ -522,7 +425,7 @@
       selection = inside.length ? { kind: "nodes", ids: inside } : null;
       paintSelection();
     } else if (g.kind === "pan") {
-      applyView();
+      vp.apply();
       if (!g.moved) clearSelection();
     }
   });
@@ -533,9 +436,8 @@
       // Pinch on a trackpad arrives as ctrl+wheel with small deltas.
       zoomAt(Math.exp(-event.deltaY * 0.01), event.clientX, event.clientY);
     } else {
-      view.x -= event.deltaX;
-      view.y -= event.deltaY;
-      applyView();
+      var at = vp.offset();
+      vp.panTo(at.x - event.deltaX, at.y - event.deltaY);
     }
   }, { passive: false });
 
@@ -681,13 +583,6 @@
 
   // ------------------------------------------------------------------- start
 
-  try {
-    var saved = JSON.parse(sessionStorage.getItem(viewKey) || "null");
-    if (saved && isFinite(saved.x) && isFinite(saved.y) && isFinite(saved.scale)) view = saved;
-    applyView(false);
-    if (!saved) fit();
-  } catch (e) {
-    fit();
-  }
+  vp.restore();
   root.classList.add("editor-ready");
 })();
