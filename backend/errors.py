@@ -57,8 +57,12 @@ _DEFAULT_MESSAGES = {
 }
 
 
+# Paths called by machines (the API, inbound webhooks, the web snippet) get JSON errors.
+_MACHINE_PREFIXES = ("/api/", "/hooks/", "/p/")
+
+
 def is_api(request: Request[Any, Any, Any]) -> bool:
-    return request.url.path.startswith("/api/")
+    return request.url.path.startswith(_MACHINE_PREFIXES)
 
 
 def error_code(status: int, exc: Exception | None = None) -> str:

@@ -179,7 +179,9 @@ async def test_refusals_are_clear_json(
     assert invalid.status_code == 422
     assert re.search(r"say whose event", invalid.json()["error"]["message"])
     huge = {**ORDER, "data": {"blob": "x" * 600_000}}
-    assert (await client.post("/hooks/in/tok123", **signed(huge, clock))).status_code == 413
+    too_big = await client.post("/hooks/in/tok123", **signed(huge, clock))
+    assert too_big.status_code == 413
+    assert too_big.json()["error"]["code"], "a refusal the framework raises is JSON here too"
     async with sessions() as db:
         assert (await db.scalars(select(Event))).first() is None
 
