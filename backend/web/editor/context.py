@@ -45,8 +45,17 @@ def history_of(request: Request[Any, Any, Any]) -> EditHistory:
     return history
 
 
-async def load_flow(db: AsyncSession, flow_id: int) -> Flow:
-    flow = await db.get(Flow, flow_id)
+async def load_flow(db: AsyncSession, flow_id: int, *, lock: bool = False) -> Flow:
+    """The flow, or 404. ``lock`` holds its row until the request commits, and re-reads it.
+
+    Edits lock before reading the draft they change: the revision check in
+    ``save_draft`` must compare against the row as it is now, not as this
+    session first saw it.
+    """
+    stmt = select(Flow).where(Flow.id == flow_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    flow = (await db.execute(stmt)).scalar_one_or_none()
     if flow is None:
         raise NotFoundException(_("There is no flow with this number."))
     return flow

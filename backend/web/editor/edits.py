@@ -88,7 +88,7 @@ async def save_edit(
     request: Request[Any, Any, Any], db: Db, flow_id: int, revision: int, edit: Edit
 ) -> Flow | Template:
     """Apply ``edit`` to the draft at ``revision`` and save it; the conflict page if stale."""
-    flow = await load_flow(db, flow_id)
+    flow = await load_flow(db, flow_id, lock=True)
     before = flow.draft_graph
     try:
         graph = edit(before)
@@ -257,7 +257,7 @@ async def _step_history(
         if flow.draft_revision != revision:
             return conflict_response()
         raise refused(_("There is nothing to redo.") if redo else _("There is nothing to undo."))
-    flow = await load_flow(db, flow_id)
+    flow = await load_flow(db, flow_id, lock=True)
     current = flow.draft_graph
     try:
         flow = await save_draft(db, flow_id, snapshot, expected_revision=revision)

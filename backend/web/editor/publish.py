@@ -32,7 +32,7 @@ async def publish_action(
     form = (await read_form(request)).values
     revision = revision_of(form)
     note = form.get("note", "").strip()[:NOTE_MAX]
-    flow = await load_flow(db, flow_id)
+    flow = await load_flow(db, flow_id, lock=True)
     if flow.draft_revision != revision:
         return conflict_response()
     try:

@@ -87,19 +87,22 @@ async def paste_selection(
         x, y = float(form.get("x", "0")), float(form.get("y", "0"))
     except ValueError:
         raise refused(_("The copied steps were not sent correctly.")) from None
-    source = await load_flow(db, source_id)
-    picked = [n for n in source.draft_graph.get("nodes", []) if n.get("id") in set(ids)]
-    if source_id == flow_id or not picked:
-        offset = (PASTE_OFFSET, PASTE_OFFSET)
-    else:
-        left = min(float((n.get("position") or {}).get("x", 0)) for n in picked)
-        top = min(float((n.get("position") or {}).get("y", 0)) for n in picked)
-        offset = (x - left, y - top)
-    source_graph = source.draft_graph
+    if source_id == flow_id:
+        # Copy from the draft as save_edit reads it (locked), not from an earlier read.
+        def edit(graph: dict[str, Any]) -> dict[str, Any]:
+            return paste(graph, graph, ids, (PASTE_OFFSET, PASTE_OFFSET))[0]
 
-    flow = await save_edit(
-        request, db, flow_id, revision_of(form), lambda g: paste(g, source_graph, ids, offset)[0]
-    )
+    else:
+        source_graph = (await load_flow(db, source_id)).draft_graph
+        picked = [n for n in source_graph.get("nodes", []) if n.get("id") in set(ids)]
+        left = min((float((n.get("position") or {}).get("x", 0)) for n in picked), default=x)
+        top = min((float((n.get("position") or {}).get("y", 0)) for n in picked), default=y)
+        offset = (x - left, y - top)
+
+        def edit(graph: dict[str, Any]) -> dict[str, Any]:
+            return paste(graph, source_graph, ids, offset)[0]
+
+    flow = await save_edit(request, db, flow_id, revision_of(form), edit)
     if not isinstance(flow, Flow):
         return flow
     return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)

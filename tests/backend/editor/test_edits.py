@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from backend.models import Role
+from backend.web.editor.context import load_flow
+from runtime.flows import DraftConflict, save_draft
 from tests.backend.editor.conftest import Editor, register_test_types, revision_in
 from tests.backend.web.conftest import SignedIn
 
@@ -253,3 +257,16 @@ async def test_the_panel_lists_where_each_output_leads(editor: Editor) -> None:
     assert f'<option value="{trigger}"' not in html  # nothing leads into a trigger
     wait_panel = (await editor.get("/nodes/wait_event")).text
     assert 'data-port="event"' in wait_panel and 'data-port="timeout"' in wait_panel
+
+
+async def test_the_revision_check_reads_the_row_as_it_is_now(editor: Editor) -> None:
+    """An edit locks and re-reads the flow, so a save committed meanwhile is never missed."""
+    async with editor.sessions() as db:
+        seen = await load_flow(db, editor.flow_id)
+        assert seen.draft_revision == 0
+        async with editor.sessions() as other, other.begin():
+            await save_draft(other, editor.flow_id, {"nodes": [], "edges": []})
+        locked = await load_flow(db, editor.flow_id, lock=True)
+        assert locked.draft_revision == 1
+        with pytest.raises(DraftConflict):
+            await save_draft(db, editor.flow_id, {"nodes": [], "edges": []}, expected_revision=0)
