@@ -57,9 +57,15 @@ class FlowStateError(RuntimeError):
 
 
 async def get_flow(session: AsyncSession, flow_id: int, *, lock: bool = False) -> Flow:
+    """The flow, or ``FlowNotFound``. ``lock`` holds its row until the transaction ends.
+
+    A locked read also refreshes a ``Flow`` this session loaded earlier: checks
+    made under the lock (the draft revision) must see the row as it is now,
+    not as the identity map first saw it.
+    """
     stmt = select(Flow).where(Flow.id == flow_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     flow = (await session.execute(stmt)).scalar_one_or_none()
     if flow is None:
         raise FlowNotFound(flow_id)

@@ -27,6 +27,7 @@ from backend.web.editor.history import EditHistory
 from backend.web.editor.view import CanvasView, NodeView, build_canvas, palette
 from backend.web.flows import STATUSES
 from nodes.sdk import EmptyConfig, NodeRegistry
+from runtime.flows import FlowNotFound, get_flow
 
 TEMPLATE = "editor/editor.html"
 
@@ -48,17 +49,13 @@ def history_of(request: Request[Any, Any, Any]) -> EditHistory:
 async def load_flow(db: AsyncSession, flow_id: int, *, lock: bool = False) -> Flow:
     """The flow, or 404. ``lock`` holds its row until the request commits, and re-reads it.
 
-    Edits lock before reading the draft they change: the revision check in
-    ``save_draft`` must compare against the row as it is now, not as this
-    session first saw it.
+    Edits lock before reading the draft they change, so the revision check
+    compares against the row as it is now (``get_flow`` refreshes it).
     """
-    stmt = select(Flow).where(Flow.id == flow_id)
-    if lock:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    flow = (await db.execute(stmt)).scalar_one_or_none()
-    if flow is None:
-        raise NotFoundException(_("There is no flow with this number."))
-    return flow
+    try:
+        return await get_flow(db, flow_id, lock=lock)
+    except FlowNotFound:
+        raise NotFoundException(_("There is no flow with this number.")) from None
 
 
 @dataclass(frozen=True)
@@ -177,9 +174,7 @@ async def editor_context(
         "can_undo": history.can_undo(flow.id, flow.draft_revision),
         "can_redo": history.can_redo(flow.id, flow.draft_revision),
         "versions": await version_rows(db, flow),
-        "in_flight": counts.active
-        if (counts := (await journey_counts(db, [flow.id])).get(flow.id))
-        else 0,
+        "in_flight": counts.active if counts else 0,
         "panel": None,
         "comparison": None,
         "tryout": None,
