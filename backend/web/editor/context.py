@@ -178,6 +178,7 @@ async def editor_context(
         "panel": None,
         "comparison": None,
         "tryout": None,
+        "publishing": None,
         "trace": None,
         "notice": "",
         "publish_failed": False,

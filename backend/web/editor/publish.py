@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, post
+from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Template
@@ -20,18 +20,40 @@ from backend.web.forms import read_form
 from backend.web.render import redirect
 from runtime.flows import FlowStateError, archive, pause, publish, resume
 from runtime.graph import InvalidGraph
+from runtime.migrate import Migration, migrate, plan
 
 NOTE_MAX = 500
 
 
+JOURNEY_CHOICES = ("keep", "move")
+
+
+@get(BASE + "/publish", opt=role(Role.marketer))
+async def publish_dialog(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, flow_id: FromPath[int]
+) -> Template:
+    """Before publishing over running journeys: how many could move to the new version."""
+    flow = await load_flow(db, flow_id)
+    preview = await plan(db, flow_id, flow.draft_graph, now=clock.now())
+    context = await editor_context(request, db, actor, flow, publishing=preview)
+    return fragments(context, "panel")
+
+
 @post(BASE + "/publish", opt=role(Role.marketer))
 async def publish_action(
-    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+    request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, flow_id: FromPath[int]
 ) -> Template:
-    """Validate and freeze the draft the marketer is looking at (its revision must be current)."""
+    """Validate and freeze the draft the marketer is looking at (its revision must be current).
+
+    ``journeys=move`` also moves running journeys to the new version where
+    their step is still there (``runtime.migrate``); the default keeps them.
+    """
     form = (await read_form(request)).values
     revision = revision_of(form)
     note = form.get("note", "").strip()[:NOTE_MAX]
+    choice = form.get("journeys", "keep")
+    if choice not in JOURNEY_CHOICES:
+        raise refused(_("Choose whether running customers keep their version or move."))
     flow = await load_flow(db, flow_id, lock=True)
     if flow.draft_revision != revision:
         return conflict_response()
@@ -52,10 +74,26 @@ async def publish_action(
             status_code=409, detail=_("This flow is archived, so it cannot be published.")
         ) from None
     record(db, actor, "flow.published", flow, {"version": version.number})
-    await db.refresh(flow)
     notice = _("Published version %(num)d.") % {"num": version.number}
+    if choice == "move":
+        moved = await migrate(db, flow_id, version.id, now=clock.now(), actor=actor)
+        notice += " " + _moved_notice(moved)
+    await db.refresh(flow)
     context = await editor_context(request, db, actor, flow, notice=notice)
-    return fragments(context, "status", "problems", "versions")
+    # From the dialog, the panel it stood in goes back to empty.
+    others = ("problems", "versions", "panel") if "journeys" in form else ("problems", "versions")
+    return fragments(context, "status", *others)
+
+
+def _moved_notice(moved: Migration) -> str:
+    text = ngettext(
+        "%(num)d customer moved to it.", "%(num)d customers moved to it.", moved.moved
+    ) % {"num": moved.moved}
+    if moved.staying:
+        text += " " + ngettext(
+            "%(num)d stays on their version.", "%(num)d stay on their version.", moved.staying
+        ) % {"num": moved.staying}
+    return text
 
 
 LIFECYCLE = {"pause": pause, "resume": resume}
@@ -94,4 +132,4 @@ async def lifecycle_action(
     return fragments(context, "status", "graph", "problems")
 
 
-ROUTES = [publish_action, lifecycle_action]
+ROUTES = [publish_dialog, publish_action, lifecycle_action]

@@ -450,8 +450,14 @@
     "undo": function () { edit("/undo", {}); },
     "redo": function () { edit("/redo", {}); },
     "publish": function (button) {
-      if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
-      edit("/publish", {}, "#editor-status");
+      if (!button.dataset.dialog) {
+        edit("/publish", {}, "#editor-status");
+        return;
+      }
+      // Customers are in the flow: the panel says how many could move, and asks.
+      selection = null;
+      paintSelection();
+      request("GET", base + "/publish", "#panel");
     },
     "close-panel": function () {
       selection = null;
@@ -500,9 +506,15 @@
   });
 
   root.addEventListener("submit", function (event) {
-    var form = event.target.closest(".config-form, .test-form");
+    var form = event.target.closest(".config-form, .test-form, .publish-form");
     if (!form) return;
     event.preventDefault();
+    if (form.classList.contains("publish-form")) {
+      var choices = {};
+      new FormData(form).forEach(function (value, key) { choices[key] = value; });
+      edit("/publish", choices, "#editor-status");
+      return;
+    }
     if (readonly && form.classList.contains("config-form")) return;
     var values = {};
     new FormData(form).forEach(function (value, key) { values[key] = value; });

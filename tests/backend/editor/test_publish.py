@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from backend.models import FlowVersion, Journey
+from backend.models import AuditEntry, Flow, FlowVersion, Journey
 from tests.backend.editor.conftest import Editor
 
 
@@ -102,4 +102,76 @@ async def test_publishing_a_running_flow_says_who_stays_on_the_old_version(
             for status in ("active", "waiting", "completed")
         )
     page = (await editor.client.get(editor.base)).text
-    assert "2 customers are in this flow right now." in page
+    assert 'title="2 customers are in this flow right now"' in page
+    dialog = (await editor.get("/publish")).text
+    assert "2 customers are in this flow right now." in dialog  # the completed one is not
+
+
+async def _in_flight(editor: Editor, *node_ids: str) -> None:
+    """Customers on the live version, one at each of ``node_ids``."""
+    async with editor.sessions() as db, db.begin():
+        flow = await db.get(Flow, editor.flow_id)
+        assert flow is not None and flow.published_version_id is not None
+        db.add_all(
+            Journey(
+                flow_id=flow.id,
+                flow_version_id=flow.published_version_id,
+                node_id=node_id,
+                status="waiting",
+            )
+            for node_id in node_ids
+        )
+
+
+async def _journey_versions(editor: Editor) -> list[int]:
+    async with editor.sessions() as db:
+        rows = await db.scalars(
+            select(FlowVersion.number)
+            .join(Journey, Journey.flow_version_id == FlowVersion.id)
+            .order_by(Journey.id)
+        )
+        return list(rows)
+
+
+async def test_publishing_over_running_journeys_shows_who_could_move(editor: Editor) -> None:
+    await _build(editor, "Welcome")
+    await editor.post("/publish", {})
+    page = (await editor.get()).text
+    assert 'data-action="publish" data-dialog="true"' not in page  # nobody in the flow yet
+    await _in_flight(editor, "email", "email", "retired")
+    page = (await editor.get()).text
+    assert 'data-action="publish" data-dialog="true"' in page
+    dialog = (await editor.get("/publish")).text
+    assert "3 customers are in this flow right now." in dialog
+    assert "Move 2 customers to the new version" in dialog
+    assert "1 customer stays on their version either way:" in dialog
+    assert "1 at step retired, which the draft no longer has" in dialog
+    assert await _journey_versions(editor) == [1, 1, 1]  # looking changes nothing
+
+
+async def test_publishing_can_move_running_journeys_or_keep_them(editor: Editor) -> None:
+    await _build(editor, "Welcome")
+    await editor.post("/publish", {})
+    await _in_flight(editor, "email", "retired")
+    kept = await editor.post("/publish", {"journeys": "keep"})
+    assert "Published version 2." in kept.text and "moved" not in kept.text
+    assert await _journey_versions(editor) == [1, 1]
+    moved = await editor.post("/publish", {"journeys": "move"})
+    assert moved.status_code == 200, moved.text
+    assert "Published version 3. 1 customer moved to it. 1 stays on their version." in moved.text
+    assert 'id="panel"' in moved.text  # the dialog closes
+    assert await _journey_versions(editor) == [3, 1]
+    async with editor.sessions() as db:
+        entry = await db.scalar(
+            select(AuditEntry).where(AuditEntry.action == "flow.journeys_moved")
+        )
+    assert entry is not None and entry.actor_type == "user"
+    assert entry.details == {"version": 3, "moved": 1, "missing": {"retired": 1}, "busy": 0}
+
+
+async def test_an_unknown_choice_for_running_journeys_is_refused(editor: Editor) -> None:
+    await _build(editor, "Welcome")
+    response = await editor.post("/publish", {"journeys": "teleport"})
+    assert response.status_code == 422
+    assert "keep their version or move" in response.text
+    assert await _versions(editor) == 0
