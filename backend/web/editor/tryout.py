@@ -18,10 +18,11 @@ from backend.i18n import _
 from backend.models import Contact, Role
 from backend.web.editor.context import editor_context, fragments, load_flow, registry_of
 from backend.web.editor.edits import BASE
-from backend.web.editor.testmode import run_test
+from backend.web.editor.testmode import describe
 from backend.web.forms import read_form
 from nodes.sdk import EventRecord, Profile, Services
 from runtime.profiles import load_profiles
+from runtime.simulate import simulate
 
 EXAMPLE_EVENTS = '[\n  {"type": "form.submitted", "after_hours": 0}\n]'
 EXAMPLE_PROFILE = (
@@ -122,12 +123,13 @@ async def run_test_action(
     run = None
     if not errors and profile is not None:
         services: Services = request.app.state.runtime.services
-        run = await run_test(
-            flow.draft_graph, registry_of(request), profile, events, start, services
+        simulation = await simulate(
+            flow.draft_graph, registry_of(request), profile, events, start=start, services=services
         )
+        run = describe(simulation, start)
     tryout = {"values": form, "errors": errors, "run": run}
     context = await editor_context(request, db, actor, flow, tryout=tryout)
-    context["trace"] = run
+    context["trace"] = run.trace if run else None
     return fragments(context, "panel", "graph")
 
 
