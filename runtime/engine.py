@@ -51,6 +51,7 @@ class WorkReport:
     sent: int = 0
     retried: int = 0
     dead: int = 0
+    withheld: int = 0
     entered: int = 0
 
     def add_steps(self, report: StepReport) -> None:
@@ -63,6 +64,7 @@ class WorkReport:
         self.sent += report.sent
         self.retried += report.retried
         self.dead += report.dead
+        self.withheld += report.withheld
 
 
 @dataclass

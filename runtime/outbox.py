@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, text, update
 
 from backend.models import OutboxStatus
 from runtime.claims import claim_outbox, release_stale_outbox
-from runtime.delivery import Delivered, Outgoing, PermanentError
+from runtime.delivery import Delivered, Outgoing, PermanentError, Withheld
 from runtime.sql import OUTBOX
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class DeliveryReport:
     sent: int = 0
     retried: int = 0
     dead: int = 0
+    withheld: int = 0
 
 
 def delivery_delay(attempts: int) -> timedelta:
@@ -72,6 +73,9 @@ async def _attempt(
     async with gate:
         try:
             return await deliverer.deliver(message)
+        except Withheld as exc:
+            log.info("outbox message %s withheld: %s", message.id, exc)
+            return exc
         except Exception as exc:
             log.warning(
                 "delivering outbox message %s failed: %s: %s", message.id, type(exc).__name__, exc
@@ -144,9 +148,12 @@ async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport
     results = [
         _result_row(rt, m, o, done) | {"o_owner": owner}
         for m, o in zip(messages, outcomes, strict=True)
+        if not isinstance(o, Withheld)
     ]
-    async with rt.sessions() as session, session.begin():
-        await session.execute(_RECORD, results)
+    report.withheld = len(messages) - len(results)
+    if results:
+        async with rt.sessions() as session, session.begin():
+            await session.execute(_RECORD, results)
     for row in results:
         if row["o_status"] == OutboxStatus.sent.value:
             report.sent += 1

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Delivered", "Deliverer", "HardBounce", "Outgoing", "PermanentError"]
+__all__ = ["Delivered", "Deliverer", "HardBounce", "Outgoing", "PermanentError", "Withheld"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,11 @@ class HardBounce(PermanentError):
     def __init__(self, message: str, address: str) -> None:
         super().__init__(message)
         self.address = address
+
+
+class Withheld(Exception):
+    """The message was kept back on purpose and its row already says why (suppressed,
+    deferred); the outbox leaves the row as the deliverer wrote it."""
 
 
 class Deliverer(Protocol):

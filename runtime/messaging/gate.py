@@ -19,8 +19,8 @@ and the ledger commit that follows (a few milliseconds), or a connection lost
 while waiting for the provider's answer. The retry then sends again with the
 same idempotency key (email: the same Message-ID), so receivers can drop it.
 
-A withheld message raises ``Withheld`` after its row was written; the outbox's
-own result write then finds the row no longer ``sending`` and leaves it alone.
+A withheld message raises ``Withheld`` after its row was written; the outbox
+counts it as withheld and leaves the row as the gate wrote it.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.models import Delivery, DeliveryState, OutboxStatus, SuppressionReason
 from backend.settings import Settings
 from nodes.sdk import Clock
+from runtime import delivery
 from runtime.delivery import Delivered, Deliverer, HardBounce, Outgoing
 from runtime.messaging.fatigue import Cap, SendingWindow, cap_release, parse_caps, zone
 from runtime.messaging.suppression import (
@@ -57,7 +58,7 @@ _LOCK_STRIPES = 64
 PERSONAL_CHANNELS = ("email", "sms")
 
 
-class Withheld(Exception):
+class Withheld(delivery.Withheld):
     """The gate kept the message back and already recorded why on its outbox row."""
 
 

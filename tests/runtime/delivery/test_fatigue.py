@@ -91,7 +91,8 @@ async def test_quiet_hours_defer_marketing_to_the_contacts_morning(
     clock.set(datetime(2030, 1, 7, 22, 0, tzinfo=UTC))  # 23:00 in Stockholm
     contact = await add_contact(capped, timezone="Europe/Stockholm")
     message_id = await queue(capped, contact, {"to": "a@example.test", "subject": "Late"})
-    await capped.drain()
+    report = await capped.drain()
+    assert (report.withheld, report.retried, report.dead) == (1, 0, 0), "held, not failed"
     row = await outbox_row(capped, message_id)
     assert row.status == OutboxStatus.deferred.value
     assert "sending window" in (row.status_reason or "")
