@@ -103,4 +103,4 @@ def run_arq_worker(settings: Settings) -> None:
     """Blocking: the ``touchflow worker`` command."""
     sessions = create_sessionmaker(create_engine(settings.database_url))
     runtime = build_runtime(settings, sessions=sessions, deliverers=extra_deliverers(sessions))
-    run_worker(settings, runtime=runtime)
+    run_worker(settings, runtime=runtime, owns_runtime=True)

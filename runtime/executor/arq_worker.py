@@ -19,6 +19,7 @@ from arq.worker import Worker
 
 from backend.settings import Settings, get_settings
 from runtime.engine import Runtime, build_runtime
+from runtime.messaging.channels import close_deliverers
 
 __all__ = [
     "JOB_NAME",
@@ -94,6 +95,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
 async def _shutdown(ctx: dict[str, Any]) -> None:
     runtime: Runtime | None = ctx.get("runtime")
     if runtime is not None and ctx.get("owns_runtime"):
+        await close_deliverers(runtime.deliverers)
         engine = runtime.sessions.kw.get("bind")
         if engine is not None:
             await engine.dispose()
@@ -103,12 +105,17 @@ def worker_settings(
     settings: Settings,
     *,
     runtime: Runtime | None = None,
+    owns_runtime: bool = False,
     burst: bool = False,
     max_jobs: int = 4,
     poll_delay: float = 0.05,
     job_budget: float = JOB_BUDGET_SECONDS,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``arq.worker.Worker``. Pass ``runtime`` to share one (tests)."""
+    """Keyword arguments for ``arq.worker.Worker``.
+
+    Pass ``runtime`` to use one built elsewhere (tests share theirs); ``owns_runtime``
+    says the worker closes its connections and channels when it stops.
+    """
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: arq workers need Redis")
     step = max(1, round(settings.sweep_interval_seconds))
@@ -133,7 +140,12 @@ def worker_settings(
         # Latency from a ring to the job starting is at most this poll delay.
         "poll_delay": poll_delay,
         "keep_result": 0,
-        "ctx": {"settings": settings, "runtime": runtime, "job_budget": job_budget},
+        "ctx": {
+            "settings": settings,
+            "runtime": runtime,
+            "owns_runtime": owns_runtime,
+            "job_budget": job_budget,
+        },
     }
 
 
