@@ -10,8 +10,8 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 
 from backend.db import create_engine, create_sessionmaker
-from backend.models import Role
-from runtime.flows import create_flow
+from backend.models import Journey, Role
+from runtime.flows import create_flow, publish, save_draft
 from tests.browser.conftest import LiveServer, sign_in
 from tests.runtime.nodes import canonical_graph
 
@@ -333,3 +333,38 @@ async def test_connect_from_the_keyboard(page: Page) -> None:
     await expect(page.locator('.edge[data-source="trigger"][data-target="email"]')).to_be_attached()
     await page.select_option("#out-next", "")
     await expect(page.locator(".edge")).to_have_count(0)
+
+
+async def test_publishing_over_running_customers_lets_the_marketer_move_them(
+    page: Page, live_server: LiveServer, artifacts: Path
+) -> None:
+    registry = live_server.app.state.runtime.registry
+    draft = canonical_graph()
+    # The new draft drops the reminder: customers standing on it cannot move.
+    draft["nodes"] = [n for n in draft["nodes"] if n["id"] != "reminder"]
+    draft["edges"] = [e for e in draft["edges"] if e["target"] != "reminder"]
+    engine = create_engine(live_server.database_url)
+    async with create_sessionmaker(engine)() as db, db.begin():
+        flow = await create_flow(db, "Running", graph=canonical_graph())
+        version = await publish(db, flow.id, registry)
+        db.add_all(
+            Journey(flow_id=flow.id, flow_version_id=version.id, node_id=node, status="waiting")
+            for node in ("opened", "opened", "reminder")
+        )
+        await save_draft(db, flow.id, draft)
+    await engine.dispose()
+
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/flows/{flow.id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await page.locator("#editor-status").get_by_role("button", name="Publish").click()
+    panel = page.locator("#panel")
+    await expect(panel).to_contain_text("3 customers are in this flow right now.")
+    await expect(panel).to_contain_text("1 at step reminder, which the draft no longer has")
+    await panel.get_by_label("Move 2 customers to the new version").check()
+    await page.locator("#panel").screenshot(path=str(artifacts / "editor-publish-dialog.png"))
+    await panel.get_by_role("button", name="Publish").click()
+    await expect(page.locator("#editor-status .notice")).to_have_text(
+        "Published version 2. 2 customers moved to it. 1 stays on their version."
+    )
+    await expect(panel).not_to_contain_text("customers are in this flow")
