@@ -112,11 +112,10 @@ async def contacts_page(
             )
         )
     owner_ids = {c.owner_id for c in contacts if c.owner_id is not None}
-    owners = (
-        dict((await db.execute(select(User.id, User.name).where(User.id.in_(owner_ids)))).tuples())
-        if owner_ids
-        else {}
-    )
+    owners: dict[int, str] = {}
+    if owner_ids:
+        rows = await db.execute(select(User.id, User.name).where(User.id.in_(owner_ids)))
+        owners = {row.id: row.name for row in rows}
     query = {"q": q, "rule": rule, "key": key, "op": op, "value": value}
     return render(
         request,
@@ -237,17 +236,14 @@ async def _contact_page(
             .limit(TIMELINE_LIMIT)
         )
     )
-    journeys = list(
-        (
-            await db.execute(
-                select(Journey, Flow.name)
-                .join(Flow, Flow.id == Journey.flow_id)
-                .where(Journey.contact_id == contact.id)
-                .order_by(Journey.entered_at.desc(), Journey.id.desc())
-                .limit(TIMELINE_LIMIT)
-            )
-        ).tuples()
+    journey_rows = await db.execute(
+        select(Journey, Flow.name)
+        .join(Flow, Flow.id == Journey.flow_id)
+        .where(Journey.contact_id == contact.id)
+        .order_by(Journey.entered_at.desc(), Journey.id.desc())
+        .limit(TIMELINE_LIMIT)
     )
+    journeys = [(journey, name) for journey, name in journey_rows]
     messages = list(
         await db.scalars(
             select(OutboxMessage)

@@ -19,6 +19,7 @@ from backend.models import (
     FlowVersion,
     Journey,
     Role,
+    User,
 )
 from backend.models.ingestion import AttributeDefinition
 from tests.backend.web.conftest import SignedIn
@@ -60,8 +61,15 @@ async def people(sessions: async_sessionmaker[AsyncSession], clock: MovableClock
 async def test_filter_builder_and_rule_json_select_contacts(
     signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession], clock: MovableClock
 ) -> None:
-    await people(sessions, clock)
+    ids = await people(sessions, clock)
     client = await signed_in(Role.viewer)
+    async with sessions() as db, db.begin():
+        owner = User(email="sam@example.com", name="Sam Sales", role="marketer", password_hash="x")
+        db.add(owner)
+        await db.flush()
+        (await db.get_one(Contact, ids["anna"])).owner_id = owner.id
+    listing = await client.get("/contacts")
+    assert listing.status_code == 200 and "Sam Sales" in listing.text, "owners are listed"
     malmo = (
         await client.get("/contacts", params={"key": "city", "op": "equals", "value": "malmö"})
     ).text
