@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.passwords import hash_password_async
 from backend.contacts.service import record_consent
 from backend.db import create_engine, create_sessionmaker, transaction
-from backend.models import Contact, Flow, Role, User, utcnow
+from backend.forms.definition import FormDefinition, FormField
+from backend.forms.store import apply
+from backend.models import Contact, Flow, Form, Role, User, utcnow
 from backend.services.users import create_user, find_user
 from backend.settings import Settings
 from nodes.sdk.registry import discover
@@ -27,6 +29,7 @@ from runtime.graph import InvalidGraph
 DEMO_ADMIN_EMAIL = "admin@touchflow.local"
 DEMO_SALES_EMAIL = "sales@touchflow.local"
 DEMO_FLOW_NAME = "Whitepaper download: confirm, remind, call"
+DEMO_FORM_SLUG = "lifecycle-guide"
 
 _FIRST = ["Anna", "Erik", "Maja", "Lars", "Sara", "Johan", "Elin", "Karl", "Ida", "Nils"]
 _LAST = ["Andersson", "Berg", "Lind", "Nyström", "Holm", "Ek", "Sjöberg", "Wallin"]
@@ -40,12 +43,19 @@ class DemoReport:
     lines: list[str] = field(default_factory=list)
 
 
-def demo_graph() -> dict[str, Any]:
+def demo_graph(form_id: int | None = None) -> dict[str, Any]:
     """The canonical flow: form → confirmation with a download → reminder or call task."""
     download = "https://example.com/downloads/lifecycle-guide.pdf"
     return {
         "nodes": [
-            _node("form", "trigger.form_submitted", "Guide requested", {}, 40, 160),
+            _node(
+                "form",
+                "trigger.form_submitted",
+                "Guide requested",
+                {"form_id": form_id} if form_id else {},
+                40,
+                160,
+            ),
             _node(
                 "confirm",
                 "action.email",
@@ -163,7 +173,36 @@ async def _add_contacts(db: AsyncSession, count: int, owner: User) -> int:
     return len(added)
 
 
-async def _ensure_flow(db: AsyncSession, admin: User, report: DemoReport) -> None:
+async def _ensure_form(
+    db: AsyncSession, admin: User, settings: Settings, report: DemoReport
+) -> int:
+    """The form the demo flow starts from, on a hosted page anyone can try."""
+    form = await db.scalar(select(Form).where(Form.slug == DEMO_FORM_SLUG))
+    if form is None:
+        form = Form(slug=DEMO_FORM_SLUG, created_by_id=admin.id)
+        apply(
+            form,
+            FormDefinition(
+                name="Get the lifecycle guide",
+                fields=[
+                    FormField(name="first_name", label="First name", target="first_name"),
+                    FormField(
+                        name="email", label="Email", type="email", required=True, target="email"
+                    ),
+                    FormField(name="city", label="City", target="attr:city"),
+                ],
+                consent_label="Send me the guide and occasional news by email.",
+                consent_channel="email",
+                success_message="Thanks! The guide is on its way to your inbox.",
+            ),
+        )
+        db.add(form)
+        await db.flush()
+    report.lines.append(f"demo form: {settings.base_url}/f/{DEMO_FORM_SLUG}")
+    return form.id
+
+
+async def _ensure_flow(db: AsyncSession, admin: User, form_id: int, report: DemoReport) -> None:
     flow = await db.scalar(select(Flow).where(Flow.name == DEMO_FLOW_NAME))
     if flow is not None and flow.published_version_id is not None:
         report.lines.append(f"demo flow “{DEMO_FLOW_NAME}” is already there")
@@ -172,13 +211,13 @@ async def _ensure_flow(db: AsyncSession, admin: User, report: DemoReport) -> Non
         flow = await create_flow(
             db,
             DEMO_FLOW_NAME,
-            graph=demo_graph(),
+            graph=demo_graph(form_id),
             description="The canonical example: a form, a guide by email, a reminder, a call.",
             phase="attract",
             user_id=admin.id,
         )
     else:  # an earlier run could not publish it: try again with the current graph
-        await save_draft(db, flow.id, demo_graph())
+        await save_draft(db, flow.id, demo_graph(form_id))
     try:
         async with db.begin_nested():
             await publish(db, flow.id, discover(), admin.id, note="demo")
@@ -200,7 +239,8 @@ async def load_demo(settings: Settings, *, admin_password: str, contacts: int) -
             )
             added = await _add_contacts(db, contacts, sales)
             report.lines.append(f"added {added} sample contacts")
-            await _ensure_flow(db, admin, report)
+            form_id = await _ensure_form(db, admin, settings, report)
+            await _ensure_flow(db, admin, form_id, report)
     finally:
         await engine.dispose()
     return report
