@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import Contact, Flow, Journey, Step
+from backend.models import Contact, Flow, FlowVersion, Journey, Step
 from backend.paging import Page
 
 
@@ -16,6 +16,22 @@ class JourneyRow:
     journey: Journey
     flow_name: str
     customer: str
+    node_label: str
+
+
+async def node_labels(db: AsyncSession, version_ids: set[int]) -> dict[tuple[int, str], str]:
+    """``(version id, node id) -> the label the marketer gave the node`` (labelled nodes only)."""
+    if not version_ids:
+        return {}
+    rows = await db.execute(
+        select(FlowVersion.id, FlowVersion.graph).where(FlowVersion.id.in_(version_ids))
+    )
+    return {
+        (version_id, node["id"]): node["label"]
+        for version_id, graph in rows
+        for node in graph.get("nodes", [])
+        if node.get("label")
+    }
 
 
 async def list_journeys(
@@ -37,11 +53,14 @@ async def list_journeys(
         .limit(page.size)
         .offset(page.offset)
     )
+    found = rows.all()
+    labels = await node_labels(db, {row[0].flow_version_id for row in found})
     result = []
-    for journey, flow_name, email, first, last in rows:
+    for journey, flow_name, email, first, last in found:
         name = f"{first or ''} {last or ''}".strip()
         customer = email or name or (f"visitor {journey.visitor_id}" if journey.visitor_id else "")
-        result.append(JourneyRow(journey, flow_name, customer))
+        label = labels.get((journey.flow_version_id, journey.node_id), journey.node_id)
+        result.append(JourneyRow(journey, flow_name, customer, label))
     return result, total
 
 

@@ -13,7 +13,7 @@ from backend.auth.guards import role
 from backend.deps import Db, Paging
 from backend.i18n import N_, _
 from backend.models import Contact, Flow, Journey, JourneyStatus, Role
-from backend.services.runs import journey_steps, list_journeys
+from backend.services.runs import journey_steps, list_journeys, node_labels
 from backend.web.render import render
 
 JOURNEY_STATUSES = {
@@ -64,6 +64,12 @@ async def run_page(request: Request[Any, Any, Any], db: Db, journey_id: FromPath
             "flow": flow,
             "contact": contact,
             "steps": await journey_steps(db, journey.id),
+            "labels": {
+                node_id: label
+                for (_version, node_id), label in (
+                    await node_labels(db, {journey.flow_version_id})
+                ).items()
+            },
             "statuses": JOURNEY_STATUSES,
         },
     )

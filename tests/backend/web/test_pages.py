@@ -28,7 +28,8 @@ async def _flow_with_journeys(sessions: async_sessionmaker[AsyncSession]) -> tup
         flow = Flow(name="Whitepaper follow-up", phase="onboard", status="active")
         db.add(flow)
         await db.flush()
-        version = FlowVersion(flow_id=flow.id, number=1, graph={"nodes": [], "edges": []})
+        graph = {"nodes": [{"id": "send_email", "type": "action.email", "label": "Welcome mail"}]}
+        version = FlowVersion(flow_id=flow.id, number=1, graph=graph)
         db.add(version)
         await db.flush()
         flow.published_version_id = version.id
@@ -96,12 +97,13 @@ async def test_runs_filter_by_status_and_show_errors(
     client = await signed_in(Role.viewer)
     everything = (await client.get("/runs")).text
     assert "5 runs" in everything
+    assert "Welcome mail" in everything, "nodes are named as the marketer labelled them"
     only_failed = await client.get("/runs?status=failed", headers={"HX-Request": "true"})
     assert "1 run" in only_failed.text and "SMTP said no" in only_failed.text
     assert "<html" not in only_failed.text  # the results block only
     assert "anna@example.com" in only_failed.text
     detail = (await client.get(f"/runs/{failed.id}")).text
-    assert "touchflow.action.email" in detail
+    assert "touchflow.action.email" in detail and "Welcome mail" in detail
     assert "SMTP said no" in detail
     assert (await client.get("/runs/99999")).status_code == 404
 
