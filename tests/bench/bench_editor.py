@@ -155,7 +155,7 @@ async def _server_times(base: str, flow_id: int) -> dict[str, float]:
             body = {**data, "revision": str(state["revision"])}
             response = await client.post(edit + path, data=body, headers=headers)
             response.raise_for_status()
-            state["revision"] = int(_find(_REVISION, response.text))
+            state["revision"] = int(_find(_REVISION, response.text))  # the status's
             sizes[name] = len(response.content)
 
         async def move() -> None:
@@ -196,7 +196,7 @@ async def _browser_times(base: str, flows: dict[int, int]) -> dict[int, dict[str
                 await page.goto(f"/flows/{flow_id}/edit")
                 await page.wait_for_selector("#editor.editor-ready", state="attached")
                 ready.append((time.perf_counter() - started) * 1000)
-                revision = await page.get_attribute("#graph", "data-revision")
+                revision = await page.get_attribute("#editor-status", "data-revision")
                 # Select from the keyboard: the step may sit under the palette.
                 await page.focus("#node-n1")
                 await page.keyboard.press("Enter")
@@ -204,7 +204,7 @@ async def _browser_times(base: str, flows: dict[int, int]) -> dict[int, dict[str
                 started = time.perf_counter()
                 await page.keyboard.press("ArrowRight")
                 await page.wait_for_selector(
-                    f"#graph:not([data-revision='{revision}'])", state="attached"
+                    f"#editor-status:not([data-revision='{revision}'])", state="attached"
                 )
                 moved.append((time.perf_counter() - started) * 1000)
             results[size] = {"ready": statistics.median(ready), "move": statistics.median(moved)}
@@ -231,7 +231,7 @@ async def _run(url: str) -> None:
         "move edit",
         "config edit",
         "page KB",
-        "edit KB",
+        "move KB",
         "browser ready",
         "browser move",
     )

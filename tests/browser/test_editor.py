@@ -132,9 +132,16 @@ async def test_moving_a_node_survives_a_reload(page: Page) -> None:
     node = page.locator("#node-email")
     await expect(node).to_be_visible()
     before = await node.get_attribute("style")
+    # Mark the canvas and the step: a move swaps in the step alone, not the canvas.
+    await page.evaluate("document.getElementById('graph').dataset.mark = 'kept'")
+    await page.evaluate("document.getElementById('node-email').dataset.mark = 'old'")
     start = await _center(node.locator(".node-title"))
     await _drag(page, start, (start[0] + 150, start[1] + 90))
     await expect(page.locator("#editor-status .save-state")).to_have_text("Draft revision 2")
+    await expect(page.locator("#node-email")).not_to_have_attribute("data-mark", "old")
+    await expect(page.locator("#graph")).to_have_attribute("data-mark", "kept")
+    await page.keyboard.press("ArrowRight")  # the next edit carries the new revision
+    await expect(page.locator("#editor-status .save-state")).to_have_text("Draft revision 3")
     await page.reload()
     assert await page.locator("#node-email").get_attribute("style") != before
     # Delete with the keyboard.

@@ -179,6 +179,7 @@ async def editor_context(
         "comparison": None,
         "tryout": None,
         "publishing": None,
+        "moved": (),
         "trace": None,
         "notice": "",
         "publish_failed": False,

@@ -57,6 +57,12 @@ def conflict_response() -> Template:
     )
 
 
+def moved_response(context: dict[str, Any]) -> Template:
+    """A move redraws only what moved: the status (the new revision) answers the request,
+    the moved steps and their connections swap out of band (block ``moved``)."""
+    return fragments(context, "status", "moved")
+
+
 def refused(message: str) -> HTTPException:
     """422 with a sentence for the marketer (shown in the page's alert region)."""
     return HTTPException(status_code=422, detail=message)
@@ -140,7 +146,7 @@ async def move_node_action(
     )
     if not isinstance(flow, Flow):
         return flow
-    return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+    return moved_response(await editor_context(request, db, actor, flow, moved={node_id}))
 
 
 @post(BASE + "/nodes/{node_id:str}/delete", opt=role(Role.marketer))

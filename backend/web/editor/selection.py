@@ -14,7 +14,14 @@ from backend.deps import Actor, Db
 from backend.i18n import _
 from backend.models import Flow, Role
 from backend.web.editor.context import editor_context, fragments, load_flow
-from backend.web.editor.edits import BASE, CANVAS_BLOCKS, refused, revision_of, save_edit
+from backend.web.editor.edits import (
+    BASE,
+    CANVAS_BLOCKS,
+    moved_response,
+    refused,
+    revision_of,
+    save_edit,
+)
 from backend.web.editor.ops import delete_nodes, move_nodes, paste
 from backend.web.forms import read_form
 
@@ -54,7 +61,8 @@ async def move_selection(
     )
     if not isinstance(flow, Flow):
         return flow
-    return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+    context = await editor_context(request, db, actor, flow, moved=set(positions))
+    return moved_response(context)
 
 
 @post(BASE + "/selection/delete", opt=role(Role.marketer))

@@ -26,7 +26,8 @@
   // ---------------------------------------------------------------- helpers
 
   function graph() { return document.getElementById("graph"); }
-  function revision() { return graph().dataset.revision; }
+  // The status bar carries the revision: every edit's answer includes it, a move's only that.
+  function revision() { return document.getElementById("editor-status").dataset.revision; }
   function nodeEl(id) { return document.getElementById("node-" + id); }
   function num(value) { return parseFloat(value) || 0; }
   function typing(target) {
@@ -182,14 +183,14 @@
   function saveMoves(ids) {
     if (ids.length === 1) {
       var b = box(nodeEl(ids[0]));
-      return edit("/nodes/" + encodeURIComponent(ids[0]) + "/move", { x: Math.round(b.x), y: Math.round(b.y) });
+      return edit("/nodes/" + encodeURIComponent(ids[0]) + "/move", { x: Math.round(b.x), y: Math.round(b.y) }, "#editor-status");
     }
     var positions = {};
     ids.forEach(function (id) {
       var nb = box(nodeEl(id));
       positions[id] = { x: Math.round(nb.x), y: Math.round(nb.y) };
     });
-    return edit("/selection/move", { positions: JSON.stringify(positions) });
+    return edit("/selection/move", { positions: JSON.stringify(positions) }, "#editor-status");
   }
 
   function moveSelectionBy(dx, dy) {

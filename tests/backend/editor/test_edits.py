@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -68,12 +69,22 @@ async def test_a_stale_revision_is_a_conflict_not_a_lost_update(editor: Editor) 
     assert flow.draft_graph["nodes"][0]["position"] == {"x": 100, "y": 80}
 
 
-async def test_moving_a_node_saves_its_position(editor: Editor) -> None:
-    node = await _add(editor, "test.email")
-    response = await editor.post(f"/nodes/{node}/move", {"x": -40, "y": 250})
+async def test_moving_a_node_saves_its_position_and_redraws_only_it(editor: Editor) -> None:
+    trigger, email = await _two_connected(editor)
+    other = await _add(editor, "test.email", 300, 300)
+    response = await editor.post(f"/nodes/{email}/move", {"x": -40, "y": 250})
     assert response.status_code == 200
-    assert "left: -40.0px; top: 250.0px" in response.text
-    assert (await editor.flow()).draft_graph["nodes"][0]["position"] == {"x": -40, "y": 250}
+    html = response.text
+    assert "left: -40.0px; top: 250.0px" in html
+    placed = {n["id"]: n["position"] for n in (await editor.flow()).draft_graph["nodes"]}
+    assert placed[email] == {"x": -40, "y": 250}
+    # The answer: the status (new revision), the moved step and its edge, swapped by id.
+    assert 'id="editor-status" class="editor-status" data-revision="5"' in html
+    assert 'id="graph"' not in html and f'id="node-{other}"' not in html
+    assert re.search(rf'id="node-{email}"[^>]*hx-swap-oob="true"', html, re.S)
+    edge = f'id="edge-{len(trigger)}-{trigger}-next"'
+    assert re.search(edge + r'[^>]*hx-swap-oob="true"', html)
+    assert f'data-source="{trigger}" data-port="next" data-target="{email}"' in html
 
 
 async def test_connecting_draws_a_curve_and_replaces_the_ports_old_edge(editor: Editor) -> None:

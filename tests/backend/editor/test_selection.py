@@ -21,6 +21,9 @@ async def test_a_selection_moves_in_one_edit(editor: Editor) -> None:
     positions = {"form": {"x": 10, "y": 20}, "confirm": {"x": 300, "y": 20}}
     response = await editor.post("/selection/move", {"positions": json.dumps(positions)})
     assert response.status_code == 200
+    # Only the moved steps (and their connections) come back, not the canvas.
+    assert 'id="graph"' not in response.text and 'id="node-later"' not in response.text
+    assert 'id="node-form"' in response.text and 'id="node-confirm"' in response.text
     flow = await editor.flow()
     assert flow.draft_revision == 2
     placed = {n["id"]: n["position"] for n in flow.draft_graph["nodes"]}
