@@ -102,6 +102,17 @@ async def plan(
     counted); None counts every live journey, as before publishing a draft.
     """
     movable = await _movable_nodes(session, flow_id, node_types(graph), current)
+    return await _count(session, flow_id, movable, current, now)
+
+
+async def _count(
+    session: AsyncSession,
+    flow_id: int,
+    movable: Mapping[int, list[str]],
+    current: int | None,
+    now: datetime,
+) -> Migration:
+    """One grouped count of the live journeys, split into movable, held and missing."""
     held = func.sum(case((_held(now), 1), else_=0))
     rows = await session.execute(
         select(Journey.flow_version_id, Journey.node_id, func.count(), held)
@@ -137,8 +148,8 @@ async def migrate(
     version = await session.get(FlowVersion, version_id)
     if version is None or version.flow_id != flow_id:
         raise LookupError(f"Flow {flow_id} has no version with id {version_id}.")
-    before = await plan(session, flow_id, version.graph, now=now, current=version_id)
     movable = await _movable_nodes(session, flow_id, node_types(version.graph), version_id)
+    before = await _count(session, flow_id, movable, version_id, now)
     moved = 0
     for old_id, node_ids in movable.items():
         result = await session.execute(
