@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import (
@@ -29,6 +30,8 @@ from sqlalchemy.ext.asyncio import (
 from backend.auth.keys import normalize_origin
 from backend.models import ContentBlock, ContentRule, ContentVariant, SiteKey
 from backend.personalization.decide import RuleEntry
+from backend.personalization.recent import RecentVisitors
+from backend.personalization.visitors import VisitorState, read_visitor
 from backend.ratelimit import Limit
 
 __all__ = ["Personalizer", "Site"]
@@ -66,6 +69,8 @@ class Personalizer:
     # checkout, so a decision costs one round trip instead of four (ping, BEGIN,
     # SELECT, ROLLBACK). A dropped connection fails one request and is replaced.
     reader: AsyncEngine | None = None
+    # Each visitor's last read, for a few seconds (staleness bound: see recent.py).
+    visitors: RecentVisitors = field(default_factory=RecentVisitors)
     _sites: dict[str, tuple[float, Site | None]] = field(default_factory=dict)
     _rules: tuple[float, Mapping[str, tuple[RuleEntry, ...]]] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -145,6 +150,17 @@ class Personalizer:
         """Drop everything cached (after a marketer's edit in this process)."""
         self._sites.clear()
         self._rules = None
+        self.visitors.clear()  # an assignment shows its variant's current HTML
+
+    async def visitor(self, visitor_id: str, now: datetime) -> VisitorState:
+        """The visitor's state: from the last few seconds' read, else one query."""
+        state = self.visitors.get(visitor_id)
+        if state is None:
+            epoch = self.visitors.epoch
+            async with self.reading() as conn:
+                state = await read_visitor(conn, visitor_id, now)
+            self.visitors.put(visitor_id, state, epoch)
+        return state
 
     async def _load_rules(self) -> Mapping[str, tuple[RuleEntry, ...]]:
         async with self.reading() as conn:

@@ -18,6 +18,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.models import ContentVariant, SlotAssignment, Visitor
+from backend.personalization.recent import changed
 from backend.personalization.sanitize import MAX_HTML_CHARS, sanitize_html
 from nodes.sdk import Clock, SystemClock
 from runtime.delivery import Delivered, Outgoing, PermanentError
@@ -113,4 +114,9 @@ class WebContentDeliverer:
                         SlotAssignment.idempotency_key == message.idempotency_key
                     )
                 )
+        # Committed: this process's decisions show it at once (others within their cache TTL).
+        changed(
+            visitor_ids=[str(visitor_id) if visitor_id else None],
+            contact_ids=[int(contact_id) if contact_id is not None else None],
+        )
         return Delivered(provider_message_id=f"slot:{assignment_id}")

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import JourneyStatus, SlotAssignment, Visitor
 from backend.models.journeys import LIVE_STATUSES
+from backend.personalization.recent import changed_on_commit
 from runtime.enroll import entry_key
 from runtime.sql import EVENTS, JOURNEYS, close_open_steps
 
@@ -54,6 +55,8 @@ async def stitch(
 ) -> Stitched:
     """Link ``visitor_id`` to ``contact_id`` and move its history (see the module docstring)."""
     visitor = await session.get(Visitor, visitor_id, with_for_update=True)
+    # Decisions cached for this visitor name its old contact (or none) and old content.
+    changed_on_commit(session, visitor_ids=[visitor_id])
     relinked = False
     if visitor is None:
         visitor = Visitor(

@@ -19,15 +19,40 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from backend.models import ContentVariant, SlotAssignment, Visitor
 from backend.personalization.decide import UTM_KEYS, Chosen
 
-__all__ = ["Known", "touch", "visitor_state"]
+__all__ = ["Assignment", "VisitorState", "read_visitor", "touch"]
 
 
 @dataclass(frozen=True)
-class Known:
-    """What a request may know about its visitor: whether it exists, and its contact."""
+class Assignment:
+    """A live assignment's content for one slot, and until when it is live."""
+
+    slot: str
+    expires_at: datetime
+    content: Chosen
+
+
+@dataclass(frozen=True)
+class VisitorState:
+    """The visitor as one read found it: its row and its assignments, newest first."""
 
     exists: bool
+    site_key_id: int | None = None
     contact_id: int | None = None
+    assignments: tuple[Assignment, ...] = ()
+
+    def belongs_to(self, site_id: int) -> bool:
+        """Whether a request through site key ``site_id`` may see this visitor."""
+        return self.exists and self.site_key_id in (None, site_id)
+
+    def assigned(self, slots: Sequence[str], now: datetime) -> dict[str, Chosen]:
+        """The newest assignment per slot in ``slots`` still live at ``now``."""
+        wanted = set(slots)
+        chosen: dict[str, Chosen] = {}
+        for assignment in self.assignments:
+            slot = assignment.slot
+            if slot in wanted and slot not in chosen and assignment.expires_at > now:
+                chosen[slot] = assignment.content
+        return chosen
 
 
 _VISITORS: Table = Visitor.__table__  # type: ignore[assignment]
@@ -36,14 +61,15 @@ _VARIANTS: Table = ContentVariant.__table__  # type: ignore[assignment]
 
 
 def _state_query() -> Any:
-    """Built once: the visitor by primary key, joined to its live assignments' content."""
+    """Built once: the visitor by primary key, joined to its live assignments' content.
+
+    Every slot's assignments are read (a visitor has few), so the statement has no
+    expanding parameter: SQLAlchemy reuses its compiled form, and the state can be
+    cached for any set of slots.
+    """
     v, a, cv = _VISITORS, _ASSIGNMENTS, _VARIANTS
     owned = or_(a.c.visitor_id == v.c.id, a.c.contact_id == v.c.contact_id)
-    live = and_(
-        owned,
-        a.c.slot.in_(bindparam("slots", expanding=True)),
-        a.c.expires_at > bindparam("now", type_=a.c.expires_at.type),
-    )
+    live = and_(owned, a.c.expires_at > bindparam("now", type_=a.c.expires_at.type))
     return (
         select(
             v.c.contact_id,
@@ -51,6 +77,7 @@ def _state_query() -> Any:
             a.c.slot,
             a.c.html,
             a.c.id,
+            a.c.expires_at,
             cv.c.key,
             cv.c.html.label("variant_html"),
         )
@@ -63,30 +90,27 @@ def _state_query() -> Any:
 _STATE = _state_query()
 
 
-async def visitor_state(
-    conn: AsyncConnection,
-    visitor_id: str,
-    site_id: int,
-    slots: Sequence[str],
-    now: datetime,
-) -> tuple[Known, dict[str, Chosen]]:
-    """The visitor, and the newest live assignment per slot for it or its contact.
+async def read_visitor(conn: AsyncConnection, visitor_id: str, now: datetime) -> VisitorState:
+    """The visitor and its (or its contact's) assignments live at ``now``, newest first.
 
     One indexed query, the decision endpoint's only database work.
     """
-    rows = (await conn.execute(_STATE, {"vid": visitor_id, "slots": list(slots), "now": now})).all()
-    if not rows or rows[0].site_key_id not in (None, site_id):
-        return Known(exists=False), {}
-    chosen: dict[str, Chosen] = {}
+    rows = (await conn.execute(_STATE, {"vid": visitor_id, "now": now})).all()
+    if not rows:
+        return VisitorState(exists=False)
+    assignments = []
     for row in rows:
-        if row.slot is None or row.slot in chosen:
-            continue
         html = row.variant_html if row.key is not None else row.html
-        if html:
-            chosen[row.slot] = Chosen(
-                html=html, variant=row.key or f"flow-{row.id}", source="assignment"
-            )
-    return Known(exists=True, contact_id=rows[0].contact_id), chosen
+        if row.slot is None or not html:
+            continue
+        content = Chosen(html=html, variant=row.key or f"flow-{row.id}", source="assignment")
+        assignments.append(Assignment(row.slot, row.expires_at, content))
+    return VisitorState(
+        exists=True,
+        site_key_id=rows[0].site_key_id,
+        contact_id=rows[0].contact_id,
+        assignments=tuple(assignments),
+    )
 
 
 def _first_touch(page: Mapping[str, Any], utm: Mapping[str, str]) -> dict[str, Any]:

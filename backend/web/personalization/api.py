@@ -29,7 +29,7 @@ from backend.i18n import _
 from backend.personalization.cache import Personalizer, Site
 from backend.personalization.decide import UTM_KEYS, choose, page_context, url_utm
 from backend.personalization.identify import identify_visitor
-from backend.personalization.visitors import touch, visitor_state
+from backend.personalization.visitors import touch
 from backend.ratelimit import RateLimiter
 from backend.web.personalization.schemas import DecideIn, EventIn, IdentifyVisitorIn, SnippetIn
 from runtime.events import ingest
@@ -146,15 +146,16 @@ async def decide(request: Request[Any, Any, Any], clock: Now) -> Response[Any]:
     payload: DecideIn = await _read(request, DecideIn)
     site = await _admit(request, payload)
     engine = personalizer(request)
-    async with engine.reading() as conn:
-        known, assigned = await visitor_state(
-            conn, payload.vid, site.id, payload.slots, clock.now()
-        )
+    now = clock.now()
+    state = await engine.visitor(payload.vid, now)
+    # A visitor that came through another site key is a stranger here.
+    mine = state.belongs_to(site.id)
+    known = mine and state.contact_id is not None
     chosen = choose(
         payload.slots,
         page_context(payload.page.url, payload.utm),
-        known=known.contact_id is not None,
-        assigned=assigned,
+        known=known,
+        assigned=state.assigned(payload.slots, now) if mine else {},
         rules=await engine.rules(),
     )
     return _ok(
@@ -164,7 +165,7 @@ async def decide(request: Request[Any, Any, Any], clock: Now) -> Response[Any]:
                 slot: {"html": c.html, "variant": c.variant, "source": c.source}
                 for slot, c in chosen.items()
             },
-            "known": known.contact_id is not None,
+            "known": known,
         },
     )
 
