@@ -14,11 +14,12 @@ from litestar.response import Template
 
 from backend.audit import record
 from backend.auth.guards import role
-from backend.deps import Actor, Db
+from backend.deps import Actor, Db, Now
 from backend.i18n import N_, _
 from backend.models import Flow, LifecyclePhase, Role
 from backend.paging import Page
 from backend.services.flows import flow_summaries, flow_versions, journey_counts
+from backend.services.results import flow_results
 from backend.services.runs import list_journeys
 from backend.web.forms import read_form
 from backend.web.render import redirect, render
@@ -103,13 +104,14 @@ async def create_flow_action(
 
 @get("/flows/{flow_id:int}", opt=role(Role.viewer))
 async def flow_page(
-    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+    request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, flow_id: FromPath[int]
 ) -> Template:
     flow = await db.get(Flow, flow_id)
     if flow is None:
         raise NotFoundException(_("There is no flow with this number."))
     counts = (await journey_counts(db, [flow.id])).get(flow.id)
     recent, _total = await list_journeys(db, None, Page.of(1, 10), flow_id=flow.id)
+    results = await flow_results(db, flow.id, flow.published_version_id, now=clock.now())
     return render(
         request,
         "flows/detail.html",
@@ -119,6 +121,7 @@ async def flow_page(
             "counts": counts,
             "versions": await flow_versions(db, flow.id),
             "recent": recent,
+            "results": results,
             "node_count": len(flow.draft_graph.get("nodes", [])),
             "can_edit": actor.allows(Role.marketer),
             **_labels(),

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.demo import DEMO_FORM_SLUG, load_demo
-from backend.models import Contact, Journey, OutboxMessage
+from backend.demo import DEMO_FLOW_NAME, DEMO_FORM_SLUG, load_demo
+from backend.models import Contact, Flow, Journey, OutboxMessage, Role
 from runtime.engine import build_runtime
+from tests.backend.web.conftest import SignedIn
 from tests.backend.web.support import MovableClock, settings_for
 from tests.backend.web.test_forms import answers
 
@@ -42,3 +45,36 @@ async def test_the_demo_form_starts_the_canonical_flow(
     assert journey.node_id == "opened", "waiting for the guide email to be opened"
     assert [(m.channel, m.node_id) for m in emails] == [("email", "confirm")]
     assert "Vera" in emails[0].payload["subject"]
+
+
+async def test_the_flow_page_charts_who_reached_each_step(
+    signed_in: SignedIn,
+    db_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: MovableClock,
+) -> None:
+    await load_demo(settings_for(db_url), admin_password="demo password 1", contacts=0)
+    client = await signed_in(Role.viewer)
+    for n in range(3):
+        data = answers(clock, email=f"v{n}@example.com", first_name=f"V{n}")
+        assert (await client.post(f"/f/{DEMO_FORM_SLUG}", data=data)).status_code == 200
+    runtime = build_runtime(settings_for(db_url), sessions=sessions, clock=clock)
+    await runtime.drain()
+    clock.advance(days=3)  # nobody opened the guide: all three get the reminder
+    await runtime.drain()
+
+    async with sessions() as db:
+        flow_id = await db.scalar(select(Flow.id).where(Flow.name == DEMO_FLOW_NAME))
+    page = (await client.get(f"/flows/{flow_id}")).text
+    rows = dict(
+        re.findall(
+            r'<th scope="row">([^<]+)</th>\s*<td class="bar-cell">.*?'
+            r'<span class="bar-value">(\d+)</span>',
+            page,
+            re.S,
+        )
+    )
+    assert rows["Send the guide"] == "3" and rows["Reminder"] == "3"
+    assert rows["Call the lead"] == "0"
+    assert "timeout: 3" in page, "the wait's way out is shown"
+    assert re.search(r"<title>\d{4}-\d\d-\d\d: 3</title>", page), "three entered on one day"
