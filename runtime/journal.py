@@ -5,9 +5,11 @@ this claim still owns (an event, an admin or another worker may have taken a
 journey over meanwhile), then writes every step row, contact change, outbox
 message and cursor with a few bulk statements. On PostgreSQL the steps and
 cursors travel as arrays through ``unnest`` (one statement each, no per-row
-parameter processing); SQLite uses plain executemany. If the batch
-transaction fails, each journey is tried on its own so one bad row cannot
-hold the others back.
+parameter processing); SQLite uses plain executemany.
+Step rows at a fresh visit are plain INSERTs; only the first steps of a walk,
+which may complete a waiting or failed row, need the costlier ON CONFLICT.
+If the batch transaction fails, each journey is tried on its own so one bad
+row cannot hold the others back.
 """
 
 from __future__ import annotations
@@ -119,9 +121,9 @@ def _pg_select(types: dict[str, str]) -> str:
     return f"SELECT {columns} FROM unnest({arrays}) AS v({', '.join(types)})"  # noqa: S608
 
 
-_PG_STEPS = text(
-    f"INSERT INTO steps ({', '.join(_STEP_FIELDS)}) {_pg_select(_PG_STEP_TYPES)} {_REOPEN}"
-)
+_PG_INSERT_STEPS = f"INSERT INTO steps ({', '.join(_STEP_FIELDS)}) {_pg_select(_PG_STEP_TYPES)}"
+_PG_STEPS = text(_PG_INSERT_STEPS)
+_PG_REOPEN_STEPS = text(f"{_PG_INSERT_STEPS} {_REOPEN}")
 
 _PG_JOURNEY_TYPES = {
     "id": "BIGINT[]",
@@ -158,6 +160,22 @@ def _json(value: Any) -> str | None:
     return json.dumps(value) if value else "{}"
 
 
+class _JsonMemo:
+    """``_json`` once per distinct object: consecutive steps share their input snapshot."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, str | None] = {}
+
+    def __call__(self, value: Any) -> str | None:
+        if not value:
+            return _json(value)
+        # Keyed by identity: every value stays referenced by its step for the call.
+        key = id(value)
+        if key not in self._seen:
+            self._seen[key] = json.dumps(value)
+        return self._seen[key]
+
+
 async def _owned(session: AsyncSession, owner: str, ids: list[int]) -> set[int]:
     """Lock the journeys and return those this claim still owns and that are still live."""
     where = (among(session, JOURNEYS.c.id, ids), JOURNEYS.c.lease_owner == owner, LIVE_SQL)
@@ -174,14 +192,20 @@ async def _owned(session: AsyncSession, owner: str, ids: list[int]) -> set[int]:
     return {row[0] for row in rows}
 
 
-async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]]) -> None:
+async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]], *, reopen: bool) -> None:
     if dialect_name(session) == "postgresql":
+        as_json = _JsonMemo()
         arrays: dict[str, list[Any]] = {name: [] for name in _STEP_FIELDS}
-        for step in steps:
-            for name in _STEP_FIELDS:
-                value = step[name]
-                arrays[name].append(_json(value) if name in _PG_JSON else value)
-        await session.execute(_PG_STEPS, arrays)
+        for name in _STEP_FIELDS:
+            column = arrays[name]
+            if name in _PG_JSON:
+                column.extend(as_json(step[name]) for step in steps)
+            else:
+                column.extend(step[name] for step in steps)
+        await session.execute(_PG_REOPEN_STEPS if reopen else _PG_STEPS, arrays)
+        return
+    if not reopen:
+        await session.execute(STEPS.insert(), steps)
         return
     stmt = upsert_insert(session, STEPS)
     excluded = stmt.excluded
@@ -230,9 +254,12 @@ async def _write(session: AsyncSession, owner: str, walks: list[Walk], now: date
     if not mine:
         return []
     await _apply_changes(session, [w for w in mine if w.changes])
-    steps = [step for w in mine for step in w.steps]
-    if steps:
-        await _write_steps(session, steps)
+    for reopen, steps in (
+        (True, [step for w in mine for step in w.reopenable_steps()]),
+        (False, [step for w in mine for step in w.fresh_steps()]),
+    ):
+        if steps:
+            await _write_steps(session, steps, reopen=reopen)
     messages = [m for w in mine for m in w.messages]
     if messages:
         stmt = upsert_insert(session, OUTBOX).on_conflict_do_nothing(

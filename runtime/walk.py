@@ -66,6 +66,25 @@ class Walk:
         self.exit_reason: str | None = None
         self.ended_at: datetime | None = None
         self.wake_event_id: int | None = None
+        # Steps from this index on were recorded after the walk moved to a new
+        # visit, so their keys cannot exist yet (the cursor's visit counts and
+        # the step rows are written together); earlier ones may reopen a
+        # waiting or failed step row. Lets the journal insert most rows plainly.
+        self.fresh_from: int | None = None
+        # The data as a step's input sees it, shared by consecutive steps until
+        # a node changes it (the journal serialises each distinct object once).
+        self._input: dict[str, Any] | None = None
+
+    def input_snapshot(self) -> dict[str, Any]:
+        if self._input is None:
+            self._input = dict(self.data)
+        return self._input
+
+    def reopenable_steps(self) -> list[dict[str, Any]]:
+        return self.steps if self.fresh_from is None else self.steps[: self.fresh_from]
+
+    def fresh_steps(self) -> list[dict[str, Any]]:
+        return [] if self.fresh_from is None else self.steps[self.fresh_from :]
 
     def needs_events(self) -> bool:
         node = self.flow.nodes.get(self.node_id)
@@ -139,7 +158,7 @@ class Walk:
                 "node_type": node_type,
                 "status": status,
                 "port": outcome.port,
-                "input": dict(self.data),
+                "input": self.input_snapshot(),
                 "output": output,
                 "error": None,
                 "attempts": self.attempts + 1,
@@ -150,6 +169,7 @@ class Walk:
         )
         if outcome.data:
             self.data.update(outcome.data)
+            self._input = None
         self.attempts = 0
         self.last_error = None
 
@@ -183,7 +203,7 @@ class Walk:
                     "node_type": self.flow.nodes[self.node_id].type_id,
                     "status": StepStatus.ended.value,
                     "port": None,
-                    "input": dict(self.data),
+                    "input": self.input_snapshot(),
                     "output": {"interrupted": reason},
                     "error": None,
                     "attempts": 1,
@@ -195,6 +215,8 @@ class Walk:
         self.end(status, reason, now)
 
     def move(self, target: str) -> None:
+        if self.fresh_from is None:
+            self.fresh_from = len(self.steps)
         self.node_id = target
         self.visits[target] = self.visits.get(target, 0) + 1
         self.status = JourneyStatus.active.value
@@ -220,7 +242,7 @@ class Walk:
                 else "",
                 "status": StepStatus.error.value,
                 "port": None,
-                "input": dict(self.data),
+                "input": self.input_snapshot(),
                 "output": {},
                 "error": error,
                 "attempts": self.attempts,
