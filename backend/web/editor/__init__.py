@@ -1,6 +1,6 @@
 """The flow editor: a server-rendered canvas, its edits, publishing (issue #5, DESIGN 8)."""
 
-from backend.web.editor import edits, pages, publish, selection, transfer, tryout
+from backend.web.editor import edits, pages, preview, publish, selection, transfer, tryout
 
 ROUTES = [
     *pages.ROUTES,
@@ -9,6 +9,7 @@ ROUTES = [
     *publish.ROUTES,
     *transfer.ROUTES,
     *tryout.ROUTES,
+    *preview.ROUTES,
 ]
 
 __all__ = ["ROUTES"]

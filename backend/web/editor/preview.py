@@ -1,0 +1,259 @@
+"""Message tools in the side panel: an email preview as a contact gets it, a test send, SMS length.
+
+The email preview runs the step's own node (through the SDK test kit, as test
+mode does) on its saved config, so what the panel shows is exactly the
+message payload the runtime would put in the outbox: same merge fields, same
+fallbacks, same skip rules. Nothing here renders a template itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from jinja2_fragments.litestar import HTMXBlockTemplate
+from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.response import Template
+from pydantic import ValidationError
+from sqlalchemy import func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.auth.guards import role
+from backend.auth.principal import Principal
+from backend.contacts.normalize import InvalidValue, normalize_email
+from backend.deps import Actor, Db, Now
+from backend.i18n import _, ngettext
+from backend.models import Contact, Flow, OutboxMessage, Role
+from backend.web.editor.context import load_flow, registry_of
+from backend.web.editor.edits import BASE
+from backend.web.forms import read_form
+from nodes.sdk import Profile, Services
+from nodes.sdk.testing import contact as sample_profile
+from nodes.sdk.testing import run_node
+from runtime.doorbell import ring_after_commit
+from runtime.messaging.phone import segments
+from runtime.profiles import load_profiles
+
+PREVIEW = "editor/preview.html"
+EMAIL_TYPE = "action.email"
+# The counter refuses absurd input rather than counting megabytes on every keystroke.
+MAX_SMS_COUNT = 5000
+SEARCH_LIMIT = 10
+
+
+def _block(name: str, context: dict[str, Any]) -> Template:
+    return HTMXBlockTemplate(template_name=PREVIEW, block_name=name, context=context)
+
+
+def _sample() -> Profile:
+    """The customer a preview shows when no contact is picked: name and email only."""
+    return sample_profile(0, email="alex.sample@example.com", first_name="Alex", last_name="Sample")
+
+
+async def _profile(db: AsyncSession, email: str) -> tuple[Profile | None, str]:
+    """The picked contact's profile (by email), the sample one when none, or an error."""
+    email = email.strip().lower()
+    if not email:
+        return _sample(), ""
+    contact_id = await db.scalar(select(Contact.id).where(Contact.email == email))
+    if contact_id is None:
+        return None, _("There is no contact with this email.")
+    return (await load_profiles(db, [contact_id], [])).get(("contact", str(contact_id))), ""
+
+
+async def render_email(
+    request: Request[Any, Any, Any], flow: Flow, node_id: str, profile: Profile, now: datetime
+) -> tuple[dict[str, Any] | None, str]:
+    """The email payload the step would send ``profile``, or why there is none.
+
+    Runs the node itself on the draft's saved config; a config that does not
+    validate, or a customer the node would skip, is reported in words.
+    """
+    raw = next((n for n in flow.draft_graph.get("nodes", []) if n.get("id") == node_id), None)
+    node_type = registry_of(request).get(str(raw.get("type"))) if raw else None
+    if raw is None or node_type is None or node_type.type_id != EMAIL_TYPE:
+        return None, _("This step does not send an email.")
+    services: Services = request.app.state.runtime.services
+    try:
+        outcome = await run_node(
+            node_type,
+            raw.get("config") or {},
+            profile=profile,
+            node_id=node_id,
+            flow_id=flow.id,
+            now=now,
+            services=services,
+        )
+    except ValidationError:
+        return None, _("Save a subject and a message for this step to see its preview.")
+    email = next((m for m in outcome.messages if m.channel == "email"), None)
+    if email is None:
+        reason = (outcome.data.get(node_id) or {}).get("skipped", "")
+        return None, _("This contact would not get this email (%(reason)s).") % {"reason": reason}
+    return dict(email.payload), ""
+
+
+async def _render_for(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    clock: Now,
+    flow: Flow,
+    node_id: str,
+    contact: str,
+) -> tuple[dict[str, Any] | None, str]:
+    profile, error = await _profile(db, contact)
+    if profile is None:
+        return None, error
+    return await render_email(request, flow, node_id, profile, clock.now())
+
+
+def _preview_answer(
+    actor: Principal,
+    flow: Flow,
+    node_id: str,
+    contact: str,
+    rendered: tuple[dict[str, Any] | None, str],
+    **extra: Any,
+) -> Template:
+    context = {
+        "base": f"/flows/{flow.id}/edit",
+        "node_id": node_id,
+        "contact": contact.strip(),
+        "email": rendered[0],
+        "error": rendered[1],
+        "can_send": actor.allows(Role.marketer),
+        "sent": None,
+        "send_error": "",
+        "to": "",
+        **extra,
+    }
+    return _block("preview", context)
+
+
+@get(BASE + "/nodes/{node_id:str}/preview", opt=role(Role.viewer))
+async def email_preview(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    clock: Now,
+    flow_id: FromPath[int],
+    node_id: FromPath[str],
+    contact: FromQuery[str] = "",
+) -> Template:
+    """The email step's saved message as ``contact`` (an email; empty: a sample contact) gets it."""
+    flow = await load_flow(db, flow_id)
+    rendered = await _render_for(request, db, clock, flow, node_id, contact)
+    return _preview_answer(actor, flow, node_id, contact, rendered)
+
+
+@get(BASE + "/preview/contacts", opt=role(Role.viewer))
+async def contact_choices(db: Db, flow_id: FromPath[int], contact: FromQuery[str] = "") -> Template:
+    """Options for the preview's contact picker: contacts whose email or name matches."""
+    text = contact.strip().lower()
+    rows: list[tuple[str, str]] = []
+    if len(text) >= 2:
+        like = f"%{text}%"
+        result = await db.execute(
+            select(Contact.email, Contact.first_name, Contact.last_name)
+            .where(Contact.email.is_not(None))
+            .where(
+                or_(
+                    func.lower(Contact.email).like(like),
+                    func.lower(Contact.first_name + " " + Contact.last_name).like(like),
+                )
+            )
+            .order_by(Contact.email)
+            .limit(SEARCH_LIMIT)
+        )
+        rows = [(str(email), f"{first} {last}".strip()) for email, first, last in result]
+    return _block("choices", {"choices": rows})
+
+
+@post(BASE + "/nodes/{node_id:str}/test-send", opt=role(Role.marketer))
+async def test_send(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    clock: Now,
+    flow_id: FromPath[int],
+    node_id: FromPath[str],
+) -> Template:
+    """Send the preview (as the picked contact would get it) to the address typed in ``to``."""
+    form = (await read_form(request)).values
+    flow = await load_flow(db, flow_id)
+    contact, to = form.get("contact", ""), form.get("to", "")
+    rendered = await _render_for(request, db, clock, flow, node_id, contact)
+    email = rendered[0]
+    if email is None:
+        return _preview_answer(actor, flow, node_id, contact, rendered, to=to)
+    try:
+        address = normalize_email(to, "to")
+    except InvalidValue as exc:
+        error = exc.message
+        return _preview_answer(actor, flow, node_id, contact, rendered, to=to, send_error=error)
+    message_id = await _queue_test(request, db, clock, address, email)
+    return _preview_answer(
+        actor, flow, node_id, contact, rendered, to=to, sent=(address, message_id)
+    )
+
+
+async def _queue_test(
+    request: Request[Any, Any, Any], db: AsyncSession, clock: Now, to: str, email: dict[str, Any]
+) -> int | None:
+    """Queue the rendered email as a test send, the way ``POST /messaging/test-send`` does.
+
+    Same shape as that endpoint's message: transactional, no contact, not
+    tracked, "[Test]" in the subject, delivered by the outbox (in development,
+    caught for the Outbox page).
+    """
+    now = clock.now()
+    payload = {
+        "to": to,
+        "subject": f"[Test] {email['subject']}"[:250],
+        "text": email.get("text", ""),
+        "html": email.get("html") or None,
+        "preheader": email.get("preheader") or None,
+        "track": False,
+    }
+    message_id = await db.scalar(
+        insert(OutboxMessage)
+        .values(
+            idempotency_key=f"test-send:{secrets.token_hex(12)}",
+            channel="email",
+            category="transactional",
+            payload=payload,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .returning(OutboxMessage.id)
+    )
+    ring_after_commit(db, request.app.state.runtime.doorbell)
+    return message_id
+
+
+@get(BASE + "/sms-length", opt=role(Role.viewer))
+async def sms_length(request: Request[Any, Any, Any], flow_id: FromPath[int]) -> Template:
+    """The SMS text field's counter: characters, parts and encoding, as a line of HTML.
+
+    The text arrives as the field itself, ``cfg.text`` (htmx includes it).
+    """
+    text = request.query_params.get("cfg.text", "")
+    context: dict[str, Any] = {"summary": ""}
+    if len(text) > MAX_SMS_COUNT:
+        context["summary"] = _("The text is too long to count (more than 5000 characters).")
+    else:
+        length = segments(text)
+        context["summary"] = " · ".join(
+            [
+                ngettext("%(num)d character", "%(num)d characters", length.units)
+                % {"num": length.units},
+                ngettext("%(num)d SMS", "%(num)d SMS", length.segments) % {"num": length.segments},
+                length.encoding,
+            ]
+        )
+    return _block("sms_length", context)
+
+
+ROUTES = [email_preview, contact_choices, test_send, sms_length]
