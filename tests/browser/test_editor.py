@@ -375,3 +375,25 @@ async def test_publishing_over_running_customers_lets_the_marketer_move_them(
         "Published version 2. 2 customers moved to it. 1 stays on their version."
     )
     await expect(panel).not_to_contain_text("customers are in this flow")
+
+
+async def test_an_email_step_shows_its_preview_and_an_sms_step_counts_its_text(
+    page: Page,
+) -> None:
+    await sign_in(page, Role.marketer)
+    await page.goto("/flows/new")
+    await page.fill("#name", "Preview")
+    await page.get_by_role("button", name="Create draft").click()
+    await page.get_by_role("link", name="Open the editor").click()
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await _drop_from_palette(page, "Send email", 200, 120)
+    await _drop_from_palette(page, "Send SMS", 200, 320)
+    await _configure(page, "email", {"subject": "Hi {{ first_name | there }}", "body": "Hello."})
+    # The panel answering the save loads the preview of what was saved, as the sample contact.
+    await expect(page.locator("#email-preview .preview-subject")).to_have_text("Hi Alex")
+    frame = page.frame_locator("#email-preview iframe[sandbox='']")
+    await expect(frame.locator("p")).to_have_text("Hello.")
+    await page.locator("#node-sms .node-title").click()
+    await expect(page.locator("#panel")).to_have_attribute("data-node-id", "sms")
+    await page.fill('[name="cfg.text"]', "Hej 🙂")
+    await expect(page.locator("#sms-length")).to_have_text("6 characters · 1 SMS · UCS-2")

@@ -161,3 +161,15 @@ async def test_viewers_see_the_preview_but_cannot_send_a_test(
     assert refused.status_code == 403
     async with sessions() as db:
         assert (await db.scalar(select(OutboxMessage))) is None
+
+
+async def test_a_viewer_counts_the_saved_sms_text(editor: Editor, signed_in: SignedIn) -> None:
+    await _flow(editor)
+    await signed_in(Role.viewer)
+    panel = (await editor.get("/nodes/text")).text
+    # The viewer's field is disabled (left out of requests): the saved text rides in the address.
+    match = re.search(r'id="sms-length"[^>]*hx-get="([^"]*)"', panel)
+    assert match, panel
+    counter = await editor.client.get(html.unescape(match.group(1)))
+    # "Hej {{ first_name }}": 20 characters, and braces take two units each in GSM-7.
+    assert counter.text.strip() == "24 characters · 1 SMS · GSM-7"
