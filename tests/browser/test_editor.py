@@ -393,6 +393,16 @@ async def test_an_email_step_shows_its_preview_and_an_sms_step_counts_its_text(
     await expect(page.locator("#email-preview .preview-subject")).to_have_text("Hi Alex")
     frame = page.frame_locator("#email-preview iframe[sandbox='']")
     await expect(frame.locator("p")).to_have_text("Hello.")
+    await page.fill("#preview-contact", "nobody@example.com")
+    await page.press("#preview-contact", "Enter")
+    await expect(page.locator("#email-preview")).to_contain_text("There is no contact")
+    await page.fill("#preview-contact", "")
+    await page.press("#preview-contact", "Enter")
+    await page.fill("#test-send-to", "me@shop.example")
+    await page.get_by_role("button", name="Send a test", exact=True).click()
+    await expect(page.locator("#email-preview [role=status]")).to_contain_text(
+        "Test email queued for me@shop.example."
+    )
     await page.locator("#node-sms .node-title").click()
     await expect(page.locator("#panel")).to_have_attribute("data-node-id", "sms")
     await page.fill('[name="cfg.text"]', "Hej 🙂")
