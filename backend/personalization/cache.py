@@ -52,7 +52,11 @@ class Site:
     origins: frozenset[str]
 
     def allows(self, origin: str | None) -> bool:
-        given = normalize_origin(origin) if origin else None
+        if not origin:
+            return False
+        if origin in self.origins:  # browsers send origins already in normal form
+            return True
+        given = normalize_origin(origin)
         return given is not None and given in self.origins
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from urllib.parse import parse_qs, urlsplit
 
 from backend.models import Audience
@@ -44,10 +45,17 @@ def url_utm(url: str) -> dict[str, str]:
     return {key: query[key][0][:200] for key in UTM_KEYS if query.get(key)}
 
 
+@lru_cache(maxsize=4096)
+def _read_url(url: str) -> tuple[str, str]:
+    """The path and UTM source of ``url`` (memoised: a site's visitors share few URLs)."""
+    return urlsplit(url).path or "/", url_utm(url).get("utm_source", "")
+
+
 def page_context(url: str, utm: Mapping[str, str] | None = None) -> PageContext:
     """Read the page URL; ``utm`` (remembered by the snippet) fills in UTM the URL lacks."""
-    source = url_utm(url).get("utm_source") or (utm or {}).get("utm_source", "")
-    return PageContext(url=url, path=urlsplit(url).path or "/", utm_source=source.strip().lower())
+    path, source = _read_url(url)
+    source = source or (utm or {}).get("utm_source", "")
+    return PageContext(url=url, path=path, utm_source=source.strip().lower())
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.middleware import MiddlewareProtocol
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from backend.i18n import activate, catalogs
+
+# Browsers send a handful of distinct headers, and negotiating one (Babel) costs more
+# than the rest of this middleware; the catalogs are fixed for the process's life.
+_negotiate = lru_cache(maxsize=512)(catalogs.negotiate)
 
 
 class LocaleMiddleware(MiddlewareProtocol):
@@ -16,7 +22,7 @@ class LocaleMiddleware(MiddlewareProtocol):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            locale = catalogs.negotiate(Headers.from_scope(scope).get("accept-language"))
+            locale = _negotiate(Headers.from_scope(scope).get("accept-language"))
             scope.setdefault("state", {})["locale"] = locale
             activate(catalogs.get(locale))
         await self.app(scope, receive, send)
