@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import FlowStatus, JourneyStatus
@@ -23,7 +23,7 @@ from nodes.sdk import EventRecord, Profile
 from runtime.doorbell import Doorbell, ring_after_commit
 from runtime.enroll import enroll_customer
 from runtime.profiles import customer_key, load_profiles
-from runtime.sql import EVENTS, FLOWS, JOURNEYS, close_open_steps, upsert_insert
+from runtime.sql import EVENTS, FLOWS, JOURNEYS, close_open_steps, dialect_name, upsert_insert
 from runtime.versions import VersionCache
 
 __all__ = ["IngestResult", "ingest", "matches"]
@@ -44,6 +44,8 @@ def matches(wait_match: Mapping[str, Any] | None, properties: Mapping[str, Any])
 
 
 _MISSING = object()
+# Flows whose published version enrolls customers.
+_ENROLLING = (FLOWS.c.status == FlowStatus.active.value, FLOWS.c.published_version_id.is_not(None))
 
 
 async def ingest(
@@ -64,7 +66,8 @@ async def ingest(
     if contact_id is None and visitor_id is None:
         raise ValueError("an event belongs to a contact or a visitor")
     props = dict(properties or {})
-    stmt = upsert_insert(session, EVENTS).values(
+    inserted = await _insert(
+        session,
         type=type,
         contact_id=contact_id,
         visitor_id=visitor_id,
@@ -74,24 +77,45 @@ async def ingest(
         occurred_at=occurred_at or now,
         received_at=now,
     )
-    stmt = stmt.on_conflict_do_nothing(index_elements=[EVENTS.c.dedupe_key]).returning(EVENTS.c.id)
-    event_id = await session.scalar(stmt)
-    if event_id is None:
+    if inserted is None:
         existing = await session.scalar(
             select(EVENTS.c.id).where(EVENTS.c.dedupe_key == dedupe_key)
         )
         assert existing is not None
         return IngestResult(event_id=existing, duplicate=True)
+    event_id, enrolling = inserted
 
     record = EventRecord(
         type=type, occurred_at=occurred_at or now, properties=props, id=event_id, source=source
     )
-    enrolled = await _enroll(session, versions, record, contact_id, visitor_id, now)
+    enrolled = await _enroll(session, versions, enrolling, record, contact_id, visitor_id, now)
     woken = await _wake(session, record, contact_id, visitor_id, now)
     goals = await _reach_goals(session, versions, record, contact_id, visitor_id, now)
     if enrolled or woken or goals:
         ring_after_commit(session, doorbell)
     return IngestResult(event_id=event_id, enrolled=enrolled, woken=woken, goals=goals)
+
+
+async def _insert(session: AsyncSession, **values: Any) -> tuple[int, set[int]] | None:
+    """Append the event; returns its id and the published versions of active flows.
+
+    None when an event with the same ``dedupe_key`` is already stored.
+    """
+    stmt = upsert_insert(session, EVENTS).values(**values)
+    stmt = stmt.on_conflict_do_nothing(index_elements=[EVENTS.c.dedupe_key])
+    if dialect_name(session) != "postgresql":
+        event_id = await session.scalar(stmt.returning(EVENTS.c.id))
+        if event_id is None:
+            return None
+        rows = await session.execute(select(FLOWS.c.published_version_id).where(*_ENROLLING))
+        return event_id, set(rows.scalars())
+    # The flows that may enroll come back with the insert: one round trip fewer
+    # per event, and never a stale answer (no cache to invalidate on publish).
+    enrolling = select(func.array_agg(FLOWS.c.published_version_id)).where(*_ENROLLING)
+    row = (await session.execute(stmt.returning(EVENTS.c.id, enrolling.scalar_subquery()))).first()
+    if row is None:
+        return None
+    return row[0], set(row[1] or ())
 
 
 async def _profile(
@@ -108,17 +132,14 @@ async def _profile(
 async def _enroll(
     session: AsyncSession,
     versions: VersionCache,
+    version_ids: set[int],
     record: EventRecord,
     contact_id: int | None,
     visitor_id: str | None,
     now: datetime,
 ) -> tuple[int, ...]:
-    rows = await session.execute(
-        select(FLOWS.c.published_version_id).where(
-            FLOWS.c.status == FlowStatus.active.value, FLOWS.c.published_version_id.is_not(None)
-        )
-    )
-    flows = await versions.get_many(session, {vid for (vid,) in rows})
+    """Enroll the customer in the flows (published versions ``version_ids``) this event starts."""
+    flows = await versions.get_many(session, version_ids)
     candidates = [
         (flow, trigger)
         for flow in flows.values()
