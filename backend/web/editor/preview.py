@@ -8,7 +8,6 @@ fallbacks, same skip rules. Nothing here renders a template itself.
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +16,7 @@ from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from pydantic import ValidationError
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.guards import role
@@ -25,14 +24,14 @@ from backend.auth.principal import Principal
 from backend.contacts.normalize import InvalidValue, normalize_email
 from backend.deps import Actor, Db, Now
 from backend.i18n import _, ngettext
-from backend.models import Contact, Flow, OutboxMessage, Role
+from backend.models import Contact, Flow, Role
 from backend.web.editor.context import load_flow, registry_of
 from backend.web.editor.edits import BASE
 from backend.web.forms import read_form
+from backend.web.messaging.sample import queue_test_email
 from nodes.sdk import Profile, Services
 from nodes.sdk.testing import contact as sample_profile
 from nodes.sdk.testing import run_node
-from runtime.doorbell import ring_after_commit
 from runtime.messaging.phone import segments
 from runtime.profiles import load_profiles
 
@@ -193,44 +192,19 @@ async def test_send(
     except InvalidValue as exc:
         error = exc.message
         return _preview_answer(actor, flow, node_id, contact, rendered, to=to, send_error=error)
-    message_id = await _queue_test(request, db, clock, address, email)
+    message_id = await queue_test_email(
+        db,
+        request.app.state.runtime.doorbell,
+        clock.now(),
+        to=address,
+        subject=email["subject"],
+        text=email.get("text", ""),
+        html=email.get("html") or None,
+        preheader=email.get("preheader") or None,
+    )
     return _preview_answer(
         actor, flow, node_id, contact, rendered, to=to, sent=(address, message_id)
     )
-
-
-async def _queue_test(
-    request: Request[Any, Any, Any], db: AsyncSession, clock: Now, to: str, email: dict[str, Any]
-) -> int | None:
-    """Queue the rendered email as a test send, the way ``POST /messaging/test-send`` does.
-
-    Same shape as that endpoint's message: transactional, no contact, not
-    tracked, "[Test]" in the subject, delivered by the outbox (in development,
-    caught for the Outbox page).
-    """
-    now = clock.now()
-    payload = {
-        "to": to,
-        "subject": f"[Test] {email['subject']}"[:250],
-        "text": email.get("text", ""),
-        "html": email.get("html") or None,
-        "preheader": email.get("preheader") or None,
-        "track": False,
-    }
-    message_id = await db.scalar(
-        insert(OutboxMessage)
-        .values(
-            idempotency_key=f"test-send:{secrets.token_hex(12)}",
-            channel="email",
-            category="transactional",
-            payload=payload,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .returning(OutboxMessage.id)
-    )
-    ring_after_commit(db, request.app.state.runtime.doorbell)
-    return message_id
 
 
 @get(BASE + "/sms-length", opt=role(Role.viewer))

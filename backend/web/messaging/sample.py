@@ -9,11 +9,13 @@ development the mail catcher keeps it for the Outbox page.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
 from litestar import Request, post
 from litestar.exceptions import ValidationException
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.guards import role
 from backend.contacts.normalize import InvalidValue, normalize_email
@@ -21,7 +23,47 @@ from backend.deps import Db, Now
 from backend.i18n import _
 from backend.models import OutboxMessage, Role
 from backend.web.messaging.common import runtime
-from runtime.doorbell import ring_after_commit
+from runtime.doorbell import Doorbell, ring_after_commit
+
+
+async def queue_test_email(
+    db: AsyncSession,
+    doorbell: Doorbell,
+    now: datetime,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    preheader: str | None = None,
+) -> int:
+    """Queue one test email: transactional, no contact, not tracked, "[Test]" in the subject.
+
+    Also what the editor's "Send a test" uses, so both send exactly the same kind of message.
+    """
+    payload = {
+        "to": to,
+        "subject": f"[Test] {subject}"[:250],
+        "text": text,
+        "html": html,
+        "preheader": preheader,
+        "track": False,
+    }
+    message_id = await db.scalar(
+        insert(OutboxMessage)
+        .values(
+            idempotency_key=f"test-send:{secrets.token_hex(12)}",
+            channel="email",
+            category="transactional",
+            payload=payload,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .returning(OutboxMessage.id)
+    )
+    ring_after_commit(db, doorbell)
+    assert message_id is not None  # RETURNING of an insert always has a row
+    return int(message_id)
 
 
 async def _fields(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -42,28 +84,16 @@ async def send_sample(request: Request[Any, Any, Any], db: Db, clock: Now) -> di
     subject = fields.get("subject", "").strip()
     if not subject or not (fields.get("text") or fields.get("html")):
         raise ValidationException(_("A test email needs a subject and a message."))
-    payload = {
-        "to": to,
-        "subject": f"[Test] {subject}"[:250],
-        "text": fields.get("text", ""),
-        "html": fields.get("html") or None,
-        "preheader": fields.get("preheader") or None,
-        "track": False,
-    }
-    now = clock.now()
-    message_id = await db.scalar(
-        insert(OutboxMessage)
-        .values(
-            idempotency_key=f"test-send:{secrets.token_hex(12)}",
-            channel="email",
-            category="transactional",
-            payload=payload,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .returning(OutboxMessage.id)
+    message_id = await queue_test_email(
+        db,
+        runtime(request).doorbell,
+        clock.now(),
+        to=to,
+        subject=subject,
+        text=fields.get("text", ""),
+        html=fields.get("html") or None,
+        preheader=fields.get("preheader") or None,
     )
-    ring_after_commit(db, runtime(request).doorbell)
     return {"message_id": message_id, "url": f"/outbox/{message_id}"}
 
 
