@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from runtime.rules.evaluate import SQLITE_FOLD, sql_fold
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create an engine with the pragmas/pool settings Touchflow relies on."""
@@ -30,6 +32,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # Rules fold text with Python's str.lower(); SQLite's lower() is ASCII-only.
+            # The adapter's create_function runs on aiosqlite's connection thread.
+            dbapi_conn.create_function(SQLITE_FOLD, 1, sql_fold, deterministic=True)
 
         return engine
     kwargs.setdefault("pool_size", 10)

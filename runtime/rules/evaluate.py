@@ -7,7 +7,6 @@ the property test in tests/runtime/rules keeps the two in agreement.
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,20 +26,28 @@ from runtime.rules.ast import (
     Rule,
 )
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _DATE_PREFIX = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+# The name under which backend.db registers ``sql_fold`` on every SQLite connection.
+SQLITE_FOLD = "tf_lower"
 
 
 def fold(text: str) -> str:
-    """Case folding for rule comparisons: ASCII letters only, identical in every database.
+    """Case folding for rule comparisons: Python's ``str.lower()``, the same in every database.
 
-    SQLite's ``lower()`` only knows ASCII and PostgreSQL's follows the server
-    locale, so both evaluators fold A-Z and nothing else ("Å" stays "Å").
+    Unicode-aware ("Åsa" and "ÅSA" both fold to "åsa") but not ``casefold()``:
+    "ß" stays "ß" rather than becoming "ss", which no database does the same
+    way. The SQL compiler folds identically: SQLite calls this very function
+    (``SQLITE_FOLD``), PostgreSQL uses ``lower()`` under ICU's root locale,
+    which applies the same Unicode lowercase mappings (checked against
+    ``str.lower()`` on the server for Latin, Greek, Cyrillic and İ).
     """
-    return text.translate(_ASCII_LOWER)
+    return text.lower()
 
 
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+def sql_fold(value: object) -> object:
+    """``fold`` as a SQL function: text is folded, anything else (NULL, numbers) passes as is."""
+    return fold(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.selectable import Select
 
 from backend.models import Contact, Event, utcnow
@@ -47,7 +48,7 @@ from runtime.rules.ast import (
     PropertyFilter,
     Rule,
 )
-from runtime.rules.evaluate import RuleClock, fold
+from runtime.rules.evaluate import SQLITE_FOLD, RuleClock, fold
 
 Bool = ColumnElement[bool]
 DIALECTS = ("sqlite", "postgresql")
@@ -67,10 +68,13 @@ class _Compiler:
     clock: RuleClock
 
     def lower(self, expr: ColumnElement[Any]) -> ColumnElement[str]:
-        # COLLATE "C" makes PostgreSQL fold ASCII only, like SQLite and ``fold``.
+        # Both fold exactly like ``fold`` (str.lower). SQLite's own lower() is
+        # ASCII-only, so it calls ``fold`` itself (registered by backend.db);
+        # PostgreSQL's follows the collation, and ICU's root locale ("und")
+        # lowercases by the same Unicode mappings as Python, whatever lc_ctype is.
         if self.dialect == "postgresql":
-            expr = expr.collate("C")
-        return func.lower(expr, type_=String())
+            return func.lower(expr.collate("und-x-icu"), type_=String())
+        return Function(SQLITE_FOLD, expr, type_=String())
 
     def bytewise(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
         return expr.collate("C") if self.dialect == "postgresql" else expr
