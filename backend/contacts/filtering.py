@@ -14,13 +14,15 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from backend.contacts.normalize import InvalidValue
 from backend.i18n import gettext as _
 from backend.models import Contact
 from backend.models.ingestion import AttributeDefinition
 from runtime.rules.ast import FIELD_TYPES, OPS_BY_TYPE, InvalidRule, Rule, parse_rule
-from runtime.rules.sql import to_sql
+from runtime.rules.evaluate import fold
+from runtime.rules.sql import folded, to_sql
 
 EXPORT_BATCH = 1000
 
@@ -94,23 +96,31 @@ def combine(*rules: Rule | None) -> Rule | None:
     return parse_rule({"all": present})
 
 
+def search_condition(dialect: str, text: str) -> ColumnElement[bool] | None:
+    """Contacts whose email, name or phone contains ``text`` (any case), or whose external
+    id is ``text``; None for an empty search. Case folds like the rule language."""
+    text = text.strip()
+    if not text:
+        return None
+    needle = fold(text)
+    full_name = Contact.first_name + " " + Contact.last_name
+    return or_(
+        folded(Contact.email, dialect).contains(needle, autoescape=True),
+        folded(full_name, dialect).contains(needle, autoescape=True),
+        Contact.phone.contains(text, autoescape=True),
+        Contact.external_id == text,
+    )
+
+
 def contacts_query(db: AsyncSession, text: str, rule: Rule | None, now: datetime) -> Select[Any]:
     """Live (not erased) contacts matching the search text and the rule."""
     stmt = select(Contact).where(Contact.erased_at.is_(None))
-    text = text.strip()
-    if text:
-        pattern = f"%{text.lower()}%"
-        full_name = func.lower(Contact.first_name + " " + Contact.last_name)
-        stmt = stmt.where(
-            or_(
-                func.lower(Contact.email).like(pattern),
-                full_name.like(pattern),
-                Contact.phone.like(pattern),
-                Contact.external_id == text,
-            )
-        )
+    dialect = db.get_bind().dialect.name
+    searched = search_condition(dialect, text)
+    if searched is not None:
+        stmt = stmt.where(searched)
     if rule is not None:
-        stmt = stmt.where(to_sql(rule, dialect=db.get_bind().dialect.name, now=now))
+        stmt = stmt.where(to_sql(rule, dialect=dialect, now=now))
     return stmt
 
 

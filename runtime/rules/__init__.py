@@ -26,7 +26,7 @@ from runtime.rules.ast import (
 )
 from runtime.rules.evaluate import RuleClock, evaluate, fold, matches_filter
 from runtime.rules.field import RuleField
-from runtime.rules.sql import audience_query, count_audience, to_sql
+from runtime.rules.sql import audience_query, count_audience, folded, to_sql
 
 __all__ = [
     "ENGAGEMENT_EVENTS",
@@ -50,6 +50,7 @@ __all__ = [
     "evaluate",
     "event_types",
     "fold",
+    "folded",
     "matches_filter",
     "parse_rule",
     "rule_to_json",

@@ -32,6 +32,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.selectable import Select
@@ -62,19 +63,25 @@ class _Reading:
     value: ColumnElement[Any]
 
 
+def folded(expr: ColumnElement[Any] | QueryableAttribute[Any], dialect: str) -> ColumnElement[str]:
+    """``expr`` lowercased exactly like ``fold`` (str.lower), in SQL.
+
+    SQLite's own lower() is ASCII-only, so it calls ``fold`` itself (registered by
+    backend.db); PostgreSQL's follows the collation, and ICU's root locale ("und")
+    lowercases by the same Unicode mappings as Python, whatever lc_ctype is.
+    """
+    if dialect == "postgresql":
+        return func.lower(expr.collate("und-x-icu"), type_=String())
+    return Function(SQLITE_FOLD, expr, type_=String())
+
+
 @dataclass(frozen=True)
 class _Compiler:
     dialect: str
     clock: RuleClock
 
     def lower(self, expr: ColumnElement[Any]) -> ColumnElement[str]:
-        # Both fold exactly like ``fold`` (str.lower). SQLite's own lower() is
-        # ASCII-only, so it calls ``fold`` itself (registered by backend.db);
-        # PostgreSQL's follows the collation, and ICU's root locale ("und")
-        # lowercases by the same Unicode mappings as Python, whatever lc_ctype is.
-        if self.dialect == "postgresql":
-            return func.lower(expr.collate("und-x-icu"), type_=String())
-        return Function(SQLITE_FOLD, expr, type_=String())
+        return folded(expr, self.dialect)
 
     def bytewise(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
         return expr.collate("C") if self.dialect == "postgresql" else expr

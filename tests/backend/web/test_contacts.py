@@ -261,3 +261,15 @@ async def test_marketers_cannot_erase(
     async with sessions() as db:
         bo = await db.get(Contact, ids["bo"])
         assert bo is not None and bo.email == "bo@example.com"
+
+
+async def test_search_ignores_case_in_any_language_and_treats_wildcards_as_text(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession], clock: MovableClock
+) -> None:
+    await people(sessions, clock)
+    async with sessions() as db, db.begin():
+        db.add(Contact(email="asa@example.com", first_name="Åsa", last_name="Öberg"))
+    client = await signed_in(Role.viewer)
+    found = (await client.get("/contacts", params={"q": "åSA öb"})).text
+    assert "1 contact" in found and "asa@example.com" in found
+    assert "No contact matches" in (await client.get("/contacts", params={"q": "%"})).text
