@@ -17,10 +17,11 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.params import FromPath
 from litestar.response import Redirect
+from sqlalchemy import select
 
 from backend.auth.guards import public
 from backend.deps import Db
-from backend.models import OutboxMessage
+from backend.models import Journey, OutboxMessage
 from backend.web.messaging.common import claims, runtime
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,11 @@ async def _record(
         "channel": message.channel,
         **extra,
     }
-    tracking = (message.payload or {}).get("tracking") or {}
-    if "flow_id" in tracking:
-        properties["flow_id"] = tracking["flow_id"]
+    if message.journey_id is not None:
+        # Engagement conditions ("opened the email of node X in flow Y") match on the flow.
+        properties["flow_id"] = await db.scalar(
+            select(Journey.flow_id).where(Journey.id == message.journey_id)
+        )
     suffix = hashlib.sha256(str(extra.get("url", "")).encode()).hexdigest()[:16]
     await runtime(request).ingest(
         kind,

@@ -9,7 +9,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.models import Delivery, Journey, OutboxMessage, Task
+from backend.models import Delivery, Event, Journey, OutboxMessage, Task
 from runtime import flows
 from runtime.engine import build_runtime
 from tests.backend.messaging.test_public_links import _contact
@@ -70,3 +70,8 @@ async def test_a_tracked_click_wakes_the_journey_waiting_for_it(
         assert task is not None and task.title == "Call Ann" and task.contact_id == contact
         journey = await db.get(Journey, journey.id, populate_existing=True)
         assert journey is not None and journey.status == "completed"
+        clicked = await db.scalar(select(Event).where(Event.type == "email.clicked"))
+    # Engagement conditions ("clicked the email of node X in flow Y") match on these.
+    assert clicked is not None
+    assert clicked.properties["flow_id"] == flow.id
+    assert clicked.properties["node_id"] == "confirm"
