@@ -71,7 +71,11 @@ def _route_handlers() -> list[ControllerRouterHandler]:
             *signin.ROUTES,
             health.healthz,
             *flows.ROUTES,
-            *editor.ROUTES,
+            Router(
+                path="/",
+                route_handlers=editor.ROUTES,
+                exception_handlers=editor.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+            ),
             *contacts.ROUTES,
             *forms_admin.ROUTES,
             *imports.ROUTES,

@@ -1,6 +1,7 @@
 """The flow editor: a server-rendered canvas, its edits, publishing (issue #5, DESIGN 8)."""
 
 from backend.web.editor import edits, pages, preview, publish, selection, transfer, tryout
+from runtime.flows import DraftConflict
 
 ROUTES = [
     *pages.ROUTES,
@@ -12,4 +13,7 @@ ROUTES = [
     *preview.ROUTES,
 ]
 
-__all__ = ["ROUTES"]
+# A stale draft revision, wherever it is found, gets the editor's conflict answer.
+EXCEPTION_HANDLERS = {DraftConflict: edits.conflict_handler}
+
+__all__ = ["EXCEPTION_HANDLERS", "ROUTES"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from litestar import Request, Response, post
+from litestar import Request, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Template
@@ -47,8 +47,9 @@ CONFIG_PREFIX = "cfg."
 Edit = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def conflict_response() -> Template:
-    """409 for a stale revision: the editor reloads the canvas and says why."""
+def conflict_handler(_request: Request[Any, Any, Any], _exc: DraftConflict) -> Template:
+    """409 for a stale revision, from every editor endpoint: the editor reloads the canvas
+    and says why."""
     return Template(
         template_name="editor/conflict.html",
         context={},
@@ -92,8 +93,12 @@ def _number(form: dict[str, str], name: str) -> float:
 
 async def save_edit(
     request: Request[Any, Any, Any], db: Db, flow_id: int, revision: int, edit: Edit
-) -> Flow | Template:
-    """Apply ``edit`` to the draft at ``revision`` and save it; the conflict page if stale."""
+) -> Flow:
+    """Apply ``edit`` to the draft at ``revision`` and save it.
+
+    A stale ``revision`` raises ``DraftConflict``, which the editor's router answers
+    with ``conflict_handler``.
+    """
     flow = await load_flow(db, flow_id, lock=True)
     before = flow.draft_graph
     try:
@@ -102,8 +107,6 @@ async def save_edit(
         raise refused(str(exc)) from None
     try:
         flow = await save_draft(db, flow_id, graph, expected_revision=revision)
-    except DraftConflict:
-        return conflict_response()
     except FlowStateError:
         raise archived() from None
     history_of(request).edited(flow_id, before, flow.draft_revision)
@@ -125,8 +128,6 @@ async def add_node_action(
         return fresh
 
     flow = await save_edit(request, db, flow_id, revision_of(form), edit)
-    if not isinstance(flow, Flow):
-        return flow
     context = await editor_context(request, db, actor, flow, selected=added[0])
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
@@ -144,8 +145,6 @@ async def move_node_action(
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: move_node(g, node_id, x, y)
     )
-    if not isinstance(flow, Flow):
-        return flow
     return moved_response(await editor_context(request, db, actor, flow, moved={node_id}))
 
 
@@ -161,8 +160,6 @@ async def delete_node_action(
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: delete_node(g, node_id)
     )
-    if not isinstance(flow, Flow):
-        return flow
     context = await editor_context(request, db, actor, flow)
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
@@ -197,8 +194,6 @@ async def configure_action(
     saved = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: configure(g, node_id, config, label)
     )
-    if not isinstance(saved, Flow):
-        return saved
     context = await editor_context(
         request, db, actor, saved, selected=node_id, read_errors=read_errors, saved=True
     )
@@ -219,8 +214,6 @@ async def connect_action(
         revision_of(form),
         lambda g: connect(g, source, port, target, registry),
     )
-    if not isinstance(flow, Flow):
-        return flow
     return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
 
 
@@ -233,8 +226,6 @@ async def disconnect_action(
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: disconnect(g, source, port)
     )
-    if not isinstance(flow, Flow):
-        return flow
     return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
 
 
@@ -246,14 +237,12 @@ async def tidy_action(
     form = (await read_form(request)).values
     registry = registry_of(request)
     flow = await save_edit(request, db, flow_id, revision_of(form), lambda g: tidy(g, registry))
-    if not isinstance(flow, Flow):
-        return flow
     return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
 
 
 async def _step_history(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: int, *, redo: bool
-) -> Template | Response[Any]:
+) -> Template:
     form = (await read_form(request)).values
     revision = revision_of(form)
     history = history_of(request)
@@ -261,14 +250,12 @@ async def _step_history(
     if snapshot is None:
         flow = await load_flow(db, flow_id)
         if flow.draft_revision != revision:
-            return conflict_response()
+            raise DraftConflict(revision, flow.draft_revision)
         raise refused(_("There is nothing to redo.") if redo else _("There is nothing to undo."))
     flow = await load_flow(db, flow_id, lock=True)
     current = flow.draft_graph
     try:
         flow = await save_draft(db, flow_id, snapshot, expected_revision=revision)
-    except DraftConflict:
-        return conflict_response()
     except FlowStateError:
         raise archived() from None
     history.stepped(flow_id, current, flow.draft_revision, redo=redo)
@@ -279,14 +266,14 @@ async def _step_history(
 @post(BASE + "/undo", opt=role(Role.marketer))
 async def undo_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
-) -> Template | Response[Any]:
+) -> Template:
     return await _step_history(request, db, actor, flow_id, redo=False)
 
 
 @post(BASE + "/redo", opt=role(Role.marketer))
 async def redo_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
-) -> Template | Response[Any]:
+) -> Template:
     return await _step_history(request, db, actor, flow_id, redo=True)
 
 

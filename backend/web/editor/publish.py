@@ -15,10 +15,10 @@ from backend.deps import Actor, Db, Now
 from backend.i18n import _, ngettext
 from backend.models import Role
 from backend.web.editor.context import editor_context, fragments, load_flow, registry_of
-from backend.web.editor.edits import BASE, conflict_response, refused, revision_of
+from backend.web.editor.edits import BASE, refused, revision_of
 from backend.web.forms import read_form
 from backend.web.render import redirect
-from runtime.flows import FlowStateError, archive, pause, publish, resume
+from runtime.flows import DraftConflict, FlowStateError, archive, pause, publish, resume
 from runtime.graph import InvalidGraph
 from runtime.migrate import Migration, migrate, plan
 
@@ -56,7 +56,7 @@ async def publish_action(
         raise refused(_("Choose whether running customers keep their version or move."))
     flow = await load_flow(db, flow_id, lock=True)
     if flow.draft_revision != revision:
-        return conflict_response()
+        raise DraftConflict(revision, flow.draft_revision)
     try:
         version = await publish(db, flow_id, registry_of(request), actor.id, note=note)
     except InvalidGraph as exc:

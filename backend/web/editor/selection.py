@@ -12,7 +12,7 @@ from litestar.response import Template
 from backend.auth.guards import role
 from backend.deps import Actor, Db
 from backend.i18n import _
-from backend.models import Flow, Role
+from backend.models import Role
 from backend.web.editor.context import editor_context, fragments, load_flow
 from backend.web.editor.edits import (
     BASE,
@@ -59,8 +59,6 @@ async def move_selection(
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: move_nodes(g, positions)
     )
-    if not isinstance(flow, Flow):
-        return flow
     context = await editor_context(request, db, actor, flow, moved=set(positions))
     return moved_response(context)
 
@@ -72,8 +70,6 @@ async def delete_selection(
     form = (await read_form(request)).values
     ids = set(_ids(form))
     flow = await save_edit(request, db, flow_id, revision_of(form), lambda g: delete_nodes(g, ids))
-    if not isinstance(flow, Flow):
-        return flow
     context = await editor_context(request, db, actor, flow)
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
@@ -111,8 +107,6 @@ async def paste_selection(
             return paste(graph, source_graph, ids, offset)[0]
 
     flow = await save_edit(request, db, flow_id, revision_of(form), edit)
-    if not isinstance(flow, Flow):
-        return flow
     return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
 
 

@@ -60,8 +60,6 @@ async def import_draft(
     except EditRefused as exc:
         raise refused(str(exc)) from None
     flow = await save_edit(request, db, flow_id, revision_of(form), lambda _g: graph)
-    if not isinstance(flow, Flow):
-        return flow
     context = await editor_context(request, db, actor, flow)
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
@@ -83,8 +81,6 @@ async def restore_version(
         raise NotFoundException(_("This flow has no version %(num)d.") % {"num": number})
     graph = copy.deepcopy(version.graph)
     flow = await save_edit(request, db, flow_id, revision_of(form), lambda _g: graph)
-    if not isinstance(flow, Flow):
-        return flow
     notice = _("The draft is now version %(num)d; publish to make it live.") % {"num": number}
     context = await editor_context(request, db, actor, flow, notice=notice)
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
