@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from httpx import Response
@@ -15,22 +14,17 @@ from backend.auth.keys import new_api_key
 from backend.auth.passwords import hash_password
 from backend.models import ApiKey, Role, User
 from backend.settings import Settings
+from runtime.clock import FakeClock
 
 PASSWORD = "correct horse battery"
 _META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
 
 
-@dataclass
-class MovableClock:
-    """A clock tests move by hand instead of sleeping."""
+class MovableClock(FakeClock):
+    """The runtime's FakeClock, starting on the Monday morning the web tests assume."""
 
-    at: datetime = field(default_factory=lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
+    def __init__(self) -> None:
+        super().__init__(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
 
 
 def settings_for(db_url: str, **overrides: Any) -> Settings:
