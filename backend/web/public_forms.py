@@ -113,7 +113,9 @@ async def form_page(
         form.name,
         definition=definition_of(form),
         action_url=_action(form, embed),
-        started_at=f"{clock.now().timestamp():.0f}",
+        # Rounded down: rounding to nearest could judge a quick person half a second
+        # faster than they were and drop them as a bot.
+        started_at=str(int(clock.now().timestamp())),
         embed=embed,
     )
 

@@ -271,6 +271,20 @@ async def test_spam_looks_accepted_but_stores_nothing(
     assert await count(sessions, Event) == 0
 
 
+async def test_a_quick_person_just_over_the_minimum_is_not_taken_for_a_bot(
+    client: Client, sessions: async_sessionmaker[AsyncSession], clock: MovableClock
+) -> None:
+    await make_form(sessions)
+    clock.advance(seconds=0.6)  # the page is served at 09:00:00.6
+    page = (await client.get("/f/signup")).text
+    started = re.search(r'name="form_started_at" value="([^"]+)"', page)
+    assert started is not None
+    clock.advance(seconds=2.1)  # they send it 2.1 s later, just over the 2 s minimum
+    data = {"email": "quick@example.com", "form_started_at": started.group(1)}
+    assert (await client.post("/f/signup", data=data)).status_code == 200
+    assert await count(sessions, Contact) == 1
+
+
 async def test_origin_is_checked_against_site_keys(
     client: Client, sessions: async_sessionmaker[AsyncSession], clock: MovableClock
 ) -> None:
