@@ -13,6 +13,7 @@ from litestar.types import ControllerRouterHandler
 from redis.asyncio import Redis
 
 from backend.api import api_router, openapi_config
+from backend.auth import passwords
 from backend.auth.csrf import CsrfMiddleware
 from backend.auth.guards import public, role_guard, undeclared_routes
 from backend.auth.middleware import AuthMiddleware, session_config
@@ -116,6 +117,7 @@ def create_app(
     for handlers added by other subsystems, which must declare ``opt`` roles too.
     """
     settings = settings or get_settings()
+    passwords.use_environment(settings.environment)
     engine = create_engine(settings.database_url)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     state = State(

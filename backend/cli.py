@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import click
 
+from backend.auth import passwords
 from backend.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -22,9 +23,11 @@ T = TypeVar("T")
 
 def _settings() -> Settings:
     try:
-        return get_settings()
+        settings = get_settings()
     except ValueError as exc:  # pydantic-settings refuses bad environment values
         raise click.ClickException(f"invalid settings: {exc}") from exc
+    passwords.use_environment(settings.environment)
+    return settings
 
 
 def _run(factory: Callable[[], Awaitable[T]]) -> T:

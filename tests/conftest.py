@@ -1,4 +1,10 @@
-"""Shared fixtures. ``db_url``/``engine``/``sessions`` run each test on SQLite and PostgreSQL."""
+"""Shared fixtures. ``db_url``/``engine``/``sessions`` run each test on SQLite and PostgreSQL.
+
+Under pytest-xdist every worker is a session of its own: its own PostgreSQL
+database (a random name), its own SQLite file (the worker's temporary folder)
+and its own web apps; Redis is shared, each test keeping to its own queue name
+or key prefix. The helpers every test folder uses live in tests/support/.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,16 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from backend.auth import passwords
 from backend.db import create_engine, create_sessionmaker
 from tests.services import REDIS_URL, fresh_database, missing_service, redis_available, truncate_all
+from tests.support.web import SharedApp
 
 DATABASES = ["sqlite", "postgresql"]
+
+# Users the tests add (tests/backend/web/support.add_user, the browser tests' three)
+# are hashed before any app exists to pick the environment's cost.
+passwords.use_environment("test")
 
 
 @pytest.fixture(scope="session", params=DATABASES)
@@ -34,6 +46,15 @@ async def _session_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 async def engine(_session_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
     yield _session_engine
     await truncate_all(_session_engine)
+
+
+@pytest.fixture(scope="session")
+def _shared_app(db_url: str) -> SharedApp:
+    """The web app of ``db_url``, built once; the ``app`` fixture resets it for each test."""
+    from backend.app import create_app  # the runtime tests never pay for importing the web app
+    from tests.backend.web.support import MovableClock, settings_for
+
+    return SharedApp(create_app(settings_for(db_url), clock=MovableClock()))
 
 
 @pytest.fixture

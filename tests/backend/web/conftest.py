@@ -1,4 +1,8 @@
-"""Fixtures for the web app: ``create_app()`` on the parametrised database, with a test client."""
+"""Fixtures for the web app: ``create_app()`` on the parametrised database, with a test client.
+
+``app`` is built once per database (``_shared_app`` in tests/conftest.py) and
+handed to each test as new; see tests/support/web.py.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from backend.app import create_app
 from backend.models import Role
-from tests.backend.web.support import MovableClock, add_user, settings_for, sign_in
+from tests.backend.web.support import MovableClock, add_user, sign_in
+from tests.support.web import SharedApp
 
 
 @pytest.fixture
@@ -20,9 +24,9 @@ def clock() -> MovableClock:
 
 
 @pytest.fixture
-def app(db_url: str, engine: AsyncEngine, clock: MovableClock) -> Litestar:
+def app(_shared_app: SharedApp, engine: AsyncEngine, clock: MovableClock) -> Litestar:
     # ``engine`` empties the tables after each test.
-    return create_app(settings_for(db_url), clock=clock)
+    return _shared_app.fresh(clock)
 
 
 @pytest.fixture

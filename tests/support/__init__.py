@@ -1,0 +1,13 @@
+"""Test helpers shared by every test folder: clocks, loopback SMTP and HTTP servers, the web app.
+
+- ``clock``: which fake clock to use (the SDK's ``FixedClock``, the runtime's ``FakeClock``,
+  the web tests' ``MovableClock``).
+- ``smtp``: ``Mailbox`` and ``smtp_server()``, a real aiosmtpd server on a kernel-picked port.
+- ``http``: ``serve()`` (any handler on a kernel-picked loopback port) and the recording servers
+  built on it (``receiver()``, ``hook_receiver()``, ``http_server(Script)``).
+- ``net``: loopback sockets for servers that take one (uvicorn).
+- ``web``: ``SharedApp``, one web app per database for the session.
+
+The modules these came from (tests/runtime/conftest.py, tests/nodes/receiver.py,
+tests/runtime/delivery/http_server.py, tests/backend/web/support.py) re-export them.
+"""
