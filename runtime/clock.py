@@ -7,30 +7,21 @@ instead of sleeping.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from nodes.sdk import Clock, SystemClock
+from nodes.sdk.testing import DEFAULT_NOW, FixedClock
 
 __all__ = ["Clock", "FakeClock", "SystemClock"]
 
 
-class FakeClock:
-    """A clock that stands still until ``advance`` or ``set`` moves it."""
+class FakeClock(FixedClock):
+    """The SDK's ``FixedClock`` (stands still until ``advance``), which ``set`` also moves."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
-        if self._now.tzinfo is None:
-            raise ValueError("FakeClock needs an aware datetime")
-
-    def now(self) -> datetime:
-        return self._now
-
-    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
-        """Move forward by ``delta`` or ``timedelta(**kwargs)``; returns the new now."""
-        self._now += delta if delta is not None else timedelta(**kwargs)
-        return self._now
+        super().__init__(start or DEFAULT_NOW)
 
     def set(self, moment: datetime) -> None:
         if moment.tzinfo is None:
-            raise ValueError("FakeClock needs an aware datetime")
+            raise ValueError("a clock needs an aware datetime (add tzinfo=UTC)")
         self._now = moment

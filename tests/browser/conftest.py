@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from litestar import Litestar
 from playwright.async_api import Browser, Page, async_playwright
 
@@ -30,7 +27,12 @@ from tests.backend.editor.nodes import EDITOR_TEST_TYPES
 from tests.backend.web.support import settings_for
 from tests.runtime.nodes import TEST_NODE_TYPES
 from tests.services import IN_CI, migrate, truncate_all
+from tests.support.live import STARTUP_SECONDS, live_app
+from tests.support.net import free_port
 
+__all__ = ["STARTUP_SECONDS", "USERS", "LiveServer", "_free_port", "sign_in"]
+
+_free_port = free_port  # older tests import these from here; they live in tests/support/ now
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "correct horse battery"
 USERS = {
@@ -38,7 +40,6 @@ USERS = {
     Role.marketer: "marketer@example.com",
     Role.viewer: "viewer@example.com",
 }
-STARTUP_SECONDS = 30
 
 
 @dataclass
@@ -63,12 +64,6 @@ async def _reset(database_url: str) -> None:
         await engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     database_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('browser') / 'touchflow.db'}"
@@ -76,27 +71,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     thread = threading.Thread(target=lambda: asyncio.run(migrate(database_url)))
     thread.start()
     thread.join()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    app = create_app(settings_for(database_url, base_url=url))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="touchflow-live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the app did not start for the browser tests")
-        time.sleep(0.05)
-    # Node types come from the registry; the tests use their own tiny ones.
-    for node_type in [*TEST_NODE_TYPES, *EDITOR_TEST_TYPES]:
-        app.state.runtime.registry.add(node_type)
-    try:
+    with live_app(lambda url: create_app(settings_for(database_url, base_url=url))) as (url, app):
+        # Node types come from the registry; the tests use their own tiny ones.
+        for node_type in [*TEST_NODE_TYPES, *EDITOR_TEST_TYPES]:
+            app.state.runtime.registry.add(node_type)
         yield LiveServer(url, database_url, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=STARTUP_SECONDS)
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,12 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import uvicorn
-from aiosmtpd.controller import Controller
+from litestar import Litestar
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,9 +40,10 @@ from backend.models import (
 )
 from backend.personalization.sanitize import sanitize_html
 from tests.backend.web.support import settings_for
-from tests.browser.conftest import STARTUP_SECONDS, _free_port
-from tests.runtime.conftest import Mailbox
 from tests.services import migrate
+from tests.support.http import QuietHandler, serve
+from tests.support.live import live_app
+from tests.support.smtp import Mailbox, smtp_server
 
 pytestmark = pytest.mark.browser
 
@@ -76,8 +76,8 @@ DEMO_PAGE = """<!doctype html>
 """
 
 
-def _shop_server(touchflow: str) -> tuple[ThreadingHTTPServer, str]:
-    class Shop(BaseHTTPRequestHandler):
+def _shop(touchflow: str) -> type[QuietHandler]:
+    class Shop(QuietHandler):
         def do_GET(self) -> None:
             body = DEMO_PAGE.format(
                 touchflow=touchflow,
@@ -91,12 +91,7 @@ def _shop_server(touchflow: str) -> tuple[ThreadingHTTPServer, str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Shop)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    return Shop
 
 
 @pytest.fixture
@@ -105,36 +100,19 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
     migration = threading.Thread(target=lambda: asyncio.run(migrate(database_url)))
     migration.start()
     migration.join()
-    mailbox = Mailbox()
-    smtp_port = _free_port()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
-    smtp.start()
-    port = _free_port()
-    touchflow = f"http://127.0.0.1:{port}"
-    settings = settings_for(
-        database_url, base_url=touchflow, smtp_host="127.0.0.1", smtp_port=smtp_port
-    )
-    app = create_app(settings, run_executor=True)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="touchflow-p13n", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the app did not start for the personalization browser test")
-        time.sleep(0.05)
-    shop, shop_url = _shop_server(touchflow)
-    try:
-        yield Servers(
-            touchflow, shop_url, create_sessionmaker(create_engine(database_url)), mailbox
-        )
-    finally:
-        shop.shutdown()
-        server.should_exit = True
-        thread.join(timeout=STARTUP_SECONDS)
-        smtp.stop()
+    with ExitStack() as stack:
+        mailbox, smtp_port = stack.enter_context(smtp_server(Mailbox()))
+
+        def build(url: str) -> Litestar:
+            settings = settings_for(
+                database_url, base_url=url, smtp_host="127.0.0.1", smtp_port=smtp_port
+            )
+            return create_app(settings, run_executor=True)
+
+        touchflow, _ = stack.enter_context(live_app(build, "touchflow-p13n"))
+        shop = stack.enter_context(serve(_shop(touchflow)))
+        sessions = create_sessionmaker(create_engine(database_url))
+        yield Servers(touchflow, shop.url, sessions, mailbox)
 
 
 async def _content(servers: Servers) -> None:

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message as EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,46 +18,20 @@ from runtime.delivery.task import TaskDeliverer
 from runtime.delivery.webhook import WebhookDeliverer
 from runtime.engine import Runtime
 from tests.runtime.nodes import test_registry
+from tests.support.http import HookReceiver, hook_receiver
+from tests.support.net import free_port
+from tests.support.smtp import Mailbox, smtp_server
 
-
-@dataclass
-class Mailbox:
-    """What the SMTP server received, in order."""
-
-    messages: list[EmailMessage] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-    def subjects(self) -> list[str]:
-        with self.lock:
-            return [str(m["Subject"]) for m in self.messages]
-
-    def message_ids(self) -> list[str]:
-        with self.lock:
-            return [str(m["Message-ID"]) for m in self.messages]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# The helpers live in tests/support/; these names stay importable from here.
+_free_port = free_port
+Receiver = HookReceiver
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     """A real SMTP server (aiosmtpd) on a loopback port."""
-    mailbox = Mailbox()
-    port = _free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
+    with smtp_server(Mailbox()) as server:
+        yield server
 
 
 @pytest.fixture
@@ -171,56 +138,8 @@ async def update_contact(rt: Runtime, contact_id: int, **values: Any) -> None:
         await session.execute(update(Contact).where(Contact.id == contact_id).values(**values))
 
 
-@dataclass
-class Receiver:
-    """A real HTTP server on loopback that records each POST (a webhook receiver or provider).
-
-    ``statuses`` are answered in order, then 200 for ever.
-    """
-
-    port: int = 0
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def keys(self) -> list[str]:
-        """The Idempotency-Key of every request received, in order."""
-        with self.lock:
-            return [headers.get("Idempotency-Key", "") for headers, _ in self.requests]
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with state.lock:
-                state.requests.append((dict(self.headers.items()), body))
-                status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-    class Server(ThreadingHTTPServer):
-        # The outbox posts up to 16 at once; the default backlog of 5 would reset some.
-        request_queue_size = 128
-        daemon_threads = True
-
-    server = Server(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def receiver() -> Iterator[HookReceiver]:
+    """A webhook receiver on loopback: ``statuses`` answered in order, then 200."""
+    with hook_receiver() as state:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()

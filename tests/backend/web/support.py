@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from httpx import Response
@@ -14,17 +13,10 @@ from backend.auth.keys import new_api_key
 from backend.auth.passwords import hash_password
 from backend.models import ApiKey, Role, User
 from backend.settings import Settings
-from runtime.clock import FakeClock
+from tests.support.clock import MovableClock
 
 PASSWORD = "correct horse battery"
 _META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
-
-
-class MovableClock(FakeClock):
-    """The runtime's FakeClock, starting on the Monday morning the web tests assume."""
-
-    def __init__(self) -> None:
-        super().__init__(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
 
 
 def settings_for(db_url: str, **overrides: Any) -> Settings:
@@ -39,11 +31,23 @@ def settings_for(db_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+__all__ = [
+    "PASSWORD",
+    "MovableClock",
+    "add_api_key",
+    "add_user",
+    "csrf_from",
+    "csrf_token",
+    "post_form",
+    "settings_for",
+    "sign_in",
+]
+
 _hash_cache: dict[str, str] = {}
 
 
 def _hash(password: str) -> str:
-    # argon2 is slow on purpose; one hash per password is enough for a test session.
+    # One hash per password is enough for a test session (tests/conftest.py makes it cheap too).
     if password not in _hash_cache:
         _hash_cache[password] = hash_password(password)
     return _hash_cache[password]

@@ -11,7 +11,6 @@ from email.message import Message as MimeMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from backend.models import DeliveryState, OutboxStatus, Suppression
@@ -22,8 +21,10 @@ from runtime.delivery import Outgoing
 from runtime.delivery.email import EmailDeliverer
 from runtime.engine import Runtime
 from runtime.messaging.links import LinkSigner
-from tests.runtime.conftest import Mailbox, _free_port
+from tests.runtime.conftest import Mailbox
 from tests.runtime.delivery.conftest import add_contact, gated_runtime, ledger, outbox_row, queue
+from tests.support.net import free_port
+from tests.support.smtp import LoopbackSMTP, smtp_server
 
 HTML = '<html><body><p>Hi!</p><a href="https://shop.test/guide?a=1&amp;b=2">Guide</a></body></html>'
 
@@ -159,14 +160,8 @@ class FlakyMailbox(Mailbox):
 
 @pytest.fixture
 def flaky() -> Iterator[tuple[FlakyMailbox, int]]:
-    mailbox = FlakyMailbox(failures=2)
-    port = _free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
+    with smtp_server(FlakyMailbox(failures=2)) as server:
+        yield server
 
 
 async def test_temporary_failures_retry_with_backoff_and_deliver_once(
@@ -298,7 +293,7 @@ async def test_server_down_is_a_temporary_failure(
     sessions: Any, settings: Settings, clock: FakeClock, signer: LinkSigner
 ) -> None:
     email = EmailDeliverer(
-        hostname="127.0.0.1", port=_free_port(), sender="hi@shop.test", links=signer, timeout=2
+        hostname="127.0.0.1", port=free_port(), sender="hi@shop.test", links=signer, timeout=2
     )
     rt = gated_runtime(sessions, settings, clock, {"email": email})
     message_id = await queue(
@@ -341,9 +336,9 @@ async def test_the_pool_reconnects_after_the_server_dropped_its_connections(
     sessions: Any, settings: Settings, clock: FakeClock, signer: LinkSigner
 ) -> None:
     mailbox = Mailbox()
-    port = _free_port()
-    server = Controller(mailbox, hostname="127.0.0.1", port=port)
+    server = LoopbackSMTP(mailbox)
     server.start()
+    port = server.port
     # idle_check=0: every reuse is checked first, as a connection idle for a while would be.
     email = EmailDeliverer(
         hostname="127.0.0.1", port=port, sender="hi@shop.test", links=signer, idle_check=0
@@ -354,7 +349,7 @@ async def test_the_pool_reconnects_after_the_server_dropped_its_connections(
         await queue(rt, contact, {"to": "a@example.test", "subject": "1"}, category="transactional")
         await rt.drain()
         server.stop()  # drops the pooled connection
-        server = Controller(mailbox, hostname="127.0.0.1", port=port)
+        server = LoopbackSMTP(mailbox, port=port)
         server.start()
         second = await queue(
             rt, contact, {"to": "a@example.test", "subject": "2"}, category="transactional"
