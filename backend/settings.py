@@ -3,7 +3,7 @@
 With no settings at all, Touchflow runs on a SQLite file in the working
 directory with an in-process executor: one process for a laptop. Setting
 ``DATABASE_URL`` (PostgreSQL) and ``REDIS_URL`` turns on the multi-process
-deployment described in DESIGN principle 9.
+deployment described in docs/architecture.md (decision 9).
 """
 
 from __future__ import annotations
