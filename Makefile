@@ -7,6 +7,9 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/node_modules/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers: "auto" is one per core. Each worker has its own databases;
+# the browser tests stay together on one worker (--dist loadgroup).
+PYTEST_WORKERS ?= auto
 
 .PHONY: run test install lint typecheck pytest bench services clean messages catalogs
 
@@ -57,8 +60,13 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy runtime nodes backend
 
+# Prints the step's wall time, so every run (and the CI log) shows how long the suite took.
 pytest: install services
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@start=$$(date +%s); status=0; \
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS) || status=$$?; \
+	secs=$$(( $$(date +%s) - start )); \
+	echo "pytest step: $$((secs / 60))m$$((secs % 60))s wall time ($(PYTEST_WORKERS) workers, $$(nproc) cores)"; \
+	exit $$status
 
 test: lint typecheck pytest
 

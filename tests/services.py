@@ -73,16 +73,36 @@ async def fresh_database(kind: str, tmp_dir: Path) -> AsyncIterator[str]:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# Every sequence back to its start, as TRUNCATE ... RESTART IDENTITY did.
+_RESTART_SEQUENCES = """
+DO $$
+DECLARE s record;
+BEGIN
+    FOR s IN SELECT schemaname, sequencename FROM pg_sequences
+             WHERE schemaname = current_schema() LOOP
+        EXECUTE format('ALTER SEQUENCE %I.%I RESTART', s.schemaname, s.sequencename);
+    END LOOP;
+END $$;
+"""
+
+
 async def truncate_all(engine: AsyncEngine) -> None:
-    """Empty every table between tests (keeps the migrated schema)."""
+    """Empty every table between tests (keeps the migrated schema) and restart the ids."""
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    if engine.dialect.name == "postgresql":
+        # DELETE, children first, in one round trip: a test leaves a few rows, and
+        # TRUNCATE gives each of the tables new files, which cost PostgreSQL more
+        # (over a second on a busy machine) than many a test itself.
+        # (Children first, so foreign keys in a cycle would need TRUNCATE ... CASCADE.)
+        script = "".join(f"DELETE FROM {table};\n" for table in tables)  # noqa: S608
+        async with engine.begin() as conn:
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.execute(script + _RESTART_SEQUENCES)
+        return
     async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            await conn.execute(text("PRAGMA defer_foreign_keys=ON"))
-            for table in tables:
-                await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
+        await conn.execute(text("PRAGMA defer_foreign_keys=ON"))
+        for table in tables:
+            await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
 
 
 async def redis_available(url: str = REDIS_URL) -> bool:

@@ -19,7 +19,9 @@ from backend.models import Contact, Flow, User
 
 
 async def _touchflow(db_url: str, *args: str) -> tuple[int, str]:
-    env = {**os.environ, "DATABASE_URL": db_url}
+    # A key of its own: with none, each run would create .touchflow-secret in the working
+    # directory, and two runs at once (pytest-xdist workers) could read it half written.
+    env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": "test-secret-" + "x" * 40}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
