@@ -7,8 +7,9 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/node_modules/.installed
 PYTEST_ARGS ?=
-# pytest-xdist workers: "auto" is one per core. Each worker has its own databases;
-# the browser tests stay together on one worker (--dist loadgroup).
+# pytest-xdist workers: "auto" is one per core; 0 runs without xdist. Each worker is a
+# session of its own: its own databases, web apps, and (when it gets a browser test)
+# live server and Chromium.
 PYTEST_WORKERS ?= auto
 
 .PHONY: run test install lint typecheck pytest bench services clean messages catalogs
@@ -63,7 +64,7 @@ typecheck: install
 # Prints the step's wall time, so every run (and the CI log) shows how long the suite took.
 pytest: install services
 	@start=$$(date +%s); status=0; \
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS) || status=$$?; \
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
 	secs=$$(( $$(date +%s) - start )); \
 	echo "pytest step: $$((secs / 60))m$$((secs % 60))s wall time ($(PYTEST_WORKERS) workers, $$(nproc) cores)"; \
 	exit $$status

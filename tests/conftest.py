@@ -26,14 +26,6 @@ DATABASES = ["sqlite", "postgresql"]
 passwords.use_environment("test")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Under ``--dist loadgroup`` the browser tests share one worker, so one Chromium and
-    # one live server run at a time and every other test spreads over the other workers.
-    for item in items:
-        if item.get_closest_marker("browser"):
-            item.add_marker(pytest.mark.xdist_group("browser"))
-
-
 @pytest.fixture(scope="session", params=DATABASES)
 async def db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
