@@ -63,7 +63,8 @@ typecheck: install
 
 # Prints the step's wall time, so every run (and the CI log) shows how long the suite took.
 pytest: install services
-	@start=$$(date +%s); status=0; \
+	@echo "$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)"; \
+	start=$$(date +%s); status=0; \
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
 	secs=$$(( $$(date +%s) - start )); \
 	echo "pytest step: $$((secs / 60))m$$((secs % 60))s wall time ($(PYTEST_WORKERS) workers, $$(nproc) cores)"; \
