@@ -1,0 +1,86 @@
+"""The shared test helpers: the session's web app comes back as new; servers pick their ports."""
+
+from __future__ import annotations
+
+import smtplib
+import urllib.request
+from datetime import UTC, datetime
+
+import pytest
+from litestar import Litestar
+
+from backend.ratelimit import Limit
+from nodes.sdk.testing import FixedClock
+from runtime.clock import FakeClock
+from tests.backend.web.conftest import app, clock
+from tests.support.clock import MovableClock
+from tests.support.http import hook_receiver, receiver
+from tests.support.smtp import LoopbackSMTP, Mailbox, smtp_server
+from tests.support.web import SharedApp
+
+__all__ = ["app", "clock"]  # the web tests' fixtures, used here
+
+
+async def test_the_shared_app_forgets_what_the_last_test_did(_shared_app: SharedApp) -> None:
+    first_clock, second_clock = MovableClock(), MovableClock()
+    app = _shared_app.fresh(first_clock)
+    app.state.import_dir = "/tmp/elsewhere"
+    app.state.settings.sms_provider = "46elks"
+    await app.state.rate_limiter.hit("visitor", Limit(count=1, seconds=60))
+    assert await app.state.rate_limiter.hit("visitor", Limit(count=1, seconds=60)) is not None
+
+    again = _shared_app.fresh(second_clock)
+    assert again is app
+    assert "import_dir" not in again.state
+    assert again.state.settings.sms_provider is None
+    assert again.state.clock is second_clock
+    assert await again.state.rate_limiter.hit("visitor", Limit(count=1, seconds=60)) is None
+
+
+def test_each_test_gets_the_shared_app_with_its_own_clock(
+    app: Litestar, _shared_app: SharedApp, clock: MovableClock
+) -> None:
+    assert app is _shared_app.app and app.state.clock is clock
+
+
+def test_the_clocks_are_one_clock() -> None:
+    fake = FakeClock()
+    assert isinstance(fake, FixedClock) and isinstance(MovableClock(), FakeClock)
+    assert fake.now() == FixedClock().now()
+    fake.set(datetime(2031, 5, 1, tzinfo=UTC))
+    assert fake.advance(hours=1) == datetime(2031, 5, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="aware"):
+        fake.set(datetime(2031, 5, 1))
+
+
+def test_smtp_servers_get_their_own_ports_and_a_restart_keeps_it() -> None:
+    with smtp_server() as (first, one), smtp_server() as (_, two):
+        assert one != two
+        with smtplib.SMTP("127.0.0.1", one) as client:
+            client.sendmail("a@example.test", ["b@example.test"], "Subject: Hej\r\n\r\nx")
+        assert first.subjects() == ["Hej"]
+    server = LoopbackSMTP(Mailbox())
+    server.start()
+    port = server.port
+    server.stop()
+    server = LoopbackSMTP(server.handler, port=port)
+    server.start()
+    try:
+        assert server.port == port
+    finally:
+        server.stop()
+
+
+def test_the_receivers_record_what_they_are_sent() -> None:
+    with receiver() as plain, hook_receiver() as hooks:
+        hooks.statuses = [503]
+        for url in (plain.url + "/x", hooks.url, hooks.url):
+            request = urllib.request.Request(  # noqa: S310 - a loopback http URL
+                url, data=b"{}", headers={"Idempotency-Key": "k"}, method="POST"
+            )
+            try:
+                urllib.request.urlopen(request, timeout=5).close()  # noqa: S310 - loopback
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 503
+        assert [r.path for r in plain.received()] == ["/x"]
+        assert hooks.keys() == ["k", "k"]
