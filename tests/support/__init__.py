@@ -5,9 +5,11 @@
 - ``smtp``: ``Mailbox`` and ``smtp_server()``, a real aiosmtpd server on a kernel-picked port.
 - ``http``: ``serve()`` (any handler on a kernel-picked loopback port) and the recording servers
   built on it (``receiver()``, ``hook_receiver()``, ``http_server(Script)``).
-- ``net``: loopback sockets for servers that take one (uvicorn).
+- ``net``: loopback sockets bound to a kernel-picked port, for servers that take one.
+- ``live``: ``live_app()``, the real app under uvicorn in a thread (the browser tests).
 - ``web``: ``SharedApp``, one web app per database for the session.
 
 The modules these came from (tests/runtime/conftest.py, tests/nodes/receiver.py,
-tests/runtime/delivery/http_server.py, tests/backend/web/support.py) re-export them.
+tests/runtime/delivery/http_server.py, tests/backend/web/support.py,
+tests/browser/conftest.py) re-export them, so older imports keep working.
 """
