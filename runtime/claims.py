@@ -22,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.models import FlowStatus, OutboxStatus
 from runtime.sql import FLOWS, JOURNEYS, OUTBOX, dialect_name
 
-__all__ = ["LIVE_SQL", "claim_journeys", "claim_outbox", "release_stale_outbox"]
+__all__ = [
+    "LIVE_SQL",
+    "claim_journeys",
+    "claim_outbox",
+    "release_stale_outbox",
+    "renew_outbox",
+]
 
 LIVE_SQL = text("journeys.status IN ('active', 'waiting')")
 _OUTBOX_DUE_SQL = text("outbox_messages.status IN ('pending', 'deferred')")
@@ -109,6 +115,19 @@ async def claim_outbox(
         )
     )
     return result.all()
+
+
+async def renew_outbox(
+    session: AsyncSession, *, owner: str, ids: Sequence[int], now: datetime, lease: timedelta
+) -> set[int]:
+    """Extend ``owner``'s lease on the messages it still holds among ``ids``; returns those."""
+    result = await session.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(ids), OUTBOX.c.lease_owner == owner, _OUTBOX_SENDING_SQL)
+        .values(lease_until=now + lease)
+        .returning(OUTBOX.c.id)
+    )
+    return set(result.scalars())
 
 
 async def release_stale_outbox(session: AsyncSession, *, now: datetime) -> int:

@@ -23,7 +23,7 @@ from email.utils import formatdate, parseaddr
 
 import aiosmtplib
 
-from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError
+from runtime.delivery import DEFAULT_CONCURRENCY, Delivered, HardBounce, Outgoing, PermanentError
 from runtime.delivery.mime import compose, flatten
 from runtime.delivery.smtp_pool import SmtpPool
 from runtime.messaging.links import LinkSigner
@@ -82,6 +82,8 @@ class EmailDeliverer:
         self.links = links
         self.tracking = tracking
         self.pool = SmtpPool(self._client, pool_size, idle_check) if pool_size > 0 else None
+        # Messages in flight: one per pooled connection (the outbox holds the rest back).
+        self.concurrency = pool_size if pool_size > 0 else DEFAULT_CONCURRENCY
 
     def _client(self) -> aiosmtplib.SMTP:
         return aiosmtplib.SMTP(

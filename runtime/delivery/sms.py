@@ -221,8 +221,10 @@ class SmsDeliverer:
         region: str = "SE",
         status_url: Callable[[int], str] | None = None,
         client: httpx.AsyncClient | None = None,
+        concurrency: int = 4,
     ) -> None:
         self.provider = provider
+        self.concurrency = concurrency
         self.sender = sender
         self.region = region
         self.status_url = status_url

@@ -48,9 +48,16 @@ def _snippet(response: httpx.Response) -> str:
 
 
 class WebhookDeliverer:
-    def __init__(self, client: httpx.AsyncClient | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        *,
+        concurrency: int = 16,
+    ) -> None:
         self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=False)
         self.clock = clock or SystemClock()
+        self.concurrency = concurrency
 
     async def deliver(self, message: Outgoing) -> Delivered:
         payload = message.payload

@@ -75,7 +75,9 @@ def built_in_deliverers(
     """Every configured channel; email, SMS and webhooks pass through the send gate."""
     links = link_signer(settings)
     policy = GatePolicy.from_settings(settings)
-    raw: dict[str, Deliverer] = {"webhook": WebhookDeliverer(clock=clock)}
+    raw: dict[str, Deliverer] = {
+        "webhook": WebhookDeliverer(clock=clock, concurrency=settings.webhook_concurrency)
+    }
     email = _email(settings, links)
     if email is not None:
         raw["email"] = email
@@ -86,6 +88,7 @@ def built_in_deliverers(
             sender=settings.sms_sender,
             region=settings.sms_default_region,
             status_url=links.sms_status_url,
+            concurrency=settings.sms_concurrency,
         )
     deliverers: dict[str, Deliverer] = {
         name: GatedDeliverer(d, sessions, clock, policy) for name, d in raw.items()
