@@ -82,15 +82,30 @@ async def claim_journeys(
 
 
 async def claim_outbox(
-    session: AsyncSession, *, owner: str, now: datetime, limit: int, lease: timedelta
+    session: AsyncSession,
+    *,
+    owner: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    channel: str | None = None,
+    other_than: Sequence[str] = (),
 ) -> Sequence[Row[Any]]:
-    """Lease up to ``limit`` messages due for a delivery attempt; counts the attempt."""
+    """Lease up to ``limit`` messages due for a delivery attempt; counts the attempt.
+
+    ``channel`` takes only that channel's messages; ``other_than`` only those of
+    channels not in it.
+    """
     due = (
         select(OUTBOX.c.id)
         .where(_OUTBOX_DUE_SQL, OUTBOX.c.next_attempt_at <= now)
         .order_by(OUTBOX.c.next_attempt_at)
         .limit(limit)
     )
+    if channel is not None:
+        due = due.where(OUTBOX.c.channel == channel)
+    if other_than:
+        due = due.where(OUTBOX.c.channel.not_in(other_than))
     if dialect_name(session) == "postgresql":
         due = due.with_for_update(skip_locked=True)
     result = await session.execute(

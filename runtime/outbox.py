@@ -45,10 +45,10 @@ from runtime.delivery import (
     Deliverer,
     LeaseLost,
     Outgoing,
-    PermanentError,
     Withheld,
     concurrency_of,
 )
+from runtime.delivery.errors import is_permanent
 from runtime.sql import OUTBOX
 
 if TYPE_CHECKING:
@@ -78,11 +78,10 @@ def delivery_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 6 * 3600))
 
 
-def claim_size(deliverers: Iterable[Deliverer], limit: int) -> int:
-    """How many messages one claim takes: ``ROUNDS`` times the channels' concurrency, at most
-    ``limit``."""
-    capacity = sum(concurrency_of(d) for d in deliverers)
-    return max(1, min(limit, ROUNDS * capacity)) if capacity else limit
+def claim_size(deliverer: Deliverer, limit: int) -> int:
+    """How many of a channel's messages one claim takes: ``ROUNDS`` times what the channel
+    sends at once, at most ``limit``."""
+    return max(1, min(limit, ROUNDS * concurrency_of(deliverer)))
 
 
 def _outgoing(row: Any, owner: str) -> Outgoing:
@@ -175,7 +174,7 @@ def _result_row(
         return row
     error = f"{type(outcome).__name__}: {outcome}"
     row["o_error"] = error
-    if isinstance(outcome, PermanentError) or message.attempts >= rt.max_delivery_attempts:
+    if is_permanent(outcome) or message.attempts >= rt.max_delivery_attempts:
         row.update(o_status=OutboxStatus.dead.value, o_reason=str(outcome) or error)
     else:
         row.update(
@@ -247,13 +246,30 @@ async def _send(rt: Runtime, claim: _Claim, message: Outgoing, report: DeliveryR
 
 
 async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport:
-    """Deliver one claim of due messages; returns counts (``claimed`` 0 means idle)."""
+    """Deliver one claim of due messages per channel; returns counts (``claimed`` 0: idle)."""
     owner = f"{rt.worker_id}:o{next(_claims)}"
     now = rt.clock.now()
-    size = claim_size(rt.deliverers.values(), limit or rt.settings.batch_size)
+    limit = limit or rt.settings.batch_size
+    channels = sorted(rt.deliverers)
+    rows: list[Any] = []
     async with rt.sessions() as session, session.begin():
         await release_stale_outbox(session, now=now)
-        rows = await claim_outbox(session, owner=owner, now=now, limit=size, lease=rt.lease)
+        # Each channel's claim is sized to that channel, so a slow channel's backlog is
+        # shared between the workers instead of piling up behind one of them.
+        for channel in channels:
+            size = claim_size(rt.deliverers[channel], limit)
+            rows += await claim_outbox(
+                session, owner=owner, now=now, limit=size, lease=rt.lease, channel=channel
+            )
+        # Messages no installed channel can send fail (and retry) rather than wait unseen.
+        rows += await claim_outbox(
+            session,
+            owner=owner,
+            now=now,
+            limit=min(limit, ROUNDS),
+            lease=rt.lease,
+            other_than=channels,
+        )
     report = DeliveryReport(claimed=len(rows))
     if not rows:
         return report

@@ -9,9 +9,15 @@ With a ``LinkSigner``, marketing mail gets the unsubscribe footer and RFC 8058
 headers, and (with tracking on) signed click links and an open pixel
 (``runtime.messaging.tracking``).
 
-Failures: a recipient refused with 5xx is a ``HardBounce`` (suppressed from
-then on); any other 5xx is permanent; 4xx answers, timeouts and dropped
-connections are temporary and the outbox retries them with back-off.
+Addresses: domains go out in IDNA; an address with non-ASCII letters before
+the @ goes out with SMTPUTF8 when the server offers it, and is a permanent
+failure with a reason a marketer understands when it does not
+(``runtime.delivery.address``).
+
+Failures are classified by ``runtime.delivery.errors``: a recipient refused
+with 5xx is a ``HardBounce`` (suppressed from then on); any other 5xx, a bad
+address or one the server cannot take is permanent; 4xx answers, timeouts and
+dropped connections are temporary and the outbox retries them with back-off.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from email.utils import formatdate, parseaddr
 
 import aiosmtplib
 
-from runtime.delivery import DEFAULT_CONCURRENCY, Delivered, HardBounce, Outgoing, PermanentError
+from runtime.delivery import DEFAULT_CONCURRENCY, Delivered, Outgoing, PermanentError
+from runtime.delivery.address import MailAddress, parse_address
+from runtime.delivery.errors import smtp_failure
 from runtime.delivery.mime import compose, flatten
 from runtime.delivery.smtp_pool import SmtpPool
 from runtime.messaging.links import LinkSigner
@@ -35,6 +43,8 @@ __all__ = ["CaptureDeliverer", "EmailDeliverer", "message_id_for"]
 def message_id_for(idempotency_key: str, sender: str) -> str:
     """A stable RFC 5322 Message-ID for an outbox message."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "touchflow.invalid"
+    if not domain.isascii():
+        domain = "touchflow.invalid"
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
     return f"<tf.{digest}@{domain}>"
 
@@ -96,13 +106,20 @@ class EmailDeliverer:
             timeout=self.timeout,
         )
 
+    def addresses(self, message: Outgoing) -> tuple[MailAddress, MailAddress]:
+        """Sender and recipient, checked, with their domains in IDNA."""
+        to = message.payload.get("to")
+        if not to:
+            raise PermanentError("the email has no recipient")
+        return parse_address(str(message.payload.get("from") or self.sender)), parse_address(
+            str(to)
+        )
+
     def build(self, message: Outgoing) -> Message:
         """The MIME message exactly as it will be sent (the same for every attempt)."""
         payload = message.payload
-        to = payload.get("to")
-        if not to:
-            raise PermanentError("the email has no recipient")
-        sender = str(payload.get("from") or self.sender)
+        sender_address, to_address = self.addresses(message)
+        sender = sender_address.envelope
         text = str(payload.get("text") or "")
         body = str(payload["html"]) if payload.get("html") else None
         if body is not None and payload.get("preheader"):
@@ -124,8 +141,8 @@ class EmailDeliverer:
             "Message-ID": message_id_for(message.idempotency_key, sender),
         }
         return compose(
-            sender=sender,
-            to=str(to),
+            sender=sender_address,
+            to=to_address,
             subject=str(payload.get("subject", "")),
             text=text,
             html=body,
@@ -133,28 +150,29 @@ class EmailDeliverer:
         )
 
     async def deliver(self, message: Outgoing) -> Delivered:
+        sender, to = self.addresses(message)
         mail = self.build(message)
-        envelope_from = parseaddr(str(mail["From"]))[1]
-        recipients = [parseaddr(str(mail["To"]))[1]]
-        raw = flatten(mail)
+        utf8 = sender.needs_smtputf8 or to.needs_smtputf8
+        # SMTPUTF8 only when an address needs it: aiosmtplib refuses the send before
+        # MAIL FROM when the server does not offer it, which is a permanent failure.
+        options = ["SMTPUTF8"] if utf8 else []
+        raw = flatten(mail, utf8=utf8)
         try:
             if self.pool is None:
                 async with self._client() as client:
-                    response = await client.sendmail(envelope_from, recipients, raw)
+                    response = await client.sendmail(
+                        sender.envelope, [to.envelope], raw, mail_options=options
+                    )
             else:
                 async with self.pool.connection() as client:
-                    response = await client.sendmail(envelope_from, recipients, raw)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            if codes and all(500 <= code < 600 for code in codes):
-                raise HardBounce(
-                    f"the mail server refused the recipient: {exc}", str(mail["To"])
-                ) from exc
-            raise
-        except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600:
-                raise PermanentError(f"the mail server refused the message: {exc}") from exc
-            raise
+                    response = await client.sendmail(
+                        sender.envelope, [to.envelope], raw, mail_options=options
+                    )
+        except Exception as exc:
+            failure = smtp_failure(exc, f"{to.local}@{to.domain}")
+            if failure is exc:
+                raise
+            raise failure from exc
         return Delivered(provider_message_id=mail["Message-ID"], detail=response[1][:500])
 
     async def aclose(self) -> None:
@@ -174,6 +192,8 @@ class CaptureDeliverer(EmailDeliverer):
         super().__init__(hostname="", port=0, sender=sender, pool_size=0, links=links)
 
     async def deliver(self, message: Outgoing) -> Delivered:
+        sender, to = self.addresses(message)
         mail = self.build(message)
-        raw = flatten(mail).decode("ascii", "replace").replace("\r\n", "\n")
+        utf8 = sender.needs_smtputf8 or to.needs_smtputf8
+        raw = flatten(mail, utf8=utf8).decode("utf-8", "replace").replace("\r\n", "\n")
         return Delivered(provider_message_id=mail["Message-ID"], detail=raw)

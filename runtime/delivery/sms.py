@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError
+from runtime.delivery.errors import http_status_is_permanent
 from runtime.messaging.phone import BadNumber, to_e164
 
 __all__ = [
@@ -37,8 +38,6 @@ __all__ = [
     "SmsReport",
     "TwilioProvider",
 ]
-
-_RETRYABLE_4XX = (408, 425, 429)
 
 
 @dataclass(frozen=True)
@@ -252,7 +251,7 @@ class SmsDeliverer:
             return Delivered(
                 provider_message_id=self.provider.provider_id(response), detail=_snippet(response)
             )
-        if 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX:
+        if http_status_is_permanent(response.status_code):
             raise PermanentError(f"the SMS provider refused the message: {_snippet(response)}")
         raise RuntimeError(f"the SMS provider failed: {_snippet(response)}")
 

@@ -18,6 +18,7 @@ import httpx
 
 from nodes.sdk import Clock, SystemClock
 from runtime.delivery import Delivered, Outgoing, PermanentError
+from runtime.delivery.errors import http_status_is_permanent
 
 __all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "signature", "verify_signature"]
 
@@ -83,7 +84,7 @@ class WebhookDeliverer:
                 provider_message_id=response.headers.get("x-request-id"),
                 detail=_snippet(response),
             )
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429):
+        if http_status_is_permanent(response.status_code):
             raise PermanentError(f"the receiver refused the webhook: {_snippet(response)}")
         raise RuntimeError(f"the receiver failed: {_snippet(response)}")
 

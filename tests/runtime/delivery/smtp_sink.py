@@ -15,8 +15,8 @@ import asyncio
 import json
 import signal
 import threading
-from email import message_from_bytes
-from email.header import decode_header, make_header
+import time
+from email import message_from_string, policy
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,16 @@ class Recorder:
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        mail = message_from_bytes(envelope.original_content or envelope.content)
+        raw = envelope.original_content or envelope.content
+        # An SMTPUTF8 message's headers are UTF-8 (RFC 6532).
+        mail = message_from_string(raw.decode("utf-8", "replace"), policy=policy.default)
         line = json.dumps(
             {
                 "message_id": str(mail["Message-ID"]),
                 "rcpt": list(envelope.rcpt_tos),
-                "to": str(make_header(decode_header(str(mail["To"])))),
+                "to": str(mail["To"]),
                 "smtputf8": "SMTPUTF8" in [o.upper() for o in envelope.mail_options],
+                "at": time.time(),
             },
             ensure_ascii=False,
         )

@@ -1,4 +1,4 @@
-"""A message in flight belongs to one sender: renewed claims, fenced sends, results committed at once.
+"""A message in flight belongs to one sender: renewed claims, fenced sends, results at once.
 
 In-process and on both databases; `test_worker_faults.py` proves the same with
 real worker processes.
