@@ -39,6 +39,7 @@ class LazyArqDoorbell:
         self._settings = settings
         self._bell: ArqDoorbell | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._warned = False
 
     def ring(self) -> None:
         if self._bell is not None:
@@ -50,8 +51,11 @@ class LazyArqDoorbell:
         try:
             self._bell = await arq_doorbell(self._settings)
         except Exception as exc:  # the periodic sweep still finds the work
-            log.warning("cannot reach Redis to wake the workers: %s", exc)
+            if not self._warned:  # once per outage, not once per ring
+                log.warning("cannot reach Redis to wake the workers: %s", exc)
+            self._warned = True
             return
+        self._warned = False
         self._bell.ring()
 
     async def close(self) -> None:

@@ -152,16 +152,18 @@ def demo_runtime(settings: Settings, sessions: Any) -> Runtime:
     return Runtime(sessions=sessions, registry=discover(), settings=settings)
 
 
-async def confirmations(rt: Runtime, emails: list[str]) -> None:
-    """The demo flow, published, and one form submission per address: one confirmation each."""
+async def confirmations(rt: Runtime, emails: list[str], *, flow: bool = True) -> None:
+    """The demo flow, published (unless ``flow`` is false: it already is), and one form
+    submission per address: one confirmation each."""
     async with rt.sessions() as session, session.begin():
         result = await session.execute(
             Contact.__table__.insert().returning(Contact.__table__.c.id),
             [{"email": email, "first_name": "Anna", "attributes": {}} for email in emails],
         )
         ids = sorted(result.scalars())
-        flow = await flows.create_flow(session, "Guide", graph=demo_graph())
-        await flows.publish(session, flow.id, rt.registry)
+        if flow:
+            created = await flows.create_flow(session, "Guide", graph=demo_graph())
+            await flows.publish(session, created.id, rt.registry)
     gate = asyncio.Semaphore(8)
 
     async def submit(contact_id: int) -> None:

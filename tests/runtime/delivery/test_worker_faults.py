@@ -1,5 +1,5 @@
 """Delivery faults with real processes: two `touchflow worker`s on PostgreSQL and Redis, a slow
-recording SMTP server, a sender SIGKILLed mid-run.
+recording SMTP server, a sender SIGKILLed mid-run, Redis stopped mid-run.
 
 The demo flow's confirmation goes to every contact. The SMTP server answers each
 message only after a delay, and the lease is short (a few seconds), so a batch
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.runtime.delivery.processes import (
     Sink,
     confirmations,
     demo_runtime,
+    start_redis,
     start_sink,
     start_worker,
     unfinished,
@@ -169,3 +171,56 @@ async def test_a_sender_killed_mid_run_resends_at_most_its_open_connections(
     for message in received:
         ids[str(message["rcpt"][0])].add(str(message["message_id"]))
     assert all(len(ids[to]) == 1 for to in repeated)  # a repeat carries the original Message-ID
+
+
+async def test_workers_outlive_a_redis_outage_and_deliver_everything_once(
+    pg_url: str,
+    pg_sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    children: list[Child],
+) -> None:
+    # A Redis of the test's own: the shared one is never stopped.
+    redis, port = start_redis(tmp_path)
+    children.append(redis)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    rt = _runtime(pg_url, pg_sessions)
+    first = _addresses(120)
+    await confirmations(rt, first)
+    sink = start_sink(tmp_path, delay=0.2)
+    children.append(sink.child)
+    workers = _workers(tmp_path, children, pg_url, redis_url, sink)
+    await wait_until(lambda: len(sink.received()) >= 10, timeout=60, what="the first emails")
+
+    redis.kill()
+    outage = time.monotonic()
+    # Form submissions keep coming while Redis is away: their journeys are stepped and
+    # their confirmations sent from the database alone.
+    second = [f"under.avbrottet.{n}@example.com" for n in range(60)]
+    await confirmations(rt, second, flow=False)
+    await wait_until(
+        lambda: len(sink.received()) >= len(first) + len(second),
+        timeout=40,
+        what="every confirmation while Redis is down",
+    )
+    await asyncio.sleep(max(0.0, 12 - (time.monotonic() - outage)))  # stay down a while
+    assert all(w.process.poll() is None for w in workers), [w.output()[-3000:] for w in workers]
+
+    redis = start_redis(tmp_path, port)[0]
+    children.append(redis)
+    await wait_until(
+        lambda: all("Redis is back" in w.output() for w in workers), timeout=60, what="reconnects"
+    )
+    third = [f"efter.{n}@example.com" for n in range(30)]
+    await confirmations(rt, third, flow=False)
+    everyone = first + second + third
+    await wait_until(lambda: len(sink.received()) >= len(everyone), timeout=60, what="the rest")
+    await wait_until(lambda: _settled(rt), timeout=30, what="the outbox to settle")
+    await asyncio.sleep(2 * LEASE_SECONDS)
+
+    copies = _copies(sink.received())
+    assert set(copies) == set(everyone) and set(copies.values()) == {1}
+    for worker in workers:
+        log = worker.output()
+        assert log.count("Redis is unreachable") == 1, log[-3000:]  # the outage, logged once
+        assert worker.process.poll() is None
+        assert worker.stop() == 0  # it exits when told to, and cleanly
