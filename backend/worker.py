@@ -99,7 +99,8 @@ def runtime_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]:
 def extra_deliverers(
     sessions: async_sessionmaker[AsyncSession], clock: Clock | None = None
 ) -> dict[str, Deliverer]:
-    """Channels the backend adds to the runtime's built-in ones."""
+    """Channels the backend adds to the runtime's built-in ones (also installed as the
+    ``web_content`` channel plugin, which ``build_runtime`` finds on its own)."""
     return {"web_content": WebContentDeliverer(sessions, clock)}
 
 

@@ -238,10 +238,10 @@ class Runtime:
 def default_deliverers(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> dict[str, Deliverer]:
-    """The built-in channels (see ``runtime.messaging.channels``)."""
-    from runtime.messaging.channels import built_in_deliverers
+    """Every installed channel, built-in or plugin (see ``runtime.messaging.channels``)."""
+    from runtime.messaging.channels import installed_deliverers
 
-    return built_in_deliverers(settings, sessions, clock)
+    return installed_deliverers(settings, sessions, clock)
 
 
 def build_runtime(

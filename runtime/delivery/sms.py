@@ -10,6 +10,9 @@ message, ``/hooks/sms/status/<token>``), which become ``sms.delivered`` /
 - ``generic``: POST JSON ``{to, text, sender, status_url, idempotency_key}`` to a URL
   template whose ``{to}``, ``{text}`` and ``{sender}`` are filled in (URL-encoded).
 
+Other providers are plugins (``touchflow.sms_providers`` entry points, see
+``runtime.delivery.plugins``): a class like these with a ``from_settings``.
+
 HTTP 4xx (except 408/425/429) is permanent; 5xx, timeouts and connection
 errors are retried by the outbox.
 """
@@ -20,7 +23,7 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -28,6 +31,9 @@ import httpx
 from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError
 from runtime.delivery.errors import http_status_is_permanent
 from runtime.messaging.phone import BadNumber, to_e164
+
+if TYPE_CHECKING:
+    from backend.settings import Settings
 
 __all__ = [
     "PROVIDERS",
@@ -96,6 +102,11 @@ def _json_id(response: httpx.Response, key: str) -> str | None:
 class TwilioProvider:
     name: ClassVar[str] = "twilio"
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioProvider | None:
+        user, password = settings.sms_username or "", settings.sms_password or ""
+        return cls(user, password, base_url=settings.sms_url)
+
     def __init__(self, account_sid: str, auth_token: str, base_url: str | None = None) -> None:
         self.account_sid = account_sid
         self.auth = (account_sid, auth_token)
@@ -130,6 +141,11 @@ class TwilioProvider:
 class ElksProvider:
     name: ClassVar[str] = "46elks"
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ElksProvider | None:
+        user, password = settings.sms_username or "", settings.sms_password or ""
+        return cls(user, password, base_url=settings.sms_url)
+
     def __init__(self, username: str, password: str, base_url: str | None = None) -> None:
         self.auth = (username, password)
         self.base_url = (base_url or "https://api.46elks.com").rstrip("/")
@@ -162,6 +178,10 @@ class ElksProvider:
 
 class GenericProvider:
     name: ClassVar[str] = "generic"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GenericProvider | None:
+        return cls(settings.sms_url, token=settings.sms_password) if settings.sms_url else None
 
     def __init__(self, url_template: str, token: str | None = None) -> None:
         self.url_template = url_template

@@ -113,8 +113,12 @@ class GatedDeliverer:
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         policy: GatePolicy,
+        *,
+        personal: bool | None = None,
     ) -> None:
         self.inner = inner
+        # Whether fatigue rules apply (a channel's declaration; by name when not given).
+        self.personal = personal
         self.sessions = sessions
         self.clock = clock
         self.policy = policy
@@ -198,7 +202,10 @@ class GatedDeliverer:
             return Verdict(
                 OutboxStatus.suppressed, f"suppressed: the address is on the list ({blocked})"
             )
-        if not marketing or message.channel not in PERSONAL_CHANNELS:
+        personal = (
+            self.personal if self.personal is not None else message.channel in PERSONAL_CHANNELS
+        )
+        if not marketing or not personal:
             return None
         contact = await self._contact(session, message.contact_id)
         if contact is not None and consent_withdrawn(contact.consent, message.channel):
