@@ -17,7 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import ValidationError
+
+from nodes.sdk.payloads import Payload
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -29,6 +33,7 @@ __all__ = [
     "PermanentError",
     "Withheld",
     "concurrency_of",
+    "read_payload",
 ]
 
 # Messages in flight per channel for a deliverer that does not say.
@@ -88,6 +93,21 @@ class Deliverer(Protocol):
     async def deliver(self, message: Outgoing) -> Delivered:
         """Deliver one message; raise to fail (see the module docstring)."""
         ...
+
+
+P = TypeVar("P", bound=Payload)
+
+
+def read_payload(model: type[P], message: Outgoing) -> P:
+    """``message``'s payload as its channel's typed model; a malformed one is permanent."""
+    try:
+        return model.read(message.payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise PermanentError(f"the {message.channel} message is malformed ({problems})") from exc
 
 
 def concurrency_of(deliverer: object) -> int:

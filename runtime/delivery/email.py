@@ -1,6 +1,6 @@
 """The "email" channel: SMTP through a pool of reused aiosmtplib connections.
 
-Payload: ``{"to", "subject", "html", "text", "from"?, "preheader"?, "headers"?}``.
+Payload: ``nodes.sdk.EmailPayload`` (``to``, ``subject``, ``text``, ``html``, ``from``...).
 The Message-ID is derived from the outbox idempotency key, so a delivery retried
 after a lost acknowledgement carries the same Message-ID and receivers (and our
 own bounce and tracking handling) can recognise the duplicate.
@@ -29,7 +29,14 @@ from email.utils import formatdate, parseaddr
 
 import aiosmtplib
 
-from runtime.delivery import DEFAULT_CONCURRENCY, Delivered, Outgoing, PermanentError
+from nodes.sdk.payloads import EmailPayload
+from runtime.delivery import (
+    DEFAULT_CONCURRENCY,
+    Delivered,
+    Outgoing,
+    PermanentError,
+    read_payload,
+)
 from runtime.delivery.address import MailAddress, parse_address
 from runtime.delivery.errors import smtp_failure
 from runtime.delivery.mime import compose, flatten
@@ -108,22 +115,20 @@ class EmailDeliverer:
 
     def addresses(self, message: Outgoing) -> tuple[MailAddress, MailAddress]:
         """Sender and recipient, checked, with their domains in IDNA."""
-        to = message.payload.get("to")
-        if not to:
+        payload = read_payload(EmailPayload, message)
+        if not payload.to:
             raise PermanentError("the email has no recipient")
-        return parse_address(str(message.payload.get("from") or self.sender)), parse_address(
-            str(to)
-        )
+        return parse_address(payload.sender or self.sender), parse_address(payload.to)
 
     def build(self, message: Outgoing) -> Message:
         """The MIME message exactly as it will be sent (the same for every attempt)."""
-        payload = message.payload
+        payload = read_payload(EmailPayload, message)
         sender_address, to_address = self.addresses(message)
         sender = sender_address.envelope
-        text = str(payload.get("text") or "")
-        body = str(payload["html"]) if payload.get("html") else None
-        if body is not None and payload.get("preheader"):
-            body = _with_preheader(body, str(payload["preheader"]))
+        text = payload.text
+        body = payload.html or None
+        if body is not None and payload.preheader:
+            body = _with_preheader(body, payload.preheader)
         headers: dict[str, str] = {}
         if self.links is not None:
             decorated = decorate(
@@ -133,7 +138,7 @@ class EmailDeliverer:
                 html_body=body,
                 text_body=text,
                 signer=self.links,
-                tracking=self.tracking and payload.get("track", True) is not False,
+                tracking=self.tracking and payload.track,
             )
             body, text, headers = decorated.html, decorated.text, decorated.headers
         standard = {
@@ -143,10 +148,10 @@ class EmailDeliverer:
         return compose(
             sender=sender_address,
             to=to_address,
-            subject=str(payload.get("subject", "")),
+            subject=payload.subject,
             text=text,
             html=body,
-            headers={**standard, **dict(payload.get("headers") or {}), **headers},
+            headers={**standard, **payload.headers, **headers},
         )
 
     async def deliver(self, message: Outgoing) -> Delivered:

@@ -1,9 +1,9 @@
 """The "sms" channel: a narrow provider protocol and three HTTP providers.
 
-Payload: ``{"to", "text", "from"?}``. Numbers are normalised to E.164 before
-sending; the provider is told where to post delivery reports (a signed URL per
-message, ``/hooks/sms/status/<token>``), which become ``sms.delivered`` /
-``sms.failed`` events. Built-in providers:
+Payload: ``nodes.sdk.SmsPayload`` (``to``, ``text``, ``from``). Numbers are
+normalised to E.164 before sending; the provider is told where to post delivery
+reports (a signed URL per message, ``/hooks/sms/status/<token>``), which become
+``sms.delivered`` / ``sms.failed`` events. Built-in providers:
 
 - ``twilio``: ``POST /2010-04-01/Accounts/<sid>/Messages.json`` (form, basic auth);
 - ``46elks``: ``POST /a1/sms`` (form, basic auth);
@@ -28,7 +28,8 @@ from urllib.parse import quote
 
 import httpx
 
-from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError
+from nodes.sdk.payloads import SmsPayload
+from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError, read_payload
 from runtime.delivery.errors import http_status_is_permanent
 from runtime.messaging.phone import BadNumber, to_e164
 
@@ -250,18 +251,18 @@ class SmsDeliverer:
         self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=False)
 
     async def deliver(self, message: Outgoing) -> Delivered:
-        payload = message.payload
-        text = str(payload.get("text") or "")
+        payload = read_payload(SmsPayload, message)
+        text = payload.text
         if not text.strip():
             raise PermanentError("the SMS has no text")
-        raw = str(payload.get("to") or "")
+        raw = payload.to
         try:
             to = to_e164(raw, self.region)
         except BadNumber as exc:
             raise HardBounce(str(exc), raw) from exc
         request = self.provider.request(
             to=to,
-            sender=str(payload.get("from") or self.sender),
+            sender=payload.sender or self.sender,
             text=text,
             status_url=self.status_url(message.id) if self.status_url else None,
             key=message.idempotency_key,

@@ -1,7 +1,7 @@
 """The "webhook" channel: an HTTP POST, signed so the receiver can trust it.
 
-Payload: ``{"url", "body", "secret"?}``. ``body`` is sent as JSON unless it is
-a string. With a secret, ``Touchflow-Signature: t=<unix time>,v1=<hex>``
+Payload: ``nodes.sdk.WebhookPayload`` (``url``, ``body``, ``secret``). ``body`` is
+sent as JSON unless it is a string. With a secret, ``Touchflow-Signature: t=<unix time>,v1=<hex>``
 carries HMAC-SHA256 over ``"<t>.<body>"``; receivers recompute it and reject
 old timestamps to stop replays. ``Idempotency-Key`` carries the outbox key.
 The receiver's status and the start of its answer are returned as the
@@ -16,8 +16,8 @@ import json
 
 import httpx
 
-from nodes.sdk import Clock, SystemClock
-from runtime.delivery import Delivered, Outgoing, PermanentError
+from nodes.sdk import Clock, SystemClock, WebhookPayload
+from runtime.delivery import Delivered, Outgoing, PermanentError, read_payload
 from runtime.delivery.errors import http_status_is_permanent
 
 __all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "signature", "verify_signature"]
@@ -61,17 +61,17 @@ class WebhookDeliverer:
         self.concurrency = concurrency
 
     async def deliver(self, message: Outgoing) -> Delivered:
-        payload = message.payload
-        url = str(payload.get("url") or "")
+        payload = read_payload(WebhookPayload, message)
+        url = payload.url
         if not url.startswith(("http://", "https://")):
             raise PermanentError(f"the webhook URL {url!r} is not an http(s) URL")
-        body = payload.get("body", {})
+        body = payload.body
         if isinstance(body, str):
             content, content_type = body.encode(), "text/plain; charset=utf-8"
         else:
             content, content_type = json.dumps(body).encode(), "application/json"
         headers = {"Content-Type": content_type, "Idempotency-Key": message.idempotency_key}
-        secret = payload.get("secret")
+        secret = payload.secret
         if secret:
             timestamp = int(self.clock.now().timestamp())
             headers[SIGNATURE_HEADER] = signature(str(secret), timestamp, content)
