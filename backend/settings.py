@@ -72,6 +72,12 @@ class Settings(BaseSettings):
 
     # Runtime tuning.
     batch_size: int = Field(default=500, ge=1, le=10_000)
+    # How long a worker's claim on journeys and messages hides them from the others; a live
+    # worker renews its message claims, so this only bounds how long a crashed one's wait.
+    lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    # Webhooks and SMS requests in flight per worker (email: SMTP_POOL_SIZE connections).
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    sms_concurrency: int = Field(default=4, ge=1, le=64)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     max_step_attempts: int = Field(default=5, ge=1)
     queue_name: str = "touchflow"

@@ -39,6 +39,7 @@ class LazyArqDoorbell:
         self._settings = settings
         self._bell: ArqDoorbell | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._warned = False
 
     def ring(self) -> None:
         if self._bell is not None:
@@ -50,8 +51,11 @@ class LazyArqDoorbell:
         try:
             self._bell = await arq_doorbell(self._settings)
         except Exception as exc:  # the periodic sweep still finds the work
-            log.warning("cannot reach Redis to wake the workers: %s", exc)
+            if not self._warned:  # once per outage, not once per ring
+                log.warning("cannot reach Redis to wake the workers: %s", exc)
+            self._warned = True
             return
+        self._warned = False
         self._bell.ring()
 
     async def close(self) -> None:
@@ -95,7 +99,8 @@ def runtime_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]:
 def extra_deliverers(
     sessions: async_sessionmaker[AsyncSession], clock: Clock | None = None
 ) -> dict[str, Deliverer]:
-    """Channels the backend adds to the runtime's built-in ones."""
+    """Channels the backend adds to the runtime's built-in ones (also installed as the
+    ``web_content`` channel plugin, which ``build_runtime`` finds on its own)."""
     return {"web_content": WebContentDeliverer(sessions, clock)}
 
 

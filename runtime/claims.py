@@ -22,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.models import FlowStatus, OutboxStatus
 from runtime.sql import FLOWS, JOURNEYS, OUTBOX, dialect_name
 
-__all__ = ["LIVE_SQL", "claim_journeys", "claim_outbox", "release_stale_outbox"]
+__all__ = [
+    "LIVE_SQL",
+    "claim_journeys",
+    "claim_outbox",
+    "release_stale_outbox",
+    "renew_outbox",
+]
 
 LIVE_SQL = text("journeys.status IN ('active', 'waiting')")
 _OUTBOX_DUE_SQL = text("outbox_messages.status IN ('pending', 'deferred')")
@@ -76,15 +82,30 @@ async def claim_journeys(
 
 
 async def claim_outbox(
-    session: AsyncSession, *, owner: str, now: datetime, limit: int, lease: timedelta
+    session: AsyncSession,
+    *,
+    owner: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    channel: str | None = None,
+    other_than: Sequence[str] = (),
 ) -> Sequence[Row[Any]]:
-    """Lease up to ``limit`` messages due for a delivery attempt; counts the attempt."""
+    """Lease up to ``limit`` messages due for a delivery attempt; counts the attempt.
+
+    ``channel`` takes only that channel's messages; ``other_than`` only those of
+    channels not in it.
+    """
     due = (
         select(OUTBOX.c.id)
         .where(_OUTBOX_DUE_SQL, OUTBOX.c.next_attempt_at <= now)
         .order_by(OUTBOX.c.next_attempt_at)
         .limit(limit)
     )
+    if channel is not None:
+        due = due.where(OUTBOX.c.channel == channel)
+    if other_than:
+        due = due.where(OUTBOX.c.channel.not_in(other_than))
     if dialect_name(session) == "postgresql":
         due = due.with_for_update(skip_locked=True)
     result = await session.execute(
@@ -109,6 +130,19 @@ async def claim_outbox(
         )
     )
     return result.all()
+
+
+async def renew_outbox(
+    session: AsyncSession, *, owner: str, ids: Sequence[int], now: datetime, lease: timedelta
+) -> set[int]:
+    """Extend ``owner``'s lease on the messages it still holds among ``ids``; returns those."""
+    result = await session.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(ids), OUTBOX.c.lease_owner == owner, _OUTBOX_SENDING_SQL)
+        .values(lease_until=now + lease)
+        .returning(OUTBOX.c.id)
+    )
+    return set(result.scalars())
 
 
 async def release_stale_outbox(session: AsyncSession, *, now: datetime) -> int:

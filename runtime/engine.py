@@ -7,6 +7,7 @@ tests), then either let an executor drive it (``runtime.executor``) or call
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -52,6 +53,7 @@ class WorkReport:
     retried: int = 0
     dead: int = 0
     withheld: int = 0
+    lost: int = 0
     entered: int = 0
 
     def add_steps(self, report: StepReport) -> None:
@@ -65,6 +67,7 @@ class WorkReport:
         self.retried += report.retried
         self.dead += report.dead
         self.withheld += report.withheld
+        self.lost += report.lost
 
 
 @dataclass
@@ -86,6 +89,8 @@ class Runtime:
     max_delivery_attempts: int = 8
     worker_id: str = field(default_factory=_worker_id)
     versions: VersionCache = field(init=False)
+    # The outbox's per-channel limit on messages in flight in this process.
+    channel_gates: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
     # When schedule and audience triggers were last checked (see ``enter``), and
     # the last tick each schedule trigger handled here ((version id, node id) -> tick).
     entries_checked_at: datetime | None = field(default=None, init=False)
@@ -233,10 +238,10 @@ class Runtime:
 def default_deliverers(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> dict[str, Deliverer]:
-    """The built-in channels (see ``runtime.messaging.channels``)."""
-    from runtime.messaging.channels import built_in_deliverers
+    """Every installed channel, built-in or plugin (see ``runtime.messaging.channels``)."""
+    from runtime.messaging.channels import installed_deliverers
 
-    return built_in_deliverers(settings, sessions, clock)
+    return installed_deliverers(settings, sessions, clock)
 
 
 def build_runtime(
@@ -264,4 +269,5 @@ def build_runtime(
         deliverers=channels,
         services=build_services(settings.base_url, settings.resolved_secret_key()),
         doorbell=doorbell or NullDoorbell(),
+        lease=timedelta(seconds=settings.lease_seconds),
     )

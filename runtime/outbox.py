@@ -1,19 +1,37 @@
-"""Outbox delivery: claim due messages, deliver them after commit, record the results.
+"""Outbox delivery: claim due messages, deliver them after commit, record each result.
 
 States: ``pending`` (due at ``next_attempt_at``) -> ``sending`` (leased by a
-deliverer) -> ``sent``; a failure goes back to ``pending`` with exponential
+sender) -> ``sent``; a failure goes back to ``pending`` with exponential
 back-off, and after the attempt limit (or a permanent error) to ``dead``,
 where an admin can see it and retry it (``runtime.admin.retry_message``).
-A worker that dies while sending leaves ``sending`` rows whose lease expires;
-the next pass puts them back to ``pending``. Delivery is at least once: the
-idempotency key travels with every attempt so receivers can drop repeats.
+
+A message in flight belongs to one sender:
+
+- a sender claims a few rounds of what its channels take at once (``ROUNDS``
+  times their concurrency), not more than it can send well within a lease;
+- while any claimed message is unfinished, the sender renews the lease every
+  third of it; messages it no longer holds (another sender took them over
+  after a stall) are dropped from its batch unsent;
+- before each message the sender checks that its last renewal is younger than
+  the lease, and the send gate checks in the database that the row is still
+  this sender's, right before the provider call;
+- each result is committed the moment the provider answers.
+
+A sender that dies leaves ``sending`` rows whose lease runs out; the next
+claim puts them back to ``pending``. The only messages that can then go out a
+second time are those that were on an open provider connection when it died
+(its answer never recorded), and they carry the same idempotency key (email:
+the same Message-ID).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,19 +39,27 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, text, update
 
 from backend.models import OutboxStatus
-from runtime.claims import claim_outbox, release_stale_outbox
-from runtime.delivery import Delivered, Outgoing, PermanentError, Withheld
+from runtime.claims import claim_outbox, release_stale_outbox, renew_outbox
+from runtime.delivery import (
+    Delivered,
+    Deliverer,
+    LeaseLost,
+    Outgoing,
+    Withheld,
+    concurrency_of,
+)
+from runtime.delivery.errors import is_permanent
 from runtime.sql import OUTBOX
 
 if TYPE_CHECKING:
     from runtime.engine import Runtime
 
-__all__ = ["DeliveryReport", "deliver_batch", "delivery_delay"]
+__all__ = ["ROUNDS", "DeliveryReport", "claim_size", "deliver_batch", "delivery_delay"]
 
 log = logging.getLogger(__name__)
 _claims = itertools.count(1)
-# Deliveries of one batch run concurrently, up to this many at a time.
-CONCURRENCY = 16
+# A claim holds about this many rounds of what the channels take at once.
+ROUNDS = 4
 
 
 @dataclass
@@ -43,6 +69,8 @@ class DeliveryReport:
     retried: int = 0
     dead: int = 0
     withheld: int = 0
+    # Claimed, then taken over by another sender before it was sent (never sent here).
+    lost: int = 0
 
 
 def delivery_delay(attempts: int) -> timedelta:
@@ -50,7 +78,13 @@ def delivery_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 6 * 3600))
 
 
-def _outgoing(row: Any) -> Outgoing:
+def claim_size(deliverer: Deliverer, limit: int) -> int:
+    """How many of a channel's messages one claim takes: ``ROUNDS`` times what the channel
+    sends at once, at most ``limit``."""
+    return max(1, min(limit, ROUNDS * concurrency_of(deliverer)))
+
+
+def _outgoing(row: Any, owner: str) -> Outgoing:
     return Outgoing(
         id=row.id,
         idempotency_key=row.idempotency_key,
@@ -61,26 +95,66 @@ def _outgoing(row: Any) -> Outgoing:
         node_id=row.node_id,
         contact_id=row.contact_id,
         attempts=row.attempts,
+        lease_owner=owner,
     )
 
 
-async def _attempt(
-    rt: Runtime, message: Outgoing, gate: asyncio.Semaphore
-) -> Delivered | Exception:
+async def _attempt(rt: Runtime, message: Outgoing) -> Delivered | Exception:
     deliverer = rt.deliverers.get(message.channel)
     if deliverer is None:
         return RuntimeError(f"no deliverer is installed for the {message.channel!r} channel")
-    async with gate:
-        try:
-            return await deliverer.deliver(message)
-        except Withheld as exc:
-            log.info("outbox message %s withheld: %s", message.id, exc)
-            return exc
-        except Exception as exc:
-            log.warning(
-                "delivering outbox message %s failed: %s: %s", message.id, type(exc).__name__, exc
-            )
-            return exc
+    try:
+        return await deliverer.deliver(message)
+    except (Withheld, LeaseLost) as exc:
+        log.info("outbox message %s not sent: %s", message.id, exc)
+        return exc
+    except Exception as exc:
+        log.warning(
+            "delivering outbox message %s failed: %s: %s", message.id, type(exc).__name__, exc
+        )
+        return exc
+
+
+class _Claim:
+    """One sender's claim on a batch: renewed while unfinished, checked before each send."""
+
+    def __init__(self, rt: Runtime, owner: str, ids: Iterable[int]) -> None:
+        self.rt = rt
+        self.owner = owner
+        self.open = set(ids)
+        self.lost: set[int] = set()
+        self.renewed = time.monotonic()
+
+    def holds(self, message_id: int) -> bool:
+        """Still ours: not taken over, and renewed less than a lease ago."""
+        fresh = time.monotonic() - self.renewed < self.rt.lease.total_seconds()
+        return fresh and message_id not in self.lost
+
+    async def renew_until_cancelled(self) -> None:
+        interval = self.rt.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            ids = sorted(self.open)
+            if not ids:
+                continue
+            started = time.monotonic()
+            try:
+                async with self.rt.sessions() as session, session.begin():
+                    held = await renew_outbox(
+                        session,
+                        owner=self.owner,
+                        ids=ids,
+                        now=self.rt.clock.now(),
+                        lease=self.rt.lease,
+                    )
+            except Exception as exc:  # the lease keeps running out; holds() will say so
+                log.warning("could not renew the outbox claim %s: %s", self.owner, exc)
+                continue
+            self.renewed = started
+            gone = (set(ids) - held) & self.open
+            if gone:
+                log.warning("claim %s lost %d messages to another sender", self.owner, len(gone))
+                self.lost |= gone
 
 
 def _result_row(
@@ -100,7 +174,7 @@ def _result_row(
         return row
     error = f"{type(outcome).__name__}: {outcome}"
     row["o_error"] = error
-    if isinstance(outcome, PermanentError) or message.attempts >= rt.max_delivery_attempts:
+    if is_permanent(outcome) or message.attempts >= rt.max_delivery_attempts:
         row.update(o_status=OutboxStatus.dead.value, o_reason=str(outcome) or error)
     else:
         row.update(
@@ -129,36 +203,83 @@ _RECORD = (
 )
 
 
+def _gate(rt: Runtime, channel: str) -> asyncio.Semaphore:
+    gate = rt.channel_gates.get(channel)
+    if gate is None:
+        deliverer = rt.deliverers.get(channel)
+        gate = rt.channel_gates[channel] = asyncio.Semaphore(
+            concurrency_of(deliverer) if deliverer is not None else 1
+        )
+    return gate
+
+
+async def _send(rt: Runtime, claim: _Claim, message: Outgoing, report: DeliveryReport) -> None:
+    async with _gate(rt, message.channel):
+        # Fenced: a sender whose claim ran out stops before its next message.
+        outcome: Delivered | Exception = (
+            await _attempt(rt, message) if claim.holds(message.id) else LeaseLost("claim expired")
+        )
+    if isinstance(outcome, Withheld | LeaseLost):
+        claim.open.discard(message.id)
+        if isinstance(outcome, Withheld):
+            report.withheld += 1
+        else:
+            report.lost += 1
+        return
+    row = _result_row(rt, message, outcome, rt.clock.now()) | {"o_owner": claim.owner}
+    try:
+        async with rt.sessions() as session, session.begin():
+            recorded = (await session.execute(_RECORD, row)).rowcount  # type: ignore[attr-defined]
+    except Exception as exc:  # the lease runs out; the ledger remembers what was accepted
+        log.warning("could not record outbox message %s: %s", message.id, exc)
+        return
+    finally:
+        claim.open.discard(message.id)
+    if not recorded:
+        report.lost += 1
+    elif row["o_status"] == OutboxStatus.sent.value:
+        report.sent += 1
+    elif row["o_status"] == OutboxStatus.dead.value:
+        report.dead += 1
+    else:
+        report.retried += 1
+
+
 async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport:
-    """Deliver one batch of due messages; returns counts (``claimed`` 0 means idle)."""
+    """Deliver one claim of due messages per channel; returns counts (``claimed`` 0: idle)."""
     owner = f"{rt.worker_id}:o{next(_claims)}"
     now = rt.clock.now()
+    limit = limit or rt.settings.batch_size
+    channels = sorted(rt.deliverers)
+    rows: list[Any] = []
     async with rt.sessions() as session, session.begin():
         await release_stale_outbox(session, now=now)
-        rows = await claim_outbox(
-            session, owner=owner, now=now, limit=limit or rt.settings.batch_size, lease=rt.lease
+        # Each channel's claim is sized to that channel, so a slow channel's backlog is
+        # shared between the workers instead of piling up behind one of them.
+        for channel in channels:
+            size = claim_size(rt.deliverers[channel], limit)
+            rows += await claim_outbox(
+                session, owner=owner, now=now, limit=size, lease=rt.lease, channel=channel
+            )
+        # Messages no installed channel can send fail (and retry) rather than wait unseen.
+        rows += await claim_outbox(
+            session,
+            owner=owner,
+            now=now,
+            limit=min(limit, ROUNDS),
+            lease=rt.lease,
+            other_than=channels,
         )
     report = DeliveryReport(claimed=len(rows))
     if not rows:
         return report
-    messages = [_outgoing(row) for row in rows]
-    gate = asyncio.Semaphore(CONCURRENCY)
-    outcomes = await asyncio.gather(*(_attempt(rt, m, gate) for m in messages))
-    done = rt.clock.now()
-    results = [
-        _result_row(rt, m, o, done) | {"o_owner": owner}
-        for m, o in zip(messages, outcomes, strict=True)
-        if not isinstance(o, Withheld)
-    ]
-    report.withheld = len(messages) - len(results)
-    if results:
-        async with rt.sessions() as session, session.begin():
-            await session.execute(_RECORD, results)
-    for row in results:
-        if row["o_status"] == OutboxStatus.sent.value:
-            report.sent += 1
-        elif row["o_status"] == OutboxStatus.dead.value:
-            report.dead += 1
-        else:
-            report.retried += 1
+    messages = [_outgoing(row, owner) for row in rows]
+    claim = _Claim(rt, owner, (m.id for m in messages))
+    renewal = asyncio.create_task(claim.renew_until_cancelled())
+    try:
+        await asyncio.gather(*(_send(rt, claim, m, report) for m in messages))
+    finally:
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
     return report

@@ -36,6 +36,14 @@ class OutboxMessage(Base):
             postgresql_where=text("status IN ('pending', 'deferred')"),
             sqlite_where=text("status IN ('pending', 'deferred')"),
         ),
+        # Claims take each channel's due messages apart (sized to the channel's concurrency).
+        Index(
+            "ix_outbox_messages_channel_due",
+            "channel",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'deferred')"),
+            sqlite_where=text("status IN ('pending', 'deferred')"),
+        ),
         # The sweep finds deliveries whose worker died while sending.
         Index(
             "ix_outbox_messages_sending",

@@ -5,6 +5,9 @@ Payload (from ``action.web_content``): ``slot``, either ``html`` or a block's
 and/or ``visitor_id``, and ``expires_at`` (ISO 8601). The row's
 ``idempotency_key`` is the outbox message's, so a retried delivery finds the
 row it already wrote. HTML is cleaned again here: the allow-list is ours.
+
+``PLUGIN`` registers it as a channel plugin (the ``touchflow.channels`` entry
+point in ``pyproject.toml``), so every executor, the arq worker included, has it.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from backend.personalization.recent import changed
 from backend.personalization.sanitize import MAX_HTML_CHARS, sanitize_html
 from nodes.sdk import Clock, SystemClock
 from runtime.delivery import Delivered, Outgoing, PermanentError
+from runtime.delivery.plugins import Channel, ChannelSetup
 from runtime.sql import upsert_insert
 
-__all__ = ["SLOT_PATTERN", "WebContentDeliverer"]
+__all__ = ["PLUGIN", "SLOT_PATTERN", "WebContentDeliverer"]
 
 CHANNEL = "web_content"
 SLOT_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}$")
@@ -120,3 +124,11 @@ class WebContentDeliverer:
             contact_ids=[int(contact_id) if contact_id is not None else None],
         )
         return Delivered(provider_message_id=f"slot:{assignment_id}")
+
+
+def _build(setup: ChannelSetup) -> WebContentDeliverer:
+    return WebContentDeliverer(setup.sessions, setup.clock)
+
+
+# Not gated: a slot assignment is shown on the visitor's own page, it reaches no inbox.
+PLUGIN = Channel(CHANNEL, _build, gated=False)

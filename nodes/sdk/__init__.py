@@ -20,6 +20,7 @@ pip-installable node package step by step.
 
 from nodes.sdk.context import Clock, Context, Services, SystemClock
 from nodes.sdk.node import EmptyConfig, NodeType
+from nodes.sdk.payloads import EmailPayload, Payload, SmsPayload, TaskPayload, WebhookPayload
 from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, discover
 from nodes.sdk.types import (
     NEXT,
@@ -43,6 +44,7 @@ __all__ = [
     "Clock",
     "ContactChanges",
     "Context",
+    "EmailPayload",
     "EmptyConfig",
     "EventRecord",
     "EventWait",
@@ -53,12 +55,16 @@ __all__ = [
     "NodeRegistry",
     "NodeType",
     "Outcome",
+    "Payload",
     "Port",
     "Profile",
     "Services",
+    "SmsPayload",
     "SystemClock",
+    "TaskPayload",
     "Trigger",
     "Wait",
     "Wake",
+    "WebhookPayload",
     "discover",
 ]

@@ -1,6 +1,6 @@
 """The "email" channel: SMTP through a pool of reused aiosmtplib connections.
 
-Payload: ``{"to", "subject", "html", "text", "from"?, "preheader"?, "headers"?}``.
+Payload: ``nodes.sdk.EmailPayload`` (``to``, ``subject``, ``text``, ``html``, ``from``...).
 The Message-ID is derived from the outbox idempotency key, so a delivery retried
 after a lost acknowledgement carries the same Message-ID and receivers (and our
 own bounce and tracking handling) can recognise the duplicate.
@@ -9,9 +9,15 @@ With a ``LinkSigner``, marketing mail gets the unsubscribe footer and RFC 8058
 headers, and (with tracking on) signed click links and an open pixel
 (``runtime.messaging.tracking``).
 
-Failures: a recipient refused with 5xx is a ``HardBounce`` (suppressed from
-then on); any other 5xx is permanent; 4xx answers, timeouts and dropped
-connections are temporary and the outbox retries them with back-off.
+Addresses: domains go out in IDNA; an address with non-ASCII letters before
+the @ goes out with SMTPUTF8 when the server offers it, and is a permanent
+failure with a reason a marketer understands when it does not
+(``runtime.delivery.address``).
+
+Failures are classified by ``runtime.delivery.errors``: a recipient refused
+with 5xx is a ``HardBounce`` (suppressed from then on); any other 5xx, a bad
+address or one the server cannot take is permanent; 4xx answers, timeouts and
+dropped connections are temporary and the outbox retries them with back-off.
 """
 
 from __future__ import annotations
@@ -23,7 +29,16 @@ from email.utils import formatdate, parseaddr
 
 import aiosmtplib
 
-from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError
+from nodes.sdk.payloads import EmailPayload
+from runtime.delivery import (
+    DEFAULT_CONCURRENCY,
+    Delivered,
+    Outgoing,
+    PermanentError,
+    read_payload,
+)
+from runtime.delivery.address import MailAddress, parse_address
+from runtime.delivery.errors import smtp_failure
 from runtime.delivery.mime import compose, flatten
 from runtime.delivery.smtp_pool import SmtpPool
 from runtime.messaging.links import LinkSigner
@@ -35,6 +50,8 @@ __all__ = ["CaptureDeliverer", "EmailDeliverer", "message_id_for"]
 def message_id_for(idempotency_key: str, sender: str) -> str:
     """A stable RFC 5322 Message-ID for an outbox message."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "touchflow.invalid"
+    if not domain.isascii():
+        domain = "touchflow.invalid"
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
     return f"<tf.{digest}@{domain}>"
 
@@ -82,6 +99,8 @@ class EmailDeliverer:
         self.links = links
         self.tracking = tracking
         self.pool = SmtpPool(self._client, pool_size, idle_check) if pool_size > 0 else None
+        # Messages in flight: one per pooled connection (the outbox holds the rest back).
+        self.concurrency = pool_size if pool_size > 0 else DEFAULT_CONCURRENCY
 
     def _client(self) -> aiosmtplib.SMTP:
         return aiosmtplib.SMTP(
@@ -94,17 +113,22 @@ class EmailDeliverer:
             timeout=self.timeout,
         )
 
+    def addresses(self, message: Outgoing) -> tuple[MailAddress, MailAddress]:
+        """Sender and recipient, checked, with their domains in IDNA."""
+        payload = read_payload(EmailPayload, message)
+        if not payload.to:
+            raise PermanentError("the email has no recipient")
+        return parse_address(payload.sender or self.sender), parse_address(payload.to)
+
     def build(self, message: Outgoing) -> Message:
         """The MIME message exactly as it will be sent (the same for every attempt)."""
-        payload = message.payload
-        to = payload.get("to")
-        if not to:
-            raise PermanentError("the email has no recipient")
-        sender = str(payload.get("from") or self.sender)
-        text = str(payload.get("text") or "")
-        body = str(payload["html"]) if payload.get("html") else None
-        if body is not None and payload.get("preheader"):
-            body = _with_preheader(body, str(payload["preheader"]))
+        payload = read_payload(EmailPayload, message)
+        sender_address, to_address = self.addresses(message)
+        sender = sender_address.envelope
+        text = payload.text
+        body = payload.html or None
+        if body is not None and payload.preheader:
+            body = _with_preheader(body, payload.preheader)
         headers: dict[str, str] = {}
         if self.links is not None:
             decorated = decorate(
@@ -114,7 +138,7 @@ class EmailDeliverer:
                 html_body=body,
                 text_body=text,
                 signer=self.links,
-                tracking=self.tracking and payload.get("track", True) is not False,
+                tracking=self.tracking and payload.track,
             )
             body, text, headers = decorated.html, decorated.text, decorated.headers
         standard = {
@@ -122,37 +146,38 @@ class EmailDeliverer:
             "Message-ID": message_id_for(message.idempotency_key, sender),
         }
         return compose(
-            sender=sender,
-            to=str(to),
-            subject=str(payload.get("subject", "")),
+            sender=sender_address,
+            to=to_address,
+            subject=payload.subject,
             text=text,
             html=body,
-            headers={**standard, **dict(payload.get("headers") or {}), **headers},
+            headers={**standard, **payload.headers, **headers},
         )
 
     async def deliver(self, message: Outgoing) -> Delivered:
+        sender, to = self.addresses(message)
         mail = self.build(message)
-        envelope_from = parseaddr(str(mail["From"]))[1]
-        recipients = [parseaddr(str(mail["To"]))[1]]
-        raw = flatten(mail)
+        utf8 = sender.needs_smtputf8 or to.needs_smtputf8
+        # SMTPUTF8 only when an address needs it: aiosmtplib refuses the send before
+        # MAIL FROM when the server does not offer it, which is a permanent failure.
+        options = ["SMTPUTF8"] if utf8 else []
+        raw = flatten(mail, utf8=utf8)
         try:
             if self.pool is None:
                 async with self._client() as client:
-                    response = await client.sendmail(envelope_from, recipients, raw)
+                    response = await client.sendmail(
+                        sender.envelope, [to.envelope], raw, mail_options=options
+                    )
             else:
                 async with self.pool.connection() as client:
-                    response = await client.sendmail(envelope_from, recipients, raw)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            if codes and all(500 <= code < 600 for code in codes):
-                raise HardBounce(
-                    f"the mail server refused the recipient: {exc}", str(mail["To"])
-                ) from exc
-            raise
-        except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600:
-                raise PermanentError(f"the mail server refused the message: {exc}") from exc
-            raise
+                    response = await client.sendmail(
+                        sender.envelope, [to.envelope], raw, mail_options=options
+                    )
+        except Exception as exc:
+            failure = smtp_failure(exc, f"{to.local}@{to.domain}")
+            if failure is exc:
+                raise
+            raise failure from exc
         return Delivered(provider_message_id=mail["Message-ID"], detail=response[1][:500])
 
     async def aclose(self) -> None:
@@ -172,6 +197,8 @@ class CaptureDeliverer(EmailDeliverer):
         super().__init__(hostname="", port=0, sender=sender, pool_size=0, links=links)
 
     async def deliver(self, message: Outgoing) -> Delivered:
+        sender, to = self.addresses(message)
         mail = self.build(message)
-        raw = flatten(mail).decode("ascii", "replace").replace("\r\n", "\n")
+        utf8 = sender.needs_smtputf8 or to.needs_smtputf8
+        raw = flatten(mail, utf8=utf8).decode("utf-8", "replace").replace("\r\n", "\n")
         return Delivered(provider_message_id=mail["Message-ID"], detail=raw)

@@ -1,14 +1,17 @@
 """The "sms" channel: a narrow provider protocol and three HTTP providers.
 
-Payload: ``{"to", "text", "from"?}``. Numbers are normalised to E.164 before
-sending; the provider is told where to post delivery reports (a signed URL per
-message, ``/hooks/sms/status/<token>``), which become ``sms.delivered`` /
-``sms.failed`` events. Built-in providers:
+Payload: ``nodes.sdk.SmsPayload`` (``to``, ``text``, ``from``). Numbers are
+normalised to E.164 before sending; the provider is told where to post delivery
+reports (a signed URL per message, ``/hooks/sms/status/<token>``), which become
+``sms.delivered`` / ``sms.failed`` events. Built-in providers:
 
 - ``twilio``: ``POST /2010-04-01/Accounts/<sid>/Messages.json`` (form, basic auth);
 - ``46elks``: ``POST /a1/sms`` (form, basic auth);
 - ``generic``: POST JSON ``{to, text, sender, status_url, idempotency_key}`` to a URL
   template whose ``{to}``, ``{text}`` and ``{sender}`` are filled in (URL-encoded).
+
+Other providers are plugins (``touchflow.sms_providers`` entry points, see
+``runtime.delivery.plugins``): a class like these with a ``from_settings``.
 
 HTTP 4xx (except 408/425/429) is permanent; 5xx, timeouts and connection
 errors are retried by the outbox.
@@ -20,13 +23,18 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import quote
 
 import httpx
 
-from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError
+from nodes.sdk.payloads import SmsPayload
+from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError, read_payload
+from runtime.delivery.errors import http_status_is_permanent
 from runtime.messaging.phone import BadNumber, to_e164
+
+if TYPE_CHECKING:
+    from backend.settings import Settings
 
 __all__ = [
     "PROVIDERS",
@@ -37,8 +45,6 @@ __all__ = [
     "SmsReport",
     "TwilioProvider",
 ]
-
-_RETRYABLE_4XX = (408, 425, 429)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,11 @@ def _json_id(response: httpx.Response, key: str) -> str | None:
 class TwilioProvider:
     name: ClassVar[str] = "twilio"
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioProvider | None:
+        user, password = settings.sms_username or "", settings.sms_password or ""
+        return cls(user, password, base_url=settings.sms_url)
+
     def __init__(self, account_sid: str, auth_token: str, base_url: str | None = None) -> None:
         self.account_sid = account_sid
         self.auth = (account_sid, auth_token)
@@ -131,6 +142,11 @@ class TwilioProvider:
 class ElksProvider:
     name: ClassVar[str] = "46elks"
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ElksProvider | None:
+        user, password = settings.sms_username or "", settings.sms_password or ""
+        return cls(user, password, base_url=settings.sms_url)
+
     def __init__(self, username: str, password: str, base_url: str | None = None) -> None:
         self.auth = (username, password)
         self.base_url = (base_url or "https://api.46elks.com").rstrip("/")
@@ -163,6 +179,10 @@ class ElksProvider:
 
 class GenericProvider:
     name: ClassVar[str] = "generic"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GenericProvider | None:
+        return cls(settings.sms_url, token=settings.sms_password) if settings.sms_url else None
 
     def __init__(self, url_template: str, token: str | None = None) -> None:
         self.url_template = url_template
@@ -221,26 +241,28 @@ class SmsDeliverer:
         region: str = "SE",
         status_url: Callable[[int], str] | None = None,
         client: httpx.AsyncClient | None = None,
+        concurrency: int = 4,
     ) -> None:
         self.provider = provider
+        self.concurrency = concurrency
         self.sender = sender
         self.region = region
         self.status_url = status_url
         self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=False)
 
     async def deliver(self, message: Outgoing) -> Delivered:
-        payload = message.payload
-        text = str(payload.get("text") or "")
+        payload = read_payload(SmsPayload, message)
+        text = payload.text
         if not text.strip():
             raise PermanentError("the SMS has no text")
-        raw = str(payload.get("to") or "")
+        raw = payload.to
         try:
             to = to_e164(raw, self.region)
         except BadNumber as exc:
             raise HardBounce(str(exc), raw) from exc
         request = self.provider.request(
             to=to,
-            sender=str(payload.get("from") or self.sender),
+            sender=payload.sender or self.sender,
             text=text,
             status_url=self.status_url(message.id) if self.status_url else None,
             key=message.idempotency_key,
@@ -250,7 +272,7 @@ class SmsDeliverer:
             return Delivered(
                 provider_message_id=self.provider.provider_id(response), detail=_snippet(response)
             )
-        if 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX:
+        if http_status_is_permanent(response.status_code):
             raise PermanentError(f"the SMS provider refused the message: {_snippet(response)}")
         raise RuntimeError(f"the SMS provider failed: {_snippet(response)}")
 

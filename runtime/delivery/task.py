@@ -1,7 +1,7 @@
 """The "task" channel: a call-list task for a salesperson, stored in the ``tasks`` table.
 
-Payload: ``{"owner_id", "contact_id"?, "title", "note"?, "due_at"?, "email_owner"?}``
-(``due_at`` an ISO 8601 string or absent). The task's ``idempotency_key`` is the
+Payload: ``nodes.sdk.TaskPayload`` (``owner_id``, ``contact_id``, ``title``, ``note``,
+``due_at`` an ISO 8601 string or absent, ``email_owner``). The task's ``idempotency_key`` is the
 outbox message's key, so a retried delivery finds the task it already created.
 
 With ``email_owner`` (or the deliverer's ``email_owners`` default) the owner is
@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.models import TaskStatus, User
 from nodes.sdk import Clock, SystemClock
-from runtime.delivery import Delivered, Outgoing, PermanentError
+from nodes.sdk.payloads import TaskPayload
+from runtime.delivery import Delivered, Outgoing, PermanentError, read_payload
 from runtime.sql import OUTBOX, TASKS, upsert_insert
 
 __all__ = ["TaskDeliverer", "owner_email"]
@@ -67,18 +68,18 @@ class TaskDeliverer:
         self.email_owners = email_owners
 
     async def deliver(self, message: Outgoing) -> Delivered:
-        payload = message.payload
-        title = str(payload.get("title") or "").strip()
+        payload = read_payload(TaskPayload, message)
+        title = payload.title.strip()
         if not title:
             raise PermanentError("the task has no title")
-        contact_id = payload.get("contact_id", message.contact_id)
+        contact_id = payload.contact_id if "contact_id" in message.payload else message.contact_id
         now = self.clock.now()
         row = {
             "contact_id": int(contact_id) if contact_id is not None else None,
-            "owner_id": payload.get("owner_id"),
+            "owner_id": payload.owner_id,
             "title": title[:300],
-            "note": str(payload.get("note") or ""),
-            "due_at": _due(payload.get("due_at")),
+            "note": payload.note,
+            "due_at": _due(payload.due_at),
             "status": TaskStatus.open.value,
             "journey_id": message.journey_id,
             "node_id": message.node_id,
@@ -97,7 +98,7 @@ class TaskDeliverer:
                 task_id = await session.scalar(
                     select(TASKS.c.id).where(TASKS.c.idempotency_key == message.idempotency_key)
                 )
-            elif payload.get("email_owner", self.email_owners):
+            elif payload.email_owner if payload.email_owner is not None else self.email_owners:
                 await self._email_owner(session, message, row, task_id, now)
         return Delivered(provider_message_id=f"task:{task_id}")
 

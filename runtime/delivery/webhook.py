@@ -1,7 +1,7 @@
 """The "webhook" channel: an HTTP POST, signed so the receiver can trust it.
 
-Payload: ``{"url", "body", "secret"?}``. ``body`` is sent as JSON unless it is
-a string. With a secret, ``Touchflow-Signature: t=<unix time>,v1=<hex>``
+Payload: ``nodes.sdk.WebhookPayload`` (``url``, ``body``, ``secret``). ``body`` is
+sent as JSON unless it is a string. With a secret, ``Touchflow-Signature: t=<unix time>,v1=<hex>``
 carries HMAC-SHA256 over ``"<t>.<body>"``; receivers recompute it and reject
 old timestamps to stop replays. ``Idempotency-Key`` carries the outbox key.
 The receiver's status and the start of its answer are returned as the
@@ -16,8 +16,9 @@ import json
 
 import httpx
 
-from nodes.sdk import Clock, SystemClock
-from runtime.delivery import Delivered, Outgoing, PermanentError
+from nodes.sdk import Clock, SystemClock, WebhookPayload
+from runtime.delivery import Delivered, Outgoing, PermanentError, read_payload
+from runtime.delivery.errors import http_status_is_permanent
 
 __all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "signature", "verify_signature"]
 
@@ -48,22 +49,29 @@ def _snippet(response: httpx.Response) -> str:
 
 
 class WebhookDeliverer:
-    def __init__(self, client: httpx.AsyncClient | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        *,
+        concurrency: int = 16,
+    ) -> None:
         self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=False)
         self.clock = clock or SystemClock()
+        self.concurrency = concurrency
 
     async def deliver(self, message: Outgoing) -> Delivered:
-        payload = message.payload
-        url = str(payload.get("url") or "")
+        payload = read_payload(WebhookPayload, message)
+        url = payload.url
         if not url.startswith(("http://", "https://")):
             raise PermanentError(f"the webhook URL {url!r} is not an http(s) URL")
-        body = payload.get("body", {})
+        body = payload.body
         if isinstance(body, str):
             content, content_type = body.encode(), "text/plain; charset=utf-8"
         else:
             content, content_type = json.dumps(body).encode(), "application/json"
         headers = {"Content-Type": content_type, "Idempotency-Key": message.idempotency_key}
-        secret = payload.get("secret")
+        secret = payload.secret
         if secret:
             timestamp = int(self.clock.now().timestamp())
             headers[SIGNATURE_HEADER] = signature(str(secret), timestamp, content)
@@ -76,7 +84,7 @@ class WebhookDeliverer:
                 provider_message_id=response.headers.get("x-request-id"),
                 detail=_snippet(response),
             )
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429):
+        if http_status_is_permanent(response.status_code):
             raise PermanentError(f"the receiver refused the webhook: {_snippet(response)}")
         raise RuntimeError(f"the receiver failed: {_snippet(response)}")
 

@@ -4,7 +4,9 @@
   process (``touchflow serve`` on SQLite), woken by an ``asyncio.Event``.
 - ``runtime.executor.arq_worker.run_worker``: arq workers (``touchflow worker``),
   any number, woken by jobs in Redis; a cron sweep every
-  ``SWEEP_INTERVAL_SECONDS`` re-finds due work in the database.
+  ``SWEEP_INTERVAL_SECONDS`` re-finds due work in the database, and while
+  Redis is away the worker sweeps the database itself
+  (``runtime.executor.supervise``).
 
 For tests and scripts, ``Runtime.drain()`` runs until nothing is due.
 """

@@ -4,7 +4,8 @@ A job never names a customer: ``touchflow.work`` means "there is work", and
 the worker claims batches of due journeys and messages from the database
 until none is left. The same function runs as a cron sweep every
 ``sweep_interval_seconds`` (rounded to whole seconds), so jobs lost from
-Redis (FLUSHALL, a restart) cost latency, never work.
+Redis (FLUSHALL, a restart) cost latency, never work. ``run_worker`` keeps
+working from the database while Redis is away (``runtime.executor.supervise``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class ArqDoorbell:
         self.redis = redis
         self.queue_name = queue_name
         self._pending: asyncio.Task[None] | None = None
+        self._failing = False
 
     def ring(self) -> None:
         if self._pending is not None and not self._pending.done():
@@ -59,8 +61,12 @@ class ArqDoorbell:
     async def _enqueue(self) -> None:
         try:
             await self.redis.enqueue_job(JOB_NAME, _queue_name=self.queue_name)
-        except Exception:
-            log.exception("could not ring the worker doorbell; the sweep will find the work")
+        except Exception as exc:
+            if not self._failing:  # once per outage, not once per ring
+                log.warning("could not ring the workers (%s); the sweep will find the work", exc)
+            self._failing = True
+        else:
+            self._failing = False
 
     async def settle(self) -> None:
         """Wait for a ring in flight (tests, shutdown)."""
@@ -92,13 +98,17 @@ async def _startup(ctx: dict[str, Any]) -> None:
         ctx["runtime"].doorbell = doorbell
 
 
+async def _close_runtime(runtime: Runtime) -> None:
+    await close_deliverers(runtime.deliverers)
+    engine = runtime.sessions.kw.get("bind")
+    if engine is not None:
+        await engine.dispose()
+
+
 async def _shutdown(ctx: dict[str, Any]) -> None:
     runtime: Runtime | None = ctx.get("runtime")
     if runtime is not None and ctx.get("owns_runtime"):
-        await close_deliverers(runtime.deliverers)
-        engine = runtime.sessions.kw.get("bind")
-        if engine is not None:
-            await engine.dispose()
+        await _close_runtime(runtime)
 
 
 def worker_settings(
@@ -153,6 +163,24 @@ def create_worker(settings: Settings, **kwargs: Any) -> Worker:
     return Worker(**worker_settings(settings, **kwargs))
 
 
-def run_worker(settings: Settings | None = None, **kwargs: Any) -> None:
-    """Run an arq worker until SIGINT/SIGTERM: what ``touchflow worker`` calls."""
-    create_worker(settings or get_settings(), **kwargs).run()
+def run_worker(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    owns_runtime: bool = False,
+    **kwargs: Any,
+) -> None:
+    """Run an arq worker until SIGINT/SIGTERM, through Redis outages: ``touchflow worker``."""
+    from runtime.executor.supervise import serve
+
+    settings = settings or get_settings()
+
+    async def main() -> None:
+        rt = runtime or build_runtime(settings)
+        try:
+            await serve(settings, rt, **kwargs)
+        finally:
+            if runtime is None or owns_runtime:
+                await _close_runtime(rt)
+
+    asyncio.run(main())

@@ -3,7 +3,9 @@
 For each claimed message the gate, in one short transaction:
 
 1. returns at once if the delivery ledger says a provider already accepted it
-   (a worker crashed after the send but before the outbox recorded it);
+   (a worker crashed after the send but before the outbox recorded it), and
+   refuses it (``LeaseLost``) when the outbox row is no longer this sender's
+   or its lease ran out: another live sender holds it;
 2. checks the suppression list (and, for marketing, the contact's consent);
 3. for marketing, checks the frequency caps and the sending window in the
    contact's time zone;
@@ -15,9 +17,10 @@ After the provider call the ledger row becomes ``accepted`` (with the
 provider's answer) or ``failed``; a hard bounce suppresses the address.
 
 What remains at least once: a crash between the provider accepting the message
-and the ledger commit that follows (a few milliseconds), or a connection lost
-while waiting for the provider's answer. The retry then sends again with the
-same idempotency key (email: the same Message-ID), so receivers can drop it.
+and the ledger commit that follows (a few milliseconds), or a sender lost
+while waiting for the provider's answer: only the messages on its open
+connections. The retry then sends again with the same idempotency key (email:
+the same Message-ID), so receivers can drop it.
 
 A withheld message raises ``Withheld`` after its row was written; the outbox
 counts it as withheld and leaves the row as the gate wrote it.
@@ -38,7 +41,14 @@ from backend.models import Delivery, DeliveryState, OutboxStatus, SuppressionRea
 from backend.settings import Settings
 from nodes.sdk import Clock
 from runtime import delivery
-from runtime.delivery import Delivered, Deliverer, HardBounce, Outgoing
+from runtime.delivery import (
+    Delivered,
+    Deliverer,
+    HardBounce,
+    LeaseLost,
+    Outgoing,
+    concurrency_of,
+)
 from runtime.messaging.fatigue import Cap, SendingWindow, cap_release, parse_caps, zone
 from runtime.messaging.suppression import (
     address_for,
@@ -103,8 +113,12 @@ class GatedDeliverer:
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         policy: GatePolicy,
+        *,
+        personal: bool | None = None,
     ) -> None:
         self.inner = inner
+        # Whether fatigue rules apply (a channel's declaration; by name when not given).
+        self.personal = personal
         self.sessions = sessions
         self.clock = clock
         self.policy = policy
@@ -112,6 +126,7 @@ class GatedDeliverer:
         # concurrent sends cannot both fit under the same cap (PostgreSQL also
         # locks the contact row for other processes).
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+        self.concurrency = concurrency_of(inner)
 
     async def deliver(self, message: Outgoing) -> Delivered:
         lock = self._locks[(message.contact_id or message.id) % _LOCK_STRIPES]
@@ -141,6 +156,8 @@ class GatedDeliverer:
     async def _clear(self, message: Outgoing) -> tuple[Verdict | None, Delivered | None]:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
+            if message.lease_owner is not None:
+                await _check_holder(session, message, now)
             earlier = (
                 await session.execute(
                     select(DELIVERIES.c.state, DELIVERIES.c.provider_message_id).where(
@@ -185,7 +202,10 @@ class GatedDeliverer:
             return Verdict(
                 OutboxStatus.suppressed, f"suppressed: the address is on the list ({blocked})"
             )
-        if not marketing or message.channel not in PERSONAL_CHANNELS:
+        personal = (
+            self.personal if self.personal is not None else message.channel in PERSONAL_CHANNELS
+        )
+        if not marketing or not personal:
             return None
         contact = await self._contact(session, message.contact_id)
         if contact is not None and consent_withdrawn(contact.consent, message.channel):
@@ -277,6 +297,24 @@ class GatedDeliverer:
                     contact_id=message.contact_id,
                     source=f"outbox message {message.id}",
                 )
+
+
+async def _check_holder(session: AsyncSession, message: Outgoing, now: datetime) -> None:
+    row = (
+        await session.execute(
+            select(OUTBOX.c.status, OUTBOX.c.lease_owner, OUTBOX.c.lease_until).where(
+                OUTBOX.c.id == message.id
+            )
+        )
+    ).one_or_none()
+    if (
+        row is None
+        or row.status != OutboxStatus.sending.value
+        or row.lease_owner != message.lease_owner
+        or row.lease_until is None
+        or row.lease_until <= now
+    ):
+        raise LeaseLost(f"outbox message {message.id} is no longer held by {message.lease_owner}")
 
 
 async def _withhold(session: AsyncSession, outbox_id: int, verdict: Verdict, now: datetime) -> None:

@@ -10,7 +10,7 @@ from backend.settings import Settings
 from runtime.clock import FakeClock
 from runtime.delivery.email import CaptureDeliverer, EmailDeliverer
 from runtime.delivery.sms import ElksProvider, GenericProvider, SmsDeliverer, TwilioProvider
-from runtime.messaging.channels import built_in_deliverers
+from runtime.messaging.channels import installed_deliverers
 from runtime.messaging.gate import GatedDeliverer
 
 
@@ -25,10 +25,10 @@ def _inner(deliverer: Any) -> Any:
 
 
 def test_without_smtp_settings_development_catches_mail_and_production_has_none() -> None:
-    dev = built_in_deliverers(_settings(), sessions=None, clock=FakeClock())  # type: ignore[arg-type]
+    dev = installed_deliverers(_settings(), sessions=None, clock=FakeClock())  # type: ignore[arg-type]
     assert type(_inner(dev["email"])) is CaptureDeliverer
     assert "sms" not in dev and set(dev) >= {"task", "webhook"}
-    prod = built_in_deliverers(
+    prod = installed_deliverers(
         _settings(environment="production"),
         sessions=None,  # type: ignore[arg-type]
         clock=FakeClock(),
@@ -38,7 +38,7 @@ def test_without_smtp_settings_development_catches_mail_and_production_has_none(
 
 def test_smtp_settings_give_a_pooled_deliverer_with_signed_links() -> None:
     settings = _settings(smtp_host="mail.test", smtp_port=2525, smtp_pool_size=3)
-    email = _inner(built_in_deliverers(settings, None, FakeClock())["email"])  # type: ignore[arg-type]
+    email = _inner(installed_deliverers(settings, None, FakeClock())["email"])  # type: ignore[arg-type]
     assert type(email) is EmailDeliverer
     assert (email.hostname, email.port, email.links.base_url) == (
         "mail.test",
@@ -53,7 +53,7 @@ def test_smtp_settings_give_a_pooled_deliverer_with_signed_links() -> None:
 )
 def test_sms_provider_from_settings(name: str, kind: type) -> None:
     settings = _settings(sms_provider=name, sms_url="http://127.0.0.1:1/send", sms_username="u")
-    sms = _inner(built_in_deliverers(settings, None, FakeClock())["sms"])  # type: ignore[arg-type]
+    sms = _inner(installed_deliverers(settings, None, FakeClock())["sms"])  # type: ignore[arg-type]
     assert isinstance(sms, SmsDeliverer) and isinstance(sms.provider, kind)
 
 
