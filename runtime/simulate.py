@@ -1,7 +1,8 @@
 """Simulation: the path one customer would take through a graph, with nothing sent or saved.
 
-``simulate`` compiles a graph as the runtime compiles a version and calls
-each node's ``run`` with a context built like the stepper's, but time is
+``simulate`` compiles a graph as the runtime compiles a version and runs
+each node through the stepper's own transition (``nodes.sdk.transition``:
+same context, same port check, same exit on unsubscribe), but time is
 simulated: a wait ends at the first given event it waits for, or at its
 timer, and the clock jumps there. Messages are returned, never written to
 the outbox; contact changes apply to the simulated profile only; nothing
@@ -20,21 +21,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, Literal
 
-from nodes.sdk import (
-    Context,
-    EventRecord,
-    EventWait,
-    JourneyInfo,
-    Message,
-    NodeRegistry,
-    Profile,
-    Services,
-    Wake,
-)
-from runtime.stepper import apply_changes
+from nodes.sdk import EventRecord, EventWait, Message, NodeRegistry, Profile, Services, Wake
+from nodes.sdk.transition import transition
 from runtime.versions import CompiledFlow, compile_version
 
 __all__ = ["MAX_STEPS", "SimStep", "Simulation", "simulate"]
@@ -133,15 +123,17 @@ async def simulate(
     start: datetime,
     services: Services,
     max_steps: int = MAX_STEPS,
+    flow_id: int = 0,
 ) -> Simulation:
     """Walk ``profile`` through ``raw_graph`` from ``start``, with ``events`` as what they do.
 
     The customer enters at the trigger the first event fires (else the first
     trigger) and goes on until the journey ends, a node fails, a wait can
     never end, or ``max_steps`` nodes ran (a loop). Nodes get ``services``
-    as they would at run time, so a node that reads through them still reads.
+    as they would at run time, so a node that reads through them still reads;
+    ``flow_id`` is the flow's, so a split sends the customer where it would.
     """
-    flow = compile_version(0, 0, dict(raw_graph), registry)
+    flow = compile_version(0, flow_id, dict(raw_graph), registry)
     events = sorted(events, key=lambda e: e.occurred_at)
     run = Simulation()
     node_id = _entry(flow, events, profile)
@@ -153,34 +145,42 @@ async def simulate(
     wake: Wake | None = None
     for number in range(1, max_steps + 1):
         node = flow.nodes[node_id]
-        if node.node is None or node.config is None:
-            run.steps.append(
-                SimStep(number, node_id, clock.now(), "cannot_run", error=node.problem)
-            )
-            run.ending = "cannot_run"
-            return run
-        ctx: Context[Any] = Context(
-            config=node.config,
-            journey=JourneyInfo(
-                JOURNEY_ID, 0, 0, node_id, visits[node_id], start, MappingProxyType(dict(data))
-            ),
+        done = await transition(
+            node.node,
+            node.config,
+            node.ports,
+            journey_id=JOURNEY_ID,
+            flow_id=flow_id,
+            flow_version_id=0,
+            node_id=node_id,
+            visit=visits[node_id],
+            entered_at=start,
+            data=data,
             profile=profile,
             events=tuple(e for e in events if e.occurred_at <= clock.now()),
             clock=clock,
-            log=logging.LoggerAdapter(log, {"node_id": node_id}),
             services=services,
             wake=wake,
+            exit_on=flow.settings.exit_on,
+            problem=node.problem,
+            log=log,
         )
-        try:
-            outcome = await node.node.run(ctx)
-        except Exception as exc:  # the marketer sees why the step would fail
-            error = f"{type(exc).__name__}: {exc}"
-            run.steps.append(SimStep(number, node_id, clock.now(), "error", error=error))
-            run.ending = "error"
+        if done.kind == "interrupted":
+            run.steps.append(
+                SimStep(number, node_id, clock.now(), "ended", end="exited", reason=done.reason)
+            )
+            run.ending = "ended"
             return run
-        if outcome.changes is not None and not outcome.changes.is_empty():
-            profile = apply_changes(profile, outcome.changes)
-        data.update(outcome.data)
+        if done.kind in ("cannot_run", "failed"):
+            # The marketer sees why the step would fail (or cannot run at all).
+            cannot = done.kind == "cannot_run"
+            kind: StepKind = "cannot_run" if cannot else "error"
+            run.steps.append(SimStep(number, node_id, clock.now(), kind, error=done.error))
+            run.ending = "cannot_run" if cannot else "error"
+            return run
+        outcome = done.outcome
+        assert outcome is not None
+        profile, data = done.profile, dict(done.data)
         messages = outcome.messages
         if outcome.wait is not None:
             wait, since = outcome.wait, clock.now()

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from nodes.sdk.context import Context, Services
 from nodes.sdk.node import NodeType
+from nodes.sdk.transition import UndeclaredPort, transition
 from nodes.sdk.types import EventRecord, Family, JourneyInfo, Outcome, Profile, Wake
 
 __all__ = [
@@ -165,19 +166,38 @@ async def run_node(
     config: Mapping[str, Any] | BaseModel | None = None,
     **context: Any,
 ) -> Outcome:
-    """Run ``node_type`` once, as the runtime would, and return its outcome.
+    """Run ``node_type`` once, through the runtime's own transition, and return its outcome.
 
-    Keyword arguments are those of ``make_context``. Raises ``AssertionError``
-    when the node picks a port it does not declare (the runtime would fail the step).
+    Keyword arguments are those of ``make_context``. An exception the node
+    raises is raised here; choosing a port the node does not declare raises
+    ``AssertionError`` (the runtime would fail the step).
     """
     ctx = make_context(node_type, config, **context)
-    outcome = await node_type().run(ctx)
-    if outcome.port is not None:
-        declared = {port.id for port in node_type.output_ports(ctx.config)}
-        assert outcome.port in declared, (
-            f"{node_type.__name__} chose port {outcome.port!r}; it declares {sorted(declared)}"
-        )
-    return outcome
+    journey = ctx.journey
+    done = await transition(
+        node_type(),
+        ctx.config,
+        {port.id for port in node_type.output_ports(ctx.config)},
+        journey_id=journey.id,
+        flow_id=journey.flow_id,
+        flow_version_id=journey.flow_version_id,
+        node_id=journey.node_id,
+        visit=journey.visit,
+        entered_at=journey.entered_at,
+        data=journey.data,
+        profile=ctx.profile,
+        events=ctx.events,
+        clock=ctx.clock,
+        services=ctx.services,
+        wake=ctx.wake,
+        log=_log,
+    )
+    if isinstance(done.exception, UndeclaredPort):
+        raise AssertionError(str(done.exception)) from done.exception
+    if done.exception is not None:
+        raise done.exception
+    assert done.outcome is not None, done.error
+    return done.outcome
 
 
 def config_errors(node_type: type[NodeType[Any]], raw: Mapping[str, Any]) -> dict[str, str]:
