@@ -15,7 +15,6 @@ from typing import Any, Literal
 import nh3
 from pydantic import EmailStr, Field, model_validator
 
-from backend.i18n import N_
 from nodes.builtin.common import (
     Duration,
     Link,
@@ -25,7 +24,7 @@ from nodes.builtin.common import (
     merge_values,
     render,
 )
-from nodes.sdk import Context, Family, Message, NodeType, Outcome, Profile
+from nodes.sdk import N_, Context, Family, Message, NodeType, Outcome, Profile
 
 __all__ = ["NotifyOwner", "SendEmail", "SendSms", "SendWebhook", "ShowWebContent"]
 

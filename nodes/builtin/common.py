@@ -18,8 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from backend.i18n import N_
-from nodes.sdk import Context, Profile
+from nodes.sdk import N_, Context, Profile
 
 __all__ = [
     "CONTACT_FIELDS",

@@ -18,7 +18,8 @@ the config model and the declaration. docs/custom-nodes.md builds a complete,
 pip-installable node package step by step.
 """
 
-from nodes.sdk.context import Clock, Context, Services, SystemClock
+from nodes.sdk.context import EVENT_HISTORY_DAYS, Clock, Context, Services, SystemClock
+from nodes.sdk.i18n import N_
 from nodes.sdk.node import EmptyConfig, NodeType
 from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, discover
 from nodes.sdk.types import (
@@ -39,7 +40,9 @@ from nodes.sdk.types import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "EVENT_HISTORY_DAYS",
     "NEXT",
+    "N_",
     "Clock",
     "ContactChanges",
     "Context",

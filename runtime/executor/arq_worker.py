@@ -1,4 +1,4 @@
-"""arq workers: ``touchflow worker`` runs ``run_worker(settings)``.
+"""arq workers: ``touchflow worker`` runs ``run_worker(settings, runtime)``.
 
 A job never names a customer: ``touchflow.work`` means "there is work", and
 the worker claims batches of due journeys and messages from the database
@@ -17,9 +17,9 @@ from arq import cron, func
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 
-from backend.settings import Settings, get_settings
-from runtime.engine import Runtime, build_runtime
+from runtime.engine import Runtime
 from runtime.messaging.channels import close_deliverers
+from runtime.settings import RuntimeSettings
 
 __all__ = [
     "JOB_NAME",
@@ -68,7 +68,7 @@ class ArqDoorbell:
             await self._pending
 
 
-async def arq_doorbell(settings: Settings) -> ArqDoorbell:
+async def arq_doorbell(settings: RuntimeSettings) -> ArqDoorbell:
     """A doorbell for web processes that hand work to arq workers."""
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: arq workers need Redis")
@@ -83,13 +83,8 @@ async def _work(ctx: dict[str, Any]) -> dict[str, int]:
 
 
 async def _startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx["settings"]
-    doorbell = ArqDoorbell(ctx["redis"], settings.queue_name)
-    if ctx.get("runtime") is None:
-        ctx["runtime"] = build_runtime(settings, doorbell=doorbell)
-        ctx["owns_runtime"] = True
-    else:
-        ctx["runtime"].doorbell = doorbell
+    settings: RuntimeSettings = ctx["settings"]
+    ctx["runtime"].doorbell = ArqDoorbell(ctx["redis"], settings.queue_name)
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
@@ -102,9 +97,9 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
 
 
 def worker_settings(
-    settings: Settings,
+    settings: RuntimeSettings,
     *,
-    runtime: Runtime | None = None,
+    runtime: Runtime,
     owns_runtime: bool = False,
     burst: bool = False,
     max_jobs: int = 4,
@@ -113,8 +108,8 @@ def worker_settings(
 ) -> dict[str, Any]:
     """Keyword arguments for ``arq.worker.Worker``.
 
-    Pass ``runtime`` to use one built elsewhere (tests share theirs); ``owns_runtime``
-    says the worker closes its connections and channels when it stops.
+    ``runtime`` is the caller's (built with ``build_runtime``; tests share theirs);
+    ``owns_runtime`` says the worker closes its connections and channels when it stops.
     """
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: arq workers need Redis")
@@ -149,10 +144,10 @@ def worker_settings(
     }
 
 
-def create_worker(settings: Settings, **kwargs: Any) -> Worker:
+def create_worker(settings: RuntimeSettings, **kwargs: Any) -> Worker:
     return Worker(**worker_settings(settings, **kwargs))
 
 
-def run_worker(settings: Settings | None = None, **kwargs: Any) -> None:
-    """Run an arq worker until SIGINT/SIGTERM: what ``touchflow worker`` calls."""
-    create_worker(settings or get_settings(), **kwargs).run()
+def run_worker(settings: RuntimeSettings, runtime: Runtime, **kwargs: Any) -> None:
+    """Run an arq worker on ``runtime`` until SIGINT/SIGTERM: what ``touchflow worker`` calls."""
+    create_worker(settings, runtime=runtime, **kwargs).run()

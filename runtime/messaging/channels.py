@@ -13,7 +13,6 @@ from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.settings import Settings
 from nodes.sdk import Clock
 from runtime.delivery import Deliverer
 from runtime.delivery.email import CaptureDeliverer, EmailDeliverer
@@ -28,16 +27,17 @@ from runtime.delivery.task import TaskDeliverer
 from runtime.delivery.webhook import WebhookDeliverer
 from runtime.messaging.gate import GatedDeliverer, GatePolicy
 from runtime.messaging.links import LinkSigner
+from runtime.settings import RuntimeSettings
 
 __all__ = ["built_in_deliverers", "close_deliverers", "link_signer", "sms_provider"]
 
 
-def link_signer(settings: Settings) -> LinkSigner:
+def link_signer(settings: RuntimeSettings) -> LinkSigner:
     """The signer for tracking, unsubscribe and SMS callback links."""
     return LinkSigner(secret=settings.resolved_secret_key(), base_url=settings.base_url)
 
 
-def sms_provider(settings: Settings) -> SmsProvider | None:
+def sms_provider(settings: RuntimeSettings) -> SmsProvider | None:
     """The configured SMS provider, or ``None`` when SMS is not set up."""
     name = settings.sms_provider
     user, password = settings.sms_username or "", settings.sms_password or ""
@@ -50,7 +50,7 @@ def sms_provider(settings: Settings) -> SmsProvider | None:
     return None
 
 
-def _email(settings: Settings, links: LinkSigner) -> Deliverer | None:
+def _email(settings: RuntimeSettings, links: LinkSigner) -> Deliverer | None:
     if settings.smtp_host:
         return EmailDeliverer(
             hostname=settings.smtp_host,
@@ -70,7 +70,7 @@ def _email(settings: Settings, links: LinkSigner) -> Deliverer | None:
 
 
 def built_in_deliverers(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+    settings: RuntimeSettings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> dict[str, Deliverer]:
     """Every configured channel; email, SMS and webhooks pass through the send gate."""
     links = link_signer(settings)
