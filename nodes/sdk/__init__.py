@@ -20,7 +20,7 @@ pip-installable node package step by step.
 
 from nodes.sdk.context import EVENT_HISTORY_DAYS, Clock, Context, Services, SystemClock
 from nodes.sdk.i18n import N_
-from nodes.sdk.node import EmptyConfig, NodeType
+from nodes.sdk.node import ConfigTooNew, EmptyConfig, NodeType, upgrade_config
 from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, discover
 from nodes.sdk.types import (
     NEXT,
@@ -44,6 +44,7 @@ __all__ = [
     "NEXT",
     "N_",
     "Clock",
+    "ConfigTooNew",
     "ContactChanges",
     "Context",
     "EmptyConfig",
@@ -64,4 +65,5 @@ __all__ = [
     "Wait",
     "Wake",
     "discover",
+    "upgrade_config",
 ]
