@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, text, update
 from backend.models import OutboxStatus
 from runtime.claims import claim_outbox, release_stale_outbox
 from runtime.delivery import Delivered, Outgoing, PermanentError, Withheld
+from runtime.outcomes import report_outcomes
 from runtime.sql import OUTBOX
 
 if TYPE_CHECKING:
@@ -154,6 +155,8 @@ async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport
     if results:
         async with rt.sessions() as session, session.begin():
             await session.execute(_RECORD, results)
+    # Hook (issue 19, delivery outcomes as ports): wake journeys waiting for these outcomes.
+    await report_outcomes(rt, [m.id for m in messages])
     for row in results:
         if row["o_status"] == OutboxStatus.sent.value:
             report.sent += 1

@@ -10,8 +10,10 @@ touches the database. The editor's test mode is its user.
 
 Event matching follows ``runtime.events.matches`` with one difference: the
 simulated journey is the customer's only one, so an event need not carry
-``journey_id`` or ``node_id`` (if it does, they must equal the wait's, so
-an open of another email does not end a wait for this one).
+``journey_id``, ``node_id`` or ``message`` (if it does, they must equal the
+wait's, so an open of another email does not end a wait for this one). A
+step that waits for its delivery's outcome is delivered at once unless a
+given ``message.outcome`` event says otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from nodes.sdk import EventRecord, EventWait, Message, NodeRegistry, Profile, Services, Wake
+from nodes.sdk import (
+    DELIVERY_EVENT,
+    EventRecord,
+    EventWait,
+    Message,
+    NodeRegistry,
+    Profile,
+    Services,
+    Wake,
+)
 from nodes.sdk.transition import transition
 from runtime.versions import CompiledFlow, compile_version
 
@@ -32,7 +43,7 @@ __all__ = ["MAX_STEPS", "SimStep", "Simulation", "simulate"]
 MAX_STEPS = 100
 JOURNEY_ID = 0  # what ctx.journey.id is in a simulation (no row exists)
 # Keys that tie an event to one real journey and message: implied when an event leaves them out.
-JOURNEY_KEYS = frozenset({"journey_id", "node_id"})
+JOURNEY_KEYS = frozenset({"journey_id", "node_id", "message"})
 log = logging.getLogger("touchflow.simulate")
 
 StepKind = Literal["went", "waited", "stuck", "ended", "error", "cannot_run"]
@@ -196,6 +207,16 @@ async def simulate(
                 None,
             )
             waits_for = wait.event.type if wait.event is not None else None
+            if arrived is None and waits_for == DELIVERY_EVENT:
+                # Nothing is sent in test mode; unless the given events say how the
+                # delivery went, it went through at once.
+                assert wait.event is not None
+                arrived = EventRecord(
+                    DELIVERY_EVENT,
+                    since,
+                    {**wait.event.match, "outcome": "delivered"},
+                    source="test",
+                )
             if arrived is None and wait.until is None:
                 run.steps.append(
                     SimStep(number, node_id, since, "stuck", messages, waits_for=waits_for)

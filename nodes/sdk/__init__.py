@@ -19,6 +19,15 @@ pip-installable node package step by step.
 """
 
 from nodes.sdk.context import EVENT_HISTORY_DAYS, Clock, Context, Services, SystemClock
+from nodes.sdk.delivery import (
+    DELIVERED,
+    DELIVERY_EVENT,
+    DELIVERY_PORTS,
+    FAILED,
+    await_delivery,
+    delivery_outcome,
+    message_key,
+)
 from nodes.sdk.i18n import N_
 from nodes.sdk.node import ConfigTooNew, EmptyConfig, NodeType, upgrade_config
 from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, discover
@@ -39,8 +48,12 @@ from nodes.sdk.types import (
 )
 
 __all__ = [
+    "DELIVERED",
+    "DELIVERY_EVENT",
+    "DELIVERY_PORTS",
     "ENTRY_POINT_GROUP",
     "EVENT_HISTORY_DAYS",
+    "FAILED",
     "NEXT",
     "N_",
     "Clock",
@@ -64,6 +77,9 @@ __all__ = [
     "Trigger",
     "Wait",
     "Wake",
+    "await_delivery",
+    "delivery_outcome",
     "discover",
+    "message_key",
     "upgrade_config",
 ]
