@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OURS = ("backend", "runtime", "nodes")
 
 # What node code may use besides the SDK: the rule language (conditions,
-# audiences, event filters) and the message template language. Both are pure.
-NODE_ALLOWED = ("nodes", "runtime.rules", "runtime.messaging.render")
+# audiences, event filters). The template language is the SDK's own.
+NODE_ALLOWED = ("nodes", "runtime.rules")
 # Who may import what, by the importing package.
 ALLOWED: dict[str, tuple[str, ...]] = {
     "nodes.sdk": ("nodes.sdk",),
