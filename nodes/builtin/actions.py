@@ -77,8 +77,8 @@ def _wait_for_delivery_field() -> Any:
         default=False,
         title=N_("Wait for the delivery"),
         description=N_(
-            "Go on only when the message was delivered or has failed, through the "
-            "Delivered and Failed exits; a failure keeps the provider's reason in the run history."
+            "Go on only when the message was delivered or has failed, through the Delivered "
+            "and Failed exits; a failure keeps the provider's reason in the journey's data."
         ),
     )
 

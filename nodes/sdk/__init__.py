@@ -29,6 +29,7 @@ from nodes.sdk.delivery import (
     message_key,
 )
 from nodes.sdk.i18n import N_
+from nodes.sdk.icons import ICON_NAMES, ICONS
 from nodes.sdk.node import ConfigTooNew, EmptyConfig, NodeType, upgrade_config
 from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, discover
 from nodes.sdk.types import (
@@ -54,6 +55,8 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "EVENT_HISTORY_DAYS",
     "FAILED",
+    "ICONS",
+    "ICON_NAMES",
     "NEXT",
     "N_",
     "Clock",

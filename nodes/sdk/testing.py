@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nodes.sdk.context import Context, Services
+from nodes.sdk.icons import ICON_NAMES
 from nodes.sdk.node import NodeType
 from nodes.sdk.transition import UndeclaredPort, transition
 from nodes.sdk.types import EventRecord, Family, JourneyInfo, Outcome, Profile, Wake
@@ -215,7 +216,8 @@ def config_errors(node_type: type[NodeType[Any]], raw: Mapping[str, Any]) -> dic
 def check_declaration(node_type: type[NodeType[Any]]) -> list[str]:
     """Problems in a node type's declaration that would hurt the registry or the editor.
 
-    Checks the stable id, name, family, icon and colour, that the config model
+    Checks the stable id, name, family, icon (one of ``nodes.sdk.ICON_NAMES``)
+    and colour, that the config model
     has a JSON schema with a title and description on every field, and that
     the default config (when it is valid) yields unique ports. Empty means fine.
     """
@@ -232,8 +234,11 @@ def check_declaration(node_type: type[NodeType[Any]]) -> list[str]:
     color = node_type.color
     if not (len(color) == 7 and color.startswith("#")):
         problems.append(f"color {color!r} should be '#rrggbb'")
-    if not node_type.icon:
-        problems.append("icon is missing")
+    if node_type.icon not in ICON_NAMES:
+        problems.append(
+            f"icon {node_type.icon!r} is not one the editor draws; pick one of "
+            f"nodes.sdk.ICON_NAMES: {', '.join(sorted(ICON_NAMES))}"
+        )
     schema = node_type.config_model.model_json_schema()
     for name, field in schema.get("properties", {}).items():
         if not field.get("title"):
