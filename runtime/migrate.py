@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import FlowVersion, Journey
-from backend.models.journeys import LIVE_STATUSES
+from runtime.models import FlowVersion, Journey
+from runtime.models.journeys import LIVE_STATUSES
 from runtime.sql import among
 
 __all__ = ["Migration", "migrate", "node_types", "plan"]

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text, update
 
-from backend.models import OutboxStatus
 from runtime.claims import claim_outbox, release_stale_outbox
 from runtime.delivery import Delivered, Outgoing, PermanentError, Withheld
+from runtime.models import OutboxStatus
 from runtime.outcomes import report_outcomes
 from runtime.sql import OUTBOX
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from backend.models import JourneyStatus
 from nodes.sdk import EventRecord, Profile, Wake
 from nodes.sdk.transition import transition
 from runtime.claims import claim_journeys
 from runtime.journal import write_walks
+from runtime.models import JourneyStatus
 from runtime.profiles import (
     CustomerKey,
     customer_key,

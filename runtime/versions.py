@@ -15,7 +15,6 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import FlowVersion
 from nodes.sdk import (
     EventRecord,
     Family,
@@ -26,6 +25,7 @@ from nodes.sdk import (
     upgrade_config,
 )
 from runtime.graph import FlowGraph, FlowSettings
+from runtime.models import FlowVersion
 
 
 @dataclass(frozen=True)

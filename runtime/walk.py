@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from backend.models import JourneyStatus, OutboxStatus, StepStatus
 from nodes.sdk import ContactChanges, Outcome, Profile, Wake, message_key
+from runtime.models import JourneyStatus, OutboxStatus, StepStatus
 from runtime.profiles import CustomerKey
 from runtime.versions import CompiledFlow
 

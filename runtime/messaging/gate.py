@@ -34,7 +34,6 @@ from typing import Any
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.models import Delivery, DeliveryState, OutboxStatus, SuppressionReason
 from nodes.sdk import Clock
 from runtime import delivery
 from runtime.delivery import Delivered, Deliverer, HardBounce, Outgoing
@@ -45,6 +44,7 @@ from runtime.messaging.suppression import (
     consent_withdrawn,
     suppress,
 )
+from runtime.models import Delivery, DeliveryState, OutboxStatus, SuppressionReason
 from runtime.settings import RuntimeSettings
 from runtime.sql import CONTACTS, OUTBOX, dialect_name, upsert_insert
 

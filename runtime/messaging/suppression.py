@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import Contact, Suppression, SuppressionReason
 from runtime.messaging.phone import BadNumber, to_e164
+from runtime.models import Contact, Suppression, SuppressionReason
 from runtime.sql import upsert_insert
 
 __all__ = [

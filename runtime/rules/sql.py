@@ -37,7 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.selectable import Select
 
-from backend.models import Contact, Event, utcnow
+from runtime.models import Contact, Event, utcnow
 from runtime.rules.ast import (
     AllOf,
     AnyOf,
