@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import FlowVersion, JourneyStatus, OutboxStatus
 from runtime.claims import LIVE_SQL
 from runtime.enroll import entry_key
 from runtime.graph import FlowSettings
+from runtime.models import FlowVersion, JourneyStatus, OutboxStatus
 from runtime.sql import CONTACTS, JOURNEYS, OUTBOX, close_open_steps
 
 __all__ = [

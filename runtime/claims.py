@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Row, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import FlowStatus, OutboxStatus
+from runtime.models import FlowStatus, OutboxStatus
 from runtime.sql import FLOWS, JOURNEYS, OUTBOX, dialect_name
 
 __all__ = [

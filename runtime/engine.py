@@ -1,8 +1,10 @@
 """The Runtime: everything the engine needs, in one object the web app and workers share.
 
-Build one with ``build_runtime(settings)`` (or construct it directly in
-tests), then either let an executor drive it (``runtime.executor``) or call
-``drain()`` to run every due step and delivery and return.
+Build one with ``build_runtime(settings, sessions=...)`` (or construct it
+directly in tests): the caller owns the settings and the database engine
+(``runtime.db.create_engine``) and hands both in. Then either let an executor
+drive it (``runtime.executor``) or call ``drain()`` to run every due step and
+delivery and return.
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.db import create_engine, create_sessionmaker
-from backend.settings import Settings
 from nodes.sdk import Clock, NodeRegistry, Services, SystemClock, discover
 from runtime import admin, enroll, entries, events
 from runtime.delivery import Deliverer
 from runtime.doorbell import Doorbell, NullDoorbell
 from runtime.outbox import DeliveryReport, deliver_batch
 from runtime.services import build_services
+from runtime.settings import RuntimeSettings
 from runtime.stepper import StepReport, step_batch
 from runtime.versions import VersionCache
 
@@ -80,7 +81,7 @@ class Runtime:
 
     sessions: async_sessionmaker[AsyncSession]
     registry: NodeRegistry
-    settings: Settings = field(default_factory=Settings)
+    settings: RuntimeSettings
     clock: Clock = field(default_factory=SystemClock)
     deliverers: dict[str, Deliverer] = field(default_factory=dict)
     services: Services = field(default_factory=Services)
@@ -236,7 +237,7 @@ class Runtime:
 
 
 def default_deliverers(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+    settings: RuntimeSettings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> dict[str, Deliverer]:
     """Every installed channel, built-in or plugin (see ``runtime.messaging.channels``)."""
     from runtime.messaging.channels import installed_deliverers
@@ -245,19 +246,18 @@ def default_deliverers(
 
 
 def build_runtime(
-    settings: Settings,
+    settings: RuntimeSettings,
     *,
-    sessions: async_sessionmaker[AsyncSession] | None = None,
+    sessions: async_sessionmaker[AsyncSession],
     registry: NodeRegistry | None = None,
     clock: Clock | None = None,
     doorbell: Doorbell | None = None,
     deliverers: Mapping[str, Deliverer] | None = None,
 ) -> Runtime:
-    """A Runtime from settings: engine, discovered node types, built-in deliverers.
+    """A Runtime from the caller's settings and sessions: discovered node types, built-in channels.
 
     Pass ``deliverers`` to add or replace channels (SMS, web content...).
     """
-    sessions = sessions or create_sessionmaker(create_engine(settings.database_url))
     clock = clock or SystemClock()
     channels = default_deliverers(settings, sessions, clock)
     channels.update(deliverers or {})

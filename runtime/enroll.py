@@ -24,8 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import FlowStatus, JourneyStatus
 from runtime.graph import FlowSettings
+from runtime.models import FlowStatus, JourneyStatus
 from runtime.sql import CONTACTS, FLOWS, JOURNEYS, upsert_insert
 from runtime.versions import CompiledFlow, VersionCache
 

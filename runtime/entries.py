@@ -28,9 +28,9 @@ from croniter import croniter
 from sqlalchemy import ColumnElement, and_, exists, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import FlowStatus, FlowVersion
 from nodes.sdk import Trigger
 from runtime.enroll import enroll_audience, enroll_customer
+from runtime.models import FlowStatus, FlowVersion
 from runtime.rules import InvalidRule, parse_rule, to_sql
 from runtime.sql import CONTACTS, FLOWS, JOURNEYS, dialect_name
 from runtime.versions import CompiledFlow, VersionCache

@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import FlowStatus, JourneyStatus
-from backend.models.journeys import LIVE_STATUSES
 from nodes.sdk import EventRecord, Profile
 from runtime.doorbell import Doorbell, ring_after_commit
 from runtime.enroll import enroll_customer
+from runtime.models import FlowStatus, JourneyStatus
+from runtime.models.journeys import LIVE_STATUSES
 from runtime.profiles import customer_key, load_profiles
 from runtime.sql import EVENTS, FLOWS, JOURNEYS, close_open_steps, dialect_name, upsert_insert
 from runtime.versions import VersionCache

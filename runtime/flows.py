@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import Flow, FlowStatus, FlowVersion, Journey, JourneyStatus, utcnow
-from backend.models.journeys import LIVE_STATUSES
 from nodes.sdk import NodeRegistry
 from runtime.graph import FlowSettings, parse_graph
+from runtime.models import Flow, FlowStatus, FlowVersion, Journey, JourneyStatus, utcnow
+from runtime.models.journeys import LIVE_STATUSES
 from runtime.sql import close_open_steps
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from nodes.sdk import Family, NodeRegistry, Port
+from nodes.sdk import Family, NodeRegistry, Port, upgrade_config
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -29,6 +29,8 @@ class NodeSpec(BaseModel):
 
     id: str = Field(pattern=NODE_ID_PATTERN)
     type: str
+    # The node type's version the config was written for (None: before versions were stored).
+    version: int | None = Field(default=None, ge=1)
     config: dict[str, Any] = Field(default_factory=dict)
     label: str = ""
     position: Position = Field(default_factory=Position)
@@ -106,12 +108,38 @@ class InvalidGraph(ValueError):
         self.errors = errors
 
 
+def upgrade_graph(graph: FlowGraph, registry: NodeRegistry) -> FlowGraph:
+    """The graph with every installed node's config upgraded to its type's version.
+
+    Nodes of unknown types, and nodes whose upgrade fails, stay as they are
+    (validation reports them). Publishing stores the upgraded graph, and
+    loading a version upgrades what older versions stored.
+    """
+    nodes = []
+    for node in graph.nodes:
+        node_type = registry.get(node.type)
+        if node_type is not None and node.version != node_type.version:
+            try:
+                config = upgrade_config(node_type, node.config, node.version)
+            except ValueError:
+                nodes.append(node)
+                continue
+            node = node.model_copy(update={"config": config, "version": node_type.version})
+        nodes.append(node)
+    # A new model, not a copy: the copy would keep the cached node map of the old nodes.
+    return FlowGraph(nodes=nodes, edges=graph.edges, settings=graph.settings)
+
+
 def _config_errors(node: NodeSpec, registry: NodeRegistry) -> tuple[list[GraphError], Any]:
     node_type = registry.get(node.type)
     if node_type is None:
         return [GraphError(f"unknown node type {node.type!r}", node.id)], None
     try:
-        config = node_type.parse_config(node.config)
+        raw = upgrade_config(node_type, node.config, node.version)
+    except ValueError as exc:
+        return [GraphError(str(exc), node.id)], None
+    try:
+        config = node_type.parse_config(raw)
     except ValidationError as exc:
         return [
             GraphError(err["msg"], node.id, ".".join(str(p) for p in err["loc"]) or None)
@@ -221,7 +249,10 @@ def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]
 
 
 def parse_graph(raw: dict[str, Any], registry: NodeRegistry) -> FlowGraph:
-    """Parse and validate; raises ``InvalidGraph`` listing every problem."""
+    """Parse, upgrade old node configs (``upgrade_graph``) and validate.
+
+    Raises ``InvalidGraph`` listing every problem.
+    """
     try:
         graph = FlowGraph.model_validate(raw)
     except ValidationError as exc:
@@ -234,4 +265,4 @@ def parse_graph(raw: dict[str, Any], registry: NodeRegistry) -> FlowGraph:
     errors = validate_graph(graph, registry)
     if errors:
         raise InvalidGraph(errors)
-    return graph
+    return upgrade_graph(graph, registry)

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import JourneyStatus
 from nodes.sdk import ContactChanges
 from runtime.claims import LIVE_SQL
+from runtime.models import JourneyStatus
 from runtime.profiles import CustomerKey
 from runtime.sql import (
     CONTACTS,

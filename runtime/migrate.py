@@ -12,7 +12,9 @@ loaded, and the claim check in the journal would not see a version change.
 
 ``plan`` counts without changing anything (the publish dialog shows it);
 ``migrate`` moves with one UPDATE per older version, in the caller's
-transaction, and adds an audit entry to that same transaction.
+transaction, and returns the fact (a ``Migration`` naming the version) for
+the caller to record: the web layer writes it to its audit log with the
+person who asked, in that same transaction.
 """
 
 from __future__ import annotations
@@ -26,10 +28,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.audit import record
-from backend.auth.principal import Principal
-from backend.models import FlowVersion, Journey
-from backend.models.journeys import LIVE_STATUSES
+from runtime.models import FlowVersion, Journey
+from runtime.models.journeys import LIVE_STATUSES
 from runtime.sql import among
 
 __all__ = ["Migration", "migrate", "node_types", "plan"]
@@ -43,6 +43,7 @@ class Migration:
     # Journeys that stay on their version: node id -> how many stand on it there.
     missing: Mapping[str, int] = field(default_factory=dict)
     busy: int = 0  # held by a worker at this moment
+    version: int | None = None  # the number of the version they moved to
 
     @property
     def staying(self) -> int:
@@ -50,7 +51,10 @@ class Migration:
 
     def details(self) -> dict[str, Any]:
         """The audit entry's details (JSON)."""
-        return {"moved": self.moved, "missing": dict(self.missing), "busy": self.busy}
+        details: dict[str, Any] = {}
+        if self.version is not None:
+            details["version"] = self.version
+        return details | {"moved": self.moved, "missing": dict(self.missing), "busy": self.busy}
 
 
 def node_types(graph: Mapping[str, Any]) -> dict[str, str]:
@@ -136,14 +140,12 @@ async def migrate(
     version_id: int,
     *,
     now: datetime,
-    actor: Principal | None = None,
 ) -> Migration:
     """Move the flow's live journeys on older versions to ``version_id`` where their node fits.
 
     Runs in the caller's transaction (lock the flow first, as publishing
-    does, so no version is published meanwhile) and adds a
-    ``flow.journeys_moved`` audit entry to it. Returns what moved and what
-    stayed.
+    does, so no version is published meanwhile). Returns what moved and what
+    stayed, for the caller to record (``Migration.details``).
     """
     version = await session.get(FlowVersion, version_id)
     if version is None or version.flow_id != flow_id:
@@ -166,7 +168,6 @@ async def migrate(
         moved += result.rowcount  # type: ignore[attr-defined]
     # A journey that a worker claimed or released between the count and the move
     # changes the split; the counts reported are the ones the UPDATEs produced.
-    done = Migration(moved, before.missing, max(0, before.busy + before.moved - moved))
-    details = {"version": version.number, **done.details()}
-    record(session, actor, "flow.journeys_moved", ("flows", flow_id), details, at=now)
-    return done
+    return Migration(
+        moved, before.missing, max(0, before.busy + before.moved - moved), version.number
+    )

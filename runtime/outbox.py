@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text, update
 
-from backend.models import OutboxStatus
 from runtime.claims import claim_outbox, release_stale_outbox, renew_outbox
 from runtime.delivery import (
     Delivered,
@@ -49,6 +48,8 @@ from runtime.delivery import (
     concurrency_of,
 )
 from runtime.delivery.errors import is_permanent
+from runtime.models import OutboxStatus
+from runtime.outcomes import report_outcomes
 from runtime.sql import OUTBOX
 
 if TYPE_CHECKING:
@@ -282,4 +283,6 @@ async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport
         renewal.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewal
+    # Delivery outcomes as ports: wake the journeys that wait for these messages' outcomes.
+    await report_outcomes(rt, [m.id for m in messages])
     return report

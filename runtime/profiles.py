@@ -10,14 +10,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nodes.sdk import EventRecord, Profile
+from nodes.sdk import EVENT_HISTORY_DAYS, EventRecord, Profile
 from runtime.sql import CONTACTS, EVENTS, VISITORS, among
 
 CustomerKey = tuple[str, str]  # ("contact", "42") or ("visitor", "abc")
 
 # How much history a node that reads events gets: enough for engagement and
 # "did X in the last N days" checks without loading a customer's whole life.
-EVENT_HISTORY_DAYS = 90
 EVENT_HISTORY_LIMIT = 200
 
 _CONTACT_COLUMNS = (

@@ -1,7 +1,8 @@
 """Simulation: the path one customer would take through a graph, with nothing sent or saved.
 
-``simulate`` compiles a graph as the runtime compiles a version and calls
-each node's ``run`` with a context built like the stepper's, but time is
+``simulate`` compiles a graph as the runtime compiles a version and runs
+each node through the stepper's own transition (``nodes.sdk.transition``:
+same context, same port check, same exit on unsubscribe), but time is
 simulated: a wait ends at the first given event it waits for, or at its
 timer, and the clock jumps there. Messages are returned, never written to
 the outbox; contact changes apply to the simulated profile only; nothing
@@ -9,8 +10,10 @@ touches the database. The editor's test mode is its user.
 
 Event matching follows ``runtime.events.matches`` with one difference: the
 simulated journey is the customer's only one, so an event need not carry
-``journey_id`` or ``node_id`` (if it does, they must equal the wait's, so
-an open of another email does not end a wait for this one).
+``journey_id``, ``node_id`` or ``message`` (if it does, they must equal the
+wait's, so an open of another email does not end a wait for this one). A
+step that waits for its delivery's outcome is delivered at once unless a
+given ``message.outcome`` event says otherwise.
 """
 
 from __future__ import annotations
@@ -20,21 +23,19 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, Literal
 
 from nodes.sdk import (
-    Context,
+    DELIVERY_EVENT,
     EventRecord,
     EventWait,
-    JourneyInfo,
     Message,
     NodeRegistry,
     Profile,
     Services,
     Wake,
 )
-from runtime.stepper import apply_changes
+from nodes.sdk.transition import transition
 from runtime.versions import CompiledFlow, compile_version
 
 __all__ = ["MAX_STEPS", "SimStep", "Simulation", "simulate"]
@@ -42,7 +43,7 @@ __all__ = ["MAX_STEPS", "SimStep", "Simulation", "simulate"]
 MAX_STEPS = 100
 JOURNEY_ID = 0  # what ctx.journey.id is in a simulation (no row exists)
 # Keys that tie an event to one real journey and message: implied when an event leaves them out.
-JOURNEY_KEYS = frozenset({"journey_id", "node_id"})
+JOURNEY_KEYS = frozenset({"journey_id", "node_id", "message"})
 log = logging.getLogger("touchflow.simulate")
 
 StepKind = Literal["went", "waited", "stuck", "ended", "error", "cannot_run"]
@@ -133,15 +134,17 @@ async def simulate(
     start: datetime,
     services: Services,
     max_steps: int = MAX_STEPS,
+    flow_id: int = 0,
 ) -> Simulation:
     """Walk ``profile`` through ``raw_graph`` from ``start``, with ``events`` as what they do.
 
     The customer enters at the trigger the first event fires (else the first
     trigger) and goes on until the journey ends, a node fails, a wait can
     never end, or ``max_steps`` nodes ran (a loop). Nodes get ``services``
-    as they would at run time, so a node that reads through them still reads.
+    as they would at run time, so a node that reads through them still reads;
+    ``flow_id`` is the flow's, so a split sends the customer where it would.
     """
-    flow = compile_version(0, 0, dict(raw_graph), registry)
+    flow = compile_version(0, flow_id, dict(raw_graph), registry)
     events = sorted(events, key=lambda e: e.occurred_at)
     run = Simulation()
     node_id = _entry(flow, events, profile)
@@ -153,34 +156,42 @@ async def simulate(
     wake: Wake | None = None
     for number in range(1, max_steps + 1):
         node = flow.nodes[node_id]
-        if node.node is None or node.config is None:
-            run.steps.append(
-                SimStep(number, node_id, clock.now(), "cannot_run", error=node.problem)
-            )
-            run.ending = "cannot_run"
-            return run
-        ctx: Context[Any] = Context(
-            config=node.config,
-            journey=JourneyInfo(
-                JOURNEY_ID, 0, 0, node_id, visits[node_id], start, MappingProxyType(dict(data))
-            ),
+        done = await transition(
+            node.node,
+            node.config,
+            node.ports,
+            journey_id=JOURNEY_ID,
+            flow_id=flow_id,
+            flow_version_id=0,
+            node_id=node_id,
+            visit=visits[node_id],
+            entered_at=start,
+            data=data,
             profile=profile,
             events=tuple(e for e in events if e.occurred_at <= clock.now()),
             clock=clock,
-            log=logging.LoggerAdapter(log, {"node_id": node_id}),
             services=services,
             wake=wake,
+            exit_on=flow.settings.exit_on,
+            problem=node.problem,
+            log=log,
         )
-        try:
-            outcome = await node.node.run(ctx)
-        except Exception as exc:  # the marketer sees why the step would fail
-            error = f"{type(exc).__name__}: {exc}"
-            run.steps.append(SimStep(number, node_id, clock.now(), "error", error=error))
-            run.ending = "error"
+        if done.kind == "interrupted":
+            run.steps.append(
+                SimStep(number, node_id, clock.now(), "ended", end="exited", reason=done.reason)
+            )
+            run.ending = "ended"
             return run
-        if outcome.changes is not None and not outcome.changes.is_empty():
-            profile = apply_changes(profile, outcome.changes)
-        data.update(outcome.data)
+        if done.kind in ("cannot_run", "failed"):
+            # The marketer sees why the step would fail (or cannot run at all).
+            cannot = done.kind == "cannot_run"
+            kind: StepKind = "cannot_run" if cannot else "error"
+            run.steps.append(SimStep(number, node_id, clock.now(), kind, error=done.error))
+            run.ending = "cannot_run" if cannot else "error"
+            return run
+        outcome = done.outcome
+        assert outcome is not None
+        profile, data = done.profile, dict(done.data)
         messages = outcome.messages
         if outcome.wait is not None:
             wait, since = outcome.wait, clock.now()
@@ -196,6 +207,16 @@ async def simulate(
                 None,
             )
             waits_for = wait.event.type if wait.event is not None else None
+            if arrived is None and waits_for == DELIVERY_EVENT:
+                # Nothing is sent in test mode; unless the given events say how the
+                # delivery went, it went through at once.
+                assert wait.event is not None
+                arrived = EventRecord(
+                    DELIVERY_EVENT,
+                    since,
+                    {**wait.event.match, "outcome": "delivered"},
+                    source="test",
+                )
             if arrived is None and wait.until is None:
                 run.steps.append(
                     SimStep(number, node_id, since, "stuck", messages, waits_for=waits_for)

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, Table, any_, literal, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import (
+from runtime.models import (
     Contact,
     Event,
     Flow,

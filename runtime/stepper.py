@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from backend.models import JourneyStatus
-from nodes.sdk import ContactChanges, Context, EventRecord, JourneyInfo, Outcome, Profile, Wake
+from nodes.sdk import EventRecord, Profile, Wake
+from nodes.sdk.transition import transition
 from runtime.claims import claim_journeys
 from runtime.journal import write_walks
+from runtime.models import JourneyStatus
 from runtime.profiles import (
     CustomerKey,
     customer_key,
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["StepReport", "retry_delay", "step_batch"]
 
 log = logging.getLogger(__name__)
-node_log = logging.getLogger("touchflow.nodes")
 
 # A journey takes at most this many steps per claim, so one long chain of
 # instant nodes cannot hold a batch (validation already forbids loops without a wait).
@@ -51,15 +49,6 @@ class StepReport:
     messages: int = 0
     written: int = 0
     ended: int = 0
-
-
-def unsubscribed(profile: Profile) -> bool:
-    """Email consent (or consent for everything) explicitly withdrawn."""
-    for channel in ("email", "all"):
-        entry = profile.consent.get(channel)
-        if isinstance(entry, dict) and entry.get("granted") is False:
-            return True
-    return False
 
 
 async def step_batch(rt: Runtime, limit: int | None = None) -> StepReport:
@@ -121,9 +110,6 @@ def _start(
     if walk.profile is None:
         walk.running = False  # the customer was deleted; the journey row went with it
         return walk
-    if "unsubscribed" in flow.settings.exit_on and unsubscribed(walk.profile):
-        walk.interrupt(JourneyStatus.exited, "unsubscribed", now)
-        return walk
     if row.wake_event_id is not None:
         walk.wake = Wake("event", wake_events.get(row.wake_event_id), row.waiting_since)
     elif row.waiting_since is not None:
@@ -135,52 +121,44 @@ async def _run_node(rt: Runtime, walk: Walk, events: tuple[EventRecord, ...]) ->
     node = walk.flow.nodes.get(walk.node_id)
     visit = walk.visits.get(walk.node_id, 1)
     started = rt.clock.now()
-    tick = time.perf_counter()
-    if node is None or node.node is None or node.config is None:
-        problem = node.problem if node is not None else f"node {walk.node_id!r} is not in the flow"
-        walk.fail_or_retry(
-            problem or "node cannot run", visit, started, rt.settings.max_step_attempts
-        )
-        return
     profile = walk.profile
     assert profile is not None
-    ctx: Context[Any] = Context(
-        config=node.config,
-        journey=JourneyInfo(
-            id=walk.row.id,
-            flow_id=walk.row.flow_id,
-            flow_version_id=walk.row.flow_version_id,
-            node_id=walk.node_id,
-            visit=visit,
-            entered_at=walk.row.entered_at,
-            data=MappingProxyType(walk.data),
-        ),
+    done = await transition(
+        node.node if node is not None else None,
+        node.config if node is not None else None,
+        node.ports if node is not None else (),
+        journey_id=walk.row.id,
+        flow_id=walk.row.flow_id,
+        flow_version_id=walk.row.flow_version_id,
+        node_id=walk.node_id,
+        visit=visit,
+        entered_at=walk.row.entered_at,
+        data=walk.data,
         profile=profile,
         events=events,
         clock=rt.clock,
-        log=logging.LoggerAdapter(node_log, {"journey_id": walk.row.id, "node_id": node.id}),
         services=rt.services,
         wake=walk.wake,
+        exit_on=walk.flow.settings.exit_on,
+        problem=node.problem if node is not None else f"node {walk.node_id!r} is not in the flow",
     )
-    try:
-        outcome: Outcome = await node.node.run(ctx)
-        if outcome.port is not None and outcome.port not in node.ports:
-            raise ValueError(f"the node chose port {outcome.port!r}, which it does not declare")
-    except Exception as exc:
-        node_log.warning("node %s failed for journey %s: %s", node.id, walk.row.id, exc)
+    if done.kind == "interrupted":
+        walk.interrupt(JourneyStatus.exited, done.reason or "exited", started)
+        return
+    if done.outcome is None:
         walk.fail_or_retry(
-            f"{type(exc).__name__}: {exc}", visit, started, rt.settings.max_step_attempts
+            done.error or "node cannot run", visit, started, rt.settings.max_step_attempts
         )
         return
-    elapsed_ms = (time.perf_counter() - tick) * 1000
-    walk.record(node.id, node.type_id, visit, outcome, started, elapsed_ms)
-    if outcome.changes is not None and not outcome.changes.is_empty():
-        walk.profile = apply_changes(profile, outcome.changes)
-    if outcome.wait is not None:
+    assert node is not None
+    outcome = done.outcome
+    walk.record(node.id, node.type_id, visit, outcome, started, done.elapsed_ms)
+    walk.profile = done.profile
+    if done.kind == "waited":
         walk.park(outcome, started)
-    elif outcome.end is not None:
+    elif done.kind == "ended":
         status = JourneyStatus.exited if outcome.end == "exited" else JourneyStatus.completed
-        walk.end(status, outcome.reason or outcome.end, started)
+        walk.end(status, outcome.reason or outcome.end or "ended", started)
     else:
         assert outcome.port is not None
         target = walk.flow.target(node.id, outcome.port)
@@ -188,27 +166,3 @@ async def _run_node(rt: Runtime, walk: Walk, events: tuple[EventRecord, ...]) ->
             walk.end(JourneyStatus.completed, "end of flow", started)
         else:
             walk.move(target)
-
-
-def apply_changes(profile: Profile, changes: ContactChanges) -> Profile:
-    """The profile as the next node should see it after ``changes`` (the DB write is separate)."""
-    attributes = {
-        k: v for k, v in profile.attributes.items() if k not in set(changes.unset_attributes)
-    }
-    attributes.update(changes.set_attributes)
-    tags = [t for t in profile.tags if t not in set(changes.remove_tags)]
-    tags += [t for t in changes.add_tags if t not in tags]
-    return Profile(
-        kind=profile.kind,
-        id=profile.id,
-        email=profile.email,
-        phone=profile.phone,
-        first_name=profile.first_name,
-        last_name=profile.last_name,
-        attributes=attributes,
-        tags=tuple(tags),
-        lifecycle_stage=changes.lifecycle_stage or profile.lifecycle_stage,
-        timezone=profile.timezone,
-        consent=profile.consent,
-        owner_id=profile.owner_id,
-    )

@@ -15,9 +15,17 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models import FlowVersion
-from nodes.sdk import EventRecord, Family, NodeRegistry, NodeType, Profile, Trigger
+from nodes.sdk import (
+    EventRecord,
+    Family,
+    NodeRegistry,
+    NodeType,
+    Profile,
+    Trigger,
+    upgrade_config,
+)
 from runtime.graph import FlowGraph, FlowSettings
+from runtime.models import FlowVersion
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,10 @@ def compile_version(
 ) -> CompiledFlow:
     """Build the runnable form of a stored graph. Never raises for a bad node.
 
-    The graph was validated when it was published; a node whose type has since
-    disappeared is compiled with a ``problem`` so only journeys reaching it fail.
+    The graph was validated when it was published; a config stored for an older
+    version of its node type is upgraded here (``NodeType.upgrade``). A node
+    whose type has since disappeared, or whose config no longer parses or
+    upgrades, is compiled with a ``problem`` so only journeys reaching it fail.
     """
     graph = FlowGraph.model_validate(raw_graph)
     nodes: dict[str, CompiledNode] = {}
@@ -77,8 +87,8 @@ def compile_version(
             )  # fmt: skip
             continue
         try:
-            config = node_type.parse_config(spec.config)
-        except ValidationError as exc:
+            config = node_type.parse_config(upgrade_config(node_type, spec.config, spec.version))
+        except (ValidationError, ValueError) as exc:
             nodes[spec.id] = CompiledNode(
                 spec.id, spec.type, None, None, frozenset(), node_type.family, None,
                 problem=f"configuration no longer valid: {exc}",

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from backend.models import JourneyStatus, OutboxStatus, StepStatus
-from nodes.sdk import ContactChanges, Outcome, Profile, Wake
+from nodes.sdk import ContactChanges, Outcome, Profile, Wake, message_key
+from runtime.models import JourneyStatus, OutboxStatus, StepStatus
 from runtime.profiles import CustomerKey
 from runtime.versions import CompiledFlow
 
@@ -29,11 +29,6 @@ TERMINAL_STATUSES = {
 def retry_delay(attempts: int) -> timedelta:
     """Back-off after a node error: 10 s, 40 s, 160 s ... capped at an hour."""
     return timedelta(seconds=min(10 * 4 ** max(attempts - 1, 0), 3600))
-
-
-def message_key(journey_id: int, node_id: str, visit: int, key: str) -> str:
-    """The outbox idempotency key of a message: the step identity plus the message's own key."""
-    return f"j{journey_id}:{node_id}:{visit}:{key}"
 
 
 @dataclass

@@ -25,6 +25,7 @@ from backend.contacts.schemas import IdentifyIn
 from backend.i18n import gettext as _
 from backend.models import Channel, Contact, ContactConsent, utcnow
 from backend.models.ingestion import AttributeDefinition
+from runtime.messaging.suppression import ConsentChange
 
 CONTACT_FIELDS = ("email", "phone", "first_name", "last_name", "lifecycle_stage", "timezone")
 
@@ -122,6 +123,11 @@ def record_consent(
             contact_id=contact.id, channel=channel, granted=granted, source=source, at=at
         )
     )
+
+
+def record_consent_change(session: AsyncSession, contact: Contact, change: ConsentChange) -> None:
+    """Record a consent change the runtime's suppression list reports (unsubscribe, STOP)."""
+    record_consent(session, contact, change.channel, change.granted, change.source, change.at)
 
 
 async def identify(

@@ -13,9 +13,8 @@ import re
 from typing import Any, Literal
 
 import nh3
-from pydantic import EmailStr, Field, model_validator
+from pydantic import BaseModel, EmailStr, Field, model_validator
 
-from backend.i18n import N_
 from nodes.builtin.common import (
     Duration,
     Link,
@@ -25,7 +24,20 @@ from nodes.builtin.common import (
     merge_values,
     render,
 )
-from nodes.sdk import Context, Family, Message, NodeType, Outcome, Profile
+from nodes.sdk import (
+    DELIVERY_PORTS,
+    N_,
+    NEXT,
+    Context,
+    Family,
+    Message,
+    NodeType,
+    Outcome,
+    Port,
+    Profile,
+    await_delivery,
+    delivery_outcome,
+)
 
 __all__ = ["NotifyOwner", "SendEmail", "SendSms", "SendWebhook", "ShowWebContent"]
 
@@ -60,6 +72,33 @@ def _when_blocked_field() -> Any:
     )
 
 
+def _wait_for_delivery_field() -> Any:
+    return Field(
+        default=False,
+        title=N_("Wait for the delivery"),
+        description=N_(
+            "Go on only when the message was delivered or has failed, through the Delivered "
+            "and Failed exits; a failure keeps the provider's reason in the journey's data."
+        ),
+    )
+
+
+def _waits(config: BaseModel) -> bool:
+    return bool(getattr(config, "wait_for_delivery", False))
+
+
+def delivery_ports(config: BaseModel) -> tuple[Port, ...]:
+    """Delivered and Failed when the step waits for its delivery, else Next."""
+    return DELIVERY_PORTS if _waits(config) else (NEXT,)
+
+
+def send(ctx: Context[Any], message: Message) -> Outcome:
+    """Queue ``message``; when the step waits for its delivery, wait at the step for the outcome."""
+    if _waits(ctx.config):
+        return await_delivery(ctx, message)
+    return Outcome.go(messages=(message,))
+
+
 def _delivery_options(when_blocked: str) -> dict[str, Any]:
     return {} if when_blocked == "default" else {"when_blocked": when_blocked}
 
@@ -84,7 +123,10 @@ def withdrew(profile: Profile, channel: str) -> bool:
 
 
 def skipped(ctx: Context[Any], reason: str) -> Outcome:
-    """Go on without sending, and say why in the run history."""
+    """Go on without sending, and say why in the run history (a waiting step: "failed")."""
+    if _waits(ctx.config):
+        data = {"skipped": reason, "delivery": "failed", "reason": reason}
+        return Outcome.go("failed", data={ctx.journey.node_id: data})
     return Outcome.go(data={ctx.journey.node_id: {"skipped": reason}})
 
 
@@ -146,6 +188,7 @@ class EmailConfig(Strict):
         description=N_("Needed for 'Opened or clicked?' conditions and waits on opens."),
     )
     when_blocked: WhenBlocked = _when_blocked_field()
+    wait_for_delivery: bool = _wait_for_delivery_field()
 
 
 class SendEmail(NodeType[EmailConfig]):
@@ -157,7 +200,13 @@ class SendEmail(NodeType[EmailConfig]):
     color = ACTION_COLOR
     config_model = EmailConfig
 
+    @classmethod
+    def output_ports(cls, config: BaseModel) -> tuple[Port, ...]:
+        return delivery_ports(config)
+
     async def run(self, ctx: Context[EmailConfig]) -> Outcome:
+        if ctx.wake is not None:
+            return delivery_outcome(ctx)
         config, profile = ctx.config, ctx.profile
         if not profile.email:
             return skipped(ctx, "no email address")
@@ -187,7 +236,7 @@ class SendEmail(NodeType[EmailConfig]):
         if not config.track:
             payload["track"] = False
         payload.update(_delivery_options(config.when_blocked))
-        return Outcome.go(messages=(Message("email", payload, category=config.category),))
+        return send(ctx, Message("email", payload, category=config.category))
 
 
 class SmsConfig(Strict):
@@ -199,6 +248,7 @@ class SmsConfig(Strict):
     )
     category: Category = _category_field()
     when_blocked: WhenBlocked = _when_blocked_field()
+    wait_for_delivery: bool = _wait_for_delivery_field()
 
 
 class SendSms(NodeType[SmsConfig]):
@@ -210,7 +260,13 @@ class SendSms(NodeType[SmsConfig]):
     color = ACTION_COLOR
     config_model = SmsConfig
 
+    @classmethod
+    def output_ports(cls, config: BaseModel) -> tuple[Port, ...]:
+        return delivery_ports(config)
+
     async def run(self, ctx: Context[SmsConfig]) -> Outcome:
+        if ctx.wake is not None:
+            return delivery_outcome(ctx)
         profile = ctx.profile
         if not profile.phone:
             return skipped(ctx, "no phone number")
@@ -222,7 +278,7 @@ class SendSms(NodeType[SmsConfig]):
             "tracking": tracking(ctx),
             **_delivery_options(ctx.config.when_blocked),
         }
-        return Outcome.go(messages=(Message("sms", payload, category=ctx.config.category),))
+        return send(ctx, Message("sms", payload, category=ctx.config.category))
 
 
 class TaskConfig(Strict):
@@ -301,6 +357,7 @@ class WebhookConfig(Strict):
         title=N_("Extra fields"),
         description=N_("Extra values to send; merge fields are filled in."),
     )
+    wait_for_delivery: bool = _wait_for_delivery_field()
 
 
 class SendWebhook(NodeType[WebhookConfig]):
@@ -312,7 +369,13 @@ class SendWebhook(NodeType[WebhookConfig]):
     color = ACTION_COLOR
     config_model = WebhookConfig
 
+    @classmethod
+    def output_ports(cls, config: BaseModel) -> tuple[Port, ...]:
+        return delivery_ports(config)
+
     async def run(self, ctx: Context[WebhookConfig]) -> Outcome:
+        if ctx.wake is not None:
+            return delivery_outcome(ctx)
         config, profile = ctx.config, ctx.profile
         values = merge_values(ctx)
         body: dict[str, Any] = {
@@ -335,7 +398,7 @@ class SendWebhook(NodeType[WebhookConfig]):
             }
         url = render(config.url, values, in_url=True)
         payload = {"url": url, "body": body, "secret": config.secret}
-        return Outcome.go(messages=(Message("webhook", payload, category="transactional"),))
+        return send(ctx, Message("webhook", payload, category="transactional"))
 
 
 class WebContentConfig(Strict):

@@ -1,25 +1,24 @@
-"""Pieces the built-in node types share: durations, time zones, and merge fields.
+"""Pieces the built-in node types share: durations, time zones, and message templates.
 
-Merge fields let a marketer personalise text without any code running:
-``Hi {{ first_name | there }}`` reads the contact's first name and falls back
-to "there". Only the names below resolve; nothing is ever evaluated.
+Texts are templates in the SDK's one template language (``nodes.sdk.templates``,
+sandboxed Jinja): ``Hi {{ first_name | default("there") }}`` reads the contact's
+first name and falls back to "there"; ``{% if ... %}`` chooses text. Only the
+names below resolve, and a config naming another is refused when it is saved.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from backend.i18n import N_
-from nodes.sdk import Context, Profile
+from nodes.sdk import N_, Context, Profile
+from nodes.sdk.templates import TemplateProblem, render_template, template_names
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -89,27 +88,28 @@ class Duration(Strict):
 
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "lifecycle_stage")
 _ROOTS = ("attributes", "trigger", "data")
-_FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(?:\|\s*([^}]*?))?\s*\}\}")
+_NAMES = frozenset((*CONTACT_FIELDS, *_ROOTS))
 
 
 def _check_template(text: str) -> str:
-    for match in _FIELD.finditer(text):
-        name = match.group(1)
-        root, _, rest = name.partition(".")
-        if name in CONTACT_FIELDS or (root in _ROOTS and rest):
-            continue
+    try:
+        names = template_names(text)
+    except TemplateProblem as exc:
+        raise invalid(N_("This text cannot be read: {problem}."), problem=str(exc)) from None
+    unknown = sorted(names - _NAMES)
+    if unknown:
         raise invalid(
             N_(
                 "Unknown merge field {field}: use first_name, last_name, email, phone, "
                 "lifecycle_stage, attributes.<name>, trigger.<name> or data.<name>."
             ),
-            field=match.group(0),
+            field="{{ " + unknown[0] + " }}",
         )
     return text
 
 
 Template = Annotated[str, AfterValidator(_check_template)]
-"""Text with ``{{ merge_field | fallback }}`` placeholders, checked when the config is saved."""
+"""A template (``{{ first_name | default("there") }}``, ``{% if %}``), checked when saved."""
 
 _LINK = re.compile(r"https?://[^\s/{}]+[^\s]*(\{\{[^}]*\}\}\S*)*", re.IGNORECASE)
 
@@ -136,32 +136,13 @@ def merge_values(ctx: Context[Any]) -> dict[str, Any]:
     return values
 
 
-def _lookup(values: Mapping[str, Any], name: str) -> Any:
-    current: Any = values
-    for part in name.split("."):
-        if not isinstance(current, Mapping):
-            return None
-        current = current.get(part)
-    return current
-
-
 def render(
     text: str, values: Mapping[str, Any], *, escape: bool = False, in_url: bool = False
 ) -> str:
-    """Fill merge fields; a missing value becomes the fallback (or nothing).
+    """Fill the template; a missing value becomes its fallback (or nothing).
 
     With ``escape`` values are HTML-escaped (for HTML bodies), with ``in_url``
     percent-encoded (for links); the template itself is the marketer's and is
     left as written.
     """
-
-    def fill(match: re.Match[str]) -> str:
-        value = _lookup(values, match.group(1))
-        if value is None or value == "":
-            value = (match.group(2) or "").strip()
-        shown = str(value)
-        if in_url:
-            return quote(shown, safe="")
-        return html.escape(shown) if escape else shown
-
-    return _FIELD.sub(fill, text)
+    return render_template(text, values, html=escape, url=in_url)

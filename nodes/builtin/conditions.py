@@ -11,10 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from backend.i18n import N_
 from nodes.builtin.common import Strict, TimeZoneName, invalid
-from nodes.sdk import Context, Family, NodeType, Outcome, Port
-from runtime.profiles import EVENT_HISTORY_DAYS
+from nodes.sdk import EVENT_HISTORY_DAYS, N_, Context, Family, NodeType, Outcome, Port
 from runtime.rules import (
     ENGAGEMENT_EVENTS,
     AllOf,

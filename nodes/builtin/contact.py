@@ -10,9 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from backend.i18n import N_
 from nodes.builtin.common import Strict, Template, invalid, merge_values, render
-from nodes.sdk import ContactChanges, Context, Family, NodeType, Outcome
+from nodes.sdk import N_, ContactChanges, Context, Family, NodeType, Outcome
 
 __all__ = ["LIFECYCLE_STAGES", "SetLifecycle", "TagContact", "UpdateContact"]
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from backend.i18n import N_
 from nodes.builtin.common import Strict
 from nodes.builtin.triggers import event_passes
-from nodes.sdk import Context, EventRecord, Family, NodeType, Outcome, Profile, Trigger
+from nodes.sdk import N_, Context, EventRecord, Family, NodeType, Outcome, Profile, Trigger
 from runtime.rules import PropertyFilter
 
 __all__ = ["Conversion"]

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from backend.i18n import N_
 from nodes.builtin.common import Strict, TimeZoneName
 from nodes.builtin.conditions import RecentRule
-from nodes.sdk import Context, Family, NodeType, Outcome
+from nodes.sdk import N_, Context, Family, NodeType, Outcome
 from runtime.rules import evaluate
 
 __all__ = ["AudienceFilter"]

@@ -12,9 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from backend.i18n import N_
 from nodes.builtin.common import Strict, invalid
-from nodes.sdk import Context, Family, NodeType, Outcome, Port
+from nodes.sdk import N_, Context, Family, NodeType, Outcome, Port
 
 __all__ = ["HOLDOUT", "ABSplit", "bucket"]
 

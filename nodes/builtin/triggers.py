@@ -18,9 +18,8 @@ from typing import Annotated, Any
 from croniter import croniter
 from pydantic import AfterValidator, BaseModel, Field
 
-from backend.i18n import N_
 from nodes.builtin.common import Strict, TimeZoneName, invalid
-from nodes.sdk import Context, EventRecord, Family, NodeType, Outcome, Profile, Trigger
+from nodes.sdk import N_, Context, EventRecord, Family, NodeType, Outcome, Profile, Trigger
 from runtime.rules import PropertyFilter, RuleClock, RuleField, matches_filter, rule_to_json
 
 __all__ = [

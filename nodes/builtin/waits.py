@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 
-from backend.i18n import N_
 from nodes.builtin.common import Duration, Strict, TimeZoneName, invalid, zone
 from nodes.sdk import (
+    N_,
     NEXT,
     Context,
     EventWait,

@@ -18,8 +18,19 @@ the config model and the declaration. docs/custom-nodes.md builds a complete,
 pip-installable node package step by step.
 """
 
-from nodes.sdk.context import Clock, Context, Services, SystemClock
-from nodes.sdk.node import EmptyConfig, NodeType
+from nodes.sdk.context import EVENT_HISTORY_DAYS, Clock, Context, Services, SystemClock
+from nodes.sdk.delivery import (
+    DELIVERED,
+    DELIVERY_EVENT,
+    DELIVERY_PORTS,
+    FAILED,
+    await_delivery,
+    delivery_outcome,
+    message_key,
+)
+from nodes.sdk.i18n import N_
+from nodes.sdk.icons import ICON_NAMES, ICONS
+from nodes.sdk.node import ConfigTooNew, EmptyConfig, NodeType, upgrade_config
 from nodes.sdk.payloads import EmailPayload, Payload, SmsPayload, TaskPayload, WebhookPayload
 from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, discover
 from nodes.sdk.types import (
@@ -39,9 +50,18 @@ from nodes.sdk.types import (
 )
 
 __all__ = [
+    "DELIVERED",
+    "DELIVERY_EVENT",
+    "DELIVERY_PORTS",
     "ENTRY_POINT_GROUP",
+    "EVENT_HISTORY_DAYS",
+    "FAILED",
+    "ICONS",
+    "ICON_NAMES",
     "NEXT",
+    "N_",
     "Clock",
+    "ConfigTooNew",
     "ContactChanges",
     "Context",
     "EmailPayload",
@@ -66,5 +86,9 @@ __all__ = [
     "Wait",
     "Wake",
     "WebhookPayload",
+    "await_delivery",
+    "delivery_outcome",
     "discover",
+    "message_key",
+    "upgrade_config",
 ]

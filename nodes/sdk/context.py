@@ -14,6 +14,10 @@ from nodes.sdk.types import EventRecord, JourneyInfo, Profile, Wake
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
+# How far back ``Context.events`` reaches: the runtime loads this many days of a
+# customer's events for the nodes that ask for them (``NodeType.needs_events``).
+EVENT_HISTORY_DAYS = 90
+
 
 class Clock(Protocol):
     """Where "now" comes from. Tests inject a clock they can move forward."""
@@ -43,7 +47,8 @@ class Services:
 class Context(Generic[ConfigT]):
     """Everything a node sees while it runs: frozen, so a node cannot change runtime state.
 
-    ``events`` holds the customer's recent events, newest last. ``wake`` is set
+    ``events`` holds the customer's events of the last ``EVENT_HISTORY_DAYS``
+    days, newest last (only for node types with ``needs_events``). ``wake`` is set
     when a waiting node runs again after its timer or event.
     """
 

@@ -28,7 +28,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nodes.sdk.context import Context, Services
+from nodes.sdk.icons import ICON_NAMES
 from nodes.sdk.node import NodeType
+from nodes.sdk.transition import UndeclaredPort, transition
 from nodes.sdk.types import EventRecord, Family, JourneyInfo, Outcome, Profile, Wake
 
 __all__ = [
@@ -165,19 +167,38 @@ async def run_node(
     config: Mapping[str, Any] | BaseModel | None = None,
     **context: Any,
 ) -> Outcome:
-    """Run ``node_type`` once, as the runtime would, and return its outcome.
+    """Run ``node_type`` once, through the runtime's own transition, and return its outcome.
 
-    Keyword arguments are those of ``make_context``. Raises ``AssertionError``
-    when the node picks a port it does not declare (the runtime would fail the step).
+    Keyword arguments are those of ``make_context``. An exception the node
+    raises is raised here; choosing a port the node does not declare raises
+    ``AssertionError`` (the runtime would fail the step).
     """
     ctx = make_context(node_type, config, **context)
-    outcome = await node_type().run(ctx)
-    if outcome.port is not None:
-        declared = {port.id for port in node_type.output_ports(ctx.config)}
-        assert outcome.port in declared, (
-            f"{node_type.__name__} chose port {outcome.port!r}; it declares {sorted(declared)}"
-        )
-    return outcome
+    journey = ctx.journey
+    done = await transition(
+        node_type(),
+        ctx.config,
+        {port.id for port in node_type.output_ports(ctx.config)},
+        journey_id=journey.id,
+        flow_id=journey.flow_id,
+        flow_version_id=journey.flow_version_id,
+        node_id=journey.node_id,
+        visit=journey.visit,
+        entered_at=journey.entered_at,
+        data=journey.data,
+        profile=ctx.profile,
+        events=ctx.events,
+        clock=ctx.clock,
+        services=ctx.services,
+        wake=ctx.wake,
+        log=_log,
+    )
+    if isinstance(done.exception, UndeclaredPort):
+        raise AssertionError(str(done.exception)) from done.exception
+    if done.exception is not None:
+        raise done.exception
+    assert done.outcome is not None, done.error
+    return done.outcome
 
 
 def config_errors(node_type: type[NodeType[Any]], raw: Mapping[str, Any]) -> dict[str, str]:
@@ -195,7 +216,8 @@ def config_errors(node_type: type[NodeType[Any]], raw: Mapping[str, Any]) -> dic
 def check_declaration(node_type: type[NodeType[Any]]) -> list[str]:
     """Problems in a node type's declaration that would hurt the registry or the editor.
 
-    Checks the stable id, name, family, icon and colour, that the config model
+    Checks the stable id, name, family, icon (one of ``nodes.sdk.ICON_NAMES``)
+    and colour, that the config model
     has a JSON schema with a title and description on every field, and that
     the default config (when it is valid) yields unique ports. Empty means fine.
     """
@@ -212,8 +234,11 @@ def check_declaration(node_type: type[NodeType[Any]]) -> list[str]:
     color = node_type.color
     if not (len(color) == 7 and color.startswith("#")):
         problems.append(f"color {color!r} should be '#rrggbb'")
-    if not node_type.icon:
-        problems.append("icon is missing")
+    if node_type.icon not in ICON_NAMES:
+        problems.append(
+            f"icon {node_type.icon!r} is not one the editor draws; pick one of "
+            f"nodes.sdk.ICON_NAMES: {', '.join(sorted(ICON_NAMES))}"
+        )
     schema = node_type.config_model.model_json_schema()
     for name, field in schema.get("properties", {}).items():
         if not field.get("title"):

@@ -30,10 +30,10 @@ from runtime.delivery import Deliverer
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from backend.settings import Settings
     from nodes.sdk import Clock
     from runtime.delivery.sms import SmsProvider
     from runtime.messaging.links import LinkSigner
+    from runtime.settings import RuntimeSettings
 
 __all__ = [
     "CHANNEL_GROUP",
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 class ChannelSetup:
     """What a channel may use to build its deliverer."""
 
-    settings: Settings
+    settings: RuntimeSettings
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     links: LinkSigner
@@ -80,7 +80,7 @@ class SmsProviderPlugin(Protocol):
     name: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SmsProvider | None:
+    def from_settings(cls, settings: RuntimeSettings) -> SmsProvider | None:
         """The provider configured by ``settings``, or ``None`` when something is missing."""
         ...
 

@@ -34,7 +34,7 @@ from runtime.delivery.errors import http_status_is_permanent
 from runtime.messaging.phone import BadNumber, to_e164
 
 if TYPE_CHECKING:
-    from backend.settings import Settings
+    from runtime.settings import RuntimeSettings
 
 __all__ = [
     "PROVIDERS",
@@ -104,7 +104,7 @@ class TwilioProvider:
     name: ClassVar[str] = "twilio"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TwilioProvider | None:
+    def from_settings(cls, settings: RuntimeSettings) -> TwilioProvider | None:
         user, password = settings.sms_username or "", settings.sms_password or ""
         return cls(user, password, base_url=settings.sms_url)
 
@@ -143,7 +143,7 @@ class ElksProvider:
     name: ClassVar[str] = "46elks"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ElksProvider | None:
+    def from_settings(cls, settings: RuntimeSettings) -> ElksProvider | None:
         user, password = settings.sms_username or "", settings.sms_password or ""
         return cls(user, password, base_url=settings.sms_url)
 
@@ -181,7 +181,7 @@ class GenericProvider:
     name: ClassVar[str] = "generic"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GenericProvider | None:
+    def from_settings(cls, settings: RuntimeSettings) -> GenericProvider | None:
         return cls(settings.sms_url, token=settings.sms_password) if settings.sms_url else None
 
     def __init__(self, url_template: str, token: str | None = None) -> None:

@@ -15,14 +15,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import column, select, table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.models import TaskStatus, User
 from nodes.sdk import Clock, SystemClock
 from nodes.sdk.payloads import TaskPayload
 from runtime.delivery import Delivered, Outgoing, PermanentError, read_payload
+from runtime.models import TaskStatus
 from runtime.sql import OUTBOX, TASKS, upsert_insert
+
+# The web app's users table (its owner): only the salesperson's address is read here.
+_USERS = table("users", column("id"), column("email"))
 
 __all__ = ["TaskDeliverer", "owner_email"]
 
@@ -112,7 +115,7 @@ class TaskDeliverer:
     ) -> None:
         if row["owner_id"] is None:
             return
-        to = await session.scalar(select(User.email).where(User.id == row["owner_id"]))
+        to = await session.scalar(select(_USERS.c.email).where(_USERS.c.id == row["owner_id"]))
         if not to:
             return
         stmt = upsert_insert(session, OUTBOX).values(

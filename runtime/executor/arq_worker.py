@@ -1,4 +1,4 @@
-"""arq workers: ``touchflow worker`` runs ``run_worker(settings)``.
+"""arq workers: ``touchflow worker`` runs ``run_worker(settings, runtime)``.
 
 A job never names a customer: ``touchflow.work`` means "there is work", and
 the worker claims batches of due journeys and messages from the database
@@ -18,9 +18,9 @@ from arq import cron, func
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 
-from backend.settings import Settings, get_settings
-from runtime.engine import Runtime, build_runtime
+from runtime.engine import Runtime
 from runtime.messaging.channels import close_deliverers
+from runtime.settings import RuntimeSettings
 
 __all__ = [
     "JOB_NAME",
@@ -74,7 +74,7 @@ class ArqDoorbell:
             await self._pending
 
 
-async def arq_doorbell(settings: Settings) -> ArqDoorbell:
+async def arq_doorbell(settings: RuntimeSettings) -> ArqDoorbell:
     """A doorbell for web processes that hand work to arq workers."""
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: arq workers need Redis")
@@ -89,13 +89,8 @@ async def _work(ctx: dict[str, Any]) -> dict[str, int]:
 
 
 async def _startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx["settings"]
-    doorbell = ArqDoorbell(ctx["redis"], settings.queue_name)
-    if ctx.get("runtime") is None:
-        ctx["runtime"] = build_runtime(settings, doorbell=doorbell)
-        ctx["owns_runtime"] = True
-    else:
-        ctx["runtime"].doorbell = doorbell
+    settings: RuntimeSettings = ctx["settings"]
+    ctx["runtime"].doorbell = ArqDoorbell(ctx["redis"], settings.queue_name)
 
 
 async def _close_runtime(runtime: Runtime) -> None:
@@ -112,9 +107,9 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
 
 
 def worker_settings(
-    settings: Settings,
+    settings: RuntimeSettings,
     *,
-    runtime: Runtime | None = None,
+    runtime: Runtime,
     owns_runtime: bool = False,
     burst: bool = False,
     max_jobs: int = 4,
@@ -123,8 +118,8 @@ def worker_settings(
 ) -> dict[str, Any]:
     """Keyword arguments for ``arq.worker.Worker``.
 
-    Pass ``runtime`` to use one built elsewhere (tests share theirs); ``owns_runtime``
-    says the worker closes its connections and channels when it stops.
+    ``runtime`` is the caller's (built with ``build_runtime``; tests share theirs);
+    ``owns_runtime`` says the worker closes its connections and channels when it stops.
     """
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: arq workers need Redis")
@@ -159,28 +154,29 @@ def worker_settings(
     }
 
 
-def create_worker(settings: Settings, **kwargs: Any) -> Worker:
+def create_worker(settings: RuntimeSettings, **kwargs: Any) -> Worker:
     return Worker(**worker_settings(settings, **kwargs))
 
 
 def run_worker(
-    settings: Settings | None = None,
+    settings: RuntimeSettings,
+    runtime: Runtime,
     *,
-    runtime: Runtime | None = None,
     owns_runtime: bool = False,
     **kwargs: Any,
 ) -> None:
-    """Run an arq worker until SIGINT/SIGTERM, through Redis outages: ``touchflow worker``."""
+    """Run an arq worker on ``runtime`` until SIGINT/SIGTERM, through Redis outages.
+
+    What ``touchflow worker`` calls; ``owns_runtime`` says the worker closes the
+    runtime's connections and channels when it stops.
+    """
     from runtime.executor.supervise import serve
 
-    settings = settings or get_settings()
-
     async def main() -> None:
-        rt = runtime or build_runtime(settings)
         try:
-            await serve(settings, rt, **kwargs)
+            await serve(settings, runtime, **kwargs)
         finally:
-            if runtime is None or owns_runtime:
-                await _close_runtime(rt)
+            if owns_runtime:
+                await _close_runtime(runtime)
 
     asyncio.run(main())

@@ -23,10 +23,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from backend.settings import Settings
 from runtime.doorbell import LocalDoorbell
 from runtime.engine import Runtime
 from runtime.executor.arq_worker import JOB_BUDGET_SECONDS, worker_settings
+from runtime.settings import RuntimeSettings
 
 __all__ = ["MAX_BACKOFF_SECONDS", "serve"]
 
@@ -98,7 +98,7 @@ async def _redis_answers(url: str) -> bool:
             await client.aclose()
 
 
-async def _without_redis(runtime: Runtime, settings: Settings, stop: asyncio.Event) -> None:
+async def _without_redis(runtime: Runtime, settings: RuntimeSettings, stop: asyncio.Event) -> None:
     """Work from the database until Redis answers again (or ``stop``)."""
     assert settings.redis_url is not None
     bell = LocalDoorbell()
@@ -129,7 +129,7 @@ async def _without_redis(runtime: Runtime, settings: Settings, stop: asyncio.Eve
 
 
 async def serve(
-    settings: Settings,
+    settings: RuntimeSettings,
     runtime: Runtime,
     *,
     stop: asyncio.Event | None = None,

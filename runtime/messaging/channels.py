@@ -21,7 +21,6 @@ from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.settings import Settings
 from nodes.sdk import Clock
 from runtime.delivery import Deliverer
 from runtime.delivery.email import CaptureDeliverer, EmailDeliverer
@@ -37,6 +36,7 @@ from runtime.delivery.task import TaskDeliverer
 from runtime.delivery.webhook import WebhookDeliverer
 from runtime.messaging.gate import GatedDeliverer, GatePolicy
 from runtime.messaging.links import LinkSigner
+from runtime.settings import RuntimeSettings
 
 __all__ = [
     "BUILTIN_CHANNELS",
@@ -50,12 +50,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def link_signer(settings: Settings) -> LinkSigner:
+def link_signer(settings: RuntimeSettings) -> LinkSigner:
     """The signer for tracking, unsubscribe and SMS callback links."""
     return LinkSigner(secret=settings.resolved_secret_key(), base_url=settings.base_url)
 
 
-def sms_provider(settings: Settings) -> SmsProvider | None:
+def sms_provider(settings: RuntimeSettings) -> SmsProvider | None:
     """The configured SMS provider (built-in or plugin), or ``None`` when SMS is not set up."""
     if not settings.sms_provider:
         return None
@@ -133,7 +133,7 @@ def installed_channels() -> dict[str, Channel]:
 
 
 def installed_deliverers(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+    settings: RuntimeSettings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> dict[str, Deliverer]:
     """A deliverer for every configured channel; gated ones pass through the send gate."""
     setup = ChannelSetup(

@@ -37,8 +37,6 @@ from typing import Any
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.models import Delivery, DeliveryState, OutboxStatus, SuppressionReason
-from backend.settings import Settings
 from nodes.sdk import Clock
 from runtime import delivery
 from runtime.delivery import (
@@ -56,6 +54,8 @@ from runtime.messaging.suppression import (
     consent_withdrawn,
     suppress,
 )
+from runtime.models import Delivery, DeliveryState, OutboxStatus, SuppressionReason
+from runtime.settings import RuntimeSettings
 from runtime.sql import CONTACTS, OUTBOX, dialect_name, upsert_insert
 
 __all__ = ["GatePolicy", "GatedDeliverer", "Verdict", "Withheld"]
@@ -83,7 +83,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class GatePolicy:
-    """The fatigue rules and defaults the gate applies (from ``Settings``)."""
+    """The fatigue rules and defaults the gate applies (from the settings)."""
 
     caps: tuple[Cap, ...] = ()
     window: SendingWindow = field(
@@ -94,7 +94,7 @@ class GatePolicy:
     region: str = "SE"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GatePolicy:
+    def from_settings(cls, settings: RuntimeSettings) -> GatePolicy:
         return cls(
             caps=tuple(parse_caps(settings.frequency_caps)),
             window=SendingWindow.parse(settings.quiet_hours, settings.sending_days),

@@ -1,25 +1,28 @@
 """The suppression list and consent changes that feed it (unsubscribe, STOP, hard bounce).
 
 Every send checks ``blocking_reason`` (through the gate). Unsubscribes and STOP
-replies also withdraw the contact's consent for the channel, with a history row,
-so the editor's nodes and the contact page agree with the list.
+replies also withdraw the contact's consent for the channel: ``unsubscribe`` and
+``resubscribe`` change the list and return the ``ConsentChange`` they imply, and
+the caller (the web layer, which owns consent and its history) records it in the
+same transaction, so the editor's nodes and the contact page agree with the list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.contacts.service import record_consent
-from backend.models import Contact, Suppression, SuppressionReason
 from runtime.messaging.phone import BadNumber, to_e164
+from runtime.models import Contact, Suppression, SuppressionReason
 from runtime.sql import upsert_insert
 
 __all__ = [
+    "ConsentChange",
     "address_for",
     "blocking_reason",
     "consent_withdrawn",
@@ -32,6 +35,17 @@ SUPPRESSIONS: Table = Suppression.__table__  # type: ignore[assignment]
 # Reasons that stop even transactional messages: the address cannot receive mail at all.
 _BLOCKS_ALL = {SuppressionReason.hard_bounce.value, SuppressionReason.manual.value}
 _OPT_OUTS = (SuppressionReason.unsubscribed.value, SuppressionReason.stop.value)
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    """A fact for the caller to record: ``contact_id`` withdrew (or granted) consent."""
+
+    contact_id: int
+    channel: str
+    granted: bool
+    source: str
+    at: datetime
 
 
 def address_for(channel: str, to: Any, region: str = "SE") -> str | None:
@@ -101,9 +115,8 @@ async def unsubscribe(
     now: datetime,
     reason: SuppressionReason = SuppressionReason.unsubscribed,
     region: str = "SE",
-) -> None:
-    """Withdraw consent for ``channel`` and suppress the contact's address on it."""
-    record_consent(session, contact, channel, False, source, now)
+) -> ConsentChange:
+    """Suppress the contact's address on ``channel``; returns the consent withdrawal to record."""
     address = _contact_address(contact, channel, region)
     if address:
         await suppress(
@@ -115,6 +128,7 @@ async def unsubscribe(
             contact_id=contact.id,
             source=source,
         )
+    return ConsentChange(contact.id, channel, False, source, now)
 
 
 async def resubscribe(
@@ -125,9 +139,8 @@ async def resubscribe(
     source: str,
     now: datetime,
     region: str = "SE",
-) -> None:
-    """Grant consent again and lift an opt-out (never a hard bounce) for the address."""
-    record_consent(session, contact, channel, True, source, now)
+) -> ConsentChange:
+    """Lift an opt-out (never a hard bounce) for the address; returns the consent to record."""
     address = _contact_address(contact, channel, region)
     if address:
         await session.execute(
@@ -137,6 +150,7 @@ async def resubscribe(
                 SUPPRESSIONS.c.reason.in_(_OPT_OUTS),
             )
         )
+    return ConsentChange(contact.id, channel, True, source, now)
 
 
 def consent_withdrawn(consent: Mapping[str, Any] | None, channel: str) -> bool:

@@ -28,7 +28,7 @@ from runtime.rules.ast import (
 
 _DATE_PREFIX = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
-# The name under which backend.db registers ``sql_fold`` on every SQLite connection.
+# The name under which runtime.db registers ``sql_fold`` on every SQLite connection.
 SQLITE_FOLD = "tf_lower"
 
 

@@ -37,7 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.selectable import Select
 
-from backend.models import Contact, Event, utcnow
+from runtime.models import Contact, Event, utcnow
 from runtime.rules.ast import (
     AllOf,
     AnyOf,
@@ -67,7 +67,7 @@ def folded(expr: ColumnElement[Any] | QueryableAttribute[Any], dialect: str) -> 
     """``expr`` lowercased exactly like ``fold`` (str.lower), in SQL.
 
     SQLite's own lower() is ASCII-only, so it calls ``fold`` itself (registered by
-    backend.db); PostgreSQL's follows the collation, and ICU's root locale ("und")
+    runtime.db); PostgreSQL's follows the collation, and ICU's root locale ("und")
     lowercases by the same Unicode mappings as Python, whatever lc_ctype is.
     """
     if dialect == "postgresql":

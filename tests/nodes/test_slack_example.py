@@ -69,3 +69,16 @@ def test_it_appears_in_the_editor_palette_under_actions() -> None:
     [item] = [i for i in groups["action"] if i.type_id == "slack.notify"]
     assert (item.name, item.color) == ("Post to Slack", "#4a154b")
     assert item.description.startswith("Posts a message")
+
+
+def test_the_guide_lists_the_icons_the_sdk_accepts() -> None:
+    from nodes.sdk import ICON_NAMES
+
+    text = TUTORIAL.read_text()
+    listed = re.search(
+        r"`nodes\.sdk\.ICON_NAMES` \(`check_declaration` says so\s+when it is not\):(.*?)\n-",
+        text,
+        re.DOTALL,
+    )
+    assert listed is not None
+    assert set(re.findall(r"`([a-z-]+)`", listed.group(1))) == set(ICON_NAMES)

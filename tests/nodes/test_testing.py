@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import BaseModel, Field
 
-from nodes.sdk import Context, Family, NodeType, Outcome, Port
+from nodes.sdk import ICON_NAMES, Context, Family, NodeType, Outcome, Port
 from nodes.sdk.testing import (
     DEFAULT_NOW,
     FixedClock,
@@ -98,3 +98,13 @@ def test_check_declaration_lists_what_the_palette_would_miss() -> None:
     assert "config field 'size' has no description" in problems
     assert "ports ['next', 'next'] are not unique" in problems
     assert check_declaration(Echo) == []
+
+
+def test_check_declaration_refuses_an_icon_the_editor_cannot_draw() -> None:
+    class Shouty(Echo):
+        icon = "megaphone-3d"
+
+    [problem] = check_declaration(Shouty)
+    assert problem.startswith("icon 'megaphone-3d' is not one the editor draws")
+    assert "message-circle" in problem and "webhook" in problem
+    assert "megaphone-3d" not in ICON_NAMES and "mail" in ICON_NAMES

@@ -367,6 +367,18 @@ class Webhook(NodeType[HookConfig]):
         return Outcome.go(messages=(Message("webhook", {"url": ctx.config.url, "body": body}),))
 
 
+class Stray(NodeType[EmptyConfig]):
+    """Chooses the port "elsewhere", which it does not declare."""
+
+    type_id = "test.stray"
+    name = "Test stray port"
+    family = Family.condition
+    ports = (Port("yes"), Port("no"))
+
+    async def run(self, ctx: Context[EmptyConfig]) -> Outcome:
+        return Outcome.go("elsewhere")
+
+
 TEST_NODE_TYPES: list[type[NodeType[Any]]] = [
     EventTrigger,
     SendEmail,
@@ -385,6 +397,7 @@ TEST_NODE_TYPES: list[type[NodeType[Any]]] = [
     WaitWindow,
     Split,
     Webhook,
+    Stray,
 ]
 
 

@@ -114,3 +114,29 @@ async def test_failures_loops_and_flows_nobody_enters() -> None:
     looped = await _walk(loop, _event("go"), max_steps=7)
     assert looped.ending == "loop" and len(looped.steps) == 7
     assert looped.visited["a"] == [2, 4, 6]
+
+
+async def test_test_mode_fails_an_undeclared_port_like_the_engine() -> None:
+    raw = graph(
+        [("t", "test.trigger", {"event_type": "go"}), ("s", "test.stray", {})],
+        [("t", "next", "s")],
+    )
+    run = await _walk(raw, _event("go"))
+    assert run.ending == "error"
+    assert run.steps[-1].error is not None and "'elsewhere'" in run.steps[-1].error
+
+
+async def test_test_mode_exits_on_unsubscribe_where_the_flow_says_so() -> None:
+    withdrawn = Profile(
+        kind="contact", id="0", email="t@example.test", consent={"email": {"granted": False}}
+    )
+    exits = canonical_graph()
+    run = await _walk(exits, _event("form.submitted"), profile=withdrawn)
+    assert run.ending == "ended" and _path(run) == [("form", "ended")]
+    assert (run.steps[0].end, run.steps[0].reason, run.steps[0].messages) == (
+        "exited",
+        "unsubscribed",
+        (),
+    )
+    stays = canonical_graph() | {"settings": {"exit_on": ["goal_reached"]}}
+    assert (await _walk(stays, _event("form.submitted"), profile=withdrawn)).steps[1].messages

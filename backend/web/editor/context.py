@@ -24,6 +24,7 @@ from backend.models import Flow, FlowVersion, Role, User
 from backend.services.flows import journey_counts
 from backend.web.editor.forms import FormField, config_errors, config_fields
 from backend.web.editor.history import EditHistory
+from backend.web.editor.ops import current_config
 from backend.web.editor.view import CanvasView, NodeView, build_canvas, palette
 from backend.web.flows import STATUSES
 from nodes.sdk import EmptyConfig, NodeRegistry
@@ -119,7 +120,7 @@ def build_panel(
         return None
     node_type = registry.get(view.type_id)
     model: type[BaseModel] = node_type.config_model if node_type else EmptyConfig
-    config = raw.get("config") or {}
+    config = current_config(raw, node_type) if node_type else raw.get("config") or {}
     errors = config_errors(model, config) if node_type else {}
     errors.update(read_errors or {})
     fields = config_fields(model, config)

@@ -192,7 +192,11 @@ async def configure_action(
     config = normalized(model, config) if not read_errors else config
     label = form.get("node_label", "").strip()
     saved = await save_edit(
-        request, db, flow_id, revision_of(form), lambda g: configure(g, node_id, config, label)
+        request,
+        db,
+        flow_id,
+        revision_of(form),
+        lambda g: configure(g, node_id, config, label, node_type.version),
     )
     context = await editor_context(
         request, db, actor, saved, selected=node_id, read_errors=read_errors, saved=True

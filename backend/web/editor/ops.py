@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from backend.i18n import _
 from backend.web.editor.geometry import NODE_WIDTH, node_height
-from nodes.sdk import Family, NodeRegistry, Port
+from nodes.sdk import Family, NodeRegistry, NodeType, Port, upgrade_config
 from runtime.graph import FlowGraph
 
 _ID_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
@@ -51,13 +51,22 @@ def _coordinate(value: float) -> float:
     return round(value, 1)
 
 
+def current_config(node: dict[str, Any], node_type: type[NodeType[Any]]) -> dict[str, Any]:
+    """The node's raw config, upgraded to its type's version (as stored when that fails)."""
+    raw = dict(node.get("config") or {})
+    try:
+        return upgrade_config(node_type, raw, node.get("version"))
+    except ValueError:
+        return raw
+
+
 def node_ports(node: dict[str, Any], registry: NodeRegistry) -> tuple[Port, ...]:
     """A node's output ports: from its config when valid, else the type's static ports."""
     node_type = registry.get(str(node.get("type")))
     if node_type is None:
         return ()
     try:
-        config = node_type.parse_config(node.get("config") or {})
+        config = node_type.parse_config(current_config(node, node_type))
     except ValidationError:
         return node_type.ports
     return node_type.output_ports(config)
@@ -78,7 +87,8 @@ def add_node(
     graph: dict[str, Any], type_id: str, x: float, y: float, registry: NodeRegistry
 ) -> tuple[dict[str, Any], str]:
     """Drop a new node of ``type_id`` at ``(x, y)``; returns the graph and the new node's id."""
-    if registry.get(type_id) is None:
+    node_type = registry.get(type_id)
+    if node_type is None:
         raise EditRefused(_("There is no step type %(type)s.") % {"type": type_id})
     fresh = _copy(graph)
     if len(fresh["nodes"]) >= MAX_NODES:
@@ -88,6 +98,7 @@ def add_node(
         {
             "id": node_id,
             "type": type_id,
+            "version": node_type.version,
             "config": {},
             "label": "",
             "position": {"x": _coordinate(x), "y": _coordinate(y)},
@@ -203,15 +214,24 @@ def disconnect(graph: dict[str, Any], source: str, port: str) -> dict[str, Any]:
 
 
 def configure(
-    graph: dict[str, Any], node_id: str, config: dict[str, Any], label: str
+    graph: dict[str, Any],
+    node_id: str,
+    config: dict[str, Any],
+    label: str,
+    version: int | None = None,
 ) -> dict[str, Any]:
-    """Replace the node's config and label (validation happens on the result, not here)."""
+    """Replace the node's config and label (validation happens on the result, not here).
+
+    ``version`` is the node type's version the form was made for (the current one).
+    """
     if len(label) > LABEL_MAX:
         raise EditRefused(_("Keep the label under %(num)d characters.") % {"num": LABEL_MAX})
     fresh = _copy(graph)
     node = _node(fresh, node_id)
     node["config"] = config
     node["label"] = label
+    if version is not None:
+        node["version"] = version
     return fresh
 
 

@@ -76,7 +76,8 @@ async def publish_action(
     record(db, actor, "flow.published", flow, {"version": version.number})
     notice = _("Published version %(num)d.") % {"num": version.number}
     if choice == "move":
-        moved = await migrate(db, flow_id, version.id, now=clock.now(), actor=actor)
+        moved = await migrate(db, flow_id, version.id, now=clock.now())
+        record(db, actor, "flow.journeys_moved", flow, moved.details(), at=clock.now())
         notice += " " + _moved_notice(moved)
     await db.refresh(flow)
     context = await editor_context(request, db, actor, flow, notice=notice)

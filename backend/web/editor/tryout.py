@@ -124,7 +124,13 @@ async def run_test_action(
     if not errors and profile is not None:
         services: Services = request.app.state.runtime.services
         simulation = await simulate(
-            flow.draft_graph, registry_of(request), profile, events, start=start, services=services
+            flow.draft_graph,
+            registry_of(request),
+            profile,
+            events,
+            start=start,
+            services=services,
+            flow_id=flow.id,
         )
         run = describe(simulation, start)
     tryout = {"values": form, "errors": errors, "run": run}

@@ -21,7 +21,7 @@ from backend.web.editor.geometry import (
     port_offset,
 )
 from backend.web.editor.ops import node_ports
-from nodes.sdk import Family, NodeRegistry
+from nodes.sdk import ICONS, Family, NodeRegistry
 from runtime.graph import FlowGraph, GraphError, validate_graph
 
 FAMILY_LABELS = {
@@ -32,50 +32,6 @@ FAMILY_LABELS = {
     Family.split: N_("Splits"),
     Family.action: N_("Actions"),
     Family.goal: N_("Goals and exits"),
-}
-# Node types name an icon; these are the ones drawn as a glyph, the rest show their initial.
-ICONS = {
-    "bolt": "⚡",
-    "form": "▤",
-    "mail": "✉",
-    "email": "✉",
-    "envelope": "✉",
-    "sms": "✆",
-    "message": "✆",
-    "phone": "☎",
-    "clock": "◷",
-    "timer": "◷",
-    "hourglass": "◴",
-    "calendar": "▦",
-    "branch": "⑂",
-    "split": "⑂",
-    "filter": "⏚",
-    "question": "?",
-    "condition": "◇",
-    "task": "☑",
-    "check": "✓",
-    "tag": "#",
-    "user": "☺",
-    "globe": "◍",
-    "webhook": "⇄",
-    "flag": "⚑",
-    "goal": "⚑",
-    "target": "◎",
-    "stop": "■",
-    "eye": "◉",
-    "bell": "◔",
-    "clipboard-check": "▤",
-    "users": "☷",
-    "calendar-clock": "▦",
-    "code": "{}",
-    "git-branch": "⑂",
-    "mail-check": "✉",
-    "message-square": "✆",
-    "message-circle": "✆",
-    "phone-call": "☎",
-    "user-pen": "✎",
-    "trending-up": "↗",
-    "layout": "▣",
 }
 
 

@@ -19,6 +19,7 @@ from litestar.params import FromPath, FromQuery
 from sqlalchemy import select
 
 from backend.auth.guards import public, role
+from backend.contacts.service import record_consent_change
 from backend.deps import Db, Now
 from backend.i18n import _
 from backend.models import Contact, OutboxMessage, Role, SuppressionReason
@@ -99,9 +100,10 @@ async def sms_inbound(
             source="STOP reply",
         )
         for contact in contacts:
-            await unsubscribe(
+            change = await unsubscribe(
                 db, contact, "sms", source="STOP reply", now=now, reason=SuppressionReason.stop
             )
+            record_consent_change(db, contact, change)
     await db.commit()
     for contact in contacts:
         await runtime(request).ingest(

@@ -17,6 +17,7 @@ from litestar.response import Template
 from sqlalchemy import delete, func, select
 
 from backend.auth.guards import public, role
+from backend.contacts.service import record_consent_change
 from backend.deps import Db, Now, Paging
 from backend.i18n import _
 from backend.models import Contact, Role, Suppression, SuppressionReason
@@ -104,9 +105,10 @@ async def email_bounce(
         )
     elif kind == "complaint":
         for contact in contacts:
-            await unsubscribe(
+            change = await unsubscribe(
                 db, contact, "email", source=source, now=now, reason=SuppressionReason.complaint
             )
+            record_consent_change(db, contact, change)
     await db.commit()
     for contact in contacts:
         await runtime(request).ingest(

@@ -17,6 +17,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from backend.auth.guards import public
+from backend.contacts.service import record_consent_change
 from backend.deps import Db, Now
 from backend.i18n import _
 from backend.models import Channel, Contact
@@ -68,7 +69,8 @@ async def unsubscribe_now(
         raise NotFoundException(_("This link is not valid."))
     now = clock.now()
     source = f"unsubscribe link (message {data.get('m')})"
-    await unsubscribe(db, contact, channel, source=source, now=now)
+    change = await unsubscribe(db, contact, channel, source=source, now=now)
+    record_consent_change(db, contact, change)
     await db.commit()
     await runtime(request).ingest(
         f"{channel}.unsubscribed",
@@ -118,9 +120,11 @@ async def save_preferences(
         if wanted == (not consent_withdrawn(contact.consent, channel)):
             continue
         if wanted:
-            await resubscribe(db, contact, channel, source="preference page", now=now)
+            change = await resubscribe(db, contact, channel, source="preference page", now=now)
+            record_consent_change(db, contact, change)
         else:
-            await unsubscribe(db, contact, channel, source="preference page", now=now)
+            change = await unsubscribe(db, contact, channel, source="preference page", now=now)
+            record_consent_change(db, contact, change)
     return _page(
         request,
         title=_("Your preferences"),

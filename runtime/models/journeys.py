@@ -1,0 +1,135 @@
+"""Journeys (one customer's pass through one flow version) and their steps (run history)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from runtime.models.base import Base, BigId, Json, UTCDateTime, utcnow
+
+
+class JourneyStatus(StrEnum):
+    active = "active"  # due to run its cursor node
+    waiting = "waiting"  # parked on a timer and/or an event
+    completed = "completed"  # reached the end or a goal
+    exited = "exited"  # left by an exit rule (unsubscribed, left audience, flow archived)
+    failed = "failed"  # a node kept failing; kept for the run history, admin may retry
+    cancelled = "cancelled"  # cancelled by an admin
+
+
+LIVE_STATUSES = (JourneyStatus.active.value, JourneyStatus.waiting.value)
+_LIVE_SQL = text("status IN ('active', 'waiting')")
+_WAITING_SQL = text("wait_event_type IS NOT NULL")
+
+
+class Journey(Base):
+    """Cursor, status and wait state of one customer in one flow version.
+
+    A journey is *due* when ``due_at`` is set and in the past; workers claim due
+    journeys by taking a lease (``lease_owner``/``lease_until``), so a crashed
+    worker's claims simply expire and are picked up again.
+
+    ``entry_key`` ("<flow id>:c:<contact id>" or "<flow id>:v:<visitor id>") is
+    unique while the journey is live and cleared when it ends: the database, not
+    a read-then-write check, makes sure a customer is in a flow at most once at a
+    time, even with two workers ingesting the same event.
+    """
+
+    __tablename__ = "journeys"
+    __table_args__ = (
+        # Hot path 1: the claim query looks for due, unleased journeys.
+        Index(
+            "ix_journeys_due",
+            "due_at",
+            postgresql_where=_LIVE_SQL,
+            sqlite_where=_LIVE_SQL,
+        ),
+        # Hot path 2: an ingested event finds the journeys waiting for its type.
+        Index(
+            "ix_journeys_wait_contact",
+            "wait_event_type",
+            "contact_id",
+            postgresql_where=_WAITING_SQL,
+            sqlite_where=_WAITING_SQL,
+        ),
+        Index(
+            "ix_journeys_wait_visitor",
+            "wait_event_type",
+            "visitor_id",
+            postgresql_where=_WAITING_SQL,
+            sqlite_where=_WAITING_SQL,
+        ),
+        # Re-entry policy checks and per-flow counts.
+        Index("ix_journeys_flow_contact", "flow_id", "contact_id", "status"),
+        Index("ix_journeys_flow_visitor", "flow_id", "visitor_id", "status"),
+        Index("ix_journeys_contact_id", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    flow_version_id: Mapped[int] = mapped_column(ForeignKey("flow_versions.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    visitor_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("visitors.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(20), default=JourneyStatus.active.value)
+    node_id: Mapped[str] = mapped_column(String(64))
+    # How many times each node has been entered: {"node_id": n}. Gives the step key's visit.
+    visits: Mapped[dict[str, int]] = mapped_column(Json, default=dict)
+    # Flow data carried between nodes (trigger event properties, split branch, ...).
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wait_event_type: Mapped[str | None] = mapped_column(String(100))
+    wait_match: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # The event that ended the wait; the stepper hands it to the node as ``ctx.wake``.
+    wake_event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+    entry_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exit_reason: Mapped[str | None] = mapped_column(String(100))
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StepStatus(StrEnum):
+    done = "done"  # the node chose an output port
+    waiting = "waiting"  # the node parked the journey; completed later by the same row
+    ended = "ended"  # the node ended the journey (goal, exit, last node)
+    error = "error"  # the node raised; retried up to the limit
+
+
+class Step(Base):
+    """One node executed for one journey: the run history admins audit.
+
+    ``(journey_id, node_id, visit)`` is unique, so a retried or duplicated job
+    can never run the same step twice (DESIGN principle 3).
+    """
+
+    __tablename__ = "steps"
+    __table_args__ = (
+        UniqueConstraint("journey_id", "node_id", "visit"),
+        Index("ix_steps_node_started", "node_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(64))
+    visit: Mapped[int] = mapped_column(Integer)
+    node_type: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    port: Mapped[str | None] = mapped_column(String(64))
+    input: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    output: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float | None] = mapped_column()
