@@ -16,6 +16,7 @@ from backend.api import api_router, openapi_config
 from backend.auth.csrf import CsrfMiddleware
 from backend.auth.guards import public, role_guard, undeclared_routes
 from backend.auth.middleware import AuthMiddleware, session_config
+from backend.bodies import TouchflowRequest
 from backend.db import create_engine, create_sessionmaker
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
@@ -154,6 +155,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         template_config=template_config(),
         openapi_config=openapi_config(),
+        request_class=TouchflowRequest,
         lifespan=lifespan,
         debug=debug,
     )

@@ -122,7 +122,9 @@ async def upload(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Respo
     path = import_dir(request.app) / f"{secrets.token_hex(8)}.csv"
     await asyncio.to_thread(path.write_bytes, _as_utf8(data))
     try:
-        await asyncio.to_thread(preview, path)
+        shown = await asyncio.to_thread(preview, path)
+        # Every row, not only the previewed ones, must be readable before the mapping step.
+        await asyncio.to_thread(count_rows, path, shown.delimiter)
     except (InvalidValue, ValueError) as exc:
         path.unlink(missing_ok=True)
         message = exc.message if isinstance(exc, InvalidValue) else str(exc)
@@ -222,7 +224,13 @@ async def start(
         )
     job.mapping = {"delimiter": shown.delimiter, "columns": columns}
     job.mode = mode
-    job.total_rows = await asyncio.to_thread(count_rows, Path(job.path))
+    try:
+        job.total_rows = await asyncio.to_thread(count_rows, Path(job.path), shown.delimiter)
+    except InvalidValue as exc:
+        errors["file"] = exc.message
+        return await _job_page(
+            request, db, job, mapping=wanted, mode=mode, errors=errors, status=422
+        )
     job.status = "queued"
     record(db, actor, "import.started", job, {"file": job.filename, "rows": job.total_rows})
     # The task reads the job in its own session: it must see this commit.

@@ -8,7 +8,6 @@ later. The source's mapping turns each posted JSON object into an event.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from typing import Any
@@ -33,6 +32,7 @@ from backend.inbound import SourceMapping, to_track, verify
 from backend.models import Role
 from backend.models.ingestion import InboundSource
 from backend.ratelimit import Limit, RateLimiter
+from backend.validation import BadJson, parse_json
 from backend.web.forms import Form, read_form
 from backend.web.render import render
 
@@ -219,9 +219,9 @@ async def receive(
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _refuse(400, "bad_request", _("The body is not JSON: %(e)s") % {"e": str(exc)})
+        payload = parse_json(body)
+    except BadJson as exc:
+        return _refuse(400, "bad_request", str(exc))
     items = payload if isinstance(payload, list) else [payload]
     if not items or len(items) > MAX_ITEMS:
         return _refuse(
