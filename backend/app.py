@@ -12,6 +12,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from redis.asyncio import Redis
 
+from backend.allow import AllowHeaderMiddleware
 from backend.api import api_router, openapi_config
 from backend.auth.csrf import CsrfMiddleware
 from backend.auth.guards import public, role_guard, undeclared_routes
@@ -151,6 +152,7 @@ def create_app(
             CsrfMiddleware,
             LocaleMiddleware,
             AuthMiddleware,
+            AllowHeaderMiddleware,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         template_config=template_config(),
