@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import Parameter, SkipValidation
+from litestar.params import QueryParameter, SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.guards import current_principal
@@ -48,8 +48,8 @@ def provide_clock(state: State) -> Clock:
 
 
 def provide_page(
-    page: Annotated[int, Parameter(query="page", le=MAX_PAGE_NUMBER)] = 1,
-    per_page: Annotated[int, Parameter(query="per_page", le=MAX_PAGE_NUMBER)] = 25,
+    page: Annotated[int, QueryParameter(le=MAX_PAGE_NUMBER)] = 1,
+    per_page: Annotated[int, QueryParameter(le=MAX_PAGE_NUMBER)] = 25,
 ) -> Page:
     """``?page=&per_page=`` query parameters as a Page (out-of-range sizes are clamped)."""
     return Page.of(page, per_page)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
 from backend.i18n import gettext as _
 
@@ -37,11 +37,12 @@ LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 # Free text in a query string: no NUL (PostgreSQL cannot compare it), a sane length.
 SearchText = Annotated[
-    str, Parameter(max_length=200, pattern=r"^[^\x00]*$", description="Text to look for.")
+    str, QueryParameter(max_length=200, pattern=r"^[^\x00]*$", description="Text to look for.")
 ]
-RowId = Annotated[
-    int, Parameter(ge=1, le=DB_INT_MAX, description="A positive id (at most 2^63 - 1).")
-]
+# The largest id the API takes: the OpenAPI schema states bounds as floats, and
+# 2^63 - 1024 is the largest float below 2^63, so schema and server agree exactly.
+MAX_ID = 2**63 - 1024
+RowId = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="A positive id.")]
 
 
 class BadJson(ValueError):

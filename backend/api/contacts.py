@@ -9,7 +9,6 @@ from typing import Any
 
 from litestar import delete, get
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery
 
 from backend.api.responses import INPUT, errors
 from backend.api.schemas import ContactOut, ContactPage
@@ -31,7 +30,7 @@ async def _live(db: Db, contact_id: int) -> Contact:
 
 
 @get("/contacts", opt=role(Role.viewer), responses=errors(*INPUT))
-async def list_contacts(db: Db, paging: Paging, q: FromQuery[SearchText] = "") -> ContactPage:
+async def list_contacts(db: Db, paging: Paging, q: SearchText = "") -> ContactPage:
     """Contacts matching ``q`` (email, name or phone), newest first, a page at a time."""
     contacts, total = await search_contacts(db, q, paging)
     return ContactPage(
@@ -43,12 +42,12 @@ async def list_contacts(db: Db, paging: Paging, q: FromQuery[SearchText] = "") -
 
 
 @get("/contacts/{contact_id:int}", opt=role(Role.viewer), responses=errors(*INPUT, 404))
-async def get_contact(db: Db, contact_id: FromPath[RowId]) -> ContactOut:
+async def get_contact(db: Db, contact_id: RowId) -> ContactOut:
     return ContactOut.model_validate(await _live(db, contact_id))
 
 
 @get("/contacts/{contact_id:int}/export", opt=role(Role.marketer), responses=errors(*INPUT, 404))
-async def export(db: Db, actor: Actor, contact_id: FromPath[RowId]) -> dict[str, Any]:
+async def export(db: Db, actor: Actor, contact_id: RowId) -> dict[str, Any]:
     """Everything stored about one contact (GDPR access request); the request is audited."""
     contact = await _live(db, contact_id)
     data = await export_contact(db, contact)
@@ -62,7 +61,7 @@ async def export(db: Db, actor: Actor, contact_id: FromPath[RowId]) -> dict[str,
     status_code=204,
     responses=errors(*INPUT, 404),
 )
-async def erase(db: Db, actor: Actor, contact_id: FromPath[RowId]) -> None:
+async def erase(db: Db, actor: Actor, contact_id: RowId) -> None:
     """Erase the contact's personal data everywhere (GDPR); anonymised counts stay. Audited."""
     contact = await _live(db, contact_id)
     await erase_contact(db, contact)

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
@@ -86,7 +86,7 @@ async def _contact_id(db: Db, data: StartIn) -> int | None:
     responses=errors(*BODY, 404, 409),
 )
 async def start_flow(
-    db: Db, runtime: FlowRuntime, flow_id: FromPath[RowId], data: JSONBody[StartIn]
+    db: Db, runtime: FlowRuntime, flow_id: RowId, data: JSONBody[StartIn]
 ) -> StartOut:
     """Start the flow's "API call" trigger for one customer; ``started`` is false when the
     flow's re-entry policy keeps them out."""
