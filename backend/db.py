@@ -17,6 +17,7 @@ docs/database.md says what this mode supports and when to move to PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,7 +30,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, StaticPool
 
 from runtime.rules.evaluate import SQLITE_FOLD, sql_fold
 
@@ -38,6 +39,45 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # How long a task waits for this process's writer lane before giving up (a stuck
 # transaction, never ordinary load: each one holds the lane for milliseconds).
 SQLITE_LANE_TIMEOUT_SECONDS = 60
+
+
+class LaneReentered(RuntimeError):
+    """A task that holds the SQLite lane asked for a second connection: it would wait for itself."""
+
+
+class _WriterLane(AsyncAdaptedQueuePool):
+    """The one-connection pool that is SQLite's writer lane, knowing which task holds it.
+
+    A task that already holds the connection and opens a second session would
+    wait for itself until the pool timeout; it fails at once instead, naming the
+    mistake (end the first transaction before starting another).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._holders: dict[int, asyncio.Task[Any] | None] = {}
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        task = _current_task()
+        if task is not None and task in self._holders.values():
+            raise LaneReentered(
+                "this task already holds the SQLite connection: commit or close its "
+                "session before opening another"
+            )
+        record = super()._do_get()
+        self._holders[id(record)] = task
+        return record
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        self._holders.pop(id(record), None)
+        super()._do_return_conn(record)
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop (a synchronous caller)
+        return None
 
 
 def _is_memory(url: str) -> bool:
@@ -52,6 +92,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("poolclass", StaticPool)
     else:
         # The writer lane: one connection, and a queue in front of it.
+        kwargs.setdefault("poolclass", _WriterLane)
         kwargs.setdefault("pool_size", 1)
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", SQLITE_LANE_TIMEOUT_SECONDS)
