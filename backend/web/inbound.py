@@ -194,6 +194,8 @@ async def receive(
     request: Request[Any, Any, Any], db: Db, clock: Now, token: FromPath[str]
 ) -> Response[Any]:
     """Verify the sender, then store each posted object as an event (202 Accepted)."""
+    # The body comes off the network before any transaction starts.
+    body = await request.body()
     source = await db.scalar(
         select(InboundSource).where(
             InboundSource.token == token, InboundSource.revoked_at.is_(None)
@@ -202,7 +204,6 @@ async def receive(
     if source is None:
         return _refuse(404, "not_found", _("There is no inbound source at this address."))
     now = clock.now()
-    body = await request.body()
     if not verify(source.secret, request.headers, body, now.timestamp()):
         return _refuse(
             401,
@@ -213,6 +214,8 @@ async def receive(
                 "X-Touchflow-Signature: t=<timestamp>,v1=<hex>."
             ),
         )
+    # No transaction stays open across the rate limiter's call to Redis.
+    await db.commit()
     wait = await _limited(request, source)
     if wait is not None:
         response = _refuse(429, "too_many_requests", _("Too many events; slow down."))

@@ -178,11 +178,15 @@ async def submit_form(
     embed: FromQuery[bool] = False,
 ) -> Response[Any] | Template:
     """Take a submission: thank-you page, redirect, or the form again with its errors."""
+    # The body comes off the network before any transaction starts.
+    raw = _raw(await request.form())
     form = await _live_form(db, slug)
     if not await _allowed_origin(request, db):
         raise PermissionDeniedException(
             _("This form may only be sent from the sites it is published on.")
         )
+    # No transaction stays open across the rate limiter's call to Redis.
+    await db.commit()
     wait = await _rate_limited(request, form)
     if wait is not None:
         raise TooManyRequests(
@@ -190,7 +194,6 @@ async def submit_form(
             headers={"Retry-After": str(int(wait) + 1)},
         )
     definition = definition_of(form)
-    raw = _raw(await request.form())
     now = clock.now()
     try:
         started = float(raw.get("form_started_at", ""))
