@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from litestar.middleware import MiddlewareProtocol
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 _TYPED = re.compile(r"\{(\w+):[^}]+\}")
@@ -34,7 +35,7 @@ class AllowHeaderMiddleware(MiddlewareProtocol):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "OPTIONS":
             await self.app(scope, receive, send)
             return
         allow = _allowed(scope["litestar_app"]).get(scope.get("path_template", ""))

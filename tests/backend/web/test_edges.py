@@ -283,3 +283,16 @@ async def test_the_schema_documents_the_error_body_and_each_status(client: Clien
     assert body["required"] == ["error"]
     contact_id = operations["/api/v1/contacts/{contact_id}"]["get"]["parameters"][0]["schema"]
     assert contact_id["maximum"] == MAX_ID and float(MAX_ID) == MAX_ID
+
+
+async def test_every_api_path_lists_its_documented_methods_in_allow(client: Client) -> None:
+    schema = (await client.get("/api/schema/openapi.json")).json()
+    for template, item in schema["paths"].items():
+        path = template.replace("{contact_id}", "1").replace("{flow_id}", "1")
+        documented = {m.upper() for m in item if m in ("get", "post", "put", "patch", "delete")}
+        options = await client.options(path)
+        assert set(options.headers["allow"].split(", ")) == documented | {"OPTIONS"}, template
+        other = next(m for m in ("PUT", "PATCH", "DELETE", "POST") if m not in documented)
+        refused = await client.request(other, path)
+        assert refused.status_code == 405, template
+        assert refused.json()["error"]["code"] == "method_not_allowed"
