@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from litestar.middleware import MiddlewareProtocol
 from litestar.enums import ScopeType
+from litestar.middleware import MiddlewareProtocol
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 _TYPED = re.compile(r"\{(\w+):[^}]+\}")
