@@ -1,10 +1,11 @@
 """Schemathesis against /api/schema: generated requests, valid and invalid, on both databases.
 
-Cases are drawn first (Hypothesis, generation only), then sent in order to the
-in-process app through the test client on one database that keeps what earlier
-calls stored, so later reads, starts and deletes meet real rows (a sequence of
-calls, not only lone ones). Every response must be below 500 and match the
-schema: its status code documented, its body the documented shape.
+Stateless: cases are drawn first (Hypothesis, generation only), then sent to the
+in-process app through the test client, on seeded rows, so reads and deletes
+meet real contacts. Stateful: Schemathesis' state machine chains calls along
+links (identify, then read, export, erase...), each scenario from the same seed.
+Every response must be below 500 and match the schema: its status code
+documented, its body the documented shape.
 """
 
 from __future__ import annotations
