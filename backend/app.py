@@ -12,11 +12,13 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from redis.asyncio import Redis
 
+from backend.allow import AllowHeaderMiddleware
 from backend.api import api_router, openapi_config
 from backend.auth import passwords
 from backend.auth.csrf import CsrfMiddleware
 from backend.auth.guards import public, role_guard, undeclared_routes
 from backend.auth.middleware import AuthMiddleware, session_config
+from backend.bodies import TouchflowRequest
 from backend.db import create_engine, create_sessionmaker
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
@@ -152,10 +154,12 @@ def create_app(
             CsrfMiddleware,
             LocaleMiddleware,
             AuthMiddleware,
+            AllowHeaderMiddleware,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         template_config=template_config(),
         openapi_config=openapi_config(),
+        request_class=TouchflowRequest,
         lifespan=lifespan,
         debug=debug,
     )

@@ -1,5 +1,9 @@
-"""Database engine and session factory: the runtime's (``runtime.db``), used by the web app too."""
+"""Database engine and session factory: the runtime's (``runtime.db``), used by the web app too.
 
-from runtime.db import create_engine, create_sessionmaker, transaction
+SQLite runs as a real embedded database there (WAL, ``BEGIN IMMEDIATE``, one
+writer lane per process); docs/database.md says what that mode supports.
+"""
 
-__all__ = ["create_engine", "create_sessionmaker", "transaction"]
+from runtime.db import LaneReentered, create_engine, create_sessionmaker, transaction
+
+__all__ = ["LaneReentered", "create_engine", "create_sessionmaker", "transaction"]

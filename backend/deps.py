@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery, SkipValidation
+from litestar.params import QueryParameter, SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.guards import current_principal
 from backend.auth.principal import Principal
-from backend.paging import Page
+from backend.paging import MAX_PAGE_NUMBER, Page
 from backend.settings import Settings
 from nodes.sdk import Clock
 
@@ -47,8 +47,11 @@ def provide_clock(state: State) -> Clock:
     return clock
 
 
-def provide_page(page: FromQuery[int] = 1, per_page: FromQuery[int] = 25) -> Page:
-    """``?page=&per_page=`` query parameters as a Page."""
+def provide_page(
+    page: Annotated[int, QueryParameter(le=MAX_PAGE_NUMBER)] = 1,
+    per_page: Annotated[int, QueryParameter(le=MAX_PAGE_NUMBER)] = 25,
+) -> Page:
+    """``?page=&per_page=`` query parameters as a Page (out-of-range sizes are clamped)."""
     return Page.of(page, per_page)
 
 

@@ -16,7 +16,8 @@ from urllib.parse import quote, urlsplit
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DataError, DBAPIError
 
 from backend.auth.csrf import CsrfRefused
 from backend.i18n import N_, _, activate, catalogs
@@ -162,6 +163,26 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     return _html_error(request, status, message)
 
 
+def out_of_range_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A value the database cannot hold (an integer past BIGINT, text PostgreSQL cannot
+    encode: SQLSTATE class 22, "data exception") is the caller's mistake: 400. The edges
+    validate first; this is the net. Any other database error stays a 500."""
+    if isinstance(exc, DBAPIError) and not _is_data_exception(exc):
+        return internal_error_handler(request, exc)
+    log.warning("value refused by the database on %s %s: %s", request.method, request.url.path, exc)
+    activate(catalogs.get(catalogs.negotiate(request.headers.get("accept-language"))))
+    status = HTTP_400_BAD_REQUEST
+    message = _("A value in the request is out of range or not of the right kind.")
+    if is_api(request):
+        return json_error(status, error_code(status), message)
+    return _html_error(request, status, message)
+
+
+def _is_data_exception(exc: DBAPIError) -> bool:
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(exc, DataError) or str(state or "").startswith("22")
+
+
 def _describe_validation(extra: Any) -> str:
     if not isinstance(extra, list):
         return ""
@@ -175,5 +196,7 @@ def _describe_validation(extra: Any) -> str:
 
 EXCEPTION_HANDLERS = {
     HTTPException: http_exception_handler,
+    OverflowError: out_of_range_handler,
+    DBAPIError: out_of_range_handler,
     Exception: internal_error_handler,
 }

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 
 MAX_PAGE_SIZE = 200
+# Far beyond any real list, and small enough that no offset overflows the database.
+MAX_PAGE_NUMBER = 2**40
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ single-process laptop setup.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,6 +21,20 @@ class Limit:
 
     count: int
     seconds: int
+
+    @classmethod
+    def parse(cls, text: str) -> Limit:
+        """``"10/minute"`` (second, minute, hour or day) as a Limit; ValueError otherwise."""
+        found = _LIMIT.fullmatch(text.strip().lower())
+        if found is None or int(found["count"]) < 1:
+            raise ValueError(
+                f"a rate limit looks like '10/minute' (second, minute, hour or day), not {text!r}"
+            )
+        return cls(count=int(found["count"]), seconds=_PERIODS[found["period"]])
+
+
+_LIMIT = re.compile(r"(?P<count>\d+)\s*/\s*(?P<period>second|minute|hour|day)")
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
 
 
 class RateLimiter(Protocol):

@@ -17,6 +17,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backend.ratelimit import Limit
+
 _CAP = re.compile(r"\d+/\d+[hd]")
 _QUIET = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
 INSECURE_SECRET_KEY = "change-me"  # noqa: S105 - the known-bad value refused in production
@@ -70,6 +72,9 @@ class Settings(BaseSettings):
     # What happens to a marketing message a cap or window blocks: "defer" or "drop".
     when_blocked: Literal["defer", "drop"] = "defer"
 
+    # Hosted form posts accepted per form and client address: "<count>/<second|minute|hour|day>".
+    form_rate_limit: str = "10/minute"
+
     # Runtime tuning.
     batch_size: int = Field(default=500, ge=1, le=10_000)
     # How long a worker's claim on journeys and messages hides them from the others; a live
@@ -92,6 +97,12 @@ class Settings(BaseSettings):
                 )
         return caps
 
+    @field_validator("form_rate_limit")
+    @classmethod
+    def _rate_limit_is_readable(cls, value: str) -> str:
+        Limit.parse(value)
+        return value.strip()
+
     @field_validator("quiet_hours")
     @classmethod
     def _quiet_hours_are_readable(cls, value: str) -> str:
@@ -107,6 +118,10 @@ class Settings(BaseSettings):
                 "(the default and generated keys are for development only)."
             )
         return self
+
+    @property
+    def form_limit(self) -> Limit:
+        return Limit.parse(self.form_rate_limit)
 
     @property
     def is_sqlite(self) -> bool:

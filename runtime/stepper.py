@@ -78,11 +78,15 @@ async def step_batch(rt: Runtime, limit: int | None = None) -> StepReport:
         walking = [w for w in walks if w.running]
         history: dict[CustomerKey, tuple[EventRecord, ...]] = {}
         for _ in range(MAX_STEPS_PER_CLAIM):
+            # Node code runs with no transaction open: on SQLite the connection is the
+            # process's one writer lane, and a node that awaits must not hold it.
+            await session.close()
             if not walking:
                 break
             wanted = {w.key for w in walking if w.needs_events() and w.key not in history}
             if wanted:
                 history.update(await load_recent_events(session, wanted, now))
+                await session.close()
             for walk in walking:
                 await _run_node(rt, walk, history.get(walk.key, ()))
             walking = [w for w in walks if w.running]

@@ -9,8 +9,8 @@ from typing import Any
 
 from litestar import delete, get
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery
 
+from backend.api.responses import INPUT, errors
 from backend.api.schemas import ContactOut, ContactPage
 from backend.audit import record
 from backend.auth.guards import role
@@ -19,6 +19,7 @@ from backend.deps import Actor, Db, Paging
 from backend.i18n import _
 from backend.models import Contact, Role
 from backend.services.contacts import search_contacts
+from backend.validation import RowId, SearchText
 
 
 async def _live(db: Db, contact_id: int) -> Contact:
@@ -28,8 +29,8 @@ async def _live(db: Db, contact_id: int) -> Contact:
     return contact
 
 
-@get("/contacts", opt=role(Role.viewer))
-async def list_contacts(db: Db, paging: Paging, q: FromQuery[str] = "") -> ContactPage:
+@get("/contacts", opt=role(Role.viewer), responses=errors(*INPUT))
+async def list_contacts(db: Db, paging: Paging, q: SearchText = "") -> ContactPage:
     """Contacts matching ``q`` (email, name or phone), newest first, a page at a time."""
     contacts, total = await search_contacts(db, q, paging)
     return ContactPage(
@@ -40,13 +41,13 @@ async def list_contacts(db: Db, paging: Paging, q: FromQuery[str] = "") -> Conta
     )
 
 
-@get("/contacts/{contact_id:int}", opt=role(Role.viewer))
-async def get_contact(db: Db, contact_id: FromPath[int]) -> ContactOut:
+@get("/contacts/{contact_id:int}", opt=role(Role.viewer), responses=errors(*INPUT, 404))
+async def get_contact(db: Db, contact_id: RowId) -> ContactOut:
     return ContactOut.model_validate(await _live(db, contact_id))
 
 
-@get("/contacts/{contact_id:int}/export", opt=role(Role.marketer))
-async def export(db: Db, actor: Actor, contact_id: FromPath[int]) -> dict[str, Any]:
+@get("/contacts/{contact_id:int}/export", opt=role(Role.marketer), responses=errors(*INPUT, 404))
+async def export(db: Db, actor: Actor, contact_id: RowId) -> dict[str, Any]:
     """Everything stored about one contact (GDPR access request); the request is audited."""
     contact = await _live(db, contact_id)
     data = await export_contact(db, contact)
@@ -54,8 +55,13 @@ async def export(db: Db, actor: Actor, contact_id: FromPath[int]) -> dict[str, A
     return data
 
 
-@delete("/contacts/{contact_id:int}", opt=role(Role.admin), status_code=204)
-async def erase(db: Db, actor: Actor, contact_id: FromPath[int]) -> None:
+@delete(
+    "/contacts/{contact_id:int}",
+    opt=role(Role.admin),
+    status_code=204,
+    responses=errors(*INPUT, 404),
+)
+async def erase(db: Db, actor: Actor, contact_id: RowId) -> None:
     """Erase the contact's personal data everywhere (GDPR); anonymised counts stay. Audited."""
     contact = await _live(db, contact_id)
     await erase_contact(db, contact)

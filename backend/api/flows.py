@@ -6,19 +6,21 @@ from typing import Any
 
 from litestar import get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException, NotFoundException
-from litestar.params import FromPath, JSONBody
+from litestar.exceptions import ClientException, NotFoundException, ValidationException
+from litestar.params import JSONBody
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
 from backend.api.ingest import RUNTIME
+from backend.api.responses import AUTH, BODY, errors
 from backend.api.schemas import FlowOut
 from backend.auth.guards import role
-from backend.contacts.normalize import normalize_email
+from backend.contacts.normalize import InvalidValue, normalize_email
 from backend.deps import Db
 from backend.i18n import gettext as _
-from backend.models import Contact, Role
+from backend.models import Contact, Role, Visitor
 from backend.services.flows import flow_summaries
+from backend.validation import DB_INT_MAX, RowId
 from runtime.engine import Runtime
 from runtime.entries import FlowNotStartable
 
@@ -28,7 +30,7 @@ FlowRuntime = NamedDependency[Runtime]
 class StartIn(BaseModel):
     """Who to start the flow for (exactly one way of naming them) and data for the flow."""
 
-    contact_id: int | None = Field(default=None, ge=1)
+    contact_id: int | None = Field(default=None, ge=1, le=DB_INT_MAX)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
     email: str | None = Field(default=None, min_length=3, max_length=320)
     visitor_id: str | None = Field(default=None, min_length=1, max_length=64)
@@ -47,7 +49,7 @@ class StartOut(BaseModel):
     started: bool
 
 
-@get("/flows", opt=role(Role.viewer))
+@get("/flows", opt=role(Role.viewer), responses=errors(*AUTH))
 async def list_flows(db: Db) -> list[FlowOut]:
     """Every flow, most recently changed first."""
     return [FlowOut.model_validate(summary.flow) for summary in await flow_summaries(db)]
@@ -55,26 +57,43 @@ async def list_flows(db: Db) -> list[FlowOut]:
 
 async def _contact_id(db: Db, data: StartIn) -> int | None:
     if data.visitor_id is not None:
+        if await db.get(Visitor, data.visitor_id) is None:
+            raise NotFoundException(
+                _("No such visitor: the snippet has not seen %(id)s.") % {"id": data.visitor_id}
+            )
         return None
     if data.contact_id is not None:
         where = Contact.id == data.contact_id
     elif data.external_id is not None:
         where = Contact.external_id == data.external_id
     else:
-        where = Contact.email == normalize_email(data.email or "")
+        try:
+            email = normalize_email(data.email or "")
+        except InvalidValue as exc:
+            raise ValidationException(detail=exc.message, extra={"field": exc.field}) from None
+        where = Contact.email == email
     found = await db.scalar(select(Contact.id).where(where, Contact.erased_at.is_(None)))
     if found is None:
         raise NotFoundException(_("No such contact: identify them first, then start the flow."))
     return int(found)
 
 
-@post("/flows/{flow_id:int}/start", opt=role(Role.marketer), status_code=202, dependencies=RUNTIME)
+@post(
+    "/flows/{flow_id:int}/start",
+    opt=role(Role.marketer),
+    status_code=202,
+    dependencies=RUNTIME,
+    responses=errors(*BODY, 404, 409),
+)
 async def start_flow(
-    db: Db, runtime: FlowRuntime, flow_id: FromPath[int], data: JSONBody[StartIn]
+    db: Db, runtime: FlowRuntime, flow_id: RowId, data: JSONBody[StartIn]
 ) -> StartOut:
     """Start the flow's "API call" trigger for one customer; ``started`` is false when the
     flow's re-entry policy keeps them out."""
     contact_id = await _contact_id(db, data)
+    # The runtime starts the journey in a transaction of its own: end this read
+    # first, so the request does not hold a connection (SQLite's writer lane) meanwhile.
+    await db.commit()
     try:
         journey_id = await runtime.start(
             flow_id, contact_id=contact_id, visitor_id=data.visitor_id, data=data.data

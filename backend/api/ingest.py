@@ -17,6 +17,7 @@ from litestar.params import JSONBody
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.api.responses import BODY, errors
 from backend.auth.guards import role
 from backend.auth.principal import Principal
 from backend.contacts.normalize import InvalidValue
@@ -124,6 +125,7 @@ async def _track_one(
     "/identify",
     opt=role(Role.marketer),
     request_max_body_size=SINGLE_BODY_LIMIT,
+    responses=errors(*BODY),
     status_code=200,
 )
 async def identify_contact(db: Db, actor: Actor, data: JSONBody[IdentifyIn]) -> IdentifyOut:
@@ -138,6 +140,7 @@ async def identify_contact(db: Db, actor: Actor, data: JSONBody[IdentifyIn]) -> 
     "/track",
     opt=role(Role.marketer),
     request_max_body_size=SINGLE_BODY_LIMIT,
+    responses=errors(*BODY),
     status_code=202,
     dependencies=RUNTIME,
 )
@@ -155,6 +158,7 @@ async def track_event(
     "/batch/identify",
     opt=role(Role.marketer),
     request_max_body_size=BATCH_BODY_LIMIT,
+    responses=errors(*BODY),
     status_code=200,
 )
 async def identify_batch(db: Db, actor: Actor, data: JSONBody[BatchIn]) -> BatchOut:
@@ -175,6 +179,7 @@ async def identify_batch(db: Db, actor: Actor, data: JSONBody[BatchIn]) -> Batch
     "/batch/track",
     opt=role(Role.marketer),
     request_max_body_size=BATCH_BODY_LIMIT,
+    responses=errors(*BODY),
     status_code=202,
     dependencies=RUNTIME,
 )

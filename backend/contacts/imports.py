@@ -82,7 +82,16 @@ def suggest_target(header: str) -> str:
 
 def _reader(text_stream: io.TextIOBase, delimiter: str) -> Iterator[list[str]]:
     csv.field_size_limit(MAX_FIELD)
-    yield from csv.reader(text_stream, delimiter=delimiter)
+    reader = csv.reader(text_stream, delimiter=delimiter)
+    try:
+        yield from reader
+    except csv.Error as exc:
+        # Mostly a field over MAX_FIELD characters (a stray quote swallowing the file).
+        raise InvalidValue(
+            "file",
+            _("line %(line)d cannot be read (%(reason)s; a field holds at most %(n)s characters)")
+            % {"line": reader.line_num, "reason": exc, "n": f"{MAX_FIELD:,}"},
+        ) from None
 
 
 def sniff_delimiter(sample: str) -> str:
@@ -277,7 +286,7 @@ async def _commit_chunk(
         await _process_chunk(session, job, headers, chunk, writer)
 
 
-def count_rows(path: Path) -> int:
-    """Data rows in the file (for the progress bar's total)."""
+def count_rows(path: Path, delimiter: str = ",") -> int:
+    """Data rows in the file (the progress bar's total); InvalidValue for an unreadable row."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+        return max(sum(1 for _ in _reader(handle, delimiter)) - 1, 0)

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from backend.validation import DB_INT_MAX, within_date_range
 
 MAX_PROPERTIES_BYTES = 32_000
+
+
+def _date_time_text(value: Any) -> Any:
+    # Lax parsing would read a number as a Unix time and a bare date as midnight;
+    # the API documents an ISO 8601 date-time, so that is what it takes.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or "T" not in value.upper():
+        raise ValueError("give an ISO 8601 date-time, like 2026-03-02T09:00:00+01:00")
+    return value
+
+
+DateTime = Annotated[datetime, BeforeValidator(_date_time_text), AfterValidator(within_date_range)]
 
 
 class IdentifyIn(BaseModel):
@@ -42,12 +57,12 @@ class TrackIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     type: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
-    contact_id: int | None = None
+    contact_id: int | None = Field(default=None, ge=1, le=DB_INT_MAX)
     external_id: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=320)
     visitor_id: str | None = Field(default=None, max_length=64)
     properties: dict[str, Any] = Field(default_factory=dict)
-    occurred_at: datetime | None = None
+    occurred_at: DateTime | None = None
     idempotency_key: str | None = Field(
         default=None,
         max_length=200,

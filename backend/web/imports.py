@@ -27,6 +27,7 @@ from backend.contacts.imports import (
     CONTACT_COLUMNS,
     IGNORE,
     MODES,
+    Preview,
     count_rows,
     preview,
     rejected_report_path,
@@ -38,6 +39,7 @@ from backend.contacts.normalize import InvalidValue
 from backend.deps import Actor, Db
 from backend.i18n import N_, _
 from backend.models import ImportJob, Role
+from backend.models.base import utcnow
 from backend.models.ingestion import AttributeDefinition
 from backend.web.render import redirect, render
 
@@ -122,7 +124,9 @@ async def upload(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Respo
     path = import_dir(request.app) / f"{secrets.token_hex(8)}.csv"
     await asyncio.to_thread(path.write_bytes, _as_utf8(data))
     try:
-        await asyncio.to_thread(preview, path)
+        shown = await asyncio.to_thread(preview, path)
+        # Every row, not only the previewed ones, must be readable before the mapping step.
+        await asyncio.to_thread(count_rows, path, shown.delimiter)
     except (InvalidValue, ValueError) as exc:
         path.unlink(missing_ok=True)
         message = exc.message if isinstance(exc, InvalidValue) else str(exc)
@@ -180,8 +184,10 @@ async def _job_page(
         "errors": errors or {},
         "running_here": job.id in _tasks(request.app),
     }
-    if job.status == DRAFT:
-        shown = await asyncio.to_thread(preview, Path(job.path))
+    shown = await _readable(job) if job.status == DRAFT else None
+    if job.status == "failed" and shown is None and status == 200 and job.started_at is None:
+        status = 422  # refused before it started: the file itself cannot be read
+    if shown is not None:
         context.update(
             preview=shown,
             mapping=mapping or shown.suggested,
@@ -190,6 +196,19 @@ async def _job_page(
             targets=await _targets(db, shown.headers),
         )
     return render(request, "imports/job.html", context, block="progress", status_code=status)
+
+
+async def _readable(job: ImportJob) -> Preview | None:
+    """The draft's preview; a file that turns out unreadable fails the job with the reason."""
+    try:
+        return await asyncio.to_thread(preview, Path(job.path))
+    except InvalidValue as exc:
+        _fail(job, exc)
+        return None
+
+
+def _fail(job: ImportJob, exc: InvalidValue) -> None:
+    job.status, job.error, job.finished_at = "failed", exc.message, utcnow()
 
 
 @get("/imports/{job_id:int}", opt=role(Role.marketer))
@@ -206,7 +225,9 @@ async def start(
     if job.status != DRAFT:
         return redirect(request, f"/imports/{job.id}")
     form = await request.form()
-    shown = await asyncio.to_thread(preview, Path(job.path))
+    shown = await _readable(job)
+    if shown is None:
+        return await _job_page(request, db, job)
     wanted = {h: str(form.get(f"map-{i}", IGNORE)) for i, h in enumerate(shown.headers)}
     mode = str(form.get("mode", "upsert"))
     errors: dict[str, str] = {}
@@ -222,7 +243,11 @@ async def start(
         )
     job.mapping = {"delimiter": shown.delimiter, "columns": columns}
     job.mode = mode
-    job.total_rows = await asyncio.to_thread(count_rows, Path(job.path))
+    try:
+        job.total_rows = await asyncio.to_thread(count_rows, Path(job.path), shown.delimiter)
+    except InvalidValue as exc:
+        _fail(job, exc)
+        return await _job_page(request, db, job)
     job.status = "queued"
     record(db, actor, "import.started", job, {"file": job.filename, "rows": job.total_rows})
     # The task reads the job in its own session: it must see this commit.

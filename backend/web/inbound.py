@@ -8,7 +8,6 @@ later. The source's mapping turns each posted JSON object into an event.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from typing import Any
@@ -33,6 +32,7 @@ from backend.inbound import SourceMapping, to_track, verify
 from backend.models import Role
 from backend.models.ingestion import InboundSource
 from backend.ratelimit import Limit, RateLimiter
+from backend.validation import BadJson, parse_json
 from backend.web.forms import Form, read_form
 from backend.web.render import render
 
@@ -194,6 +194,8 @@ async def receive(
     request: Request[Any, Any, Any], db: Db, clock: Now, token: FromPath[str]
 ) -> Response[Any]:
     """Verify the sender, then store each posted object as an event (202 Accepted)."""
+    # The body comes off the network before any transaction starts.
+    body = await request.body()
     source = await db.scalar(
         select(InboundSource).where(
             InboundSource.token == token, InboundSource.revoked_at.is_(None)
@@ -202,7 +204,6 @@ async def receive(
     if source is None:
         return _refuse(404, "not_found", _("There is no inbound source at this address."))
     now = clock.now()
-    body = await request.body()
     if not verify(source.secret, request.headers, body, now.timestamp()):
         return _refuse(
             401,
@@ -213,15 +214,17 @@ async def receive(
                 "X-Touchflow-Signature: t=<timestamp>,v1=<hex>."
             ),
         )
+    # No transaction stays open across the rate limiter's call to Redis.
+    await db.commit()
     wait = await _limited(request, source)
     if wait is not None:
         response = _refuse(429, "too_many_requests", _("Too many events; slow down."))
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _refuse(400, "bad_request", _("The body is not JSON: %(e)s") % {"e": str(exc)})
+        payload = parse_json(body)
+    except BadJson as exc:
+        return _refuse(400, "bad_request", str(exc))
     items = payload if isinstance(payload, list) else [payload]
     if not items or len(items) > MAX_ITEMS:
         return _refuse(

@@ -38,13 +38,12 @@ from backend.forms.submit import CheckedSubmission, check_submission
 from backend.i18n import _
 from backend.models import Contact, Form, OutboxMessage, SiteKey
 from backend.personalization.identify import stitch_submission
-from backend.ratelimit import Limit, RateLimiter
+from backend.ratelimit import RateLimiter
 from backend.web.render import render
 from runtime.doorbell import ring_after_commit
 
 log = logging.getLogger("touchflow.forms")
 SUBMIT_BODY_LIMIT = 64 * 1024
-SUBMIT_LIMIT = Limit(count=10, seconds=60)
 EVENT_TYPE = "form.submitted"
 CONFIRMED_EVENT_TYPE = "form.confirmed"
 
@@ -143,7 +142,8 @@ async def _rate_limited(request: Request[Any, Any, Any], form: Form) -> float | 
     limiter: RateLimiter = request.app.state.rate_limiter
     address = request.client.host if request.client else "unknown"
     try:
-        return await limiter.hit(f"form:{form.id}:{address}", SUBMIT_LIMIT)
+        limit = request.app.state.settings.form_limit
+        return await limiter.hit(f"form:{form.id}:{address}", limit)
     except RedisError as exc:
         # Losing sign-ups while Redis is down is worse than a few unthrottled posts.
         log.warning("rate limit unavailable, letting the submission through: %s", exc)
@@ -178,11 +178,15 @@ async def submit_form(
     embed: FromQuery[bool] = False,
 ) -> Response[Any] | Template:
     """Take a submission: thank-you page, redirect, or the form again with its errors."""
+    # The body comes off the network before any transaction starts.
+    raw = _raw(await request.form())
     form = await _live_form(db, slug)
     if not await _allowed_origin(request, db):
         raise PermissionDeniedException(
             _("This form may only be sent from the sites it is published on.")
         )
+    # No transaction stays open across the rate limiter's call to Redis.
+    await db.commit()
     wait = await _rate_limited(request, form)
     if wait is not None:
         raise TooManyRequests(
@@ -190,7 +194,6 @@ async def submit_form(
             headers={"Retry-After": str(int(wait) + 1)},
         )
     definition = definition_of(form)
-    raw = _raw(await request.form())
     now = clock.now()
     try:
         started = float(raw.get("form_started_at", ""))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import secrets
 
+import pytest
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from backend.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from backend.settings import Settings
 
 
 async def _hits(limiter: RateLimiter, key: str, n: int, limit: Limit) -> list[bool]:
@@ -37,3 +40,12 @@ async def test_redis_limiter_is_shared_between_instances(redis_url: str) -> None
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+def test_form_rate_limit_setting_is_read_and_a_bad_one_refused() -> None:
+    assert Settings(_env_file=None).form_limit == Limit(count=10, seconds=60)  # type: ignore[call-arg]
+    three = Settings(form_rate_limit="3 / hour", _env_file=None)  # type: ignore[call-arg]
+    assert three.form_limit == Limit(count=3, seconds=3600)
+    for wrong in ("10", "ten/minute", "0/minute", "10/fortnight"):
+        with pytest.raises(ValidationError, match="10/minute"):
+            Settings(form_rate_limit=wrong, _env_file=None)  # type: ignore[call-arg]

@@ -16,6 +16,7 @@ from backend.auth.guards import role
 from backend.deps import Actor, Db
 from backend.i18n import _
 from backend.models import Flow, FlowVersion, Role
+from backend.validation import MAX_JSON_DEPTH, json_depth_within
 from backend.web.editor.compare import diff_graphs
 from backend.web.editor.context import editor_context, fragments, load_flow
 from backend.web.editor.edits import BASE, CANVAS_BLOCKS, refused, revision_of, save_edit
@@ -55,6 +56,12 @@ async def import_draft(
         raise refused(
             _("That file is not valid JSON (line %(line)d).") % {"line": exc.lineno}
         ) from None
+    except RecursionError:
+        raw = None
+    if raw is None or not json_depth_within(raw):
+        raise refused(
+            _("That file nests deeper than %(n)d levels: it is not a flow.") % {"n": MAX_JSON_DEPTH}
+        )
     try:
         graph = replace_graph(raw)
     except EditRefused as exc:

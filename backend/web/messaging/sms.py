@@ -59,6 +59,9 @@ async def sms_status(
     if message is None:
         raise NotFoundException(_("This link is not valid."))
     report = await _report(request)
+    # The event is stored in a transaction of its own: end this read first, so the
+    # request does not hold a connection (SQLite's writer lane) meanwhile.
+    await db.commit()
     if report.status in ("delivered", "failed") and message.contact_id is not None:
         await runtime(request).ingest(
             f"sms.{report.status}",

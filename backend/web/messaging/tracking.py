@@ -49,6 +49,9 @@ async def _record(
             select(Journey.flow_id).where(Journey.id == message.journey_id)
         )
     suffix = hashlib.sha256(str(extra.get("url", "")).encode()).hexdigest()[:16]
+    # The event is stored in a transaction of its own: end this read first, so the
+    # request does not hold a connection (SQLite's writer lane) meanwhile.
+    await db.commit()
     await runtime(request).ingest(
         kind,
         contact_id=message.contact_id,

@@ -275,6 +275,9 @@ async def test_the_revision_check_reads_the_row_as_it_is_now(editor: Editor) -> 
     async with editor.sessions() as db:
         seen = await load_flow(db, editor.flow_id)
         assert seen.draft_revision == 0
+        # The read's transaction ends (a task holds one SQLite connection at a time);
+        # the object stays in this session, stale once the other save commits.
+        await db.commit()
         async with editor.sessions() as other, other.begin():
             await save_draft(other, editor.flow_id, {"nodes": [], "edges": []})
         # save_draft locks the row itself: the stale object in this session is refreshed.

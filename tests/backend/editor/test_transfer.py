@@ -122,3 +122,13 @@ def test_diff_ignores_positions_and_default_settings() -> None:
     moved["nodes"][0]["position"] = {"x": 5, "y": 5}
     moved["settings"] = {}
     assert diff_graphs(graph, moved).empty
+
+
+async def test_import_refuses_json_nested_100000_deep(editor: Editor) -> None:
+    """A RecursionError (a 500) before; a clear refusal now, and the draft untouched."""
+    refused = await editor.post("/import", {"graph": "[" * 100_000 + "]" * 100_000})
+    assert refused.status_code == 422
+    assert "nests deeper than 32 levels" in refused.text
+    nested = {"nodes": [], "edges": [], "settings": {"a": json.loads("[" * 40 + "]" * 40)}}
+    assert (await editor.post("/import", {"graph": json.dumps(nested)})).status_code == 422
+    assert (await editor.revision()) == 0

@@ -11,13 +11,13 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.app import create_app
 from backend.forms.definition import FormDefinition, FormField
 from backend.forms.store import apply
 from backend.models import AuditEntry, Contact, ContactConsent, Event, Form, Role, SiteKey
 from backend.models.ingestion import AttributeDefinition
-from backend.web import public_forms
 from tests.backend.web.conftest import SignedIn
-from tests.backend.web.support import MovableClock, post_form
+from tests.backend.web.support import MovableClock, post_form, settings_for
 
 Client = AsyncTestClient[Litestar]
 
@@ -307,13 +307,17 @@ async def test_origin_is_checked_against_site_keys(
 
 
 async def test_rate_limit_and_size_limit(
-    client: Client,
-    sessions: async_sessionmaker[AsyncSession],
-    clock: MovableClock,
-    monkeypatch: Any,
+    db_url: str, sessions: async_sessionmaker[AsyncSession], clock: MovableClock
 ) -> None:
-    # A window of ~30 years: the count cannot reset in the middle of the test.
-    monkeypatch.setattr(public_forms, "SUBMIT_LIMIT", public_forms.Limit(2, 10**9))
+    # FORM_RATE_LIMIT sets it; a day's window cannot reset in the middle of the test.
+    app = create_app(settings_for(db_url, form_rate_limit="2/day"), clock=clock)
+    async with AsyncTestClient(app, base_url="http://testserver.local") as client:
+        await _limits(client, sessions, clock)
+
+
+async def _limits(
+    client: Client, sessions: async_sessionmaker[AsyncSession], clock: MovableClock
+) -> None:
     await make_form(sessions)
     for n in range(2):
         ok = await client.post("/f/signup", data=answers(clock, email=f"r{n}@example.com"))
