@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 __all__ = ["Doorbell", "LocalDoorbell", "NullDoorbell", "ring_after_commit"]
 
+_PENDING = "touchflow.rings_pending"
+
 
 class Doorbell(Protocol):
     def ring(self) -> None:
@@ -49,11 +51,23 @@ class LocalDoorbell:
 
 
 def ring_after_commit(session: AsyncSession, doorbell: Doorbell | None) -> None:
-    """Ring once the session's transaction commits (not before: the worker must see the rows)."""
+    """Ring once the session's transaction commits (not before: the worker must see the rows).
+
+    However many batches or items of one transaction ask, the bell rings once.
+    """
     if doorbell is None:
         return
+    pending: set[int] = session.info.setdefault(_PENDING, set())
+    if id(doorbell) in pending:
+        return
+    pending.add(id(doorbell))
 
     def _ring(_session: object) -> None:
+        pending.discard(id(doorbell))
         doorbell.ring()
 
+    def _forget(_session: object) -> None:
+        pending.discard(id(doorbell))
+
     event.listen(session.sync_session, "after_commit", _ring, once=True)
+    event.listen(session.sync_session, "after_rollback", _forget, once=True)
