@@ -194,11 +194,12 @@ async def _insert(session: AsyncSession, batch: _Batch) -> None:
     ]
     stmt = (
         upsert_insert(session, EVENTS)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=[EVENTS.c.dedupe_key])
         .returning(EVENTS.c.id, EVENTS.c.dedupe_key)
     )
-    returned = (await session.execute(stmt)).all()
+    # One statement compiled once and cached; SQLAlchemy sends the rows as
+    # multi-row VALUES pages ("insertmanyvalues"), in order.
+    returned = (await session.execute(stmt, rows)).all()
     inserted_keys = {row.dedupe_key for row in returned if row.dedupe_key is not None}
     batch.stored = [
         i
@@ -371,9 +372,9 @@ async def _enroll(
         return
     created = await session.execute(
         upsert_insert(session, JOURNEYS)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=[JOURNEYS.c.entry_key])
-        .returning(JOURNEYS.c.id, JOURNEYS.c.entry_key)
+        .returning(JOURNEYS.c.id, JOURNEYS.c.entry_key),
+        rows,
     )
     for journey_id, key in sorted(created.all()):
         index, flow, node_id = wanted[key]

@@ -64,12 +64,17 @@ def _check_properties(properties: dict[str, Any]) -> None:
         )
 
 
-def _check(data: TrackIn) -> _Item:
+def _check(data: TrackIn, emails: dict[str, str]) -> _Item:
+    """Check one item in Python; ``emails`` remembers this batch's normalised addresses."""
     _check_properties(data.properties)
     occurred_at = data.occurred_at
     if occurred_at is not None and occurred_at.tzinfo is None:
         occurred_at = occurred_at.replace(tzinfo=UTC)
-    email = normalize_email(data.email) if data.email else None
+    email = None
+    if data.email:
+        email = emails.get(data.email)
+        if email is None:
+            email = emails[data.email] = normalize_email(data.email)
     return _Item(data, email, occurred_at, data.contact_id)
 
 
@@ -166,9 +171,7 @@ async def _resolve_contacts(
             }
             for ext, email in sorted(new, key=lambda k: (k[0] or "", k[1] or ""))
         ]
-        await session.execute(
-            upsert_insert(session, CONTACTS).values(rows_in).on_conflict_do_nothing()
-        )
+        await session.execute(upsert_insert(session, CONTACTS).on_conflict_do_nothing(), rows_in)
         # Whatever was created here or by a racing request is found in the next round.
     raise RuntimeError("contacts could not be resolved; retry the request")
 
@@ -180,13 +183,12 @@ async def _ensure_visitors(
     ids = sorted({it.data.visitor_id for it in items.values() if it.data.visitor_id is not None})
     if not ids:
         return {}
-    stmt = upsert_insert(session, VISITORS).values(
-        [{"id": v, "traits": {}, "first_seen_at": now, "last_seen_at": now} for v in ids]
-    )
+    stmt = upsert_insert(session, VISITORS)
     stmt = stmt.on_conflict_do_update(
         index_elements=[VISITORS.c.id], set_={"last_seen_at": stmt.excluded.last_seen_at}
     ).returning(VISITORS.c.id, VISITORS.c.contact_id)
-    return {row.id: row.contact_id for row in await session.execute(stmt)}
+    rows = [{"id": v, "traits": {}, "first_seen_at": now, "last_seen_at": now} for v in ids]
+    return {row.id: row.contact_id for row in await session.execute(stmt, rows)}
 
 
 async def track_many(
@@ -205,12 +207,13 @@ async def track_many(
     now = now or utcnow()
     errors: dict[int, InvalidValue] = {}
     items: dict[int, _Item] = {}
+    emails: dict[str, str] = {}
     for index, data in enumerate(batch):
         if isinstance(data, InvalidValue):
             errors[index] = data
             continue
         try:
-            items[index] = _check(data)
+            items[index] = _check(data, emails)
         except InvalidValue as exc:
             errors[index] = exc
     await _check_contact_ids(session, items, errors)
