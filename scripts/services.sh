@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite needs are installed and running:
-# PostgreSQL (127.0.0.1:5432, trust auth, database "test"), Redis (127.0.0.1:6379)
+# PostgreSQL (127.0.0.1:5432, trust auth, database "test"), Redis (127.0.0.1:6379),
 # Debian's Chromium for the browser tests and wrk for make bench. Safe to run repeatedly.
 # With CI=true any service that cannot be brought up fails this script.
 set -uo pipefail
