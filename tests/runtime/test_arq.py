@@ -144,6 +144,7 @@ async def _flush_and_recover(
     bell = ArqDoorbell(redis, rt.settings.queue_name)
     rt.doorbell = bell
     await _signups(rt, 10)
+    await asyncio.sleep(COALESCE_SECONDS * 2)  # the burst's trailing ring, before the flush
     await bell.settle()
     assert await redis.zcard(rt.settings.queue_name) >= 1
     await redis.flushdb()  # every queued job is gone
