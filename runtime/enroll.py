@@ -29,7 +29,7 @@ from runtime.models import FlowStatus, JourneyStatus
 from runtime.sql import CONTACTS, FLOWS, JOURNEYS, upsert_insert
 from runtime.versions import CompiledFlow, VersionCache
 
-__all__ = ["enroll_audience", "enroll_customer", "entry_key"]
+__all__ = ["enroll_audience", "enroll_customer", "entry_key", "new_journey"]
 
 
 def entry_key(flow_id: int, contact_id: int | None, visitor_id: str | None) -> str:
@@ -53,7 +53,7 @@ def _earlier_journey(
     return None
 
 
-def _new_journey(
+def new_journey(
     flow: CompiledFlow, trigger_node_id: str, data: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     return {
@@ -95,7 +95,7 @@ async def enroll_customer(
     blocker = _earlier_journey(flow.flow_id, flow.settings, customer, now)
     if blocker is not None and await session.scalar(select(blocker)):
         return None
-    row = _new_journey(flow, trigger_node_id, data or {}, now)
+    row = new_journey(flow, trigger_node_id, data or {}, now)
     row.update(
         contact_id=contact_id,
         visitor_id=visitor_id,
@@ -142,7 +142,7 @@ async def enroll_audience(
         if not flow.triggers:
             raise ValueError(f"flow {flow_id} has no trigger node")
         trigger_node_id = flow.triggers[0].id
-    template = _new_journey(flow, trigger_node_id, data or {}, now)
+    template = new_journey(flow, trigger_node_id, data or {}, now)
     columns = [JOURNEYS.c[name] for name in template]
     selected: list[Any] = [
         literal(value, type_=JOURNEYS.c[name].type) for name, value in template.items()

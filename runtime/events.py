@@ -1,32 +1,75 @@
-"""Event ingestion: append the fact, enroll matching flows, wake waiting journeys.
+"""Event ingestion, set-based: append the facts, enroll matching flows, wake waiting journeys.
 
-``ingest`` runs inside the caller's transaction. It is idempotent on
-``dedupe_key``: a duplicate returns the stored event and does nothing else.
-Waking uses the ``(wait_event_type, contact_id|visitor_id)`` partial indexes
-and makes matching journeys due now; the doorbell rings after commit so a
-worker steps them at once rather than on the next sweep.
+``ingest_many`` takes a batch of events whose customers are already known and
+does each stage once for the whole batch, inside the caller's transaction:
+
+1. one ``INSERT`` of every event, ``ON CONFLICT (dedupe_key) DO NOTHING``;
+   a duplicate (already stored, or earlier in the same batch) answers with
+   the stored event and does nothing else;
+2. one read of the active flows and, when some trigger listens for these
+   event types, one read of the customers' profiles and of earlier journeys
+   (re-entry rules), then one ``INSERT`` of the new journeys,
+   ``ON CONFLICT (entry_key) DO NOTHING``;
+3. one read of the journeys waiting for these event types (and live ones,
+   for goals), then one ``UPDATE`` waking them;
+4. one doorbell ring after commit, whatever the batch size.
+
+The per-event decisions are made in Python in the order of the items, so a
+batch leaves the database as the same events ingested one by one would:
+the first matching event ends a wait, the first trigger of a customer wins
+the entry, a goal sees the journeys earlier events started. ``ingest`` is
+the batch of one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nodes.sdk import EventRecord, Profile
 from runtime.doorbell import Doorbell, ring_after_commit
-from runtime.enroll import enroll_customer
+from runtime.enroll import entry_key, new_journey
 from runtime.models import FlowStatus, JourneyStatus
 from runtime.models.journeys import LIVE_STATUSES
-from runtime.profiles import customer_key, load_profiles
-from runtime.sql import EVENTS, FLOWS, JOURNEYS, close_open_steps, dialect_name, upsert_insert
-from runtime.versions import VersionCache
+from runtime.profiles import CustomerKey, customer_key, load_profiles
+from runtime.sql import (
+    EVENTS,
+    FLOWS,
+    JOURNEYS,
+    among,
+    close_open_steps,
+    dialect_name,
+    upsert_insert,
+)
+from runtime.versions import CompiledFlow, VersionCache
 
-__all__ = ["IngestResult", "ingest", "matches"]
+__all__ = ["EventIn", "IngestResult", "ingest", "ingest_many", "matches"]
+
+
+@dataclass(frozen=True)
+class EventIn:
+    """One event to store, for a contact or (when ``contact_id`` is None) a visitor."""
+
+    type: str
+    contact_id: int | None = None
+    visitor_id: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    dedupe_key: str | None = None
+    occurred_at: datetime | None = None
+    source: str = "api"
+
+    def __post_init__(self) -> None:
+        if self.contact_id is None and self.visitor_id is None:
+            raise ValueError("an event belongs to a contact or a visitor")
+
+    @property
+    def customer(self) -> CustomerKey:
+        return customer_key(self.contact_id, self.visitor_id)
 
 
 @dataclass(frozen=True)
@@ -62,220 +105,508 @@ async def ingest(
     source: str = "api",
     doorbell: Doorbell | None = None,
 ) -> IngestResult:
-    """Store an event for a customer and let flows react to it (see the module docstring)."""
-    if contact_id is None and visitor_id is None:
-        raise ValueError("an event belongs to a contact or a visitor")
-    props = dict(properties or {})
-    inserted = await _insert(
-        session,
+    """Store one event for a customer and let flows react to it: a batch of one."""
+    # A contact's events are the contact's, even when a stitched visitor sent them.
+    item = EventIn(
         type=type,
         contact_id=contact_id,
-        visitor_id=visitor_id,
-        properties=props,
-        source=source,
+        visitor_id=visitor_id if contact_id is None else None,
+        properties=dict(properties or {}),
         dedupe_key=dedupe_key,
-        occurred_at=occurred_at or now,
-        received_at=now,
+        occurred_at=occurred_at,
+        source=source,
     )
-    if inserted is None:
-        existing = await session.scalar(
-            select(EVENTS.c.id).where(EVENTS.c.dedupe_key == dedupe_key)
+    (result,) = await ingest_many(session, versions, [item], now=now, doorbell=doorbell)
+    return result
+
+
+@dataclass
+class _Batch:
+    items: Sequence[EventIn]
+    now: datetime
+    # Per item: its event id, and the item it repeats (own index when stored by it).
+    event_ids: list[int] = field(default_factory=list)
+    first_of: list[int] = field(default_factory=list)
+    stored: list[int] = field(default_factory=list)  # indexes of items whose event is new
+    enrolled: dict[int, list[int]] = field(default_factory=dict)
+    woken: dict[int, list[int]] = field(default_factory=dict)
+    goals: dict[int, list[int]] = field(default_factory=dict)
+    enrolling: set[int] | None = None  # published versions of active flows, when known
+
+    def record(self, index: int) -> EventRecord:
+        item = self.items[index]
+        return EventRecord(
+            type=item.type,
+            occurred_at=item.occurred_at or self.now,
+            properties=dict(item.properties),
+            id=self.event_ids[index],
+            source=item.source,
         )
-        assert existing is not None
-        return IngestResult(event_id=existing, duplicate=True)
-    event_id, enrolling = inserted
 
-    record = EventRecord(
-        type=type, occurred_at=occurred_at or now, properties=props, id=event_id, source=source
-    )
-    enrolled = await _enroll(session, versions, enrolling, record, contact_id, visitor_id, now)
-    woken = await _wake(session, record, contact_id, visitor_id, now)
-    goals = await _reach_goals(session, versions, record, contact_id, visitor_id, now)
-    if enrolled or woken or goals:
-        ring_after_commit(session, doorbell)
-    return IngestResult(event_id=event_id, enrolled=enrolled, woken=woken, goals=goals)
+    def results(self) -> list[IngestResult]:
+        stored = set(self.stored)
+        return [
+            IngestResult(event_id=self.event_ids[i], duplicate=True)
+            if i not in stored
+            else IngestResult(
+                event_id=self.event_ids[i],
+                enrolled=tuple(self.enrolled.get(i, ())),
+                woken=tuple(self.woken.get(i, ())),
+                goals=tuple(self.goals.get(i, ())),
+            )
+            for i in range(len(self.items))
+        ]
 
 
-async def _insert(session: AsyncSession, **values: Any) -> tuple[int, set[int]] | None:
-    """Append the event; returns its id and the published versions of active flows.
+async def ingest_many(
+    session: AsyncSession,
+    versions: VersionCache,
+    items: Sequence[EventIn],
+    *,
+    now: datetime,
+    doorbell: Doorbell | None = None,
+) -> list[IngestResult]:
+    """Store events and let flows react, a stage at a time (see the module docstring).
 
-    None when an event with the same ``dedupe_key`` is already stored.
+    Returns one result per item, in order.
     """
-    stmt = upsert_insert(session, EVENTS).values(**values)
-    stmt = stmt.on_conflict_do_nothing(index_elements=[EVENTS.c.dedupe_key])
-    if dialect_name(session) != "postgresql":
-        event_id = await session.scalar(stmt.returning(EVENTS.c.id))
-        if event_id is None:
-            return None
-        rows = await session.execute(select(FLOWS.c.published_version_id).where(*_ENROLLING))
-        return event_id, set(rows.scalars())
-    # The flows that may enroll come back with the insert: one round trip fewer
-    # per event, and never a stale answer (no cache to invalidate on publish).
-    enrolling = select(func.array_agg(FLOWS.c.published_version_id)).where(*_ENROLLING)
-    row = (await session.execute(stmt.returning(EVENTS.c.id, enrolling.scalar_subquery()))).first()
-    if row is None:
-        return None
-    return row[0], set(row[1] or ())
+    if not items:
+        return []
+    batch = _Batch(items, now)
+    await _insert(session, batch)
+    if batch.stored:
+        await _react(session, versions, batch)
+    if batch.enrolled or batch.woken or batch.goals:
+        ring_after_commit(session, doorbell)
+    return batch.results()
 
 
-async def _profile(
-    session: AsyncSession, contact_id: int | None, visitor_id: str | None
-) -> Profile | None:
-    profiles = await load_profiles(
-        session,
-        [contact_id] if contact_id is not None else [],
-        [visitor_id] if contact_id is None and visitor_id is not None else [],
+async def _insert(session: AsyncSession, batch: _Batch) -> None:
+    """Append the batch's new events in one statement; find the stored ids of duplicates."""
+    first_by_key: dict[str, int] = {}
+    for index, item in enumerate(batch.items):
+        key = item.dedupe_key
+        batch.first_of.append(first_by_key.setdefault(key, index) if key is not None else index)
+    fresh = [i for i in range(len(batch.items)) if batch.first_of[i] == i]
+    rows = [
+        {
+            "type": batch.items[i].type,
+            "contact_id": batch.items[i].contact_id,
+            "visitor_id": batch.items[i].visitor_id,
+            "properties": dict(batch.items[i].properties),
+            "source": batch.items[i].source,
+            "dedupe_key": batch.items[i].dedupe_key,
+            "occurred_at": batch.items[i].occurred_at or batch.now,
+            "received_at": batch.now,
+        }
+        for i in fresh
+    ]
+    returning: list[Any] = [EVENTS.c.id, EVENTS.c.dedupe_key]
+    if dialect_name(session) == "postgresql":
+        # The flows that may enroll come back with the insert: one round trip
+        # fewer per batch, and never a stale answer (no cache to invalidate).
+        enrolling = select(func.array_agg(FLOWS.c.published_version_id)).where(*_ENROLLING)
+        returning.append(enrolling.scalar_subquery().label("enrolling"))
+    stmt = (
+        upsert_insert(session, EVENTS)
+        .on_conflict_do_nothing(index_elements=[EVENTS.c.dedupe_key])
+        .returning(*returning)
     )
-    return profiles.get(customer_key(contact_id, visitor_id))
+    # One statement compiled once and cached; SQLAlchemy sends the rows as
+    # multi-row VALUES pages ("insertmanyvalues"), in order.
+    returned = (await session.execute(stmt, rows)).all()
+    if returned and dialect_name(session) == "postgresql":
+        batch.enrolling = set(returned[0].enrolling or ())
+    inserted_keys = {row.dedupe_key for row in returned if row.dedupe_key is not None}
+    batch.stored = [
+        i
+        for i in fresh
+        if batch.items[i].dedupe_key is None or batch.items[i].dedupe_key in inserted_keys
+    ]
+    # One statement assigns ids in the order of its rows (both databases take
+    # them from an increasing counter, row by row), so sorted ids line up
+    # with the stored items; RETURNING itself promises no order.
+    ids: dict[int, int] = dict(zip(batch.stored, sorted(row.id for row in returned), strict=True))
+    missing = {batch.items[i].dedupe_key for i in fresh if i not in ids}
+    if missing:
+        found = await session.execute(
+            select(EVENTS.c.dedupe_key, EVENTS.c.id).where(
+                among(session, EVENTS.c.dedupe_key, missing)
+            )
+        )
+        by_key = {row.dedupe_key: row.id for row in found}
+        for i in fresh:
+            if i not in ids:
+                ids[i] = by_key[batch.items[i].dedupe_key]
+    batch.event_ids = [ids[batch.first_of[i]] for i in range(len(batch.items))]
+
+
+@dataclass
+class _Live:
+    """A live journey of a customer in the batch, as the items see it in turn."""
+
+    id: int
+    flow_version_id: int
+    node_id: str
+    visits: dict[str, int]
+    status: str
+    wait_event_type: str | None
+    wait_match: dict[str, Any] | None
+    waiting_since: datetime | None
+    since_item: int = -1  # the item that enrolled it (-1: it was there before the batch)
+
+
+async def _react(session: AsyncSession, versions: VersionCache, batch: _Batch) -> None:
+    types = {batch.items[i].type for i in batch.stored}
+    active = batch.enrolling
+    if active is None:
+        rows = await session.execute(select(FLOWS.c.published_version_id).where(*_ENROLLING))
+        active = set(rows.scalars())
+    flows = await versions.get_many(session, active) if active else {}
+    live = await _load_live(session, batch, types)
+    triggers = sorted(
+        (
+            (flow, trigger)
+            for flow in flows.values()
+            for trigger in flow.triggers
+            if trigger.trigger is not None and trigger.trigger.event_type in types
+        ),
+        key=lambda pair: (pair[0].flow_id, pair[1].id),
+    )
+    if triggers:
+        await _enroll(session, batch, triggers, live)
+    await _wake_and_reach_goals(session, versions, batch, live)
+
+
+def _owners(session: AsyncSession, batch: _Batch) -> Any:
+    items = [batch.items[i] for i in batch.stored]
+    contacts = {item.contact_id for item in items if item.contact_id is not None}
+    visitors = {item.visitor_id for item in items if item.contact_id is None}
+    owners = []
+    if contacts:
+        owners.append(among(session, JOURNEYS.c.contact_id, contacts))
+    if visitors:
+        owners.append(among(session, JOURNEYS.c.visitor_id, visitors))
+    return or_(*owners)
+
+
+async def _load_live(
+    session: AsyncSession, batch: _Batch, types: set[str]
+) -> dict[CustomerKey, list[_Live]]:
+    """The batch's customers' live journeys (for goals) and waits (for wake-ups): two queries.
+
+    The waits are read on their own so the query can use the partial
+    ``(wait_event_type, customer)`` indexes.
+    """
+    owners = _owners(session, batch)
+    waits = {
+        row.id: row
+        for row in await session.execute(
+            select(
+                JOURNEYS.c.id,
+                JOURNEYS.c.wait_event_type,
+                JOURNEYS.c.wait_match,
+                JOURNEYS.c.waiting_since,
+            ).where(
+                among(session, JOURNEYS.c.wait_event_type, types),
+                owners,
+                JOURNEYS.c.status == JourneyStatus.waiting.value,
+            )
+        )
+    }
+    rows = await session.execute(
+        select(
+            JOURNEYS.c.id,
+            JOURNEYS.c.contact_id,
+            JOURNEYS.c.visitor_id,
+            JOURNEYS.c.flow_version_id,
+            JOURNEYS.c.node_id,
+            JOURNEYS.c.visits,
+            JOURNEYS.c.status,
+        )
+        .where(owners, JOURNEYS.c.status.in_(LIVE_STATUSES))
+        .order_by(JOURNEYS.c.id)
+    )
+    live: dict[CustomerKey, list[_Live]] = {}
+    for row in rows:
+        wait = waits.get(row.id)
+        live.setdefault(customer_key(row.contact_id, row.visitor_id), []).append(
+            _Live(
+                id=row.id,
+                flow_version_id=row.flow_version_id,
+                node_id=row.node_id,
+                visits=dict(row.visits or {}),
+                status=row.status,
+                wait_event_type=wait.wait_event_type if wait else None,
+                wait_match=wait.wait_match if wait else None,
+                waiting_since=wait.waiting_since if wait else None,
+            )
+        )
+    return live
 
 
 async def _enroll(
     session: AsyncSession,
-    versions: VersionCache,
-    version_ids: set[int],
-    record: EventRecord,
-    contact_id: int | None,
-    visitor_id: str | None,
-    now: datetime,
-) -> tuple[int, ...]:
-    """Enroll the customer in the flows (published versions ``version_ids``) this event starts."""
-    flows = await versions.get_many(session, version_ids)
-    candidates = [
-        (flow, trigger)
-        for flow in flows.values()
-        for trigger in flow.triggers
-        if trigger.trigger is not None and trigger.trigger.event_type == record.type
-    ]
-    if not candidates:
-        return ()
-    profile = await _profile(session, contact_id, visitor_id)
-    if profile is None:
-        return ()
-    # A contact's events enroll the contact, even when a stitched visitor sent them.
-    who: dict[str, Any] = (
-        {"contact_id": contact_id} if contact_id is not None else {"visitor_id": visitor_id}
+    batch: _Batch,
+    triggers: list[tuple[CompiledFlow, Any]],
+    live: dict[CustomerKey, list[_Live]],
+) -> None:
+    """Enroll each customer in the flows its events start: one INSERT for the batch."""
+    customers = [batch.items[i] for i in batch.stored]
+    profiles = await load_profiles(
+        session,
+        [c.contact_id for c in customers if c.contact_id is not None],
+        [c.visitor_id for c in customers if c.contact_id is None and c.visitor_id is not None],
     )
-    data = {
-        "trigger": {"event_id": record.id, "type": record.type, "properties": record.properties}
-    }
-    enrolled: list[int] = []
-    for flow, trigger in sorted(candidates, key=lambda c: (c[0].flow_id, c[1].id)):
-        assert trigger.config is not None
-        if not trigger.accepts(record, profile):
+    wanted: dict[str, tuple[int, CompiledFlow, str]] = {}  # entry key -> (item, flow, node)
+    for index in batch.stored:
+        item = batch.items[index]
+        profile = profiles.get(item.customer)
+        if profile is None:
             continue
-        new_id = await enroll_customer(session, flow, trigger.id, data=data, now=now, **who)
-        if new_id is not None:
-            enrolled.append(new_id)
-    return tuple(enrolled)
-
-
-def _owner(contact_id: int | None, visitor_id: str | None) -> Any:
-    if contact_id is not None:
-        return JOURNEYS.c.contact_id == contact_id
-    return JOURNEYS.c.visitor_id == visitor_id
-
-
-async def _wake(
-    session: AsyncSession,
-    record: EventRecord,
-    contact_id: int | None,
-    visitor_id: str | None,
-    now: datetime,
-) -> tuple[int, ...]:
-    waiting = await session.execute(
-        select(JOURNEYS.c.id, JOURNEYS.c.wait_match, JOURNEYS.c.waiting_since).where(
-            JOURNEYS.c.wait_event_type == record.type,
-            _owner(contact_id, visitor_id),
-            JOURNEYS.c.status == JourneyStatus.waiting.value,
-        )
+        record = batch.record(index)
+        for flow, trigger in triggers:
+            if trigger.trigger.event_type != item.type or not trigger.accepts(record, profile):
+                continue
+            key = entry_key(flow.flow_id, item.contact_id, item.visitor_id)
+            # The first event wins: the journey it starts blocks the later ones.
+            wanted.setdefault(key, (index, flow, trigger.id))
+    if not wanted:
+        return
+    blocked = await _blocked_by_earlier(session, batch.now, wanted.values(), batch.items)
+    rows = []
+    for key, (index, flow, node_id) in wanted.items():
+        item = batch.items[index]
+        if (flow.flow_id, item.customer) in blocked:
+            continue
+        record = batch.record(index)
+        data = {
+            "trigger": {"event_id": record.id, "type": record.type, "properties": record.properties}
+        }
+        row = new_journey(flow, node_id, data, batch.now)
+        row.update(contact_id=item.contact_id, visitor_id=item.visitor_id, entry_key=key)
+        rows.append(row)
+    if not rows:
+        return
+    created = await session.execute(
+        upsert_insert(session, JOURNEYS)
+        .on_conflict_do_nothing(index_elements=[JOURNEYS.c.entry_key])
+        .returning(JOURNEYS.c.id, JOURNEYS.c.entry_key),
+        rows,
     )
-    woken: list[int] = []
-    for journey_id, wait_match, waiting_since in waiting:
-        if not matches(wait_match, record.properties):
-            continue
-        # The first matching event ends the wait; clearing the lease makes a
-        # worker that is stepping this journey right now drop its (stale) result.
-        result = await session.execute(
-            update(JOURNEYS)
-            .where(
-                JOURNEYS.c.id == journey_id,
-                JOURNEYS.c.status == JourneyStatus.waiting.value,
-                JOURNEYS.c.wait_event_type == record.type,
-                JOURNEYS.c.waiting_since == waiting_since,
-            )
-            .values(
-                due_at=now,
-                wake_event_id=record.id,
+    for journey_id, key in sorted(created.all()):
+        index, flow, node_id = wanted[key]
+        batch.enrolled.setdefault(index, []).append(journey_id)
+        live.setdefault(batch.items[index].customer, []).append(
+            _Live(
+                id=journey_id,
+                flow_version_id=flow.version_id,
+                node_id=node_id,
+                visits={node_id: 1},
+                status=JourneyStatus.active.value,
                 wait_event_type=None,
-                lease_owner=None,
-                lease_until=None,
-                updated_at=now,
+                wait_match=None,
+                waiting_since=None,
+                since_item=index,
             )
         )
-        if result.rowcount:  # type: ignore[attr-defined]
-            woken.append(journey_id)
-    return tuple(woken)
+    for journeys in batch.enrolled.values():
+        journeys.sort()
 
 
-async def _reach_goals(
+async def _blocked_by_earlier(
+    session: AsyncSession,
+    now: datetime,
+    wanted: Any,
+    items: Sequence[EventIn],
+) -> set[tuple[int, CustomerKey]]:
+    """(flow, customer) pairs whose re-entry policy refuses a new journey, in one query."""
+    since: dict[int, datetime | None] = {}  # flow id -> journeys entered after this block
+    contacts: set[int] = set()
+    visitors: set[str] = set()
+    for index, flow, _node in wanted:
+        if flow.settings.reentry == "once":
+            since[flow.flow_id] = None
+        elif flow.settings.reentry == "after_days":
+            since[flow.flow_id] = now - timedelta(days=flow.settings.reentry_days or 0)
+        else:
+            continue
+        item = items[index]
+        if item.contact_id is not None:
+            contacts.add(item.contact_id)
+        elif item.visitor_id is not None:
+            visitors.add(item.visitor_id)
+    if not since:
+        return set()
+    owners = []
+    if contacts:
+        owners.append(among(session, JOURNEYS.c.contact_id, contacts))
+    if visitors:
+        owners.append(among(session, JOURNEYS.c.visitor_id, visitors))
+    rows = await session.execute(
+        select(
+            JOURNEYS.c.flow_id,
+            JOURNEYS.c.contact_id,
+            JOURNEYS.c.visitor_id,
+            JOURNEYS.c.entered_at,
+        ).where(among(session, JOURNEYS.c.flow_id, since), or_(*owners))
+    )
+    blocked: set[tuple[int, CustomerKey]] = set()
+    for row in rows:
+        after = since[row.flow_id]
+        if after is None or row.entered_at > after:
+            blocked.add((row.flow_id, customer_key(row.contact_id, row.visitor_id)))
+    return blocked
+
+
+async def _wake_and_reach_goals(
     session: AsyncSession,
     versions: VersionCache,
-    record: EventRecord,
-    contact_id: int | None,
-    visitor_id: str | None,
-    now: datetime,
-) -> tuple[int, ...]:
-    """Move live journeys whose flow has a goal met by this event onto that goal node.
-
-    A goal node declares its event through ``trigger()``; the journey then runs
-    the goal node next, which ends it (and records the conversion).
-    """
-    live = (
-        await session.execute(
-            select(
-                JOURNEYS.c.id, JOURNEYS.c.flow_version_id, JOURNEYS.c.node_id, JOURNEYS.c.visits
-            ).where(_owner(contact_id, visitor_id), JOURNEYS.c.status.in_(LIVE_STATUSES))
-        )
-    ).all()
+    batch: _Batch,
+    live: dict[CustomerKey, list[_Live]],
+) -> None:
+    """Decide, item by item, which waits end and which goals are met; then write it."""
     if not live:
-        return ()
-    flows = await versions.get_many(session, {row.flow_version_id for row in live})
-    profile: Profile | None = None
-    moved: list[int] = []
-    for row in live:
-        flow = flows[row.flow_version_id]
-        if "goal_reached" not in flow.settings.exit_on:
-            continue
-        for goal in flow.goals:
-            assert goal.trigger is not None and goal.config is not None
-            if goal.trigger.event_type != record.type or row.node_id == goal.id:
+        return
+    flows = await versions.get_many(
+        session, {j.flow_version_id for journeys in live.values() for j in journeys}
+    )
+    wakes: dict[int, tuple[int, _Live]] = {}  # journey id -> (waking item, journey as read)
+    goal_moves: list[tuple[int, _Live, str, dict[str, int]]] = []
+    profiles: dict[CustomerKey, Profile] | None = None
+    for index in batch.stored:
+        item = batch.items[index]
+        journeys = live.get(item.customer, ())
+        for journey in journeys:
+            if journey.since_item > index:
                 continue
-            profile = profile or await _profile(session, contact_id, visitor_id)
-            if profile is None or not goal.accepts(record, profile):
+            if (
+                journey.status == JourneyStatus.waiting.value
+                and journey.wait_event_type == item.type
+                and journey.id not in wakes
+                and matches(journey.wait_match, item.properties)
+            ):
+                # The first matching event ends the wait.
+                wakes[journey.id] = (index, _Live(**vars(journey)))
+                journey.wait_event_type = None
+                batch.woken.setdefault(index, []).append(journey.id)
+        for journey in journeys:
+            if journey.since_item > index:
                 continue
-            visits = dict(row.visits or {})
-            visits[goal.id] = visits.get(goal.id, 0) + 1
-            this = select(JOURNEYS.c.id).where(JOURNEYS.c.id == row.id)
-            await close_open_steps(session, this, "goal_reached", now)
-            result = await session.execute(
-                update(JOURNEYS)
-                .where(JOURNEYS.c.id == row.id, JOURNEYS.c.status.in_(LIVE_STATUSES))
-                .values(
-                    status=JourneyStatus.active.value,
-                    node_id=goal.id,
-                    visits=visits,
-                    due_at=now,
-                    wake_event_id=record.id,
-                    wait_event_type=None,
-                    wait_match=None,
-                    waiting_since=None,
-                    attempts=0,
-                    lease_owner=None,
-                    lease_until=None,
-                    updated_at=now,
-                )
-            )
-            if result.rowcount:  # type: ignore[attr-defined]
-                moved.append(row.id)
-            break
-    return tuple(moved)
+            flow = flows[journey.flow_version_id]
+            if "goal_reached" not in flow.settings.exit_on:
+                continue
+            for goal in flow.goals:
+                assert goal.trigger is not None and goal.config is not None
+                if goal.trigger.event_type != item.type or journey.node_id == goal.id:
+                    continue
+                if profiles is None:
+                    profiles = await _batch_profiles(session, batch)
+                profile = profiles.get(item.customer)
+                if profile is None or not goal.accepts(batch.record(index), profile):
+                    continue
+                journey.visits[goal.id] = journey.visits.get(goal.id, 0) + 1
+                journey.node_id = goal.id
+                journey.status = JourneyStatus.active.value
+                journey.wait_event_type = None
+                goal_moves.append((index, journey, goal.id, dict(journey.visits)))
+                batch.goals.setdefault(index, []).append(journey.id)
+                break
+    if wakes:
+        await _write_wakes(session, batch, wakes)
+    for index, journey, goal_id, visits in goal_moves:
+        await _write_goal(session, batch, index, journey.id, goal_id, visits)
+
+
+async def _batch_profiles(session: AsyncSession, batch: _Batch) -> dict[CustomerKey, Profile]:
+    customers = [batch.items[i] for i in batch.stored]
+    return await load_profiles(
+        session,
+        [c.contact_id for c in customers if c.contact_id is not None],
+        [c.visitor_id for c in customers if c.contact_id is None and c.visitor_id is not None],
+    )
+
+
+async def _write_wakes(
+    session: AsyncSession, batch: _Batch, wakes: dict[int, tuple[int, _Live]]
+) -> None:
+    """One UPDATE for every wait the batch ends, each guarded by the wait it read.
+
+    Clearing the lease makes a worker that is stepping such a journey right
+    now drop its (stale) result. A journey whose wait changed since it was
+    read (a worker moved it on) is left alone and not reported as woken.
+    """
+    ids = list(wakes)
+
+    def per_journey(values: dict[int, Any], column: Any) -> Any:
+        return case(
+            {jid: literal(value, type_=column.type) for jid, value in values.items()},
+            value=JOURNEYS.c.id,
+        )
+
+    event_ids = {jid: batch.event_ids[index] for jid, (index, _j) in wakes.items()}
+    types = {jid: journey.wait_event_type for jid, (_i, journey) in wakes.items()}
+    since = {jid: journey.waiting_since for jid, (_i, journey) in wakes.items()}
+    result = await session.execute(
+        update(JOURNEYS)
+        .where(
+            among(session, JOURNEYS.c.id, ids),
+            JOURNEYS.c.status == JourneyStatus.waiting.value,
+            JOURNEYS.c.wait_event_type == per_journey(types, JOURNEYS.c.wait_event_type),
+            JOURNEYS.c.waiting_since == per_journey(since, JOURNEYS.c.waiting_since),
+        )
+        .values(
+            due_at=batch.now,
+            wake_event_id=per_journey(event_ids, JOURNEYS.c.wake_event_id),
+            wait_event_type=None,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=batch.now,
+        )
+        .returning(JOURNEYS.c.id)
+    )
+    done = set(result.scalars())
+    for index in list(batch.woken):
+        kept = [jid for jid in batch.woken[index] if jid in done]
+        if kept:
+            batch.woken[index] = kept
+        else:
+            del batch.woken[index]
+
+
+async def _write_goal(
+    session: AsyncSession,
+    batch: _Batch,
+    index: int,
+    journey_id: int,
+    goal_id: str,
+    visits: dict[str, int],
+) -> None:
+    """Move a live journey onto its goal node; it runs the goal next, which ends it.
+
+    Goals are rare next to events, so each move is its own statement.
+    """
+    this = select(JOURNEYS.c.id).where(JOURNEYS.c.id == journey_id)
+    await close_open_steps(session, this, "goal_reached", batch.now)
+    result = await session.execute(
+        update(JOURNEYS)
+        .where(JOURNEYS.c.id == journey_id, JOURNEYS.c.status.in_(LIVE_STATUSES))
+        .values(
+            status=JourneyStatus.active.value,
+            node_id=goal_id,
+            visits=visits,
+            due_at=batch.now,
+            wake_event_id=batch.event_ids[index],
+            wait_event_type=None,
+            wait_match=None,
+            waiting_since=None,
+            attempts=0,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=batch.now,
+        )
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        batch.goals[index].remove(journey_id)
+        if not batch.goals[index]:
+            del batch.goals[index]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite needs are installed and running:
-# PostgreSQL (127.0.0.1:5432, trust auth, database "test"), Redis (127.0.0.1:6379)
-# and Debian's Chromium for the browser tests. Safe to run repeatedly.
+# PostgreSQL (127.0.0.1:5432, trust auth, database "test"), Redis (127.0.0.1:6379),
+# Debian's Chromium for the browser tests and wrk for make bench. Safe to run repeatedly.
 # With CI=true any service that cannot be brought up fails this script.
 set -uo pipefail
 
@@ -49,6 +49,13 @@ if [ ! -x /usr/bin/chromium ]; then
     apt_install chromium || true
 fi
 if [ -x /usr/bin/chromium ]; then say "Chromium: $(/usr/bin/chromium --version 2>/dev/null)"; else say "Chromium is NOT installed"; failed=1; fi
+
+# make bench drives the one-event endpoint with wrk, a load generator that is not the bottleneck.
+if ! command -v wrk >/dev/null; then
+    say "installing Debian wrk for make bench"
+    apt_install wrk || true
+fi
+if command -v wrk >/dev/null; then say "wrk is installed"; else say "wrk is NOT installed (make bench needs it)"; fi
 
 if [ "$failed" = 1 ] && [ "${CI:-}" = "true" ]; then
     say "a required service is missing and CI=true: failing"

@@ -1,13 +1,16 @@
 """``/api/v1`` identify and track, single and batch: how other systems send customer data.
 
-Batch calls validate and store every item on its own (a savepoint each): one
-bad item is reported with its index and reason, and nothing else in the batch
-is lost; a rejected item writes nothing at all.
+Batch calls check every item first, then write the good ones set-based (a
+few statements per batch, not per item): one bad item is reported with its
+index and reason, writes nothing at all, and nothing else in the batch is
+lost. A single call is a batch of one, through the same code. A request that
+fails as a whole (the database went away) wrote nothing: the transaction
+rolls back, and a retry with the same idempotency keys acts once.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import post
 from litestar.datastructures import State
@@ -20,14 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.api.responses import BODY, errors
 from backend.auth.guards import role
 from backend.auth.principal import Principal
+from backend.contacts.bulk import identify_many
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import IdentifyIn, TrackIn
 from backend.contacts.service import AttributeSchema, identify
-from backend.contacts.track import EventRuntime, track
+from backend.contacts.track import EventRuntime, track, track_many
 from backend.deps import Actor, Db
 from backend.models import Role
+from runtime.events import IngestResult
 
 MAX_BATCH = 1000
+M = TypeVar("M", bound=BaseModel)
 SINGLE_BODY_LIMIT = 256 * 1024
 BATCH_BODY_LIMIT = 8 * 1024 * 1024
 
@@ -108,11 +114,7 @@ async def _identify_one(
     return IdentifyOut(contact_id=result.contact.id, created=result.created)
 
 
-async def _track_one(
-    db: AsyncSession, data: TrackIn, runtime: EventRuntime, actor: Principal
-) -> TrackOut:
-    async with db.begin_nested():
-        outcome = await track(db, runtime, data, source=_source(actor))
+def _track_out(outcome: IngestResult) -> TrackOut:
     return TrackOut(
         event_id=outcome.event_id,
         duplicate=outcome.duplicate,
@@ -149,7 +151,7 @@ async def track_event(
 ) -> TrackOut:
     """Append an event; flows it triggers start and journeys waiting for it wake at once."""
     try:
-        return await _track_one(db, data, runtime, actor)
+        return _track_out(await track(db, runtime, data, source=_source(actor)))
     except (ValidationError, InvalidValue) as exc:
         raise _refuse(exc) from exc
 
@@ -163,14 +165,19 @@ async def track_event(
 )
 async def identify_batch(db: Db, actor: Actor, data: JSONBody[BatchIn]) -> BatchOut:
     """Up to 1,000 identify items; each is validated and reported on its own."""
-    schema = await AttributeSchema.load(db)
+    checked = _shapes(IdentifyIn, data.items)
+    good = [item for item in checked if isinstance(item, IdentifyIn)]
+    outcomes = iter(
+        await identify_many(db, good, source=_source(actor), schema=await AttributeSchema.load(db))
+    )
     results: list[ItemResult] = []
-    for index, raw in enumerate(data.items):
-        try:
-            out = await _identify_one(db, IdentifyIn.model_validate(raw), schema, actor)
-        except (ValidationError, InvalidValue) as exc:
-            results.append(ItemResult(index=index, ok=False, error=_item_error(exc)))
+    for index, item in enumerate(checked):
+        outcome = item if not isinstance(item, IdentifyIn) else next(outcomes)
+        if isinstance(outcome, (ValidationError, InvalidValue)):
+            results.append(ItemResult(index=index, ok=False, error=_item_error(outcome)))
         else:
+            assert outcome is not None  # create and update are both allowed here
+            out = IdentifyOut(contact_id=outcome.contact.id, created=outcome.created)
             results.append(ItemResult(index=index, ok=True, result=out))
     return _batch(results)
 
@@ -186,16 +193,31 @@ async def identify_batch(db: Db, actor: Actor, data: JSONBody[BatchIn]) -> Batch
 async def track_batch(
     db: Db, actor: Actor, runtime: RuntimeDep, data: JSONBody[BatchIn]
 ) -> BatchOut:
-    """Up to 1,000 events; each is validated and reported on its own."""
+    """Up to 1,000 events; each is validated and reported on its own, all stored set-based."""
+    checked = _shapes(TrackIn, data.items)
+    # A shape error is reported from ``checked``; the placeholder only keeps the indexes.
+    shaped = [item if isinstance(item, TrackIn) else InvalidValue("", "") for item in checked]
+    outcomes = await track_many(db, runtime, shaped, source=_source(actor))
     results: list[ItemResult] = []
-    for index, raw in enumerate(data.items):
-        try:
-            out = await _track_one(db, TrackIn.model_validate(raw), runtime, actor)
-        except (ValidationError, InvalidValue) as exc:
-            results.append(ItemResult(index=index, ok=False, error=_item_error(exc)))
+    for index, (item, outcome) in enumerate(zip(checked, outcomes, strict=True)):
+        if isinstance(item, ValidationError):
+            results.append(ItemResult(index=index, ok=False, error=_item_error(item)))
+        elif isinstance(outcome, InvalidValue):
+            results.append(ItemResult(index=index, ok=False, error=_item_error(outcome)))
         else:
-            results.append(ItemResult(index=index, ok=True, result=out))
+            results.append(ItemResult(index=index, ok=True, result=_track_out(outcome)))
     return _batch(results)
+
+
+def _shapes(model: type[M], raw: list[dict[str, Any]]) -> list[M | ValidationError]:
+    """Each item checked against ``model``: the model, or why it does not fit."""
+    checked: list[M | ValidationError] = []
+    for item in raw:
+        try:
+            checked.append(model.model_validate(item))
+        except ValidationError as exc:
+            checked.append(exc)
+    return checked
 
 
 def _batch(results: list[ItemResult]) -> BatchOut:

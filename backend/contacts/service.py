@@ -26,6 +26,7 @@ from backend.i18n import gettext as _
 from backend.models import Channel, Contact, ContactConsent, utcnow
 from backend.models.ingestion import AttributeDefinition
 from runtime.messaging.suppression import ConsentChange
+from runtime.sql import CONTACTS, upsert_insert
 
 CONTACT_FIELDS = ("email", "phone", "first_name", "last_name", "lifecycle_stage", "timezone")
 
@@ -190,6 +191,31 @@ def apply_identify(
         contact.tags = sorted({tag.strip() for tag in data.tags if tag.strip()})
 
 
+async def _create(session: AsyncSession, data: IdentifyIn, email: str | None) -> Contact | None:
+    """Insert a new contact by its identifiers, or None when a concurrent request just did.
+
+    ``ON CONFLICT DO NOTHING`` waits for the other writer's commit instead of
+    failing on the unique index, so two posts of a new address both succeed.
+    """
+    now = utcnow()
+    stmt = (
+        upsert_insert(session, CONTACTS)
+        .values(
+            external_id=data.external_id,
+            email=email,
+            attributes={},
+            tags=[],
+            consent={},
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(CONTACTS.c.id)
+    )
+    new_id = await session.scalar(stmt)
+    return None if new_id is None else await session.get(Contact, new_id)
+
+
 async def _upsert(
     session: AsyncSession,
     data: IdentifyIn,
@@ -208,8 +234,14 @@ async def _upsert(
         if (created and not create) or (not created and not update):
             return None
         if contact is None:
-            contact = Contact(external_id=data.external_id, attributes={}, tags=[], consent={})
-            session.add(contact)
+            contact = await _create(session, data, email)
+            created = contact is not None
+            # Lost a race to a request creating the same person: theirs it is.
+            contact = contact or await _find(session, data, email)
+            if contact is None:
+                raise RuntimeError("a contact was created and removed meanwhile; retry")
+            if not created and not update:
+                return None
         apply_identify(contact, data, email, phone, timezone, attributes)
         now = utcnow()
         contact.updated_at = now

@@ -1,23 +1,38 @@
-"""Recording an event for a customer named by id, external id, email or visitor id."""
+"""Recording events for customers named by id, external id, email or visitor id.
+
+``track_many`` is the one ingestion path: the API's single and batch calls,
+hosted forms, inbound hooks and the snippet's events all come through it
+(a single call is a batch of one). It checks every item in Python first,
+then resolves the batch's customers set-based (contacts not seen before are
+created with ``INSERT ... ON CONFLICT DO NOTHING``, so two requests racing to
+create the same address both succeed) and hands the events to
+``runtime.events.ingest_many``. A bad item is reported on its own and writes
+nothing; the others go ahead.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.contacts.normalize import InvalidValue, normalize_email
 from backend.contacts.schemas import TrackIn
 from backend.i18n import gettext as _
-from backend.models import Contact, Visitor, utcnow
+from backend.models import utcnow
 from runtime.doorbell import Doorbell
-from runtime.events import IngestResult, ingest
+from runtime.events import EventIn, IngestResult, ingest_many
+from runtime.sql import CONTACTS, VISITORS, among, upsert_insert
 from runtime.versions import VersionCache
 
 MAX_PROPERTIES_CHARS = 32_000
+# Racing creators of the same contact settle in one more round; more means something is wrong.
+_MAX_ROUNDS = 5
 
 
 @runtime_checkable
@@ -31,44 +46,12 @@ class EventRuntime(Protocol):
     def doorbell(self) -> Doorbell | None: ...
 
 
-async def _contact_id(session: AsyncSession, data: TrackIn) -> int | None:
-    if data.contact_id is not None:
-        found = await session.scalar(
-            select(Contact.id).where(Contact.id == data.contact_id, Contact.erased_at.is_(None))
-        )
-        if found is None:
-            raise InvalidValue(
-                "contact_id", _("no contact with id %(id)d") % {"id": data.contact_id}
-            )
-        return int(found)
-    if data.external_id is None and data.email is None:
-        return None
-    email = normalize_email(data.email) if data.email else None
-    column, value = (
-        (Contact.external_id, data.external_id) if data.external_id else (Contact.email, email)
-    )
-    found = await session.scalar(select(Contact.id).where(column == value))
-    if found is not None:
-        return int(found)
-    # An event about someone not seen before creates them: the event is not lost,
-    # and a later identify fills in the rest.
-    async with session.begin_nested():
-        contact = Contact(external_id=data.external_id, email=email, attributes={}, tags=[])
-        session.add(contact)
-        await session.flush()
-    return contact.id
-
-
-async def _ensure_visitor(session: AsyncSession, visitor_id: str, now: datetime) -> int | None:
-    visitor = await session.get(Visitor, visitor_id)
-    if visitor is None:
-        async with session.begin_nested():
-            visitor = Visitor(id=visitor_id, traits={}, first_seen_at=now, last_seen_at=now)
-            session.add(visitor)
-            await session.flush()
-    else:
-        visitor.last_seen_at = now
-    return visitor.contact_id
+@dataclass
+class _Item:
+    data: TrackIn
+    email: str | None
+    occurred_at: datetime | None
+    contact_id: int | None = None
 
 
 def _check_properties(properties: dict[str, Any]) -> None:
@@ -81,6 +64,188 @@ def _check_properties(properties: dict[str, Any]) -> None:
         )
 
 
+def _check(data: TrackIn, emails: dict[str, str]) -> _Item:
+    """Check one item in Python; ``emails`` remembers this batch's normalised addresses."""
+    _check_properties(data.properties)
+    occurred_at = data.occurred_at
+    if occurred_at is not None and occurred_at.tzinfo is None:
+        occurred_at = occurred_at.replace(tzinfo=UTC)
+    email = None
+    if data.email:
+        email = emails.get(data.email)
+        if email is None:
+            email = emails[data.email] = normalize_email(data.email)
+    return _Item(data, email, occurred_at, data.contact_id)
+
+
+async def _check_contact_ids(
+    session: AsyncSession, items: dict[int, _Item], errors: dict[int, InvalidValue]
+) -> None:
+    wanted = {item.data.contact_id for item in items.values() if item.data.contact_id is not None}
+    if not wanted:
+        return
+    found = set(
+        (
+            await session.scalars(
+                select(CONTACTS.c.id).where(
+                    among(session, CONTACTS.c.id, wanted), CONTACTS.c.erased_at.is_(None)
+                )
+            )
+        ).all()
+    )
+    for index, item in list(items.items()):
+        if item.data.contact_id is not None and item.data.contact_id not in found:
+            errors[index] = InvalidValue(
+                "contact_id", _("no contact with id %(id)d") % {"id": item.data.contact_id}
+            )
+            del items[index]
+
+
+async def _resolve_contacts(
+    session: AsyncSession, items: dict[int, _Item], errors: dict[int, InvalidValue]
+) -> None:
+    """Find or create the contacts named by external id (first) or email, set-based.
+
+    An event about someone not seen before creates them: the event is not
+    lost, and a later identify fills in the rest.
+    """
+    named = {
+        i: item
+        for i, item in items.items()
+        if item.contact_id is None and (item.data.external_id or item.email)
+    }
+    for _round in range(_MAX_ROUNDS):
+        if not named:
+            return
+        ext_ids = {it.data.external_id for it in named.values() if it.data.external_id}
+        emails = {it.email for it in named.values() if it.email}
+        clauses = []
+        if ext_ids:
+            clauses.append(among(session, CONTACTS.c.external_id, ext_ids))
+        if emails:
+            clauses.append(among(session, CONTACTS.c.email, emails))
+        rows = (
+            await session.execute(
+                select(CONTACTS.c.id, CONTACTS.c.external_id, CONTACTS.c.email).where(or_(*clauses))
+            )
+        ).all()
+        by_ext = {r.external_id: r.id for r in rows if r.external_id is not None}
+        by_email = {r.email: r.id for r in rows if r.email is not None}
+        new: dict[tuple[str | None, str | None], None] = {}
+        for index, item in list(named.items()):
+            ext = item.data.external_id
+            found = by_ext.get(ext) if ext else by_email.get(item.email)
+            if found is not None:
+                item.contact_id = found
+                del named[index]
+            elif ext and item.email in by_email:
+                errors[index] = InvalidValue(
+                    "email",
+                    _(
+                        "email “%(email)s” belongs to a contact with another external_id "
+                        "than “%(external_id)s”"
+                    )
+                    % {"email": item.email, "external_id": ext},
+                )
+                del items[index], named[index]
+            else:
+                new[(ext, None if ext else item.email)] = None
+        if not new:
+            return
+        # Items naming the same new external id but different emails create it
+        # with the first email, as one call after the other would.
+        first_email: dict[str, str | None] = {}
+        for item in named.values():
+            if item.data.external_id:
+                first_email.setdefault(item.data.external_id, item.email)
+        now = utcnow()
+        rows_in: list[dict[str, Any]] = [
+            {
+                "external_id": ext,
+                "email": first_email[ext] if ext else email,
+                "attributes": {},
+                "tags": [],
+                "consent": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+            for ext, email in sorted(new, key=lambda k: (k[0] or "", k[1] or ""))
+        ]
+        await session.execute(upsert_insert(session, CONTACTS).on_conflict_do_nothing(), rows_in)
+        # Whatever was created here or by a racing request is found in the next round.
+    raise RuntimeError("contacts could not be resolved; retry the request")
+
+
+async def _ensure_visitors(
+    session: AsyncSession, items: dict[int, _Item], now: datetime
+) -> dict[str, int | None]:
+    """Create unseen visitors, mark the others seen: one statement; returns their contacts."""
+    ids = sorted({it.data.visitor_id for it in items.values() if it.data.visitor_id is not None})
+    if not ids:
+        return {}
+    stmt = upsert_insert(session, VISITORS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[VISITORS.c.id], set_={"last_seen_at": stmt.excluded.last_seen_at}
+    ).returning(VISITORS.c.id, VISITORS.c.contact_id)
+    rows = [{"id": v, "traits": {}, "first_seen_at": now, "last_seen_at": now} for v in ids]
+    return {row.id: row.contact_id for row in await session.execute(stmt, rows)}
+
+
+async def track_many(
+    session: AsyncSession,
+    runtime: EventRuntime,
+    batch: Sequence[TrackIn | InvalidValue],
+    *,
+    source: str,
+    now: datetime | None = None,
+) -> list[IngestResult | InvalidValue]:
+    """Store events and let flows react; one result or error per item, in order.
+
+    Items already known to be bad (``InvalidValue``) are passed through, so
+    callers that validate shapes themselves keep their indexes.
+    """
+    now = now or utcnow()
+    errors: dict[int, InvalidValue] = {}
+    items: dict[int, _Item] = {}
+    emails: dict[str, str] = {}
+    for index, data in enumerate(batch):
+        if isinstance(data, InvalidValue):
+            errors[index] = data
+            continue
+        try:
+            items[index] = _check(data, emails)
+        except InvalidValue as exc:
+            errors[index] = exc
+    await _check_contact_ids(session, items, errors)
+    await _resolve_contacts(session, items, errors)
+    linked = await _ensure_visitors(session, items, now)
+    events: list[EventIn] = []
+    for item in items.values():
+        contact_id, visitor_id = item.contact_id, item.data.visitor_id
+        # A visitor who became a contact is that contact from now on (identity stitching).
+        if contact_id is None and visitor_id is not None:
+            contact_id = linked.get(visitor_id)
+        events.append(
+            EventIn(
+                type=item.data.type,
+                contact_id=contact_id,
+                visitor_id=visitor_id if contact_id is None else None,
+                properties=item.data.properties,
+                dedupe_key=item.data.idempotency_key,
+                occurred_at=item.occurred_at,
+                source=source,
+            )
+        )
+    results = await ingest_many(
+        session, runtime.versions, events, now=now, doorbell=runtime.doorbell
+    )
+    out: list[IngestResult | InvalidValue] = []
+    stored = iter(results)
+    for index in range(len(batch)):
+        out.append(errors[index] if index in errors else next(stored))
+    return out
+
+
 async def track(
     session: AsyncSession,
     runtime: EventRuntime,
@@ -89,29 +254,8 @@ async def track(
     source: str,
     now: datetime | None = None,
 ) -> IngestResult:
-    """Store one event and let flows react; raises InvalidValue for a bad item."""
-    now = now or utcnow()
-    _check_properties(data.properties)
-    occurred_at = data.occurred_at
-    if occurred_at is not None and occurred_at.tzinfo is None:
-        occurred_at = occurred_at.replace(tzinfo=UTC)
-    contact_id = await _contact_id(session, data)
-    visitor_id = data.visitor_id
-    if visitor_id is not None:
-        linked = await _ensure_visitor(session, visitor_id, now)
-        # A visitor who became a contact is that contact from now on (identity stitching).
-        if contact_id is None and linked is not None:
-            contact_id, visitor_id = linked, None
-    return await ingest(
-        session,
-        runtime.versions,
-        type=data.type,
-        now=now,
-        contact_id=contact_id,
-        visitor_id=visitor_id if contact_id is None else None,
-        properties=data.properties,
-        dedupe_key=data.idempotency_key,
-        occurred_at=occurred_at,
-        source=source,
-        doorbell=runtime.doorbell,
-    )
+    """Store one event and let flows react (a batch of one); raises InvalidValue for a bad item."""
+    (result,) = await track_many(session, runtime, [data], source=source, now=now)
+    if isinstance(result, InvalidValue):
+        raise result
+    return result

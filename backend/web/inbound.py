@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.audit import record
 from backend.auth.guards import public, role
 from backend.contacts.normalize import InvalidValue
-from backend.contacts.track import EventRuntime, track
+from backend.contacts.schemas import TrackIn
+from backend.contacts.track import EventRuntime, track_many
 from backend.deps import Actor, Db, Now
 from backend.errors import json_error
 from backend.i18n import _
@@ -234,15 +235,18 @@ async def receive(
         )
     mapping = SourceMapping.model_validate(source.mapping)
     runtime: EventRuntime = request.app.state.runtime
-    results: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
+    batch: list[TrackIn | InvalidValue] = []
+    for item in items:
         try:
-            async with db.begin_nested():
-                data = to_track(mapping, item, source.id)
-                outcome = await track(db, runtime, data, source=f"hook:{source.name}", now=now)
+            batch.append(to_track(mapping, item, source.id))
         except InvalidValue as exc:
+            batch.append(exc)
+    outcomes = await track_many(db, runtime, batch, source=f"hook:{source.name}", now=now)
+    results: list[dict[str, Any]] = []
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, InvalidValue):
             results.append(
-                {"index": index, "ok": False, "field": exc.field, "message": exc.message}
+                {"index": index, "ok": False, "field": outcome.field, "message": outcome.message}
             )
         else:
             results.append(

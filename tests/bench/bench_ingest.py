@@ -1,35 +1,47 @@
-"""Ingestion throughput on PostgreSQL (figures printed, never asserted).
+"""Ingestion throughput on PostgreSQL and SQLite (figures printed, never asserted).
 
-Prints, measured in the same run on loopback HTTP (uvicorn in a child process,
-the client here):
+Prints, each beside a ceiling measured in the same run:
 
-- ``track`` events/s through ``POST /api/v1/track`` (one event per request)
-  and ``POST /api/v1/batch/track`` (500 per request), with an API key;
-- requests/s of a bare Litestar endpoint that only parses the JSON body, the
-  ceiling for one-event requests on this machine;
+- ``POST /api/v1/batch/track`` events/s (1,000 events per request, a third of
+  them for contacts not seen before) against a raw ``INSERT ... SELECT
+  unnest(...)`` of the same number of event rows over asyncpg (PostgreSQL),
+  and the same batches on SQLite;
+- ``POST /api/v1/track`` (one event per request) against a bare Litestar
+  endpoint that only parses the JSON body, both driven by ``wrk`` (Debian's,
+  a compiled load generator: ``apt-get install wrk``) at 8 and 32
+  connections, with the client's and the server's CPU, so the ceiling is the
+  server's and not the client's;
 - CSV import rows/s (``run_import``, upserting new contacts with attributes);
 - the same import started from the browser pages (upload, map, start) on the
   running app, with the latency of ``GET /healthz`` while it runs: the import
   shares the web process and must not block it.
 
-Sizes: TOUCHFLOW_BENCH_TRACK (events, default 3,000), TOUCHFLOW_BENCH_IMPORT
-(rows, default 20,000), TOUCHFLOW_BENCH_CONCURRENCY (requests in flight, 16).
+Servers are uvicorn child processes; the figures are for this machine only.
+Sizes: TOUCHFLOW_BENCH_BATCHES (1,000-event requests, default 20),
+TOUCHFLOW_BENCH_WRK_SECONDS (per wrk run, default 8), TOUCHFLOW_BENCH_IMPORT
+(rows, default 20,000).
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import multiprocessing as mp
 import os
 import re
+import resource
+import shutil
 import socket
 import statistics
+import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from backend.auth.keys import new_api_key
@@ -39,10 +51,12 @@ from backend.models import ApiKey, ImportJob, Role
 from backend.services.users import create_user
 from tests.services import fresh_database
 
-TRACK = int(os.environ.get("TOUCHFLOW_BENCH_TRACK", "3000"))
+BATCHES = int(os.environ.get("TOUCHFLOW_BENCH_BATCHES", "20"))
+WRK_SECONDS = int(os.environ.get("TOUCHFLOW_BENCH_WRK_SECONDS", "8"))
 IMPORT_ROWS = int(os.environ.get("TOUCHFLOW_BENCH_IMPORT", "20000"))
-CONCURRENCY = int(os.environ.get("TOUCHFLOW_BENCH_CONCURRENCY", "16"))
-BATCH = 500
+CONCURRENCY = 2  # batch requests in flight
+BATCH = 1000
+WRK_CONNECTIONS = (8, 32)
 
 
 def _free_port() -> int:
@@ -133,39 +147,156 @@ async def _api_key(url: str) -> str:
     return made.token
 
 
-async def _http(url: str, import_csv: Path) -> None:
-    token = await _api_key(url)
-    ctx = mp.get_context("spawn")
-    app_port, bare_port = _free_port(), _free_port()
-    servers = [
-        ctx.Process(
-            target=_serve_touchflow, args=(url, app_port, str(import_csv.parent)), daemon=True
-        ),
-        ctx.Process(target=_serve_bare, args=(bare_port,), daemon=True),
+def _start(target: Any, *args: Any) -> Any:
+    process = mp.get_context("spawn").Process(target=target, args=args, daemon=True)
+    process.start()
+    return process
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(url: str, connections: int, body: dict[str, Any], token: str | None) -> dict[str, float]:
+    """Drive ``url`` with wrk; requests/s, p99 latency and the client's CPU (% of a core)."""
+    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+    if token:
+        headers += f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+    script = f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n{headers}'
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{WRK_SECONDS}s",
+            "--latency",
+            "-s",
+            handle.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    os.unlink(handle.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors from {url}:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert p99 is not None
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / elapsed
+    return {"rate": rate, "p99_ms": float(p99.group(1)) * scale, "client_cpu": cpu}
+
+
+def _batches(run: str, count: int) -> list[dict[str, Any]]:
+    """``count`` requests of BATCH events; a third name a contact not seen before."""
+    return [
+        {
+            "items": [
+                {
+                    "type": "page.viewed",
+                    "email": f"{run}-{n}@example.com"
+                    if n % 3 == 0
+                    else f"bench{n % 500}@example.com",
+                    "properties": {"path": f"/products/{n % 50}", "n": n},
+                    "idempotency_key": f"{run}-{n}",
+                }
+                for n in range(b * BATCH, (b + 1) * BATCH)
+            ]
+        }
+        for b in range(count)
     ]
-    for server in servers:
-        server.start()
+
+
+async def _raw_unnest(url: str, rows: int) -> float:
+    """Seconds to insert ``rows`` event rows with plain ``INSERT ... SELECT unnest(...)``."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        contacts = [r[0] for r in await conn.fetch("SELECT id FROM contacts LIMIT 500")]
+        stmt = (
+            "INSERT INTO events (type, contact_id, properties, source, dedupe_key, occurred_at,"
+            " received_at) SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[],"
+            " $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])"
+        )
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        for start in range(0, rows, BATCH):
+            size = min(BATCH, rows - start)
+            await conn.execute(
+                stmt,
+                ["page.viewed"] * size,
+                [contacts[n % len(contacts)] for n in range(size)],
+                [json.dumps({"path": f"/products/{n % 50}", "n": n}) for n in range(size)],
+                ["api:bench"] * size,
+                [f"raw-{start + n}" for n in range(size)],
+                [now] * size,
+                [now] * size,
+            )
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+async def _batch_track(base: str, auth: dict[str, str], run: str) -> float:
+    await _post_all(base, "/api/v1/batch/track", _batches(f"{run}-warm", 2), auth)
+    bodies = _batches(run, BATCHES)
+    return await _post_all(base, "/api/v1/batch/track", bodies, auth)
+
+
+async def _http(url: str, sqlite_url: str, import_csv: Path) -> None:
+    token = await _api_key(url)
+    sqlite_token = await _api_key(sqlite_url)
+    app_port, bare_port, lite_port = _free_port(), _free_port(), _free_port()
+    servers = [
+        _start(_serve_touchflow, url, app_port, str(import_csv.parent)),
+        _start(_serve_bare, bare_port),
+        _start(_serve_touchflow, sqlite_url, lite_port, str(import_csv.parent)),
+    ]
     try:
         app, bare = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{bare_port}"
-        await asyncio.gather(_wait_up(app), _wait_up(bare))
+        lite = f"http://127.0.0.1:{lite_port}"
+        await asyncio.gather(_wait_up(app), _wait_up(bare), _wait_up(lite))
         auth = {"Authorization": f"Bearer {token}"}
-        # Warm up both (connections, caches, the 500 contacts the events create).
-        await _post_all(app, "/api/v1/track", [_event(n, "warm") for n in range(500)], auth)
-        await _post_all(bare, "/track", [_event(n, "warm") for n in range(200)], {})
+        events = BATCHES * BATCH
+        print(f"cores: {os.cpu_count()}; servers: one uvicorn process each")
 
-        bare_s = await _post_all(bare, "/track", [_event(n, "bare") for n in range(TRACK)], {})
-        single_s = await _post_all(
-            app, "/api/v1/track", [_event(n, "single") for n in range(TRACK)], auth
+        batch_s = await _batch_track(app, auth, "pg")
+        raw_s = await _raw_unnest(url, events)
+        batch, raw = events / batch_s, events / raw_s
+        print(
+            f"batch track, PostgreSQL ({BATCHES} requests of {BATCH:,}, {CONCURRENCY} in flight):"
         )
-        batches = [
-            {"items": [_event(n, "batch") for n in range(start, min(start + BATCH, TRACK))]}
-            for start in range(0, TRACK, BATCH)
-        ]
-        batch_s = await _post_all(app, "/api/v1/batch/track", batches, auth)
-        print(f"HTTP, {CONCURRENCY} requests in flight, {TRACK:,} events each:")
-        print(f"  bare Litestar endpoint (parse JSON only) {TRACK / bare_s:10,.0f} requests/s")
-        print(f"  POST /api/v1/track (1 event/request)     {TRACK / single_s:10,.0f} events/s")
-        print(f"  POST /api/v1/batch/track ({BATCH}/request)   {TRACK / batch_s:10,.0f} events/s")
+        print(f"  POST /api/v1/batch/track                 {batch:10,.0f} events/s")
+        print(f"  raw INSERT ... SELECT unnest(...), same rows {raw:8,.0f} rows/s")
+        print(f"  ratio                                    {batch / raw:10.0%}")
+        lite_s = await _batch_track(lite, {"Authorization": f"Bearer {sqlite_token}"}, "lite")
+        print(f"batch track, SQLite: {events / lite_s:,.0f} events/s")
+
+        body = {"type": "page.viewed", "email": "wrk@example.com", "properties": {"path": "/"}}
+        print(f"single track vs a bare Litestar POST, wrk (1 thread, {WRK_SECONDS} s per run):")
+        for conns in WRK_CONNECTIONS:
+            cpu = _cpu_seconds(servers[1].pid)
+            ceiling = _wrk(f"{bare}/track", conns, body, None)
+            bare_cpu = (_cpu_seconds(servers[1].pid) - cpu) / WRK_SECONDS
+            cpu = _cpu_seconds(servers[0].pid)
+            single = _wrk(f"{app}/api/v1/track", conns, body, token)
+            app_cpu = (_cpu_seconds(servers[0].pid) - cpu) / WRK_SECONDS
+            print(
+                f"  {conns:2d} connections: track {single['rate']:7,.0f} req/s "
+                f"(p99 {single['p99_ms']:.0f} ms, server CPU {app_cpu:.0%}, "
+                f"wrk CPU {single['client_cpu']:.0%}); bare {ceiling['rate']:7,.0f} req/s "
+                f"(server CPU {bare_cpu:.0%}, wrk CPU {ceiling['client_cpu']:.0%}); "
+                f"ratio {single['rate'] / ceiling['rate']:.0%}"
+            )
         await _import_through_pages(app, url, import_csv)
     finally:
         for server in servers:
@@ -259,11 +390,16 @@ async def _import(url: str) -> None:
 
 
 async def run() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench_ingest needs wrk (apt-get install -y wrk; scripts/services.sh)")
     with tempfile.TemporaryDirectory() as tmp:
-        async with fresh_database("postgresql", Path(tmp)) as url:
+        async with (
+            fresh_database("postgresql", Path(tmp)) as url,
+            fresh_database("sqlite", Path(tmp)) as sqlite_url,
+        ):
             page_csv = Path(tmp) / "from-the-pages.csv"
             _write_csv(page_csv, IMPORT_ROWS, prefix="page")
-            await _http(url, page_csv)
+            await _http(url, sqlite_url, page_csv)
             await _import(url)
 
 

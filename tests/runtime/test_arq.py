@@ -6,6 +6,7 @@ when the queue is empty), sharing the test's Runtime and its fake clock.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 
 from runtime.clock import FakeClock
+from runtime.doorbell import COALESCE_SECONDS
 from runtime.engine import Runtime
 from runtime.executor.arq_worker import JOB_NAME, ArqDoorbell, worker_settings
 from tests.runtime.conftest import Mailbox, add_contacts, journeys, publish, steps
@@ -94,6 +96,7 @@ async def test_a_ring_enqueues_a_job_and_a_worker_steps_the_batch(
     bell = ArqDoorbell(redis, rt.settings.queue_name)
     rt.doorbell = bell
     await _signups(rt, 25)
+    await asyncio.sleep(COALESCE_SECONDS * 2)  # the burst's trailing ring
     await bell.settle()
     # A job only says "there is work": it never names a customer.
     jobs = await redis.queued_jobs(queue_name=rt.settings.queue_name)
@@ -101,6 +104,7 @@ async def test_a_ring_enqueues_a_job_and_a_worker_steps_the_batch(
         (JOB_NAME, (), ())
     }
     queued = len(jobs)
+    assert queued < 25  # rings in a burst are coalesced
     worker = await _burst(rt, sweep=False)
     assert worker.jobs_complete == queued and worker.jobs_failed == 0
     assert Counter(mailbox.subjects()) == {"Hello": 25}
@@ -140,6 +144,7 @@ async def _flush_and_recover(
     bell = ArqDoorbell(redis, rt.settings.queue_name)
     rt.doorbell = bell
     await _signups(rt, 10)
+    await asyncio.sleep(COALESCE_SECONDS * 2)  # the burst's trailing ring, before the flush
     await bell.settle()
     assert await redis.zcard(rt.settings.queue_name) >= 1
     await redis.flushdb()  # every queued job is gone
