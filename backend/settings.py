@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     # What happens to a marketing message a cap or window blocks: "defer" or "drop".
     when_blocked: Literal["defer", "drop"] = "defer"
 
+    # Security (issue 13). Outgoing requests to addresses people type (webhooks, SMS
+    # provider URLs) never reach loopback, private, link-local or metadata addresses
+    # unless named here: comma-separated host names (".corp.example" for a domain),
+    # addresses or CIDR ranges.
+    egress_allow: str = ""
+    # Addresses or CIDR ranges of the reverse proxies whose X-Forwarded-For /
+    # X-Forwarded-Proto are believed; from anyone else those headers are ignored.
+    trusted_proxies: str = ""
+    # A signed-in session ends after this long without a request, and after this long in any case.
+    session_idle_minutes: int = Field(default=12 * 60, ge=5)
+    session_max_hours: int = Field(default=14 * 24, ge=1)
+
     # Runtime tuning.
     batch_size: int = Field(default=500, ge=1, le=10_000)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)

@@ -262,6 +262,8 @@ def build_runtime(
         settings=settings,
         clock=clock,
         deliverers=channels,
-        services=build_services(settings.base_url, settings.resolved_secret_key()),
+        services=build_services(
+            settings.base_url, settings.resolved_secret_key(), egress_allow=settings.egress_allow
+        ),
         doorbell=doorbell or NullDoorbell(),
     )

@@ -18,7 +18,8 @@ the config model and the declaration. docs/custom-nodes.md builds a complete,
 pip-installable node package step by step.
 """
 
-from nodes.sdk.context import Clock, Context, Services, SystemClock
+from nodes.sdk.context import Clock, Context, EgressGuard, Services, SystemClock
+from nodes.sdk.egress import EgressPolicy
 from nodes.sdk.node import EmptyConfig, NodeType
 from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, discover
 from nodes.sdk.types import (
@@ -43,6 +44,8 @@ __all__ = [
     "Clock",
     "ContactChanges",
     "Context",
+    "EgressGuard",
+    "EgressPolicy",
     "EmptyConfig",
     "EventRecord",
     "EventWait",

@@ -27,6 +27,7 @@ import httpx
 
 from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError
 from runtime.messaging.phone import BadNumber, to_e164
+from runtime.egress import EgressClient, EgressRefused
 
 __all__ = [
     "PROVIDERS",
@@ -226,7 +227,8 @@ class SmsDeliverer:
         self.sender = sender
         self.region = region
         self.status_url = status_url
-        self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=False)
+        # The guarded client (runtime.egress): the provider URL is a setting a person typed.
+        self.client = client or EgressClient()
 
     async def deliver(self, message: Outgoing) -> Delivered:
         payload = message.payload
@@ -245,7 +247,10 @@ class SmsDeliverer:
             status_url=self.status_url(message.id) if self.status_url else None,
             key=message.idempotency_key,
         )
-        response = await self.client.send(request)
+        try:
+            response = await self.client.send(request)
+        except EgressRefused as exc:
+            raise PermanentError(str(exc)) from exc
         if response.is_success:
             return Delivered(
                 provider_message_id=self.provider.provider_id(response), detail=_snippet(response)

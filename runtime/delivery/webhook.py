@@ -18,6 +18,7 @@ import httpx
 
 from nodes.sdk import Clock, SystemClock
 from runtime.delivery import Delivered, Outgoing, PermanentError
+from runtime.egress import EgressClient, EgressRefused
 
 __all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "signature", "verify_signature"]
 
@@ -49,7 +50,8 @@ def _snippet(response: httpx.Response) -> str:
 
 class WebhookDeliverer:
     def __init__(self, client: httpx.AsyncClient | None = None, clock: Clock | None = None) -> None:
-        self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=False)
+        # The guarded client (runtime.egress): a typed URL never reaches internal addresses.
+        self.client = client or EgressClient()
         self.clock = clock or SystemClock()
 
     async def deliver(self, message: Outgoing) -> Delivered:
@@ -71,6 +73,8 @@ class WebhookDeliverer:
             response = await self.client.post(url, content=content, headers=headers)
         except httpx.TimeoutException as exc:
             raise TimeoutError(f"the receiver did not answer in time ({url})") from exc
+        except EgressRefused as exc:
+            raise PermanentError(str(exc)) from exc
         if response.is_success:
             return Delivered(
                 provider_message_id=response.headers.get("x-request-id"),

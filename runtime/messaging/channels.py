@@ -26,6 +26,7 @@ from runtime.delivery.sms import (
 )
 from runtime.delivery.task import TaskDeliverer
 from runtime.delivery.webhook import WebhookDeliverer
+from runtime.egress import EgressClient, EgressPolicy
 from runtime.messaging.gate import GatedDeliverer, GatePolicy
 from runtime.messaging.links import LinkSigner
 
@@ -75,7 +76,8 @@ def built_in_deliverers(
     """Every configured channel; email, SMS and webhooks pass through the send gate."""
     links = link_signer(settings)
     policy = GatePolicy.from_settings(settings)
-    raw: dict[str, Deliverer] = {"webhook": WebhookDeliverer(clock=clock)}
+    egress = EgressPolicy.parse(settings.egress_allow)
+    raw: dict[str, Deliverer] = {"webhook": WebhookDeliverer(EgressClient(egress), clock=clock)}
     email = _email(settings, links)
     if email is not None:
         raw["email"] = email
@@ -86,6 +88,7 @@ def built_in_deliverers(
             sender=settings.sms_sender,
             region=settings.sms_default_region,
             status_url=links.sms_status_url,
+            client=EgressClient(egress),
         )
     deliverers: dict[str, Deliverer] = {
         name: GatedDeliverer(d, sessions, clock, policy) for name, d in raw.items()
