@@ -26,8 +26,8 @@ from urllib.parse import quote
 import httpx
 
 from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError
-from runtime.messaging.phone import BadNumber, to_e164
 from runtime.egress import EgressClient, EgressRefused
+from runtime.messaging.phone import BadNumber, to_e164
 
 __all__ = [
     "PROVIDERS",
