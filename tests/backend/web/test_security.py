@@ -80,7 +80,7 @@ async def test_a_session_cookie_copied_before_logout_is_dead_after_it(
 ) -> None:
     client = await signed_in(Role.marketer)
     stolen = str(client.cookies[SESSION_COOKIE])
-    assert (await client.get("/flows")).status_code == 200
+    assert (await client.get("/flows", follow_redirects=False)).status_code == 200
     assert (await post_form(client, "/logout", {})).status_code == 303
     _use(client, stolen)  # the copy, replayed after the owner logged out
     response = await client.get("/flows", follow_redirects=False)
@@ -104,7 +104,7 @@ async def test_a_role_change_and_a_password_change_end_the_users_sessions(
     # Signed in again (as a viewer now), then the password changes.
     client.cookies.clear()
     assert (await sign_in(client, "marketer@example.com")).status_code == 303
-    assert (await client.get("/flows")).status_code == 200
+    assert (await client.get("/flows", follow_redirects=False)).status_code == 200
     async with sessions() as db, db.begin():
         user = await db.get(User, uid)
         assert user is not None
@@ -112,7 +112,7 @@ async def test_a_role_change_and_a_password_change_end_the_users_sessions(
     assert (await client.get("/flows", follow_redirects=False)).status_code == 303
     # The admin's own session was never touched.
     _use(client, admin)
-    assert (await client.get("/settings/users")).status_code == 200
+    assert (await client.get("/settings/users", follow_redirects=False)).status_code == 200
 
 
 async def test_sessions_end_after_the_idle_and_the_absolute_lifetime(
@@ -120,14 +120,16 @@ async def test_sessions_end_after_the_idle_and_the_absolute_lifetime(
 ) -> None:
     client = await signed_in(Role.viewer)
     clock.advance(hours=11)
-    assert (await client.get("/flows")).status_code == 200  # 11 h idle: still in
+    assert (
+        await client.get("/flows", follow_redirects=False)
+    ).status_code == 200  # 11 h idle: still in
     clock.advance(hours=12, minutes=1)
     assert (await client.get("/flows", follow_redirects=False)).status_code == 303
 
     await sign_in(client, "viewer@example.com")
     for _visit in range(30):  # in use every 11 hours for 330 hours...
         clock.advance(hours=11)
-        assert (await client.get("/flows")).status_code == 200
+        assert (await client.get("/flows", follow_redirects=False)).status_code == 200
     clock.advance(hours=11)  # ...and still over after 14 days (336 hours)
     assert (await client.get("/flows", follow_redirects=False)).status_code == 303
 
