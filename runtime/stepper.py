@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,9 +139,10 @@ async def _run_node(rt: Runtime, walk: Walk, events: tuple[EventRecord, ...]) ->
     tick = time.perf_counter()
     if node is None or node.node is None or node.config is None:
         problem = node.problem if node is not None else f"node {walk.node_id!r} is not in the flow"
-        walk.fail_or_retry(
-            problem or "node cannot run", visit, started, rt.settings.max_step_attempts
-        )
+        # A missing or substituted node type holds the journey (retried with back-off,
+        # never failed) until the published package is back.
+        limit = sys.maxsize if node is not None and node.held else rt.settings.max_step_attempts
+        walk.fail_or_retry(problem or "node cannot run", visit, started, limit)
         return
     profile = walk.profile
     assert profile is not None

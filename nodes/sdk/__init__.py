@@ -21,7 +21,7 @@ pip-installable node package step by step.
 from nodes.sdk.context import Clock, Context, EgressGuard, Services, SystemClock
 from nodes.sdk.egress import EgressPolicy
 from nodes.sdk.node import EmptyConfig, NodeType
-from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, discover
+from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, Origin, discover
 from nodes.sdk.types import (
     NEXT,
     ContactChanges,
@@ -55,6 +55,7 @@ __all__ = [
     "Message",
     "NodeRegistry",
     "NodeType",
+    "Origin",
     "Outcome",
     "Port",
     "Profile",

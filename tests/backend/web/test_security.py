@@ -12,10 +12,12 @@ import asyncio
 import csv
 import io
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from importlib.metadata import distributions
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,8 @@ from backend.cli import UVICORN_OPTIONS
 from backend.csvfile import CsvWriter
 from backend.models import AuditEntry, Delivery, Event, OutboxMessage, Role, Task, User
 from backend.services.users import set_password
+from nodes.sdk import ENTRY_POINT_GROUP
+from nodes.sdk.registry import register_all
 from tests.backend.web.conftest import SignedIn
 from tests.backend.web.support import (
     PASSWORD,
@@ -45,6 +49,7 @@ from tests.backend.web.support import (
     sign_in,
 )
 from tests.backend.web.test_imports import finish, upload
+from tests.runtime.test_plugin_identity import _install
 
 Client = AsyncTestClient[Litestar]
 
@@ -362,3 +367,36 @@ async def test_repeated_failures_back_off_instead_of_locking(
     assert await _try(client, "ada@example.com", PASSWORD, "203.0.113.9") == 429
     clock.advance(seconds=30)
     assert await _try(client, "ada@example.com", PASSWORD, "203.0.113.9") == 303
+
+
+# --- 7. Plugins could silently swap code: the Settings page says what was refused ------
+
+
+async def test_the_settings_page_shows_a_type_id_refused_for_two_packages(
+    app: Litestar,
+    signed_in: SignedIn,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    _install(tmp_path, "acme-nodes", "1.0", "acme.tag")
+    _install(tmp_path, "rival-nodes", "2.3", "acme.tag")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        points = [
+            ep
+            for dist in distributions(path=[str(tmp_path)])
+            for ep in dist.entry_points
+            if ep.group == ENTRY_POINT_GROUP
+        ]
+        refused = register_all(points)
+    finally:
+        sys.path.remove(str(tmp_path))
+    client = await signed_in(Role.admin)
+    app.state.runtime.registry.errors.extend(refused.errors)
+    page = await client.get("/settings/node-types")
+    assert page.status_code == 200
+    assert "acme-nodes 1.0" in page.text and "rival-nodes 2.3" in page.text
+    assert "offered by acme-nodes and rival-nodes" in page.text
+    assert "action.webhook" in page.text and "touchflow" in page.text  # the built-ins' package
+    await _session_of(client, sessions, "v@example.com", Role.viewer)
+    assert (await client.get("/settings/node-types")).status_code == 403
