@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from backend.api import api_router, openapi_config
 from backend.auth.csrf import CsrfMiddleware
 from backend.auth.guards import public, role_guard, undeclared_routes
+from backend.auth.headers import SecurityHeadersMiddleware
 from backend.auth.middleware import AuthMiddleware, session_config
 from backend.db import create_engine, create_sessionmaker
 from backend.deps import DEPENDENCIES
@@ -153,6 +154,9 @@ def create_app(
         guards=[role_guard],
         # Outermost first: the session must be loaded before CSRF and auth read it.
         middleware=[
+            DefineMiddleware(
+                SecurityHeadersMiddleware, production=settings.environment == "production"
+            ),
             DefineMiddleware(
                 ProxyHeadersMiddleware, proxies=TrustedProxies(settings.trusted_proxies)
             ),

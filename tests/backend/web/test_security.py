@@ -48,6 +48,7 @@ from tests.backend.web.support import (
     settings_for,
     sign_in,
 )
+from tests.backend.web.test_forms import make_form
 from tests.backend.web.test_imports import finish, upload
 from tests.runtime.test_plugin_identity import _install
 
@@ -400,3 +401,35 @@ async def test_the_settings_page_shows_a_type_id_refused_for_two_packages(
     assert "action.webhook" in page.text and "touchflow" in page.text  # the built-ins' package
     await _session_of(client, sessions, "v@example.com", Role.viewer)
     assert (await client.get("/settings/node-types")).status_code == 403
+
+
+# --- Headers -------------------------------------------------------------------------
+
+
+async def test_admin_pages_forbid_inline_script_and_framing(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    client = await signed_in(Role.marketer)
+    for path in ("/login", "/flows", "/contacts"):
+        response = await client.get(path)
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("style")[0]
+        assert "frame-ancestors 'none'" in policy
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "same-origin"
+        assert "strict-transport-security" not in response.headers  # not in production
+    await make_form(sessions)
+    embedded = await client.get("/f/signup?embed=1")
+    assert "frame-ancestors" not in embedded.headers["content-security-policy"]
+    assert "x-frame-options" not in embedded.headers  # hosted forms keep their embed rules
+    api = await client.get("/healthz")
+    assert "content-security-policy" not in api.headers
+
+
+async def test_production_sends_hsts_and_secure_cookies(db_url: str, engine: AsyncEngine) -> None:
+    app = create_app(settings_for(db_url, environment="production"), clock=MovableClock())
+    async with AsyncTestClient(app, base_url="http://testserver.local") as client:
+        response = await client.get("/login")
+    assert response.headers["strict-transport-security"].startswith("max-age=31536000")
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=") and "Secure" in cookie and "HttpOnly" in cookie
