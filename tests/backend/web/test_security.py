@@ -25,12 +25,13 @@ import httpx
 import pytest
 import uvicorn
 from litestar import Litestar
+from litestar.middleware.session.client_side import ClientSideSessionBackend
 from litestar.testing import AsyncTestClient
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.app import create_app
-from backend.auth.middleware import SESSION_COOKIE
+from backend.auth.middleware import SESSION_COOKIE, session_config
 from backend.cli import UVICORN_OPTIONS
 from backend.csvfile import CsvWriter
 from backend.models import AuditEntry, Delivery, Event, OutboxMessage, Role, Task, User
@@ -433,3 +434,24 @@ async def test_production_sends_hsts_and_secure_cookies(db_url: str, engine: Asy
     assert response.headers["strict-transport-security"].startswith("max-age=31536000")
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"{SESSION_COOKIE}=") and "Secure" in cookie and "HttpOnly" in cookie
+
+
+async def test_the_session_id_changes_at_every_sign_in(
+    app: Litestar, client: Client, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    backend = ClientSideSessionBackend(session_config(app.state.settings))
+
+    def session() -> dict[str, Any]:
+        return backend.load_data([str(client.cookies[SESSION_COOKIE]).encode()])
+
+    await add_user(sessions, "ada@example.com", Role.viewer)
+    await client.get("/login")
+    anonymous = session()
+    assert "sid" not in anonymous and "uid" not in anonymous
+    await sign_in(client, "ada@example.com")
+    first = session()
+    client.cookies.clear()
+    await sign_in(client, "ada@example.com")
+    second = session()
+    assert first["sid"] != second["sid"] and first["uid"] == second["uid"]
+    assert first["csrf"] != anonymous["csrf"]
