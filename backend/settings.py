@@ -8,6 +8,7 @@ deployment described in DESIGN principle 9.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from functools import lru_cache
@@ -104,6 +105,21 @@ class Settings(BaseSettings):
         if value.strip() and not _QUIET.fullmatch(value.strip()):
             raise ValueError(f"quiet hours must look like '21:00-08:00', not {value!r}")
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"TRUSTED_PROXIES lists addresses or CIDR ranges such as 10.0.0.5 or "
+                    f"10.0.0.0/24, not {item!r}"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

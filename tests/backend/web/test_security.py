@@ -35,7 +35,9 @@ from backend.auth.middleware import SESSION_COOKIE, session_config
 from backend.cli import UVICORN_OPTIONS
 from backend.csvfile import CsvWriter
 from backend.models import AuditEntry, Delivery, Event, OutboxMessage, Role, Task, User
+from backend.ratelimit import TrustedProxies
 from backend.services.users import set_password
+from backend.settings import Settings
 from nodes.sdk import ENTRY_POINT_GROUP
 from nodes.sdk.registry import register_all
 from tests.backend.web.conftest import SignedIn
@@ -455,3 +457,11 @@ async def test_the_session_id_changes_at_every_sign_in(
     second = session()
     assert first["sid"] != second["sid"] and first["uid"] == second["uid"]
     assert first["csrf"] != anonymous["csrf"]
+
+
+def test_trusted_proxies_must_be_addresses() -> None:
+    with pytest.raises(ValueError, match="addresses or CIDR ranges"):
+        Settings(_env_file=None, trusted_proxies="proxy.local")  # type: ignore[call-arg]
+    proxies = TrustedProxies(Settings(trusted_proxies="10.0.0.0/8, ::1").trusted_proxies)
+    assert proxies.client("10.1.1.1", "203.0.113.7, 10.2.2.2") == "203.0.113.7"
+    assert proxies.client("203.0.113.9", "198.51.100.1") == "203.0.113.9"
