@@ -40,6 +40,9 @@ from backend.services.users import set_password
 from backend.settings import Settings
 from nodes.sdk import ENTRY_POINT_GROUP
 from nodes.sdk.registry import register_all
+from runtime.flows import create_flow
+from tests.backend.editor.conftest import Editor
+from tests.backend.editor.test_edits import _add
 from tests.backend.web.conftest import SignedIn
 from tests.backend.web.support import (
     PASSWORD,
@@ -465,3 +468,30 @@ def test_trusted_proxies_must_be_addresses() -> None:
     proxies = TrustedProxies(Settings(trusted_proxies="10.0.0.0/8, ::1").trusted_proxies)
     assert proxies.client("10.1.1.1", "203.0.113.7, 10.2.2.2") == "203.0.113.7"
     assert proxies.client("203.0.113.9", "198.51.100.1") == "203.0.113.9"
+
+
+async def test_the_webhook_secret_is_write_only_in_the_step_settings(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Shown once (as typed), never sent back to a browser, kept when the field is left empty."""
+    client = await signed_in(Role.marketer)
+    async with sessions() as db, db.begin():
+        flow = await create_flow(db, "Hooks")
+    editor = Editor(client, sessions, flow.id)
+    node = await _add(editor, "action.webhook")
+    secret = "a-signing-secret-of-32-characters"
+    saved = await editor.post(
+        f"/nodes/{node}/config", {"cfg.url": "https://crm.example/hook", "cfg.secret": secret}
+    )
+    assert saved.status_code == 200 and secret not in saved.text
+    assert "Saved (hidden)" in saved.text
+    panel = await editor.get(f"/nodes/{node}")
+    assert secret not in panel.text and 'type="password"' in panel.text
+    page = await client.get(f"{editor.base}?node={node}")
+    assert page.status_code == 200 and secret not in page.text
+    again = await editor.post(
+        f"/nodes/{node}/config", {"cfg.url": "https://crm.example/v2", "cfg.secret": ""}
+    )
+    assert again.status_code == 200
+    config = (await editor.flow()).draft_graph["nodes"][0]["config"]
+    assert config["secret"] == secret and config["url"] == "https://crm.example/v2"
