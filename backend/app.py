@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from redis.asyncio import Redis
@@ -17,12 +18,19 @@ from backend.api import api_router, openapi_config
 from backend.auth import passwords
 from backend.auth.csrf import CsrfMiddleware
 from backend.auth.guards import public, role_guard, undeclared_routes
+from backend.auth.headers import SecurityHeadersMiddleware
 from backend.auth.middleware import AuthMiddleware, session_config
 from backend.bodies import TouchflowRequest
 from backend.db import create_engine, create_sessionmaker
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
-from backend.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from backend.ratelimit import (
+    MemoryRateLimiter,
+    ProxyHeadersMiddleware,
+    RateLimiter,
+    RedisRateLimiter,
+    TrustedProxies,
+)
 from backend.settings import Settings, get_settings
 from backend.templating import HTMX_FILE, STATIC_DIR, template_config
 from backend.web import (
@@ -150,6 +158,12 @@ def create_app(
         guards=[role_guard],
         # Outermost first: the session must be loaded before CSRF and auth read it.
         middleware=[
+            DefineMiddleware(
+                SecurityHeadersMiddleware, production=settings.environment == "production"
+            ),
+            DefineMiddleware(
+                ProxyHeadersMiddleware, proxies=TrustedProxies(settings.trusted_proxies)
+            ),
             session_config(settings).middleware,
             CsrfMiddleware,
             LocaleMiddleware,

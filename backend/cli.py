@@ -11,7 +11,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -19,6 +19,9 @@ from backend.auth import passwords
 from backend.settings import Settings, get_settings
 
 T = TypeVar("T")
+# uvicorn's own forwarded-header handling trusts 127.0.0.1 (or FORWARDED_ALLOW_IPS)
+# whatever TRUSTED_PROXIES says; the app decides instead (backend.ratelimit).
+UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
 
 
 def _settings() -> Settings:
@@ -70,7 +73,7 @@ def serve(host: str, port: int, no_worker: bool) -> None:
         )
     app = create_app(settings, run_executor=not no_worker)
     click.echo(f"Touchflow at http://{host}:{port} (database: {_safe_url(settings.database_url)})")
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", **UVICORN_OPTIONS)
 
 
 @main.command()

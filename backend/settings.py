@@ -8,6 +8,7 @@ deployment described in docs/architecture.md (decision 9).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from functools import lru_cache
@@ -74,6 +75,17 @@ class Settings(BaseSettings):
 
     # Hosted form posts accepted per form and client address: "<count>/<second|minute|hour|day>".
     form_rate_limit: str = "10/minute"
+    # Security (issue 13). Outgoing requests to addresses people type (webhooks, SMS
+    # provider URLs) never reach loopback, private, link-local or metadata addresses
+    # unless named here: comma-separated host names (".corp.example" for a domain),
+    # addresses or CIDR ranges.
+    egress_allow: str = ""
+    # Addresses or CIDR ranges of the reverse proxies whose X-Forwarded-For /
+    # X-Forwarded-Proto are believed; from anyone else those headers are ignored.
+    trusted_proxies: str = ""
+    # A signed-in session ends after this long without a request, and after this long in any case.
+    session_idle_minutes: int = Field(default=12 * 60, ge=5)
+    session_max_hours: int = Field(default=14 * 24, ge=1)
 
     # Runtime tuning.
     batch_size: int = Field(default=500, ge=1, le=10_000)
@@ -109,6 +121,21 @@ class Settings(BaseSettings):
         if value.strip() and not _QUIET.fullmatch(value.strip()):
             raise ValueError(f"quiet hours must look like '21:00-08:00', not {value!r}")
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"TRUSTED_PROXIES lists addresses or CIDR ranges such as 10.0.0.5 or "
+                    f"10.0.0.0/24, not {item!r}"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,37 @@ def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.strftime(fmt) + " UTC" if value else "—"
 
 
+_SECRET_KEYS = frozenset({"secret", "password", "token", "authorization", "api_key"})
+_ANSWER = re.compile(r"(HTTP \d{3}): .*", re.DOTALL)
+
+
+def _masked(payload: Any) -> Any:
+    """A message payload for display: signing secrets and credentials replaced by dots.
+
+    Secrets are shown once, where they are created; a page that lists what was sent
+    never repeats them.
+    """
+    if isinstance(payload, Mapping):
+        return {
+            k: ("••••••••" if str(k).lower() in _SECRET_KEYS and v else _masked(v))
+            for k, v in payload.items()
+        }
+    if isinstance(payload, list):
+        return [_masked(v) for v in payload]
+    return payload
+
+
+def _provider_answer(text: str | None, full: bool = False) -> str:
+    """What a provider or webhook receiver answered, trimmed to its status unless ``full``.
+
+    The answer of a system Touchflow called can carry that system's data; admins
+    see it whole, everyone else sees the status line.
+    """
+    if not text:
+        return ""
+    return text if full else _ANSWER.sub(r"\1", text)
+
+
 def create_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -52,6 +84,8 @@ def create_environment() -> Environment:
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["datetime"] = _datetime
+    env.filters["masked"] = _masked
+    env.filters["provider_answer"] = _provider_answer
     env.globals["Role"] = Role
     return env
 

@@ -267,7 +267,9 @@ def build_runtime(
         settings=settings,
         clock=clock,
         deliverers=channels,
-        services=build_services(settings.base_url, settings.resolved_secret_key()),
+        services=build_services(
+            settings.base_url, settings.resolved_secret_key(), egress_allow=settings.egress_allow
+        ),
         doorbell=doorbell or NullDoorbell(),
         lease=timedelta(seconds=settings.lease_seconds),
     )

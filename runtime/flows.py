@@ -19,6 +19,7 @@ from runtime.graph import FlowSettings, parse_graph
 from runtime.models import Flow, FlowStatus, FlowVersion, Journey, JourneyStatus, utcnow
 from runtime.models.journeys import LIVE_STATUSES
 from runtime.sql import close_open_steps
+from runtime.versions import node_origins
 
 __all__ = [
     "DraftConflict",
@@ -139,6 +140,7 @@ async def publish(
         flow_id=flow_id,
         number=(last or 0) + 1,
         graph=graph.model_dump(mode="json"),
+        node_origins=node_origins(graph, registry),
         note=note,
         published_by_id=user_id,
     )

@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from nodes.sdk import Services
+from nodes.sdk import EgressPolicy, Services
 
 __all__ = ["build_services", "make_signer", "verify"]
 
@@ -40,5 +40,16 @@ def verify(secret: str, value: str, token: str) -> bool:
     return hmac.compare_digest(make_signer(secret)(value), token)
 
 
-def build_services(base_url: str, secret: str, extras: Mapping[str, Any] | None = None) -> Services:
-    return Services(base_url=base_url.rstrip("/"), sign=make_signer(secret), extras=extras or {})
+def build_services(
+    base_url: str,
+    secret: str,
+    extras: Mapping[str, Any] | None = None,
+    *,
+    egress_allow: str = "",
+) -> Services:
+    return Services(
+        base_url=base_url.rstrip("/"),
+        sign=make_signer(secret),
+        extras=extras or {},
+        egress=EgressPolicy.parse(egress_allow),
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -125,6 +126,11 @@ async def _run_node(rt: Runtime, walk: Walk, events: tuple[EventRecord, ...]) ->
     node = walk.flow.nodes.get(walk.node_id)
     visit = walk.visits.get(walk.node_id, 1)
     started = rt.clock.now()
+    if node is not None and node.held:
+        # A missing or substituted node type holds the journey (retried with back-off,
+        # never failed) until the published package is back: no other package's code runs.
+        walk.fail_or_retry(node.problem or "node cannot run", visit, started, sys.maxsize)
+        return
     profile = walk.profile
     assert profile is not None
     done = await transition(

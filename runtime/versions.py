@@ -42,6 +42,9 @@ class CompiledNode:
     needs_events: bool = False
     # Why the node cannot run (its type was uninstalled, its config no longer parses).
     problem: str | None = None
+    # The journey waits here (retried hourly, never failed) instead of failing: its
+    # type is missing or now comes from another package than the one published.
+    held: bool = False
 
     def accepts(self, event: EventRecord, profile: Profile) -> bool:
         """Whether this trigger (or goal) node takes ``event`` for ``profile``."""
@@ -66,24 +69,55 @@ class CompiledFlow:
         return self.routes.get((node_id, port))
 
 
+def node_origins(graph: FlowGraph, registry: NodeRegistry) -> dict[str, Any]:
+    """The distribution and version of each node type ``graph`` uses, to store at publish."""
+    origins = {spec.type: registry.origin(spec.type) for spec in graph.nodes}
+    return {type_id: o.as_json() for type_id, o in sorted(origins.items()) if o is not None}
+
+
+def _substitute(type_id: str, recorded: Any, registry: NodeRegistry) -> str | None:
+    """Why the installed ``type_id`` is not the one the version was published with, or None."""
+    if not isinstance(recorded, dict) or registry.get(type_id) is None:
+        return None
+    now = registry.origin(type_id)
+    if now is not None and now.distribution == recorded.get("distribution"):
+        return None
+    installed = f"{now.distribution} {now.version}" if now else "code outside any package"
+    return (
+        f"node type {type_id!r} was published from {recorded.get('distribution')} "
+        f"{recorded.get('version')}, but the installed one comes from {installed}; "
+        "the journey waits here until that package is installed again"
+    )
+
+
 def compile_version(
-    version_id: int, flow_id: int, raw_graph: dict[str, Any], registry: NodeRegistry
+    version_id: int,
+    flow_id: int,
+    raw_graph: dict[str, Any],
+    registry: NodeRegistry,
+    origins: dict[str, Any] | None = None,
 ) -> CompiledFlow:
     """Build the runnable form of a stored graph. Never raises for a bad node.
 
     The graph was validated when it was published; a config stored for an older
     version of its node type is upgraded here (``NodeType.upgrade``). A node
-    whose type has since disappeared, or whose config no longer parses or
-    upgrades, is compiled with a ``problem`` so only journeys reaching it fail.
+    whose type has since disappeared, or is now offered by another distribution
+    than ``origins`` recorded, is compiled ``held`` with a ``problem``: journeys
+    reaching it wait there with that error, and no other package's code runs in
+    its place. A node whose config no longer parses or upgrades is compiled with
+    a ``problem`` so only journeys reaching it fail.
     """
     graph = FlowGraph.model_validate(raw_graph)
     nodes: dict[str, CompiledNode] = {}
     for spec in graph.nodes:
         node_type = registry.get(spec.type)
-        if node_type is None:
+        substitute = _substitute(spec.type, (origins or {}).get(spec.type), registry)
+        if node_type is None or substitute is not None:
             nodes[spec.id] = CompiledNode(
                 spec.id, spec.type, None, None, frozenset(), None, None,
-                problem=f"node type {spec.type!r} is not installed",
+                problem=substitute or f"node type {spec.type!r} is not installed; "
+                "the journey waits here until it is",
+                held=True,
             )  # fmt: skip
             continue
         try:
@@ -138,12 +172,13 @@ class VersionCache:
         missing = ids - found.keys()
         if missing:
             rows = await session.execute(
-                select(FlowVersion.id, FlowVersion.flow_id, FlowVersion.graph).where(
-                    FlowVersion.id.in_(missing)
-                )
+                select(
+                    FlowVersion.id, FlowVersion.flow_id, FlowVersion.graph, FlowVersion.node_origins
+                ).where(FlowVersion.id.in_(missing))
             )
-            for vid, flow_id, graph in rows:
-                found[vid] = self._put(compile_version(vid, flow_id, graph, self.registry))
+            for vid, flow_id, graph, origins in rows:
+                compiled = compile_version(vid, flow_id, graph, self.registry, origins)
+                found[vid] = self._put(compiled)
         return found
 
     async def get(self, session: AsyncSession, version_id: int) -> CompiledFlow:

@@ -4,6 +4,14 @@ Every route handler declares who may call it in its ``opt``: ``public()`` or
 ``role(Role.viewer | Role.marketer | Role.admin)``. The app-wide guard refuses
 any handler that declares neither, and ``undeclared_routes`` lets a test (and
 ``create_app``) prove that nothing was forgotten.
+
+The rule for state-changing routes (written down once, here): a route that
+changes shared state (flows, contacts, forms, messages, settings) needs
+marketer or higher; user accounts, API keys, site keys, retries and
+migrations need admin. A viewer changes nothing but what is assigned to them:
+a route that lets a lower role act on its *own* record declares the lowest role
+and checks ownership with ``may_act_on`` (a viewer completes only their own
+task; a marketer completes anyone's). docs/security.md lists every actor.
 """
 
 from __future__ import annotations
@@ -40,6 +48,13 @@ def public(*, csrf_exempt: bool = False) -> dict[str, Any]:
 
 class RoleRefused(PermissionDeniedException):
     """A signed-in caller whose role is too low for the route."""
+
+
+def may_act_on(principal: Principal, owner_id: int | None, needed: Role = Role.marketer) -> bool:
+    """Whether ``principal`` may change a record owned by ``owner_id``: its owner, or ``needed``."""
+    if principal.allows(needed):
+        return True
+    return principal.kind == "user" and owner_id is not None and principal.id == owner_id
 
 
 def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:

@@ -3,11 +3,19 @@
 Sets ``scope["user"]`` to a ``Principal`` or None; the role guard decides what
 that caller may do. The user is re-read on every request, so a changed role or
 a deactivated account takes effect at once.
+
+The session cookie is encrypted and signed, so it cannot be forged, but a copy
+of it is as good as the original. A session therefore carries the user's
+``session_version`` from when it started: logging out, changing the password,
+the role or the access raises the version (``end_sessions``) and every copy of
+every session of that user stops working at once. Sessions also end after
+``SESSION_IDLE_MINUTES`` without a request and ``SESSION_MAX_HOURS`` in any case.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,36 +34,48 @@ from backend.settings import Settings
 SESSION_COOKIE = "touchflow_session"
 SESSION_USER = "uid"
 SESSION_SIGNED_IN_AT = "at"
-SESSION_LIFETIME = timedelta(days=14)
+SESSION_SEEN_AT = "seen"
+SESSION_VERSION = "ver"
+SESSION_ID = "sid"
+# The idle clock is written back at most this often (each write re-sends the cookie).
+SEEN_PRECISION = timedelta(minutes=1)
 API_PREFIX = "/api/"
 # Writing last_used_at on every API call would turn reads into writes; a coarse stamp is enough.
 LAST_USED_PRECISION = timedelta(minutes=5)
 
 
 def session_config(settings: Settings) -> CookieBackendConfig:
-    """Encrypted cookie sessions: HttpOnly, SameSite=Lax, Secure when served over https."""
+    """Encrypted cookie sessions: HttpOnly, SameSite=Lax, Secure over https and in production."""
     secret = hashlib.sha256(b"touchflow-session:" + settings.resolved_secret_key().encode())
     return CookieBackendConfig(
         secret=secret.digest(),
         key=SESSION_COOKIE,
-        max_age=int(SESSION_LIFETIME.total_seconds()),
+        max_age=settings.session_max_hours * 3600,
         httponly=True,
         samesite="lax",
-        secure=settings.base_url.startswith("https://"),
+        secure=settings.base_url.startswith("https://") or settings.environment == "production",
         # Machine endpoints (API, snippet, tracking pixels) neither read nor set the cookie.
         exclude=["^/api/", "^/static/", "^/healthz", "^/p/", "^/t/"],
     )
 
 
 def sign_in(session: dict[str, Any], user: User, now: datetime) -> None:
-    """Start a fresh session for ``user`` (nothing from the anonymous session survives)."""
+    """Start a fresh session for ``user``: a new id, nothing from the anonymous session."""
     session.clear()
+    session[SESSION_ID] = secrets.token_urlsafe(16)
     session[SESSION_USER] = user.id
     session[SESSION_SIGNED_IN_AT] = now.timestamp()
+    session[SESSION_SEEN_AT] = now.timestamp()
+    session[SESSION_VERSION] = user.session_version
 
 
 def sign_out(session: dict[str, Any]) -> None:
     session.clear()
+
+
+def end_sessions(user: User) -> None:
+    """End every session ``user`` has, on every device (the caller commits)."""
+    user.session_version = (user.session_version or 0) + 1
 
 
 class AuthMiddleware(MiddlewareProtocol):
@@ -76,18 +96,25 @@ async def _session_principal(scope: Scope) -> Principal | None:
     if not isinstance(session, dict) or SESSION_USER not in session:
         return None
     state = scope["litestar_app"].state
+    settings: Settings = state.settings
+    now = state.clock.now().timestamp()
     signed_in_at = session.get(SESSION_SIGNED_IN_AT)
-    now: datetime = state.clock.now()
-    if not isinstance(signed_in_at, int | float) or (
-        now.timestamp() - signed_in_at > SESSION_LIFETIME.total_seconds()
+    seen_at = session.get(SESSION_SEEN_AT)
+    if (
+        not isinstance(signed_in_at, int | float)
+        or not isinstance(seen_at, int | float)
+        or now - signed_in_at > settings.session_max_hours * 3600
+        or now - seen_at > settings.session_idle_minutes * 60
     ):
         sign_out(session)
         return None
     async with state.sessions() as db:
         user = await db.get(User, session[SESSION_USER])
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or session.get(SESSION_VERSION) != user.session_version:
         sign_out(session)
         return None
+    if now - seen_at > SEEN_PRECISION.total_seconds():
+        session[SESSION_SEEN_AT] = now
     return Principal("user", user.id, user.email, user.name, Role(user.role))
 
 

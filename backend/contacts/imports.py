@@ -23,6 +23,7 @@ from backend.contacts.bulk import identify_many
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import IdentifyIn
 from backend.contacts.service import AttributeSchema, Identified
+from backend.csvfile import CsvWriter
 from backend.i18n import gettext as _
 from backend.models import ImportJob, utcnow
 
@@ -183,7 +184,7 @@ async def _process_chunk(
     job: ImportJob,
     headers: list[str],
     chunk: list[tuple[int, list[str]]],
-    rejected_out: Any,
+    rejected_out: CsvWriter,
 ) -> None:
     schema = await AttributeSchema.load(session)
     create, update = job.mode in ("upsert", "create"), job.mode in ("upsert", "update")
@@ -243,7 +244,7 @@ async def run_import(sessions: async_sessionmaker[AsyncSession], job_id: int) ->
             path.open(encoding="utf-8-sig", newline="") as handle,  # noqa: ASYNC230
             report.open("a", encoding="utf-8", newline="") as out,
         ):
-            writer = csv.writer(out)
+            writer = CsvWriter(out)
             rows = _reader(handle, delimiter)
             mapping_headers = next(rows, [])
             if skip == 0:

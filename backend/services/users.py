@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.auth.middleware import end_sessions
 from backend.auth.passwords import MIN_PASSWORD_LENGTH, hash_password_async
 from backend.i18n import _
 from backend.models import Role, User
@@ -50,5 +51,7 @@ async def create_user(
 
 
 async def set_password(user: User, password: str) -> None:
+    """Change the password; every session the user has ends (the caller commits)."""
     check_password(password)
     user.password_hash = await hash_password_async(password)
+    end_sessions(user)

@@ -6,7 +6,6 @@ condition, and/or a rule typed as JSON), compiled to SQL by the rule compiler.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -36,6 +35,7 @@ from backend.contacts.imports import typed_cell
 from backend.contacts.normalize import InvalidValue, normalize_phone
 from backend.contacts.privacy import erase_contact, export_contact
 from backend.contacts.service import AttributeSchema
+from backend.csvfile import CsvWriter
 from backend.deps import Actor, Db, Now, Paging
 from backend.i18n import _
 from backend.models import (
@@ -56,8 +56,6 @@ from runtime.rules.ast import FIELD_TYPES, OPS_BY_TYPE, Rule
 TIMELINE_LIMIT = 100
 CSV_FIELDS = ("id", "external_id", "email", "phone", "first_name", "last_name", "lifecycle_stage")
 _ATTR_ROW = re.compile(r"^attr-(\d+)-(key|value)$")
-# Spreadsheet apps run cells that start like a formula; a leading quote keeps them text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 async def _filter(
@@ -139,11 +137,6 @@ async def contacts_page(
     )
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 async def _csv_rows(
     sessions: async_sessionmaker[AsyncSession],
     q: str,
@@ -152,16 +145,16 @@ async def _csv_rows(
     attributes: list[str],
 ) -> AsyncIterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = CsvWriter(buffer)
     writer.writerow([*CSV_FIELDS, "tags", "created_at", *attributes])
     async for batch in iterate_contacts(sessions, q, rule, now):
         for c in batch:
             writer.writerow(
                 [
-                    *(_cell(getattr(c, name)) for name in CSV_FIELDS),
-                    _cell(";".join(c.tags or [])),
+                    *(getattr(c, name) for name in CSV_FIELDS),
+                    ";".join(c.tags or []),
                     c.created_at.isoformat(),
-                    *(_cell((c.attributes or {}).get(a)) for a in attributes),
+                    *((c.attributes or {}).get(a) for a in attributes),
                 ]
             )
         yield buffer.getvalue()

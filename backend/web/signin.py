@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from backend.audit import record
 from backend.auth.csrf import rotate_token
 from backend.auth.guards import current_principal, public, role
-from backend.auth.middleware import sign_in, sign_out
+from backend.auth.middleware import end_sessions, sign_in, sign_out
 from backend.auth.passwords import hash_password_async, needs_rehash, verify_password_async
 from backend.auth.principal import Principal
 from backend.auth.throttle import LOGIN_FAILED, LOGIN_OK, LOGIN_TARGET, login_key, retry_after
@@ -99,7 +99,12 @@ async def login(
 
 
 @post("/logout", opt=role(Role.viewer))
-async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
+async def logout(request: Request[Any, Any, Any], db: Db) -> Response[Any]:
+    """Sign out here and everywhere: copies of this session cookie stop working too."""
+    principal = current_principal(request)
+    user = await db.get(User, principal.id) if principal and principal.kind == "user" else None
+    if user is not None:
+        end_sessions(user)
     sign_out(request.session)
     return redirect(request, "/login")
 

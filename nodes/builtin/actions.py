@@ -397,6 +397,11 @@ class SendWebhook(NodeType[WebhookConfig]):
                 "attributes": dict(profile.attributes),
             }
         url = render(config.url, values, in_url=True)
+        # A refused address fails the step where the marketer looks (the run), not only
+        # the outbox row; the webhook channel checks again after resolving the name.
+        refusal = ctx.services.egress.refusal(url)
+        if refusal is not None:
+            raise ValueError(refusal)
         payload = {"url": url, "body": body, "secret": config.secret}
         return send(ctx, Message("webhook", payload, category="transactional"))
 

@@ -18,7 +18,14 @@ the config model and the declaration. docs/custom-nodes.md builds a complete,
 pip-installable node package step by step.
 """
 
-from nodes.sdk.context import EVENT_HISTORY_DAYS, Clock, Context, Services, SystemClock
+from nodes.sdk.context import (
+    EVENT_HISTORY_DAYS,
+    Clock,
+    Context,
+    EgressGuard,
+    Services,
+    SystemClock,
+)
 from nodes.sdk.delivery import (
     DELIVERED,
     DELIVERY_EVENT,
@@ -28,11 +35,12 @@ from nodes.sdk.delivery import (
     delivery_outcome,
     message_key,
 )
+from nodes.sdk.egress import EgressPolicy
 from nodes.sdk.i18n import N_
 from nodes.sdk.icons import ICON_NAMES, ICONS
 from nodes.sdk.node import ConfigTooNew, EmptyConfig, NodeType, upgrade_config
 from nodes.sdk.payloads import EmailPayload, Payload, SmsPayload, TaskPayload, WebhookPayload
-from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, discover
+from nodes.sdk.registry import ENTRY_POINT_GROUP, LoadError, NodeRegistry, Origin, discover
 from nodes.sdk.types import (
     NEXT,
     ContactChanges,
@@ -64,6 +72,8 @@ __all__ = [
     "ConfigTooNew",
     "ContactChanges",
     "Context",
+    "EgressGuard",
+    "EgressPolicy",
     "EmailPayload",
     "EmptyConfig",
     "EventRecord",
@@ -74,6 +84,7 @@ __all__ = [
     "Message",
     "NodeRegistry",
     "NodeType",
+    "Origin",
     "Outcome",
     "Payload",
     "Port",

@@ -10,6 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from nodes.sdk.egress import EgressPolicy
 from nodes.sdk.types import EventRecord, JourneyInfo, Profile, Wake
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -30,17 +31,29 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class EgressGuard(Protocol):
+    """The server's outgoing-request policy, as a node sees it."""
+
+    def refusal(self, url: str) -> str | None:
+        """Why the server will not call ``url`` (loopback, private network...), or None."""
+        ...
+
+
 @dataclass(frozen=True)
 class Services:
     """What a node may use besides its inputs. Nodes do no other I/O.
 
     ``sign`` makes an unforgeable token (for tracking and unsubscribe links);
-    ``extras`` carries services added by later subsystems, keyed by name.
+    ``egress`` says whether the server may call a URL the marketer typed: a node
+    that hands a URL to a channel checks it here, so a refused address fails the
+    step with a clear reason (the channel's egress client checks again after
+    resolving the name); ``extras`` carries services added by later subsystems.
     """
 
     base_url: str = "http://127.0.0.1:8000"
     sign: Callable[[str], str] | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+    egress: EgressGuard = field(default_factory=EgressPolicy)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,11 @@
-"""Discovery of node types through the ``touchflow.nodes`` entry-point group."""
+"""Discovery of node types through the ``touchflow.nodes`` entry-point group.
+
+Each type is remembered with the distribution (installed package) and version
+that offered it. A ``type_id`` offered by two distributions is loaded from
+neither: which one would win depends on load order, and a published flow
+would silently run another package's code. Both are reported in ``errors``
+(the Settings page shows them) until one is uninstalled.
+"""
 
 from __future__ import annotations
 
@@ -25,14 +32,35 @@ class LoadError:
     message: str
 
 
+@dataclass(frozen=True)
+class Origin:
+    """The installed distribution a node type came from, and its version."""
+
+    distribution: str
+    version: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"distribution": self.distribution, "version": self.version}
+
+
 @dataclass
 class NodeRegistry:
-    """All known node types by ``type_id``. Built once at start-up, then read-only."""
+    """All known node types by ``type_id``. Built once at start-up, then read-only.
+
+    ``origins`` holds the distribution of each type discovered through an entry
+    point (types added in code, as tests do, have none).
+    """
 
     types: dict[str, AnyNodeType] = field(default_factory=dict)
     errors: list[LoadError] = field(default_factory=list)
+    origins: dict[str, Origin] = field(default_factory=dict)
 
-    def add(self, node_type: AnyNodeType, source: str = "code") -> None:
+    def origin(self, type_id: str) -> Origin | None:
+        return self.origins.get(type_id)
+
+    def add(
+        self, node_type: AnyNodeType, source: str = "code", origin: Origin | None = None
+    ) -> None:
         problem = _declaration_problem(node_type)
         if problem:
             self.errors.append(LoadError(source, problem))
@@ -47,6 +75,8 @@ class NodeRegistry:
             log.error("node type from %s not loaded: %s", source, message)
             return
         self.types[node_type.type_id] = node_type
+        if origin is not None:
+            self.origins[node_type.type_id] = origin
 
     def get(self, type_id: str) -> AnyNodeType | None:
         return self.types.get(type_id)
@@ -84,14 +114,28 @@ def _load_entry_point(entry_point: EntryPoint) -> Iterable[object]:
     raise TypeError(f"{entry_point.value} is neither a NodeType nor a list of them")
 
 
+def _origin(entry_point: EntryPoint) -> Origin:
+    dist = entry_point.dist
+    if dist is None:
+        return Origin(f"entry point {entry_point.name}", "")
+    return Origin(dist.metadata["Name"] or dist.name, dist.version)
+
+
 def discover(group: str = ENTRY_POINT_GROUP) -> NodeRegistry:
     """Load every node type declared in the entry-point group.
 
     A package that fails to import, or a type that is declared wrongly, is
     recorded in ``registry.errors`` and logged; it never takes the app down.
+    A ``type_id`` that two distributions offer is refused for both.
     """
+    return register_all(sorted(entry_points(group=group), key=lambda ep: ep.name))
+
+
+def register_all(points: Iterable[EntryPoint]) -> NodeRegistry:
+    """The registry of the node types ``points`` declare (``discover`` on given entry points)."""
     registry = NodeRegistry()
-    for entry_point in sorted(entry_points(group=group), key=lambda ep: ep.name):
+    found: list[tuple[object, str, Origin]] = []
+    for entry_point in points:
         source = f"{entry_point.name} ({entry_point.value})"
         try:
             candidates = _load_entry_point(entry_point)
@@ -99,6 +143,22 @@ def discover(group: str = ENTRY_POINT_GROUP) -> NodeRegistry:
             registry.errors.append(LoadError(source, f"{type(exc).__name__}: {exc}"))
             log.exception("node package %s failed to load", source)
             continue
-        for candidate in candidates:
-            registry.add(candidate, source)  # type: ignore[arg-type]
+        found.extend((candidate, source, _origin(entry_point)) for candidate in candidates)
+    offered: dict[str, set[str]] = {}
+    for candidate, _source, origin in found:
+        type_id = getattr(candidate, "type_id", None)
+        if isinstance(type_id, str):
+            offered.setdefault(type_id, set()).add(origin.distribution)
+    for candidate, source, origin in found:
+        type_id = getattr(candidate, "type_id", None)
+        rivals = offered.get(type_id, set()) if isinstance(type_id, str) else set()
+        if len(rivals) > 1:
+            message = (
+                f"type id {type_id!r} is offered by {' and '.join(sorted(rivals))}; "
+                "neither is loaded until one of them is uninstalled"
+            )
+            registry.errors.append(LoadError(f"{origin.distribution} {origin.version}", message))
+            log.error("node type from %s not loaded: %s", source, message)
+            continue
+        registry.add(candidate, source, origin)  # type: ignore[arg-type]
     return registry

@@ -31,6 +31,7 @@ import httpx
 from nodes.sdk.payloads import SmsPayload
 from runtime.delivery import Delivered, HardBounce, Outgoing, PermanentError, read_payload
 from runtime.delivery.errors import http_status_is_permanent
+from runtime.egress import EgressClient, EgressRefused
 from runtime.messaging.phone import BadNumber, to_e164
 
 if TYPE_CHECKING:
@@ -248,7 +249,8 @@ class SmsDeliverer:
         self.sender = sender
         self.region = region
         self.status_url = status_url
-        self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=False)
+        # The guarded client (runtime.egress): the provider URL is a setting a person typed.
+        self.client = client or EgressClient()
 
     async def deliver(self, message: Outgoing) -> Delivered:
         payload = read_payload(SmsPayload, message)
@@ -267,7 +269,10 @@ class SmsDeliverer:
             status_url=self.status_url(message.id) if self.status_url else None,
             key=message.idempotency_key,
         )
-        response = await self.client.send(request)
+        try:
+            response = await self.client.send(request)
+        except EgressRefused as exc:
+            raise PermanentError(str(exc)) from exc
         if response.is_success:
             return Delivered(
                 provider_message_id=self.provider.provider_id(response), detail=_snippet(response)

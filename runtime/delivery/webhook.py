@@ -19,6 +19,7 @@ import httpx
 from nodes.sdk import Clock, SystemClock, WebhookPayload
 from runtime.delivery import Delivered, Outgoing, PermanentError, read_payload
 from runtime.delivery.errors import http_status_is_permanent
+from runtime.egress import EgressClient, EgressRefused
 
 __all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "signature", "verify_signature"]
 
@@ -56,7 +57,8 @@ class WebhookDeliverer:
         *,
         concurrency: int = 16,
     ) -> None:
-        self.client = client or httpx.AsyncClient(timeout=15.0, follow_redirects=False)
+        # The guarded client (runtime.egress): a typed URL never reaches internal addresses.
+        self.client = client or EgressClient()
         self.clock = clock or SystemClock()
         self.concurrency = concurrency
 
@@ -79,6 +81,8 @@ class WebhookDeliverer:
             response = await self.client.post(url, content=content, headers=headers)
         except httpx.TimeoutException as exc:
             raise TimeoutError(f"the receiver did not answer in time ({url})") from exc
+        except EgressRefused as exc:
+            raise PermanentError(str(exc)) from exc
         if response.is_success:
             return Delivered(
                 provider_message_id=response.headers.get("x-request-id"),

@@ -34,6 +34,7 @@ from runtime.delivery.plugins import (
 from runtime.delivery.sms import PROVIDERS, SmsDeliverer, SmsProvider
 from runtime.delivery.task import TaskDeliverer
 from runtime.delivery.webhook import WebhookDeliverer
+from runtime.egress import EgressClient, EgressPolicy
 from runtime.messaging.gate import GatedDeliverer, GatePolicy
 from runtime.messaging.links import LinkSigner
 from runtime.settings import RuntimeSettings
@@ -102,11 +103,21 @@ def _sms(setup: ChannelSetup) -> Deliverer | None:
         region=setup.settings.sms_default_region,
         status_url=setup.links.sms_status_url,
         concurrency=setup.settings.sms_concurrency,
+        client=EgressClient(_egress(setup)),
     )
 
 
+def _egress(setup: ChannelSetup) -> EgressPolicy:
+    """What typed URLs may reach: nothing internal unless the operator's EGRESS_ALLOW names it."""
+    return EgressPolicy.parse(setup.settings.egress_allow)
+
+
 def _webhook(setup: ChannelSetup) -> Deliverer:
-    return WebhookDeliverer(clock=setup.clock, concurrency=setup.settings.webhook_concurrency)
+    return WebhookDeliverer(
+        EgressClient(_egress(setup)),
+        clock=setup.clock,
+        concurrency=setup.settings.webhook_concurrency,
+    )
 
 
 def _task(setup: ChannelSetup) -> Deliverer:

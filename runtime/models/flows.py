@@ -64,3 +64,6 @@ class FlowVersion(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # type_id -> {"distribution", "version"} of each node type when published, so a
+    # type later offered by another package is not run in its place.
+    node_origins: Mapped[dict[str, Any] | None] = mapped_column(Json)

@@ -16,6 +16,7 @@ from runtime.clock import FakeClock
 from runtime.delivery.email import EmailDeliverer
 from runtime.delivery.task import TaskDeliverer
 from runtime.delivery.webhook import WebhookDeliverer
+from runtime.egress import EgressClient, EgressPolicy
 from runtime.engine import Runtime
 from tests.runtime.nodes import test_registry
 from tests.support.http import HookReceiver, hook_receiver
@@ -48,7 +49,14 @@ def settings(db_url: str) -> Settings:
         secret_key="test-secret",
         batch_size=100,
         max_step_attempts=3,
+        # The test receivers listen on loopback: opened the way an operator would.
+        egress_allow="127.0.0.1",
     )
+
+
+def webhooks(settings: Settings, clock: FakeClock) -> WebhookDeliverer:
+    """The webhook channel as the runtime builds it, through the egress guard."""
+    return WebhookDeliverer(EgressClient(EgressPolicy.parse(settings.egress_allow)), clock)
 
 
 @pytest.fixture
@@ -67,7 +75,7 @@ def runtime(
         deliverers={
             "email": EmailDeliverer(hostname="127.0.0.1", port=port, sender="Shop <hi@shop.test>"),
             "task": TaskDeliverer(sessions, clock),
-            "webhook": WebhookDeliverer(clock=clock),
+            "webhook": webhooks(settings, clock),
         },
     )
 

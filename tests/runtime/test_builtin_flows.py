@@ -26,11 +26,12 @@ from nodes.sdk import NodeRegistry, discover
 from runtime.clock import FakeClock
 from runtime.delivery.email import EmailDeliverer
 from runtime.delivery.task import TaskDeliverer
-from runtime.delivery.webhook import SIGNATURE_HEADER, WebhookDeliverer, signature
+from runtime.delivery.webhook import SIGNATURE_HEADER, signature
 from runtime.engine import Runtime
 from runtime.entries import FlowNotStartable, latest_tick
+from runtime.services import build_services
 from tests.nodes.receiver import Receiver, receiver
-from tests.runtime.conftest import Mailbox, add_contacts, publish
+from tests.runtime.conftest import Mailbox, add_contacts, publish, webhooks
 from tests.runtime.nodes import graph
 
 
@@ -64,8 +65,9 @@ def rt(
         deliverers={
             "email": EmailDeliverer(hostname="127.0.0.1", port=smtp[1], sender="hi@shop.test"),
             "task": TaskDeliverer(sessions, clock),
-            "webhook": WebhookDeliverer(clock=clock),
+            "webhook": webhooks(settings, clock),
         },
+        services=build_services(settings.base_url, "secret", egress_allow=settings.egress_allow),
     )
 
 
@@ -468,7 +470,8 @@ async def test_installed_slack_example_posts_from_a_published_flow(
         registry=discover(),
         settings=settings,
         clock=clock,
-        deliverers={"webhook": WebhookDeliverer(clock=clock)},
+        deliverers={"webhook": webhooks(settings, clock)},
+        services=build_services(settings.base_url, "secret", egress_allow=settings.egress_allow),
     )
     assert "slack.notify" in rt.registry and "action.email" in rt.registry
     [contact] = await add_contacts(rt, 1)

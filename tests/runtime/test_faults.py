@@ -21,9 +21,16 @@ from backend.settings import Settings
 from nodes.sdk import Services
 from runtime.clock import FakeClock
 from runtime.delivery.email import EmailDeliverer
-from runtime.delivery.webhook import WebhookDeliverer
 from runtime.engine import Runtime
-from tests.runtime.conftest import Mailbox, Receiver, add_contacts, journeys, publish, steps
+from tests.runtime.conftest import (
+    Mailbox,
+    Receiver,
+    add_contacts,
+    journeys,
+    publish,
+    steps,
+    webhooks,
+)
 from tests.runtime.nodes import graph, test_registry
 
 PATH = ["t", "hello", "g", "w", "hook"]
@@ -153,6 +160,7 @@ def _doomed_worker(url: str, start: str, smtp_port: int, stuck: Any) -> None:
             database_url=url,
             secret_key="test-secret",
             batch_size=10,
+            egress_allow="127.0.0.1",
         )
         rt = Runtime(
             sessions=create_sessionmaker(engine),
@@ -161,7 +169,7 @@ def _doomed_worker(url: str, start: str, smtp_port: int, stuck: Any) -> None:
             clock=clock,
             deliverers={
                 "email": EmailDeliverer(hostname="127.0.0.1", port=smtp_port, sender="a@b.test"),
-                "webhook": WebhookDeliverer(clock=clock),
+                "webhook": webhooks(settings, clock),
             },
             services=Services(
                 extras={"gate": _StallAfter(35, stuck), "at_gate": _StallAfter(0, stuck)}

@@ -1,5 +1,5 @@
-"""Settings pages, for admins: users, API keys, site keys and the audit log."""
+"""Settings pages, for admins: users, API keys, site keys, node types and the audit log."""
 
-from backend.web.admin import audit, keys, users
+from backend.web.admin import audit, keys, node_types, users
 
-ROUTES = [*users.ROUTES, *keys.ROUTES, *audit.ROUTES]
+ROUTES = [*users.ROUTES, *keys.ROUTES, *node_types.ROUTES, *audit.ROUTES]

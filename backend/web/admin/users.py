@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.audit import record
 from backend.auth.guards import role
+from backend.auth.middleware import end_sessions
 from backend.deps import Actor, Db
 from backend.i18n import N_, _
 from backend.models import Role, User
@@ -107,6 +108,8 @@ async def change_user(
         before = {key: getattr(user, key) for key in changes}
         for key, value in changes.items():
             setattr(user, key, value)
+        # A new role or switched-off access holds from the next request on every device.
+        end_sessions(user)
         record(
             db, actor, "user.changed", user, {"email": user.email, "from": before, "to": changes}
         )

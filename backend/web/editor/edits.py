@@ -188,7 +188,7 @@ async def configure_action(
         )
     model = node_type.config_model
     submitted = {k[len(CONFIG_PREFIX) :]: v for k, v in form.items() if k.startswith(CONFIG_PREFIX)}
-    config, read_errors = read_config(model, submitted)
+    config, read_errors = read_config(model, submitted, raw.get("config") or {})
     config = normalized(model, config) if not read_errors else config
     label = form.get("node_label", "").strip()
     saved = await save_edit(

@@ -39,6 +39,9 @@ class FormField:
     value: str = ""
     checked: bool = False
     enum_values: tuple[Any, ...] = field(default=(), compare=False)
+    # A write-only value (a signing secret): never sent back to the browser; ``checked``
+    # says whether one is saved, and an empty input keeps it.
+    secret: bool = False
 
 
 def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -104,6 +107,17 @@ def _field(
     enum_values: tuple[Any, ...] = tuple(prop["enum"]) if "enum" in prop else ()
     if "const" in prop:
         enum_values = (prop["const"],)
+    if prop.get("writeOnly"):
+        return FormField(
+            name=name,
+            label=label,
+            widget=widget,
+            required=required,
+            nullable=nullable,
+            help=str(prop.get("description") or ""),
+            checked=bool(value),
+            secret=True,
+        )
     return FormField(
         name=name,
         label=label,
@@ -164,13 +178,14 @@ def _number(text: str, integer: bool) -> Any:
 
 
 def read_config(
-    model: type[BaseModel], form: Mapping[str, str]
+    model: type[BaseModel], form: Mapping[str, str], saved: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Submitted form -> (config values, errors found while reading them).
 
     Values that cannot be converted are kept as typed, so the draft keeps what
     the marketer wrote and validation reports it. An empty optional field is
-    null; an empty field with a default falls back to the default.
+    null; an empty field with a default falls back to the default; an empty
+    secret field keeps the ``saved`` value (the form never shows it).
     """
     config: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -186,7 +201,9 @@ def read_config(
         if item.widget != "textarea":
             text = text.strip()
         if text == "":
-            if item.nullable:
+            if item.secret and not child and (saved or {}).get(key):
+                target[key] = (saved or {})[key]
+            elif item.nullable:
                 target[key] = None
             continue
         if item.widget in ("integer", "number"):

@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from sqlalchemy import func, select
 
-from backend.auth.guards import role
+from backend.auth.guards import RoleRefused, may_act_on, role
 from backend.deps import Actor, Db, Now, Paging
 from backend.i18n import _
 from backend.models import Contact, Role, Task, TaskStatus, User
@@ -67,10 +67,17 @@ async def tasks_page(
 async def complete_task(
     request: Request[Any, Any, Any], db: Db, clock: Now, actor: Actor, task_id: FromPath[int]
 ) -> Response[Any]:
-    """Mark the task done and emit ``task.completed`` for its contact (flows can wait on it)."""
+    """Mark the task done and emit ``task.completed`` for its contact (flows can wait on it).
+
+    Its owner may complete it; anyone else needs marketer (``task.completed`` moves journeys).
+    """
     task = await db.get(Task, task_id)
     if task is None:
         raise NotFoundException(_("There is no task with this number."))
+    if not may_act_on(actor, task.owner_id):
+        raise RoleRefused(
+            _("Only the task's owner or a marketer can complete this task; it is not yours.")
+        )
     if task.status != TaskStatus.done.value:
         task.status = TaskStatus.done.value
         task.completed_at = clock.now()

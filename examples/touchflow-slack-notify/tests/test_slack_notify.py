@@ -1,5 +1,6 @@
 """Unit tests for the Slack node, written with Touchflow's test kit."""
 
+import pytest
 from touchflow_slack_notify import SlackNotify
 
 from nodes.sdk import upgrade_config
@@ -54,6 +55,14 @@ async def test_branches_on_how_the_delivery_went() -> None:
 def test_a_version_1_config_is_upgraded() -> None:
     old = {"webhook_url": HOOK, "text": "New lead: $first_name ($email)"}
     assert upgrade_config(SlackNotify, old, 1)["text"] == "New lead: {{ first_name }} ({{ email }})"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000/x", "http://localhost/x", "http://169.254.169.254/latest"]
+)
+async def test_refuses_an_internal_address(url: str) -> None:
+    with pytest.raises(ValueError, match="does not call"):
+        await run_node(SlackNotify, {"webhook_url": url}, profile=contact(7))
 
 
 def test_explains_a_bad_address_and_a_broken_message() -> None:

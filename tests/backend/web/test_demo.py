@@ -13,7 +13,7 @@ from backend.demo import DEMO_FLOW_NAME, DEMO_FORM_SLUG, load_demo
 from backend.models import Contact, Flow, Journey, OutboxMessage, Role
 from runtime.engine import build_runtime
 from tests.backend.web.conftest import SignedIn
-from tests.backend.web.support import MovableClock, settings_for
+from tests.backend.web.support import MovableClock, settings_for, sign_in
 from tests.backend.web.test_forms import answers
 
 
@@ -62,6 +62,7 @@ async def test_the_flow_page_charts_who_reached_each_step(
     await runtime.drain()
     clock.advance(days=3)  # nobody opened the guide: all three get the reminder
     await runtime.drain()
+    await sign_in(client, "viewer@example.com")  # three idle days ended the session
 
     async with sessions() as db:
         flow_id = await db.scalar(select(Flow.id).where(Flow.name == DEMO_FLOW_NAME))

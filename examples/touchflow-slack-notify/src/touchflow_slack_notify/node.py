@@ -108,8 +108,13 @@ class SlackNotify(NodeType[SlackConfig]):
         # The sandboxed template language: names are filled in, nothing typed is run as code.
         text = render_template(ctx.config.text, fields).strip()
         body = {"text": text, "username": ctx.config.username}
+        # The server's egress guard: an internal address (loopback, office network,
+        # cloud metadata) fails the step with the reason instead of being posted to.
+        refusal = ctx.services.egress.refusal(ctx.config.webhook_url)
+        if refusal is not None:
+            raise ValueError(refusal)
         # The built-in "webhook" channel POSTs the body as JSON after the step commits,
-        # with retries; the node itself does no I/O.
+        # with retries, through the same guard; the node itself does no I/O.
         message = Message("webhook", {"url": ctx.config.webhook_url, "body": body})
         ctx.log.info("posting to Slack for customer %s", profile.id)
         if ctx.config.wait_for_delivery:
