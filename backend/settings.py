@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # What happens to a marketing message a cap or window blocks: "defer" or "drop".
     when_blocked: Literal["defer", "drop"] = "defer"
 
+    # Web snippet: contacts a browser's identify call may create, per hour, per site key
+    # and per client address (a signed identify token is not counted).
+    browser_contacts_per_site_key: int = Field(default=200, ge=0)
+    browser_contacts_per_address: int = Field(default=5, ge=0)
+
     # Runtime tuning.
     batch_size: int = Field(default=500, ge=1, le=10_000)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)

@@ -32,7 +32,7 @@ from backend.models import ContentBlock, ContentRule, ContentVariant, SiteKey
 from backend.personalization.decide import RuleEntry
 from backend.personalization.recent import RecentVisitors
 from backend.personalization.visitors import VisitorState, read_visitor
-from backend.ratelimit import Limit
+from backend.ratelimit import Limit, MemoryRateLimiter
 
 __all__ = ["Personalizer", "Site"]
 
@@ -50,6 +50,7 @@ class Site:
     id: int
     key: str
     origins: frozenset[str]
+    allow_browser_contacts: bool = True
 
     def allows(self, origin: str | None) -> bool:
         if not origin:
@@ -68,6 +69,11 @@ class Personalizer:
     ttl: float = 5.0
     visitor_limit: Limit = field(default_factory=lambda: Limit(count=120, seconds=60))
     key_limit: Limit = field(default_factory=lambda: Limit(count=600_000, seconds=60))
+    # Per process: a Redis round trip per request cost decide over a third of its
+    # throughput. With N web processes a key gets up to N times its limit, which
+    # still stops a flood; what must hold across processes (browser-made contacts)
+    # uses the app's shared limiter.
+    limiter: MemoryRateLimiter = field(default_factory=MemoryRateLimiter)
     timer: Callable[[], float] = time.monotonic
     # The decision read's own small pool (PostgreSQL): autocommit and no ping on
     # checkout, so a decision costs one round trip instead of four (ping, BEGIN,
@@ -126,15 +132,20 @@ class Personalizer:
         async with self.reading() as conn:
             row = (
                 await conn.execute(
-                    select(SiteKey.id, SiteKey.allowed_origins).where(
-                        SiteKey.key == key, SiteKey.revoked_at.is_(None)
-                    )
+                    select(
+                        SiteKey.id, SiteKey.allowed_origins, SiteKey.allow_browser_contacts
+                    ).where(SiteKey.key == key, SiteKey.revoked_at.is_(None))
                 )
             ).one_or_none()
         site = None
         if row is not None:
             origins = {normalize_origin(str(o)) for o in row.allowed_origins or []}
-            site = Site(id=row.id, key=key, origins=frozenset(o for o in origins if o))
+            site = Site(
+                id=row.id,
+                key=key,
+                origins=frozenset(o for o in origins if o),
+                allow_browser_contacts=bool(row.allow_browser_contacts),
+            )
         return site
 
     async def rules(self) -> Mapping[str, tuple[RuleEntry, ...]]:
@@ -179,6 +190,7 @@ class Personalizer:
                     ContentVariant.id.label("variant_id"),
                     ContentVariant.key.label("variant_key"),
                     ContentVariant.html,
+                    ContentBlock.show_on_claim,
                 )
                 .join(ContentVariant, ContentVariant.id == ContentRule.variant_id)
                 .join(ContentBlock, ContentBlock.id == ContentVariant.block_id)
@@ -198,6 +210,7 @@ class Personalizer:
                         variant_id=row.variant_id,
                         variant_key=row.variant_key,
                         html=row.html,
+                        show_on_claim=bool(row.show_on_claim),
                     )
                 )
         return {slot: tuple(entries) for slot, entries in by_slot.items()}

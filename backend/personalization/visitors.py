@@ -16,7 +16,7 @@ from sqlalchemy import Table, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from backend.models import ContentVariant, SlotAssignment, Visitor
+from backend.models import ContentBlock, ContentVariant, SlotAssignment, Visitor
 from backend.personalization.decide import UTM_KEYS, Chosen
 
 __all__ = ["Assignment", "VisitorState", "read_visitor", "touch"]
@@ -37,7 +37,9 @@ class VisitorState:
 
     exists: bool
     site_key_id: int | None = None
-    contact_id: int | None = None
+    contact_id: int | None = None  # verified
+    claimed_contact_id: int | None = None  # the browser's unverified claim
+    forgotten: bool = False  # its contact was erased: the id must not be used again
     assignments: tuple[Assignment, ...] = ()
 
     def belongs_to(self, site_id: int) -> bool:
@@ -58,6 +60,7 @@ class VisitorState:
 _VISITORS: Table = Visitor.__table__  # type: ignore[assignment]
 _ASSIGNMENTS: Table = SlotAssignment.__table__  # type: ignore[assignment]
 _VARIANTS: Table = ContentVariant.__table__  # type: ignore[assignment]
+_BLOCKS: Table = ContentBlock.__table__  # type: ignore[assignment]
 
 
 def _state_query() -> Any:
@@ -67,13 +70,21 @@ def _state_query() -> Any:
     expanding parameter: SQLAlchemy reuses its compiled form, and the state can be
     cached for any set of slots.
     """
-    v, a, cv = _VISITORS, _ASSIGNMENTS, _VARIANTS
-    owned = or_(a.c.visitor_id == v.c.id, a.c.contact_id == v.c.contact_id)
+    v, a, cv, cb = _VISITORS, _ASSIGNMENTS, _VARIANTS, _BLOCKS
+    # A claim sees only its contact's assignments of blocks marked safe to show on a claim.
+    safe = select(cv.c.id).join(cb, cb.c.id == cv.c.block_id).where(cb.c.show_on_claim.is_(True))
+    owned = or_(
+        a.c.visitor_id == v.c.id,
+        a.c.contact_id == v.c.contact_id,
+        and_(a.c.contact_id == v.c.claimed_contact_id, a.c.variant_id.in_(safe)),
+    )
     live = and_(owned, a.c.expires_at > bindparam("now", type_=a.c.expires_at.type))
     return (
         select(
             v.c.contact_id,
             v.c.site_key_id,
+            v.c.claimed_contact_id,
+            v.c.forgotten_at,
             a.c.slot,
             a.c.html,
             a.c.id,
@@ -109,6 +120,8 @@ async def read_visitor(conn: AsyncConnection, visitor_id: str, now: datetime) ->
         exists=True,
         site_key_id=rows[0].site_key_id,
         contact_id=rows[0].contact_id,
+        claimed_contact_id=rows[0].claimed_contact_id,
+        forgotten=rows[0].forgotten_at is not None,
         assignments=tuple(assignments),
     )
 

@@ -37,7 +37,7 @@ from backend.forms.store import definition_of
 from backend.forms.submit import CheckedSubmission, check_submission
 from backend.i18n import _
 from backend.models import Contact, Form, OutboxMessage, SiteKey
-from backend.personalization.identify import stitch_submission
+from backend.personalization.identify import stitch_submission, verifying_link
 from backend.ratelimit import Limit, RateLimiter
 from backend.web.render import render
 from runtime.doorbell import ring_after_commit
@@ -325,7 +325,7 @@ async def confirm_page(
 
 
 @post("/f/confirm", opt=public(csrf_exempt=True), request_max_body_size=4096, status_code=200)
-async def confirm(request: Request[Any, Any, Any], db: Db, clock: Now) -> Template:
+async def confirm(request: Request[Any, Any, Any], db: Db, clock: Now) -> Template | Redirect:
     """Record the consent the link stands for (again is harmless)."""
     now = clock.now()
     token = _raw(await request.form()).get("token", "")
@@ -349,6 +349,12 @@ async def confirm(request: Request[Any, Any, Any], db: Db, clock: Now) -> Templa
         source=source,
         now=now,
     )
+    redirect_url = definition_of(form).redirect_url
+    if redirect_url:
+        # The click came from the person's inbox: on the site it also verifies this browser.
+        secret = request.app.state.settings.resolved_secret_key()
+        target = await verifying_link(db, secret, redirect_url, contact.id, int(now.timestamp()))
+        return Redirect(path=target, status_code=303)
     return _page(request, _("Thank you"), message=_("Your subscription is confirmed."))
 
 

@@ -11,6 +11,7 @@ refuses a wrong origin itself rather than relying on the browser. Answers carry
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -20,17 +21,27 @@ from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from pydantic import ValidationError
 from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.guards import public
-from backend.contacts.normalize import InvalidValue
+from backend.contacts.normalize import InvalidValue, normalize_email
 from backend.contacts.schemas import IdentifyIn
 from backend.deps import Db, Now
 from backend.i18n import _
+from backend.models import Contact, Visitor
 from backend.personalization.cache import Personalizer, Site
 from backend.personalization.decide import UTM_KEYS, choose, page_context, url_utm
-from backend.personalization.identify import identify_visitor
+from backend.personalization.identify import claim, create_contact, find_contact
+from backend.personalization.stitch import stitch
+from backend.personalization.verify import (
+    BadToken,
+    identify_secret,
+    read_identify_token,
+    read_link_token,
+)
 from backend.personalization.visitors import touch
-from backend.ratelimit import RateLimiter
+from backend.ratelimit import Limit, RateLimiter
 from backend.web.personalization.schemas import DecideIn, EventIn, IdentifyVisitorIn, SnippetIn
 from runtime.events import ingest
 
@@ -118,15 +129,9 @@ async def _admit(request: Request[Any, Any, Any], payload: SnippetIn) -> Site:
             % {"origin": origin or _("a page without an origin")},
         )
     request.scope.setdefault("state", {})[_ORIGIN_STATE] = origin
-    limiter: RateLimiter = request.app.state.rate_limiter
-    try:
-        wait = await limiter.hit(f"p:k:{site.id}", engine.key_limit)
-        if wait is None:
-            wait = await limiter.hit(f"p:v:{payload.vid}", engine.visitor_limit)
-    except RedisError as exc:
-        # Personalization is best effort; a Redis outage must not break the customer's site.
-        log.warning("rate limit unavailable for the snippet: %s", exc)
-        wait = None
+    wait = await engine.limiter.hit(f"p:k:{site.id}", engine.key_limit)
+    if wait is None:
+        wait = await engine.limiter.hit(f"p:v:{payload.vid}", engine.visitor_limit)
     if wait is not None:
         raise PublicError(
             status_code=429,
@@ -149,25 +154,31 @@ async def decide(request: Request[Any, Any, Any], clock: Now) -> Response[Any]:
     now = clock.now()
     state = await engine.visitor(payload.vid, now)
     # A visitor that came through another site key is a stranger here.
-    mine = state.belongs_to(site.id)
+    mine = state.belongs_to(site.id) and not state.forgotten
     known = mine and state.contact_id is not None
     chosen = choose(
         payload.slots,
         page_context(payload.page.url, payload.utm),
         known=known,
+        claimed=mine and state.claimed_contact_id is not None,
         assigned=state.assigned(payload.slots, now) if mine else {},
         rules=await engine.rules(),
     )
-    return _ok(
-        request,
-        {
-            "slots": {
-                slot: {"html": c.html, "variant": c.variant, "source": c.source}
-                for slot, c in chosen.items()
-            },
-            "known": known,
+    answer: dict[str, Any] = {
+        "slots": {
+            slot: {"html": c.html, "variant": c.variant, "source": c.source}
+            for slot, c in chosen.items()
         },
-    )
+        "known": known,
+    }
+    if state.forgotten:
+        answer["vid"] = new_visitor_id()  # the snippet starts over as a new visitor
+    return _ok(request, answer)
+
+
+def new_visitor_id() -> str:
+    """A fresh visitor id, for a browser whose old one was forgotten (its contact erased)."""
+    return secrets.token_urlsafe(16)
 
 
 def _utm(payload: EventIn) -> dict[str, str]:
@@ -204,16 +215,16 @@ async def events(request: Request[Any, Any, Any], db: Db, clock: Now) -> Respons
     site = await _admit(request, payload)
     now = clock.now()
     properties = _event_properties(payload)
-    visitor = await touch(
-        db,
-        payload.vid,
-        site.id,
-        now,
-        page=payload.page.model_dump(),
-        utm=_utm(payload),
-    )
+    page, utm = payload.page.model_dump(), _utm(payload)
+    visitor = await touch(db, payload.vid, site.id, now, page=page, utm=utm)
     if visitor is None:
         raise PublicError(status_code=403, detail=_("This visitor belongs to another site."))
+    renewed = None
+    if visitor.forgotten_at is not None:
+        # Its contact was erased: nothing more is attached to the old id.
+        renewed = new_visitor_id()
+        visitor = await touch(db, renewed, site.id, now, page=page, utm=utm)
+        assert visitor is not None
     runtime = request.app.state.runtime
     result = await ingest(
         db,
@@ -227,16 +238,59 @@ async def events(request: Request[Any, Any, Any], db: Db, clock: Now) -> Respons
         source="web",
         doorbell=runtime.doorbell,
     )
-    response = _ok(request, {"accepted": True, "duplicate": result.duplicate})
+    answer: dict[str, Any] = {"accepted": True, "duplicate": result.duplicate}
+    if renewed:
+        answer["vid"] = renewed
+    response = _ok(request, answer)
     response.status_code = 202
     return response
 
 
 @post("/identify", opt=public(csrf_exempt=True), request_max_body_size=BODY_LIMIT, status_code=200)
 async def identify(request: Request[Any, Any, Any], db: Db, clock: Now) -> Response[Any]:
-    """Link the visitor to the contact with this email or external id (never changes it)."""
+    """The visitor says who it is: a claim, or verified by ``token`` or ``verify``.
+
+    ``token``: a signed identify token from the site's backend; ``verify``: the
+    ``tf_verify`` value of a link Touchflow emailed. Otherwise ``email`` or
+    ``external_id`` is a claim, which shows nothing of that contact. A claim's
+    answer is the same whether or not the contact exists.
+    """
     payload: IdentifyVisitorIn = await _read(request, IdentifyVisitorIn)
     site = await _admit(request, payload)
+    now = clock.now()
+    visitor = await db.get(Visitor, payload.vid)
+    if visitor is not None and (
+        visitor.forgotten_at is not None or visitor.site_key_id not in (None, site.id)
+    ):
+        raise PublicError(
+            status_code=409, detail=_("This visitor id can no longer be used; start a new one.")
+        )
+    if payload.token or payload.verify:
+        contact_id = await _proven_contact(request, db, site, payload, now.timestamp())
+        if contact_id is None:
+            return _ok(request, {"identified": False, "verified": False})
+        await stitch(
+            db, visitor_id=payload.vid, contact_id=contact_id, now=now, site_key_id=site.id
+        )
+        return _ok(request, {"identified": True, "verified": True})
+    data = _identify_data(payload)
+    found = await find_contact(db, email=data.email, external_id=data.external_id)
+    if found is None:
+        if not site.allow_browser_contacts:
+            # Answer like any claim: a browser cannot learn who is a contact.
+            return _ok(request, {"identified": True, "verified": False})
+        await _creation_allowed(request, site)
+        found = (await create_contact(db, data, "web:identify"), False)
+    contact_id, erased = found
+    if erased:
+        return _ok(request, {"identified": True, "verified": False})
+    verified = await claim(
+        db, visitor_id=payload.vid, contact_id=contact_id, now=now, site_key_id=site.id
+    )
+    return _ok(request, {"identified": True, "verified": verified})
+
+
+def _identify_data(payload: IdentifyVisitorIn) -> IdentifyIn:
     try:
         data = IdentifyIn(
             email=payload.email,
@@ -244,13 +298,69 @@ async def identify(request: Request[Any, Any, Any], db: Db, clock: Now) -> Respo
             first_name=payload.first_name,
             last_name=payload.last_name,
         )
-        done = await identify_visitor(
-            db, visitor_id=payload.vid, site_id=site.id, data=data, now=clock.now()
-        )
+        if data.email:
+            normalize_email(data.email)
     except (InvalidValue, ValidationError) as exc:
         message = exc.message if isinstance(exc, InvalidValue) else str(exc.errors()[0]["msg"])
         raise PublicError(status_code=400, detail=message) from exc
-    return _ok(request, {"identified": done is not None})
+    return data
+
+
+async def _proven_contact(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    site: Site,
+    payload: IdentifyVisitorIn,
+    now: float,
+) -> int | None:
+    """The contact a signed token or an emailed link proves, created for a token if new."""
+    secret = request.app.state.settings.resolved_secret_key()
+    try:
+        if payload.verify:
+            contact_id = read_link_token(secret, payload.verify, now)
+            alive = await db.scalar(
+                select(Contact.id).where(Contact.id == contact_id, Contact.erased_at.is_(None))
+            )
+            return None if alive is None else int(alive)
+        assert payload.token is not None
+        named = read_identify_token(identify_secret(secret, site.key), payload.token, now)
+    except BadToken as exc:
+        raise PublicError(
+            status_code=400,
+            detail=_("The identity proof is not valid: %(why)s") % {"why": str(exc)},
+        ) from exc
+    found = await find_contact(db, email=named.email, external_id=named.external_id)
+    if found is not None:
+        return None if found[1] else found[0]
+    data = IdentifyIn(email=named.email, external_id=named.external_id)
+    try:
+        return await create_contact(db, data, "web:identify-token")
+    except InvalidValue as exc:
+        raise PublicError(status_code=400, detail=exc.message) from exc
+
+
+async def _creation_allowed(request: Request[Any, Any, Any], site: Site) -> None:
+    """Browser-made contacts: a budget per site key and per address, shared by all processes."""
+    settings = request.app.state.settings
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else "unknown"
+    try:
+        wait = await limiter.hit(
+            f"p:new:k:{site.id}", Limit(settings.browser_contacts_per_site_key, 3600)
+        )
+        if wait is None:
+            wait = await limiter.hit(
+                f"p:new:a:{address}", Limit(settings.browser_contacts_per_address, 3600)
+            )
+    except RedisError as exc:
+        log.warning("rate limit unavailable for browser contacts, refusing: %s", exc)
+        wait = 60.0
+    if wait is not None:
+        raise PublicError(
+            status_code=429,
+            detail=_("Too many new contacts from this site or address; try again later."),
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
 
 
 @route(
