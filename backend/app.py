@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
@@ -152,6 +153,10 @@ def create_app(
             AuthMiddleware,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        # Brotli for browsers that ask for it, else gzip; small answers go as they are.
+        compression_config=CompressionConfig(
+            backend="brotli", brotli_gzip_fallback=True, gzip_compress_level=6, minimum_size=500
+        ),
         template_config=template_config(),
         openapi_config=openapi_config(),
         lifespan=lifespan,

@@ -12,9 +12,9 @@ import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _CAP = re.compile(r"\d+/\d+[hd]")
@@ -24,12 +24,15 @@ INSECURE_SECRET_KEY = "change-me"  # noqa: S105 - the known-bad value refused in
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    _base_url_set: bool = PrivateAttr(default=False)
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./touchflow.db"
     redis_url: str | None = None
     secret_key: str | None = None
     secret_key_file: Path = Path(".touchflow-secret")
+    # Unset: links shown on pages use the address each request came in on, and
+    # `touchflow serve` puts its own address here for emails and what it prints.
     base_url: str = "http://127.0.0.1:8000"
     default_timezone: str = "Europe/Stockholm"
 
@@ -106,6 +109,14 @@ class Settings(BaseSettings):
                 "(the default and generated keys are for development only)."
             )
         return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._base_url_set = "base_url" in self.model_fields_set
+
+    @property
+    def base_url_set(self) -> bool:
+        """Whether ``BASE_URL`` was given (else links follow the request's address)."""
+        return self._base_url_set
 
     @property
     def is_sqlite(self) -> bool:

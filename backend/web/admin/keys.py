@@ -19,6 +19,7 @@ from backend.i18n import _
 from backend.models import ApiKey, Role, SiteKey
 from backend.web.forms import Form, read_form
 from backend.web.render import render
+from backend.web.urls import public_base_url
 
 NAME_MAX = 200
 
@@ -139,7 +140,7 @@ async def _site_keys_page(
             "keys": keys,
             "values": form.values if form else {},
             "errors": form.errors if form else {},
-            "base_url": request.app.state.settings.base_url,
+            "base_url": public_base_url(request),
         },
         block="site_keys" if partial else None,
         status_code=status,
