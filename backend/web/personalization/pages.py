@@ -26,7 +26,7 @@ from backend.personalization.sanitize import MAX_HTML_CHARS, sanitize_html
 from backend.web.forms import Form as Posted
 from backend.web.forms import read_form
 from backend.web.personalization.api import personalizer
-from backend.web.personalization.snippet import snippet_url
+from backend.web.personalization.snippet import ANTI_FLICKER_MS, embed_code, snippet_url
 from backend.web.render import redirect, render
 from backend.web.urls import public_base_url
 
@@ -35,8 +35,6 @@ AUDIENCES = {
     Audience.anonymous.value: N_("Anonymous visitors"),
     Audience.known.value: N_("Known contacts"),
 }
-# The embed code's hard cap on hiding the slots: past it the page's own content shows.
-ANTI_FLICKER_MS = 800
 _KEY = re.compile(r"^[a-z0-9_-]{1,64}$")
 
 
@@ -97,7 +95,7 @@ async def overview(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Tem
             "site_keys": site_keys,
             "audiences": AUDIENCES,
             "base_url": public_base_url(request),
-            "snippet_url": snippet_url(request),
+            "embed_codes": {key.id: embed_code(snippet_url(request), key.key) for key in site_keys},
             "hide_ms": ANTI_FLICKER_MS,
             "can_edit": actor.allows(Role.marketer),
         },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 from typing import Any
 
 from litestar import Request, Response, Router, get
@@ -15,7 +16,7 @@ from backend.auth.guards import public
 from backend.templating import STATIC_DIR
 from backend.web.urls import public_base_url
 
-__all__ = ["hashed_snippet", "snippet_router", "snippet_url"]
+__all__ = ["ANTI_FLICKER_MS", "embed_code", "hashed_snippet", "snippet_router", "snippet_url"]
 
 SNIPPET_FILE = STATIC_DIR / "snippet" / "touchflow.js"
 # Embed codes name the content-hashed URL, which never changes meaning: a year, immutable.
@@ -34,6 +35,26 @@ def _snippet() -> tuple[bytes, str]:
         content = SNIPPET_FILE.read_bytes()
         _loaded = (mtime, content, hashlib.sha256(content).hexdigest()[:16])
     return _loaded[1], _loaded[2]
+
+
+# The embed code's hard cap on hiding the slots: past it the page's own content shows.
+ANTI_FLICKER_MS = 800
+
+
+def embed_code(snippet_src: str, site_key: str, *, hide_ms: int = ANTI_FLICKER_MS) -> str:
+    """What a site pastes into its ``<head>``: hide only the slots (capped), then the snippet.
+
+    The style is inline so the slots are hidden from the first paint, before the
+    async script has even loaded; the snippet removes it once they are filled.
+    """
+    return (
+        '<style id="touchflow-hide">[data-touchflow-slot]{visibility:hidden!important}</style>\n'
+        "<script>setTimeout(function(){"
+        'var s=document.getElementById("touchflow-hide");if(s)s.remove()'
+        f"}},{hide_ms})</script>\n"
+        f'<script async src="{html.escape(snippet_src)}" '
+        f'data-site-key="{html.escape(site_key)}"></script>'
+    )
 
 
 def snippet_url(request: Request[Any, Any, Any]) -> str:

@@ -208,6 +208,7 @@
       var known = stored();
       if (known) vid = known; else persist(vid);
       keepUtm(); // the landing page's campaign, held in memory until now
+      try { if (!Object.keys(utm).length) utm = JSON.parse(localStorage.getItem(UTM) || "{}"); } catch (e) { /* memory only */ }
       pending.splice(0).forEach(function (body) { post("events", body); });
       handFrames();
       if (proof) redeem().then(fill);
