@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from litestar import Litestar
@@ -10,13 +11,15 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.contacts.privacy import erase_contact
-from backend.models import Contact, ContentBlock, ContentVariant, Event, SiteKey, Visitor
+from backend.models import Contact, ContentBlock, ContentVariant, Event, Role, SiteKey, Visitor
 from backend.personalization.delivery import WebContentDeliverer
+from backend.personalization.verify import sign_identify_token
 from backend.ratelimit import MemoryRateLimiter
 from runtime.delivery import Outgoing
 from tests.backend.personalization.conftest import VISITOR, Post, Shop, identify_token
 from tests.backend.personalization.test_security import personalizer_of
-from tests.backend.web.support import MovableClock
+from tests.backend.web.conftest import SignedIn
+from tests.backend.web.support import MovableClock, post_form
 
 PAGE = {"url": "https://shop.example.com/pricing", "title": "Pricing"}
 VICTIM = "victoria@example.com"
@@ -171,3 +174,36 @@ async def test_erasure_forgets_the_browser(
     assert events[0].properties == {}
     refused = await snippet("identify", email=VICTIM, page=PAGE)
     assert refused.status_code == 409
+
+
+async def test_admins_see_the_identify_secret_and_can_forbid_browser_contacts(
+    signed_in: SignedIn,
+    snippet: Post,
+    shop: Shop,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: MovableClock,
+) -> None:
+    client = await signed_in(Role.admin)
+    page = (await client.get("/settings/site-keys")).text
+    secret = re.search(r"<code>(tfi_[A-Za-z0-9_-]+)</code>", page)
+    assert secret is not None
+    # A token signed with the secret the page shows is what the shop's backend sends.
+    token = sign_identify_token(
+        secret.group(1), {"email": "ada@example.com", "exp": clock.now().timestamp() + 60}
+    )
+    assert (await snippet("identify", token=token, page=PAGE)).json()["verified"] is True
+
+    changed = await post_form(
+        client,
+        f"/settings/site-keys/{shop.site_id}",
+        {"origins": "https://shop.example.com", "contacts_field": "1"},
+        htmx=True,
+    )
+    assert changed.status_code == 200
+    async with sessions() as db:
+        key = await db.get(SiteKey, shop.site_id)
+    assert key is not None and key.allow_browser_contacts is False
+    await snippet("identify", email="someone@example.com", page=PAGE)
+    async with sessions() as db:
+        emails = list(await db.scalars(select(Contact.email)))
+    assert emails == ["ada@example.com"]  # the browser's claim created no one
