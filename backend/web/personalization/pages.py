@@ -203,6 +203,19 @@ async def archive_block(
     return redirect(request, "/personalization")
 
 
+@post("/personalization/blocks/{block_id:int}/claim", opt=role(Role.marketer))
+async def set_claim_safe(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, block_id: FromPath[int]
+) -> Response[Any]:
+    """Whether the block may show to a visitor whose identity is only claimed."""
+    block = await _block(db, block_id)
+    block.show_on_claim = bool((await read_form(request)).get("show_on_claim"))
+    block.updated_at = clock.now()
+    record(db, actor, "content_block.claim_safety", block, {"show_on_claim": block.show_on_claim})
+    personalizer(request).forget()
+    return redirect(request, f"/personalization/blocks/{block.id}")
+
+
 @post("/personalization/rules", opt=role(Role.marketer))
 async def add_rule(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now
@@ -265,6 +278,7 @@ ROUTES = [
     block_page,
     save_variant,
     archive_block,
+    set_claim_safe,
     add_rule,
     delete_rule,
 ]

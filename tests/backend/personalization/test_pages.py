@@ -143,3 +143,20 @@ async def test_snippet_pages_and_answers_are_compressed(client: AsyncTestClient[
         "/static/snippet/touchflow.js", headers={"Accept-Encoding": "identity"}
     )
     assert "content-encoding" not in plain.headers
+
+
+async def test_marketer_marks_a_block_safe_to_show_on_a_claim(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession], shop: Shop
+) -> None:
+    client = await signed_in(Role.marketer)
+    url = f"/personalization/blocks/{shop.block_id}"
+    assert 'name="show_on_claim"' in (await client.get(url)).text
+    states = []
+    for data in ({"show_on_claim": "on"}, {}):
+        answer = await post_form(client, f"{url}/claim", data, form_page=url)
+        assert answer.status_code == 303, answer.text
+        async with sessions() as db:
+            block = await db.get(ContentBlock, shop.block_id)
+            assert block is not None
+            states.append(block.show_on_claim)
+    assert states == [True, False]
