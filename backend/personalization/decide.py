@@ -28,6 +28,9 @@ __all__ = [
     "url_utm",
 ]
 
+# Plain strings: an enum member's .value is a descriptor call, and this runs per rule.
+_ANONYMOUS = Audience.anonymous.value
+_KNOWN = Audience.known.value
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
@@ -94,9 +97,9 @@ def _url_matches(pattern: str, page: PageContext) -> bool:
 
 def rule_matches(rule: RuleEntry, page: PageContext, known: bool, claimed: bool = False) -> bool:
     """``known``: verified; ``claimed``: the browser says who it is, unproven."""
-    if rule.audience == Audience.anonymous.value and known:
+    if rule.audience == _ANONYMOUS and known:
         return False
-    if rule.audience == Audience.known.value and not (known or (claimed and rule.show_on_claim)):
+    if rule.audience == _KNOWN and not (known or (claimed and rule.show_on_claim)):
         return False
     if rule.utm_source and rule.utm_source != page.utm_source:
         return False

@@ -19,7 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from backend.models import ContentBlock, ContentVariant, SlotAssignment, Visitor
 from backend.personalization.decide import UTM_KEYS, Chosen
 
-__all__ = ["Assignment", "VisitorState", "read_visitor", "touch"]
+__all__ = [
+    "STATE_PARAMS",
+    "STATE_SQL",
+    "Assignment",
+    "VisitorState",
+    "read_visitor",
+    "touch",
+    "visitor_state",
+]
 
 
 @dataclass(frozen=True)
@@ -101,29 +109,52 @@ def _state_query() -> Any:
 _STATE = _state_query()
 
 
-async def read_visitor(conn: AsyncConnection, visitor_id: str, now: datetime) -> VisitorState:
-    """The visitor and its (or its contact's) assignments live at ``now``, newest first.
+# Column positions in ``_STATE``'s rows (SQLAlchemy rows and asyncpg records alike).
+_CONTACT, _SITE, _CLAIMED, _FORGOTTEN, _SLOT, _HTML, _ID, _EXPIRES, _KEY, _VARIANT_HTML = range(10)
 
-    One indexed query, the decision endpoint's only database work.
-    """
-    rows = (await conn.execute(_STATE, {"vid": visitor_id, "now": now})).all()
+
+def _compiled_for_asyncpg() -> tuple[str, tuple[str, ...]]:
+    """``_STATE`` as PostgreSQL SQL with ``$n`` parameters, and their names in order."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    compiled = _STATE.compile(dialect=dialect())  # type: ignore[no-untyped-call]
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+STATE_SQL, STATE_PARAMS = _compiled_for_asyncpg()
+
+
+def visitor_state(rows: Sequence[Sequence[Any]]) -> VisitorState:
+    """The state from ``_STATE``'s rows (none: an unknown visitor)."""
     if not rows:
         return VisitorState(exists=False)
     assignments = []
     for row in rows:
-        html = row.variant_html if row.key is not None else row.html
-        if row.slot is None or not html:
+        html = row[_VARIANT_HTML] if row[_KEY] is not None else row[_HTML]
+        if row[_SLOT] is None or not html:
             continue
-        content = Chosen(html=html, variant=row.key or f"flow-{row.id}", source="assignment")
-        assignments.append(Assignment(row.slot, row.expires_at, content))
+        variant = row[_KEY] or f"flow-{row[_ID]}"
+        content = Chosen(html=html, variant=variant, source="assignment")
+        assignments.append(Assignment(row[_SLOT], row[_EXPIRES], content))
+    first = rows[0]
     return VisitorState(
         exists=True,
-        site_key_id=rows[0].site_key_id,
-        contact_id=rows[0].contact_id,
-        claimed_contact_id=rows[0].claimed_contact_id,
-        forgotten=rows[0].forgotten_at is not None,
+        site_key_id=first[_SITE],
+        contact_id=first[_CONTACT],
+        claimed_contact_id=first[_CLAIMED],
+        forgotten=first[_FORGOTTEN] is not None,
         assignments=tuple(assignments),
     )
+
+
+async def read_visitor(conn: AsyncConnection, visitor_id: str, now: datetime) -> VisitorState:
+    """The visitor and its (or its contact's) assignments live at ``now``, newest first.
+
+    One indexed query, the decision endpoint's only database work (PostgreSQL
+    runs the same statement straight on asyncpg: see ``cache.Personalizer``).
+    """
+    rows = (await conn.execute(_STATE, {"vid": visitor_id, "now": now})).all()
+    return visitor_state(rows)
 
 
 def _first_touch(page: Mapping[str, Any], utm: Mapping[str, str]) -> dict[str, Any]:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from backend.web.personalization.api import personalization_lifespan, personalization_router
+from litestar import Router
+from litestar.exceptions import HTTPException
+
+from backend.web.personalization.api import (
+    error_response,
+    events,
+    identify,
+    personalization_lifespan,
+    preflight,
+)
+from backend.web.personalization.fast import decide
 from backend.web.personalization.pages import ROUTES
 from backend.web.personalization.snippet import snippet_router, snippet_url
 
@@ -13,3 +23,14 @@ __all__ = [
     "snippet_router",
     "snippet_url",
 ]
+
+
+def personalization_router() -> Router:
+    """``/p/v1``: left out of the OpenAPI schema (it is the snippet's, not a developer API)."""
+    return Router(
+        path="/p/v1",
+        # preflight first: it replaces the automatic OPTIONS (decide answers its own)
+        route_handlers=[preflight, decide, events, identify],
+        exception_handlers={HTTPException: error_response},
+        include_in_schema=False,
+    )

@@ -14,9 +14,10 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
 from typing import Any
 
-from litestar import Litestar, Request, Response, Router, post, route
+from litestar import Litestar, Request, Response, post, route
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from pydantic import ValidationError
@@ -45,7 +46,23 @@ from backend.ratelimit import Limit, RateLimiter
 from backend.web.personalization.schemas import DecideIn, EventIn, IdentifyVisitorIn, SnippetIn
 from runtime.events import ingest
 
-__all__ = ["personalization_lifespan", "personalization_router", "personalizer"]
+__all__ = [
+    "BODY_LIMIT",
+    "PublicError",
+    "cors_headers",
+    "decision",
+    "error_response",
+    "events",
+    "identify",
+    "parse",
+    "personalization_lifespan",
+    "personalizer",
+    "personalizer_of_app",
+    "preflight",
+    "preflight_headers",
+    "site_for",
+    "within_limits",
+]
 
 log = logging.getLogger("touchflow.personalization")
 BODY_LIMIT = 16 * 1024
@@ -61,7 +78,11 @@ class PublicError(HTTPException):
 
 def personalizer(request: Request[Any, Any, Any]) -> Personalizer:
     """The process's caches and reader (made by ``personalization_lifespan``)."""
-    found = request.app.state.personalizer
+    return personalizer_of_app(request.app)
+
+
+def personalizer_of_app(app: Litestar) -> Personalizer:
+    found = app.state.personalizer
     assert isinstance(found, Personalizer)
     return found
 
@@ -81,7 +102,7 @@ def personalization_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]
     return lifespan()
 
 
-def _cors(origin: str) -> dict[str, str]:
+def cors_headers(origin: str) -> dict[str, str]:
     return {
         "Access-Control-Allow-Origin": origin,
         "Vary": "Origin",
@@ -89,20 +110,20 @@ def _cors(origin: str) -> dict[str, str]:
     }
 
 
-def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = exc.detail if isinstance(exc, HTTPException) else _("Something went wrong.")
     headers = dict(getattr(exc, "headers", None) or {})
     origin = request.scope.get("state", {}).get(_ORIGIN_STATE)
     if origin:
-        headers.update(_cors(origin))
+        headers.update(cors_headers(origin))
     return Response(
         {"error": {"status": status, "message": message}}, status_code=status, headers=headers
     )
 
 
-async def _read(request: Request[Any, Any, Any], model: type[SnippetIn]) -> Any:
-    body = await request.body()
+def parse(model: type[SnippetIn], body: bytes) -> Any:
+    """The request body as ``model``; a clear 400 when it is not."""
     try:
         return model.model_validate_json(body or b"{}")
     except ValidationError as exc:
@@ -115,43 +136,59 @@ async def _read(request: Request[Any, Any, Any], model: type[SnippetIn]) -> Any:
         ) from exc
 
 
-async def _admit(request: Request[Any, Any, Any], payload: SnippetIn) -> Site:
-    """The site key, checked against the origin, within its rate limits."""
-    engine = personalizer(request)
-    site = await engine.site(payload.key)
+async def _read(request: Request[Any, Any, Any], model: type[SnippetIn]) -> Any:
+    return parse(model, await request.body())
+
+
+async def site_for(engine: Personalizer, key: str, origin: str | None) -> Site:
+    """The live site key ``key``, if ``origin`` may use it (else a 403 that says why)."""
+    site = await engine.site(key)
     if site is None:
         raise PublicError(status_code=403, detail=_("This site key is unknown or was revoked."))
-    origin = request.headers.get("origin")
     if not site.allows(origin):
         raise PublicError(
             status_code=403,
             detail=_("Requests from %(origin)s are not allowed for this site key.")
             % {"origin": origin or _("a page without an origin")},
         )
-    request.scope.setdefault("state", {})[_ORIGIN_STATE] = origin
+    return site
+
+
+async def within_limits(engine: Personalizer, site: Site, vid: str) -> None:
+    """Per key and per visitor (in this process): a 429 with Retry-After beyond them."""
     wait = await engine.limiter.hit(f"p:k:{site.id}", engine.key_limit)
     if wait is None:
-        wait = await engine.limiter.hit(f"p:v:{payload.vid}", engine.visitor_limit)
+        wait = await engine.limiter.hit(f"p:v:{vid}", engine.visitor_limit)
     if wait is not None:
         raise PublicError(
             status_code=429,
             detail=_("Too many requests; try again in a moment."),
             headers={"Retry-After": str(int(wait) + 1)},
         )
+
+
+async def _admit(request: Request[Any, Any, Any], payload: SnippetIn) -> Site:
+    """The site key, checked against the origin, within its rate limits."""
+    engine = personalizer(request)
+    origin = request.headers.get("origin")
+    site = await site_for(engine, payload.key, origin)
+    request.scope.setdefault("state", {})[_ORIGIN_STATE] = origin
+    await within_limits(engine, site, payload.vid)
     return site
 
 
 def _ok(request: Request[Any, Any, Any], content: dict[str, Any]) -> Response[Any]:
-    return Response(content, headers=_cors(request.scope["state"][_ORIGIN_STATE]))
+    return Response(content, headers=cors_headers(request.scope["state"][_ORIGIN_STATE]))
 
 
-@post("/decide", opt=public(csrf_exempt=True), request_max_body_size=BODY_LIMIT, status_code=200)
-async def decide(request: Request[Any, Any, Any], clock: Now) -> Response[Any]:
-    """Content for the requested slots, for this visitor on this page."""
-    payload: DecideIn = await _read(request, DecideIn)
-    site = await _admit(request, payload)
-    engine = personalizer(request)
-    now = clock.now()
+async def decision(
+    engine: Personalizer, site: Site, payload: DecideIn, now: datetime
+) -> dict[str, Any]:
+    """Content for the requested slots, for this visitor on this page (the decide answer).
+
+    Served by ``backend.web.personalization.fast`` ahead of the router: the
+    snippet's hottest call skips the page machinery it does not use.
+    """
     state = await engine.visitor(payload.vid, now)
     # A visitor that came through another site key is a stranger here.
     mine = state.belongs_to(site.id) and not state.forgotten
@@ -173,7 +210,7 @@ async def decide(request: Request[Any, Any, Any], clock: Now) -> Response[Any]:
     }
     if state.forgotten:
         answer["vid"] = new_visitor_id()  # the snippet starts over as a new visitor
-    return _ok(request, answer)
+    return answer
 
 
 def new_visitor_id() -> str:
@@ -364,7 +401,7 @@ async def _creation_allowed(request: Request[Any, Any, Any], site: Site) -> None
 
 
 @route(
-    ["/decide", "/events", "/identify"],
+    ["/events", "/identify"],
     http_method=[HttpMethod.OPTIONS],
     opt=public(csrf_exempt=True),
     status_code=204,
@@ -375,30 +412,16 @@ async def preflight(request: Request[Any, Any, Any]) -> Response[None]:
     The body (and so the site key) is not part of a preflight; any origin may
     ask, and the real request is checked against the key's origins.
     """
-    origin = request.headers.get("origin", "")
     return Response(
-        None,
-        status_code=204,
-        headers={
-            "Access-Control-Allow-Origin": origin or "*",
-            "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "content-type",
-            "Access-Control-Max-Age": "600",
-            "Vary": "Origin",
-        },
+        None, status_code=204, headers=preflight_headers(request.headers.get("origin", ""))
     )
 
 
-def personalization_router() -> Router:
-    """``/p/v1``: left out of the OpenAPI schema (it is the snippet's, not a developer API)."""
-    return Router(
-        path="/p/v1",
-        route_handlers=[
-            preflight,
-            decide,
-            events,
-            identify,
-        ],  # preflight first: it replaces the automatic OPTIONS
-        exception_handlers={HTTPException: _error},
-        include_in_schema=False,
-    )
+def preflight_headers(origin: str) -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": origin or "*",
+        "Access-Control-Allow-Methods": "POST",
+        "Access-Control-Allow-Headers": "content-type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
