@@ -122,7 +122,7 @@ async def _preflight(scope: Scope, send: Send) -> None:
     await send(end)
 
 
-@asgi("/decide", opt=public(csrf_exempt=True), include_in_schema=False)
+@asgi("/decide", opt=public(csrf_exempt=True), include_in_schema=False, copy_scope=False)
 async def decide(scope: Scope, receive: Receive, send: Send) -> None:
     """Content for the requested slots, for this visitor on this page."""
     await serve_decide(scope, receive, send)
