@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from litestar import Router
 from litestar.exceptions import HTTPException
+from litestar.types import Guard
 
 from backend.web.personalization.api import (
     error_response,
@@ -25,12 +28,21 @@ __all__ = [
 ]
 
 
-def personalization_router() -> Router:
-    """``/p/v1``: left out of the OpenAPI schema (it is the snippet's, not a developer API)."""
+def personalization_router(guards: Sequence[Guard]) -> Router:
+    """``/p/v1``: left out of the OpenAPI schema (it is the snippet's, not a developer API).
+
+    ``guards`` (the app's role guard) cover every route but ``decide``, which is
+    public and answers every page view: it skips the guard's per-request cost.
+    """
+    guarded = Router(
+        path="/",
+        # preflight first: it replaces the automatic OPTIONS (decide answers its own)
+        route_handlers=[preflight, events, identify],
+        guards=list(guards),
+    )
     return Router(
         path="/p/v1",
-        # preflight first: it replaces the automatic OPTIONS (decide answers its own)
-        route_handlers=[preflight, decide, events, identify],
+        route_handlers=[decide, guarded],
         exception_handlers={HTTPException: error_response},
         include_in_schema=False,
     )

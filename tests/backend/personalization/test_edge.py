@@ -10,11 +10,14 @@ import socket
 import sys
 from pathlib import Path
 
+from litestar import Litestar, get
+from litestar.routes import ASGIRoute
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app import create_app
+from backend.auth.guards import role, unguarded_routes
 from backend.models import Event, Role, Visitor
 from tests.backend.personalization.conftest import VISITOR, Post, Shop
 from tests.backend.web.support import MovableClock, add_user, settings_for, sign_in
@@ -105,3 +108,15 @@ async def test_the_iframe_form_carries_the_visitor_and_its_submission_claims_it(
         submitted = await db.scalar(select(Event).where(Event.type == "form.submitted"))
     assert visitor is not None and submitted is not None
     assert visitor.claimed_contact_id == submitted.contact_id
+
+
+def test_every_route_but_decide_is_behind_the_role_guard(app: Litestar) -> None:
+    assert unguarded_routes(app) == []
+    [decide] = [r for r in app.routes if r.path == "/p/v1/decide"]
+    assert isinstance(decide, ASGIRoute) and decide.route_handler.resolve_guards() == []
+
+    @get("/secret", opt=role(Role.admin), sync_to_thread=False)
+    def secret() -> str:
+        return "only admins"
+
+    assert "GET /secret" in unguarded_routes(Litestar([secret], openapi_config=None))
