@@ -73,6 +73,8 @@ pytest: install services
 test: lint typecheck pytest
 
 bench: install services
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq wrk >/dev/null) || echo "no wrk: the decide bench falls back to Python"
 	$(PY) -m tests.bench
 
 clean:

@@ -63,6 +63,7 @@ def serve(host: str, port: int, no_worker: bool) -> None:
     import uvicorn
 
     from backend.app import create_app
+    from backend.demo import DEMO_FORM_SLUG
 
     settings = _settings()
     if no_worker and not settings.redis_url:
@@ -71,9 +72,24 @@ def serve(host: str, port: int, no_worker: bool) -> None:
             "sweeps the database",
             err=True,
         )
+    listening = f"http://{_display_host(host)}:{port}"
+    if not settings.base_url_set:
+        # Emails and printed links name the port we really serve on; pages still
+        # follow the address each request came in on.
+        settings.base_url = listening
     app = create_app(settings, run_executor=not no_worker)
-    click.echo(f"Touchflow at http://{host}:{port} (database: {_safe_url(settings.database_url)})")
+    url = settings.base_url.rstrip("/")
+    click.echo(f"Touchflow at {listening} (database: {_safe_url(settings.database_url)})")
+    click.echo(f"  Sign in at {url}/login")
+    click.echo(f"  Demo form (after `touchflow demo`): {url}/f/{DEMO_FORM_SLUG}")
     uvicorn.run(app, host=host, port=port, log_level="info", **UVICORN_OPTIONS)
+
+
+def _display_host(host: str) -> str:
+    """Where a browser on this machine reaches a server listening on ``host``."""
+    if host in ("0.0.0.0", "", "::"):  # noqa: S104 - naming the wildcard, not binding it
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 @main.command()

@@ -13,9 +13,9 @@ import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.ratelimit import Limit
@@ -27,12 +27,15 @@ INSECURE_SECRET_KEY = "change-me"  # noqa: S105 - the known-bad value refused in
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    _base_url_set: bool = PrivateAttr(default=False)
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./touchflow.db"
     redis_url: str | None = None
     secret_key: str | None = None
     secret_key_file: Path = Path(".touchflow-secret")
+    # Unset: links shown on pages use the address each request came in on, and
+    # `touchflow serve` puts its own address here for emails and what it prints.
     base_url: str = "http://127.0.0.1:8000"
     default_timezone: str = "Europe/Stockholm"
 
@@ -86,6 +89,10 @@ class Settings(BaseSettings):
     # A signed-in session ends after this long without a request, and after this long in any case.
     session_idle_minutes: int = Field(default=12 * 60, ge=5)
     session_max_hours: int = Field(default=14 * 24, ge=1)
+    # Web snippet: contacts a browser's identify call may create, per hour, per site key
+    # and per client address (a signed identify token is not counted).
+    browser_contacts_per_site_key: int = Field(default=200, ge=0)
+    browser_contacts_per_address: int = Field(default=5, ge=0)
 
     # Runtime tuning.
     batch_size: int = Field(default=500, ge=1, le=10_000)
@@ -145,6 +152,14 @@ class Settings(BaseSettings):
                 "(the default and generated keys are for development only)."
             )
         return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._base_url_set = "base_url" in self.model_fields_set
+
+    @property
+    def base_url_set(self) -> bool:
+        """Whether ``BASE_URL`` was given (else links follow the request's address)."""
+        return self._base_url_set
 
     @property
     def form_limit(self) -> Limit:

@@ -22,6 +22,7 @@ from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.routes import HTTPRoute
 
 from backend.auth.principal import Principal
 from backend.i18n import _
@@ -103,5 +104,17 @@ def undeclared_routes(app: Litestar) -> list[str]:
         for handler in getattr(route, "route_handlers", []):
             if not _is_public(handler) and not isinstance(handler.opt.get(ROLE_KEY), Role):
                 methods = ",".join(sorted(getattr(handler, "http_methods", ()) or ("WS",)))
+                missing.append(f"{methods} {route.path}")
+    return missing
+
+
+def unguarded_routes(app: Litestar) -> list[str]:
+    """``"METHOD /path"`` for every non-public handler the role guard does not cover."""
+    missing = []
+    for route in app.routes:
+        handlers = route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler]
+        for handler in handlers:
+            if not _is_public(handler) and role_guard not in handler.resolve_guards():
+                methods = ",".join(sorted(getattr(handler, "http_methods", ()) or ("ASGI",)))
                 missing.append(f"{methods} {route.path}")
     return missing

@@ -7,9 +7,10 @@ reports stay right while nothing can be traced back to the person.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import (
@@ -20,12 +21,14 @@ from backend.models import (
     Journey,
     JourneyStatus,
     OutboxMessage,
+    SlotAssignment,
     Step,
     Visitor,
     utcnow,
 )
 from backend.models.base import Base
 from backend.models.tasks import Task
+from backend.personalization.recent import changed_on_commit
 
 ERASED = "erased"
 
@@ -75,6 +78,65 @@ async def export_contact(session: AsyncSession, contact: Contact) -> dict[str, A
     }
 
 
+async def _forget_visitors(session: AsyncSession, contact_id: int, now: datetime) -> None:
+    """Unlink and forget the browsers linked to (or claiming) the contact.
+
+    Their rows stay as tombstones (``forgotten_at``) so the snippet is told to
+    start over with a new id; their events, journeys and content lose every
+    trace that would tie them to a browser.
+    """
+    mine = or_(Visitor.contact_id == contact_id, Visitor.claimed_contact_id == contact_id)
+    visitor_ids = list(await session.scalars(select(Visitor.id).where(mine)))
+    await session.execute(
+        update(Visitor)
+        .where(mine)
+        .values(
+            contact_id=None,
+            claimed_contact_id=None,
+            claimed_at=None,
+            stitched_at=None,
+            traits={},
+            forgotten_at=now,
+        )
+    )
+    await session.execute(
+        delete(SlotAssignment).where(
+            or_(SlotAssignment.contact_id == contact_id, SlotAssignment.visitor_id.in_(visitor_ids))
+        )
+    )
+    await session.execute(
+        update(Event).where(Event.contact_id == contact_id).values(visitor_id=None)
+    )
+    if visitor_ids:
+        # Their anonymous history (a claim never verified) is the person's too.
+        await session.execute(
+            update(Event)
+            .where(Event.visitor_id.in_(visitor_ids))
+            .values(visitor_id=None, properties={}, dedupe_key=None)
+        )
+        await session.execute(
+            update(Journey)
+            .where(
+                Journey.visitor_id.in_(visitor_ids),
+                Journey.contact_id.is_(None),
+                Journey.status.in_(LIVE_STATUSES),
+            )
+            .values(
+                status=JourneyStatus.exited.value,
+                exit_reason=ERASED,
+                due_at=None,
+                wait_event_type=None,
+                wait_match=None,
+                ended_at=now,
+            )
+        )
+        await session.execute(
+            update(Journey).where(Journey.visitor_id.in_(visitor_ids)).values(data={})
+        )
+    # Snippet decisions cached in this process name the contact and its content.
+    changed_on_commit(session, visitor_ids=visitor_ids, contact_ids=[contact_id])
+
+
 async def erase_contact(session: AsyncSession, contact: Contact) -> None:
     """Remove the person's data everywhere; keep anonymised rows for counts.
 
@@ -117,7 +179,7 @@ async def erase_contact(session: AsyncSession, contact: Contact) -> None:
     await session.execute(
         update(Event).where(Event.contact_id == contact.id).values(properties={}, dedupe_key=None)
     )
-    await session.execute(update(Visitor).where(Visitor.contact_id == contact.id).values(traits={}))
+    await _forget_visitors(session, contact.id, now)
     await session.execute(
         update(Task).where(Task.contact_id == contact.id).values(title=ERASED, note="")
     )

@@ -38,6 +38,8 @@ class ContentBlock(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # No personal data in it: a flow's assignment of it may show on an unverified claim.
+    show_on_claim: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ContentVariant(Base):

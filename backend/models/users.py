@@ -70,3 +70,5 @@ class SiteKey(Base):
     allowed_origins: Mapped[list[Any]] = mapped_column(Json, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Whether an identify call from a browser may create a contact that does not exist.
+    allow_browser_contacts: Mapped[bool] = mapped_column(Boolean, default=True)

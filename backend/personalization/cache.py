@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -31,8 +32,14 @@ from backend.auth.keys import normalize_origin
 from backend.models import ContentBlock, ContentRule, ContentVariant, SiteKey
 from backend.personalization.decide import RuleEntry
 from backend.personalization.recent import RecentVisitors
-from backend.personalization.visitors import VisitorState, read_visitor
-from backend.ratelimit import Limit
+from backend.personalization.visitors import (
+    STATE_PARAMS,
+    STATE_SQL,
+    VisitorState,
+    read_visitor,
+    visitor_state,
+)
+from backend.ratelimit import Limit, MemoryRateLimiter
 
 __all__ = ["Personalizer", "Site"]
 
@@ -50,6 +57,7 @@ class Site:
     id: int
     key: str
     origins: frozenset[str]
+    allow_browser_contacts: bool = True
 
     def allows(self, origin: str | None) -> bool:
         if not origin:
@@ -68,6 +76,11 @@ class Personalizer:
     ttl: float = 5.0
     visitor_limit: Limit = field(default_factory=lambda: Limit(count=120, seconds=60))
     key_limit: Limit = field(default_factory=lambda: Limit(count=600_000, seconds=60))
+    # Per process: a Redis round trip per request cost decide over a third of its
+    # throughput. With N web processes a key gets up to N times its limit, which
+    # still stops a flood; what must hold across processes (browser-made contacts)
+    # uses the app's shared limiter.
+    limiter: MemoryRateLimiter = field(default_factory=MemoryRateLimiter)
     timer: Callable[[], float] = time.monotonic
     # The decision read's own small pool (PostgreSQL): autocommit and no ping on
     # checkout, so a decision costs one round trip instead of four (ping, BEGIN,
@@ -78,6 +91,7 @@ class Personalizer:
     _sites: dict[str, tuple[float, Site | None]] = field(default_factory=dict)
     _rules: tuple[float, Mapping[str, tuple[RuleEntry, ...]]] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _raw: asyncpg.Pool | None = None
 
     @classmethod
     def for_database(
@@ -104,6 +118,8 @@ class Personalizer:
             yield conn
 
     async def close(self) -> None:
+        if self._raw is not None:
+            await self._raw.close()
         if self.reader is not None:
             await self.reader.dispose()
 
@@ -126,15 +142,20 @@ class Personalizer:
         async with self.reading() as conn:
             row = (
                 await conn.execute(
-                    select(SiteKey.id, SiteKey.allowed_origins).where(
-                        SiteKey.key == key, SiteKey.revoked_at.is_(None)
-                    )
+                    select(
+                        SiteKey.id, SiteKey.allowed_origins, SiteKey.allow_browser_contacts
+                    ).where(SiteKey.key == key, SiteKey.revoked_at.is_(None))
                 )
             ).one_or_none()
         site = None
         if row is not None:
             origins = {normalize_origin(str(o)) for o in row.allowed_origins or []}
-            site = Site(id=row.id, key=key, origins=frozenset(o for o in origins if o))
+            site = Site(
+                id=row.id,
+                key=key,
+                origins=frozenset(o for o in origins if o),
+                allow_browser_contacts=bool(row.allow_browser_contacts),
+            )
         return site
 
     async def rules(self) -> Mapping[str, tuple[RuleEntry, ...]]:
@@ -161,10 +182,32 @@ class Personalizer:
         state = self.visitors.get(visitor_id)
         if state is None:
             epoch = self.visitors.epoch
-            async with self.reading() as conn:
-                state = await read_visitor(conn, visitor_id, now)
+            if self.reader is not None:
+                state = await self._read_raw(visitor_id, now)
+            else:
+                async with self.reading() as conn:
+                    state = await read_visitor(conn, visitor_id, now)
             self.visitors.put(visitor_id, state, epoch)
         return state
+
+    async def _read_raw(self, visitor_id: str, now: datetime) -> VisitorState:
+        """PostgreSQL: the visitor read straight on an asyncpg pool of its own.
+
+        The decision endpoint's one query, and most of its cost through the ORM
+        layers (pool checkout, greenlet, result processing); asyncpg keeps the
+        statement prepared per connection.
+        """
+        if self._raw is None:
+            async with self._lock:
+                if self._raw is None:
+                    assert self.reader is not None
+                    url = self.reader.url.set(drivername="postgresql")
+                    self._raw = await asyncpg.create_pool(
+                        url.render_as_string(hide_password=False), min_size=1, max_size=READERS
+                    )
+        values = {"vid": visitor_id, "now": now}
+        rows = await self._raw.fetch(STATE_SQL, *(values[name] for name in STATE_PARAMS))
+        return visitor_state(rows)
 
     async def _load_rules(self) -> Mapping[str, tuple[RuleEntry, ...]]:
         async with self.reading() as conn:
@@ -179,6 +222,7 @@ class Personalizer:
                     ContentVariant.id.label("variant_id"),
                     ContentVariant.key.label("variant_key"),
                     ContentVariant.html,
+                    ContentBlock.show_on_claim,
                 )
                 .join(ContentVariant, ContentVariant.id == ContentRule.variant_id)
                 .join(ContentBlock, ContentBlock.id == ContentVariant.block_id)
@@ -198,6 +242,7 @@ class Personalizer:
                         variant_id=row.variant_id,
                         variant_key=row.variant_key,
                         html=row.html,
+                        show_on_claim=bool(row.show_on_claim),
                     )
                 )
         return {slot: tuple(entries) for slot, entries in by_slot.items()}

@@ -1,7 +1,8 @@
 """Choosing the content of each requested slot: pure functions, no I/O.
 
 Precedence per slot: the newest live assignment (a flow chose it for this
-visitor or contact), then the first default rule (lowest priority number)
+visitor or its verified contact; for a mere claim only blocks marked safe to
+show on a claim), then the first default rule (lowest priority number)
 whose page pattern, UTM source and audience match, else nothing (the page
 keeps its own default content).
 """
@@ -27,6 +28,9 @@ __all__ = [
     "url_utm",
 ]
 
+# Plain strings: an enum member's .value is a descriptor call, and this runs per rule.
+_ANONYMOUS = Audience.anonymous.value
+_KNOWN = Audience.known.value
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
@@ -71,6 +75,7 @@ class RuleEntry:
     variant_id: int
     variant_key: str
     html: str
+    show_on_claim: bool = False  # its block carries no personal data
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,11 @@ def _url_matches(pattern: str, page: PageContext) -> bool:
     return fnmatchcase(target, pattern)
 
 
-def rule_matches(rule: RuleEntry, page: PageContext, known: bool) -> bool:
-    if rule.audience == Audience.anonymous.value and known:
+def rule_matches(rule: RuleEntry, page: PageContext, known: bool, claimed: bool = False) -> bool:
+    """``known``: verified; ``claimed``: the browser says who it is, unproven."""
+    if rule.audience == _ANONYMOUS and known:
         return False
-    if rule.audience == Audience.known.value and not known:
+    if rule.audience == _KNOWN and not (known or (claimed and rule.show_on_claim)):
         return False
     if rule.utm_source and rule.utm_source != page.utm_source:
         return False
@@ -107,6 +113,7 @@ def choose(
     known: bool,
     assigned: Mapping[str, Chosen],
     rules: Mapping[str, Sequence[RuleEntry]],
+    claimed: bool = False,
 ) -> dict[str, Chosen]:
     """Content for each slot that has some; ``rules`` per slot are already in priority order."""
     chosen: dict[str, Chosen] = {}
@@ -115,7 +122,7 @@ def choose(
             chosen[slot] = assigned[slot]
             continue
         for rule in rules.get(slot, ()):
-            if rule_matches(rule, page, known):
+            if rule_matches(rule, page, known, claimed):
                 chosen[slot] = Chosen(html=rule.html, variant=rule.variant_key, source="rule")
                 break
     return chosen

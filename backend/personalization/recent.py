@@ -67,8 +67,9 @@ class RecentVisitors:
         if len(self._states) >= MAX_VISITORS:
             self.clear()
         self._states[visitor_id] = (self.timer() + self.ttl, state)
-        if state.contact_id is not None:
-            self._by_contact.setdefault(state.contact_id, set()).add(visitor_id)
+        for contact_id in (state.contact_id, state.claimed_contact_id):
+            if contact_id is not None:
+                self._by_contact.setdefault(contact_id, set()).add(visitor_id)
 
     def drop(self, visitor_ids: Iterable[str], contact_ids: Iterable[int]) -> None:
         self.epoch += 1

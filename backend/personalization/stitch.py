@@ -1,7 +1,8 @@
 """Identity stitching: an anonymous visitor turns out to be a known contact.
 
-``stitch`` runs in the caller's transaction (a form submission, an identify
-call) and makes the visitor's past count for the contact:
+``stitch`` runs in the caller's transaction once the identity is *verified*
+(a signed identify token, a link Touchflow emailed; see ``identify.py`` for
+the claims before that) and makes the visitor's past count for the contact:
 
 - the visitor's anonymous events get the contact's id (they keep the visitor id
   too, so nothing is lost and the run history still shows where they came from);
@@ -74,6 +75,8 @@ async def stitch(
     if visitor.contact_id != contact_id:
         visitor.contact_id = contact_id
         visitor.stitched_at = now
+    visitor.claimed_contact_id = None  # verified now: no longer a mere claim
+    visitor.claimed_at = None
     visitor.last_seen_at = now
     await session.flush()
 

@@ -16,10 +16,18 @@ from sqlalchemy import Table, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from backend.models import ContentVariant, SlotAssignment, Visitor
+from backend.models import ContentBlock, ContentVariant, SlotAssignment, Visitor
 from backend.personalization.decide import UTM_KEYS, Chosen
 
-__all__ = ["Assignment", "VisitorState", "read_visitor", "touch"]
+__all__ = [
+    "STATE_PARAMS",
+    "STATE_SQL",
+    "Assignment",
+    "VisitorState",
+    "read_visitor",
+    "touch",
+    "visitor_state",
+]
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,9 @@ class VisitorState:
 
     exists: bool
     site_key_id: int | None = None
-    contact_id: int | None = None
+    contact_id: int | None = None  # verified
+    claimed_contact_id: int | None = None  # the browser's unverified claim
+    forgotten: bool = False  # its contact was erased: the id must not be used again
     assignments: tuple[Assignment, ...] = ()
 
     def belongs_to(self, site_id: int) -> bool:
@@ -58,6 +68,7 @@ class VisitorState:
 _VISITORS: Table = Visitor.__table__  # type: ignore[assignment]
 _ASSIGNMENTS: Table = SlotAssignment.__table__  # type: ignore[assignment]
 _VARIANTS: Table = ContentVariant.__table__  # type: ignore[assignment]
+_BLOCKS: Table = ContentBlock.__table__  # type: ignore[assignment]
 
 
 def _state_query() -> Any:
@@ -67,13 +78,21 @@ def _state_query() -> Any:
     expanding parameter: SQLAlchemy reuses its compiled form, and the state can be
     cached for any set of slots.
     """
-    v, a, cv = _VISITORS, _ASSIGNMENTS, _VARIANTS
-    owned = or_(a.c.visitor_id == v.c.id, a.c.contact_id == v.c.contact_id)
+    v, a, cv, cb = _VISITORS, _ASSIGNMENTS, _VARIANTS, _BLOCKS
+    # A claim sees only its contact's assignments of blocks marked safe to show on a claim.
+    safe = select(cv.c.id).join(cb, cb.c.id == cv.c.block_id).where(cb.c.show_on_claim.is_(True))
+    owned = or_(
+        a.c.visitor_id == v.c.id,
+        a.c.contact_id == v.c.contact_id,
+        and_(a.c.contact_id == v.c.claimed_contact_id, a.c.variant_id.in_(safe)),
+    )
     live = and_(owned, a.c.expires_at > bindparam("now", type_=a.c.expires_at.type))
     return (
         select(
             v.c.contact_id,
             v.c.site_key_id,
+            v.c.claimed_contact_id,
+            v.c.forgotten_at,
             a.c.slot,
             a.c.html,
             a.c.id,
@@ -90,27 +109,52 @@ def _state_query() -> Any:
 _STATE = _state_query()
 
 
-async def read_visitor(conn: AsyncConnection, visitor_id: str, now: datetime) -> VisitorState:
-    """The visitor and its (or its contact's) assignments live at ``now``, newest first.
+# Column positions in ``_STATE``'s rows (SQLAlchemy rows and asyncpg records alike).
+_CONTACT, _SITE, _CLAIMED, _FORGOTTEN, _SLOT, _HTML, _ID, _EXPIRES, _KEY, _VARIANT_HTML = range(10)
 
-    One indexed query, the decision endpoint's only database work.
-    """
-    rows = (await conn.execute(_STATE, {"vid": visitor_id, "now": now})).all()
+
+def _compiled_for_asyncpg() -> tuple[str, tuple[str, ...]]:
+    """``_STATE`` as PostgreSQL SQL with ``$n`` parameters, and their names in order."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    compiled = _STATE.compile(dialect=dialect())  # type: ignore[no-untyped-call]
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+STATE_SQL, STATE_PARAMS = _compiled_for_asyncpg()
+
+
+def visitor_state(rows: Sequence[Sequence[Any]]) -> VisitorState:
+    """The state from ``_STATE``'s rows (none: an unknown visitor)."""
     if not rows:
         return VisitorState(exists=False)
     assignments = []
     for row in rows:
-        html = row.variant_html if row.key is not None else row.html
-        if row.slot is None or not html:
+        html = row[_VARIANT_HTML] if row[_KEY] is not None else row[_HTML]
+        if row[_SLOT] is None or not html:
             continue
-        content = Chosen(html=html, variant=row.key or f"flow-{row.id}", source="assignment")
-        assignments.append(Assignment(row.slot, row.expires_at, content))
+        variant = row[_KEY] or f"flow-{row[_ID]}"
+        content = Chosen(html=html, variant=variant, source="assignment")
+        assignments.append(Assignment(row[_SLOT], row[_EXPIRES], content))
+    first = rows[0]
     return VisitorState(
         exists=True,
-        site_key_id=rows[0].site_key_id,
-        contact_id=rows[0].contact_id,
+        site_key_id=first[_SITE],
+        contact_id=first[_CONTACT],
+        claimed_contact_id=first[_CLAIMED],
+        forgotten=first[_FORGOTTEN] is not None,
         assignments=tuple(assignments),
     )
+
+
+async def read_visitor(conn: AsyncConnection, visitor_id: str, now: datetime) -> VisitorState:
+    """The visitor and its (or its contact's) assignments live at ``now``, newest first.
+
+    One indexed query, the decision endpoint's only database work (PostgreSQL
+    runs the same statement straight on asyncpg: see ``cache.Personalizer``).
+    """
+    rows = (await conn.execute(_STATE, {"vid": visitor_id, "now": now})).all()
+    return visitor_state(rows)
 
 
 def _first_touch(page: Mapping[str, Any], utm: Mapping[str, str]) -> dict[str, Any]:

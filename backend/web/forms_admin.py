@@ -24,6 +24,7 @@ from backend.models.ingestion import AttributeDefinition
 from backend.web.forms import Form as Posted
 from backend.web.forms import read_form
 from backend.web.render import redirect, render
+from backend.web.urls import public_base_url
 
 FIELD_TYPES = {
     "text": N_("Text"),
@@ -174,7 +175,7 @@ async def _editor(
     status: int = 200,
     saved: bool = False,
 ) -> Template:
-    base_url = request.app.state.settings.base_url.rstrip("/")
+    base_url = public_base_url(request)
     return render(
         request,
         "forms/edit.html",

@@ -36,6 +36,7 @@ from backend.ratelimit import Limit, RateLimiter
 from backend.validation import BadJson, parse_json
 from backend.web.forms import Form, read_form
 from backend.web.render import render
+from backend.web.urls import public_base_url
 
 log = logging.getLogger("touchflow.inbound")
 HOOK_BODY_LIMIT = 512 * 1024
@@ -52,7 +53,7 @@ MAPPING_FIELDS = (
 
 
 def hook_url(request: Request[Any, Any, Any], source: InboundSource) -> str:
-    return f"{request.app.state.settings.base_url.rstrip('/')}/hooks/in/{source.token}"
+    return f"{public_base_url(request)}/hooks/in/{source.token}"
 
 
 def _mapping(form: Form) -> SourceMapping | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.middleware import MiddlewareProtocol
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -13,7 +12,7 @@ from backend.i18n import activate, catalogs
 
 # Browsers send a handful of distinct headers, and negotiating one (Babel) costs more
 # than the rest of this middleware; the catalogs are fixed for the process's life.
-_negotiate = lru_cache(maxsize=512)(catalogs.negotiate)
+negotiate = lru_cache(maxsize=512)(catalogs.negotiate)
 
 
 class LocaleMiddleware(MiddlewareProtocol):
@@ -22,7 +21,8 @@ class LocaleMiddleware(MiddlewareProtocol):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            locale = _negotiate(Headers.from_scope(scope).get("accept-language"))
+            wanted = next((v for k, v in scope["headers"] if k == b"accept-language"), None)
+            locale = negotiate(wanted.decode("latin-1") if wanted is not None else None)
             scope.setdefault("state", {})["locale"] = locale
             activate(catalogs.get(locale))
         await self.app(scope, receive, send)

@@ -37,9 +37,10 @@ from backend.forms.store import definition_of
 from backend.forms.submit import CheckedSubmission, check_submission
 from backend.i18n import _
 from backend.models import Contact, Form, OutboxMessage, SiteKey
-from backend.personalization.identify import stitch_submission
+from backend.personalization.identify import VISITOR_ID, stitch_submission, verifying_link
 from backend.ratelimit import RateLimiter
 from backend.web.render import render
+from backend.web.urls import public_base_url
 from runtime.doorbell import ring_after_commit
 
 log = logging.getLogger("touchflow.forms")
@@ -64,6 +65,7 @@ def _page(
     started_at: str = "",
     embed: bool = False,
     confirm_token: str = "",
+    visitor_id: str = "",
     status: int = 200,
 ) -> Template:
     return render(
@@ -79,6 +81,7 @@ def _page(
             "started_at": started_at,
             "embed": embed,
             "confirm_token": confirm_token,
+            "visitor_id": visitor_id if VISITOR_ID.match(visitor_id) else "",
         },
         status_code=status,
     )
@@ -104,8 +107,14 @@ async def form_page(
     clock: Now,
     slug: FromPath[str],
     embed: FromQuery[bool] = False,
+    vid: FromQuery[str] = "",
 ) -> Template:
-    """The hosted page, or with ``?embed=1`` the bare form for an iframe."""
+    """The hosted page, or with ``?embed=1`` the bare form for an iframe.
+
+    The iframe's submission stitches like the HTML embed: the visitor id comes in
+    ``?vid=`` (the page put it there) or from the snippet on the page, which
+    answers the frame's ``postMessage`` (see the template).
+    """
     form = await _live_form(db, slug)
     return _page(
         request,
@@ -116,6 +125,7 @@ async def form_page(
         # faster than they were and drop them as a bot.
         started_at=str(int(clock.now().timestamp())),
         embed=embed,
+        visitor_id=vid,
     )
 
 
@@ -226,6 +236,7 @@ async def submit_form(
         errors=checked.errors,
         started_at=raw.get("form_started_at", ""),
         embed=embed,
+        visitor_id=raw.get("visitor_id", ""),
         status=422,
     )
 
@@ -282,7 +293,7 @@ def _queue_confirmation(
     settings = request.app.state.settings
     issued = int(now.timestamp())
     token = sign_optin(settings.resolved_secret_key(), OptIn(form.id, contact.id, issued))
-    link = f"{settings.base_url.rstrip('/')}/f/confirm?token={token}"
+    link = f"{public_base_url(request)}/f/confirm?token={token}"
     text = _(
         "Please confirm that you want to hear from us by opening this link:\n\n%(link)s\n\n"
         "If you did not sign up, ignore this email and nothing will happen."
@@ -328,7 +339,7 @@ async def confirm_page(
 
 
 @post("/f/confirm", opt=public(csrf_exempt=True), request_max_body_size=4096, status_code=200)
-async def confirm(request: Request[Any, Any, Any], db: Db, clock: Now) -> Template:
+async def confirm(request: Request[Any, Any, Any], db: Db, clock: Now) -> Template | Redirect:
     """Record the consent the link stands for (again is harmless)."""
     now = clock.now()
     token = _raw(await request.form()).get("token", "")
@@ -352,6 +363,12 @@ async def confirm(request: Request[Any, Any, Any], db: Db, clock: Now) -> Templa
         source=source,
         now=now,
     )
+    redirect_url = definition_of(form).redirect_url
+    if redirect_url:
+        # The click came from the person's inbox: on the site it also verifies this browser.
+        secret = request.app.state.settings.resolved_secret_key()
+        target = await verifying_link(db, secret, redirect_url, contact.id, int(now.timestamp()))
+        return Redirect(path=target, status_code=303)
     return _page(request, _("Thank you"), message=_("Your subscription is confirmed."))
 
 

@@ -79,3 +79,11 @@ class Visitor(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     stitched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The browser's own claim (identify, a form): shows and records nothing of that
+    # contact until verified, when ``contact_id`` is set and the history moves over.
+    claimed_contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL")
+    )
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the contact it was linked to was erased: this id is never used again.
+    forgotten_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

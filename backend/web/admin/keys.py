@@ -17,8 +17,11 @@ from backend.auth.keys import new_api_key, new_site_key, normalize_origin
 from backend.deps import Actor, Db, Now
 from backend.i18n import _
 from backend.models import ApiKey, Role, SiteKey
+from backend.personalization.verify import identify_secret
 from backend.web.forms import Form, read_form
+from backend.web.personalization.api import personalizer
 from backend.web.render import render
+from backend.web.urls import public_base_url
 
 NAME_MAX = 200
 
@@ -139,7 +142,13 @@ async def _site_keys_page(
             "keys": keys,
             "values": form.values if form else {},
             "errors": form.errors if form else {},
-            "base_url": request.app.state.settings.base_url,
+            "base_url": public_base_url(request),
+            # What each site's backend signs identify tokens with (docs/personalization.md).
+            "identify_secrets": {
+                key.id: identify_secret(request.app.state.settings.resolved_secret_key(), key.key)
+                for key in keys
+                if key.revoked_at is None
+            },
         },
         block="site_keys" if partial else None,
         status_code=status,
@@ -178,7 +187,14 @@ async def change_site_key(
         return await _site_keys_page(request, db, form=form, status=422, partial=True)
     before = list(key.allowed_origins)
     key.allowed_origins = origins
-    record(db, actor, "site_key.changed", key, {"from": before, "to": origins})
+    changes: dict[str, Any] = {"from": before, "to": origins}
+    if form.get("contacts_field"):  # the checkbox is on the form (absent means unticked)
+        allowed = bool(form.get("allow_browser_contacts"))
+        if allowed != key.allow_browser_contacts:
+            key.allow_browser_contacts = allowed
+            changes["allow_browser_contacts"] = allowed
+    record(db, actor, "site_key.changed", key, changes)
+    personalizer(request).forget()
     return await _site_keys_page(request, db, partial=True)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from backend.auth.guards import public
 from backend.deps import Db
 from backend.models import Journey, OutboxMessage
+from backend.personalization.identify import verifying_link
 from backend.web.messaging.common import claims, runtime
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,16 @@ async def click(request: Request[Any, Any, Any], db: Db, token: FromPath[str]) -
     if not target.startswith(("http://", "https://")):
         target = "/"
     await _record(request, db, int(data["m"]), "email.clicked", {"url": target})
+    message = await db.get(OutboxMessage, int(data["m"]))  # already loaded by _record
+    if message is not None and message.contact_id is not None:
+        # On a site with the snippet the click also proves who the browser is.
+        target = await verifying_link(
+            db,
+            request.app.state.settings.resolved_secret_key(),
+            target,
+            message.contact_id,
+            int(request.app.state.clock.now().timestamp()),
+        )
     return Redirect(path=target, status_code=302, headers=_NO_STORE)
 
 

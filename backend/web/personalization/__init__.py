@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from litestar import Router
-from litestar.datastructures import CacheControlHeader
-from litestar.static_files import create_static_files_router
+from litestar.exceptions import HTTPException
+from litestar.types import Guard
 
-from backend.auth.guards import public
-from backend.templating import STATIC_DIR
-from backend.web.personalization.api import personalization_lifespan, personalization_router
+from backend.web.personalization.api import (
+    error_response,
+    events,
+    identify,
+    personalization_lifespan,
+    preflight,
+)
+from backend.web.personalization.fast import decide
 from backend.web.personalization.pages import ROUTES
+from backend.web.personalization.snippet import snippet_router, snippet_url
 
-__all__ = ["ROUTES", "personalization_lifespan", "personalization_router", "snippet_router"]
+__all__ = [
+    "ROUTES",
+    "personalization_lifespan",
+    "personalization_router",
+    "snippet_router",
+    "snippet_url",
+]
 
-# Sites embed one unversioned URL: browsers and CDNs keep it a day and may serve a
-# stale copy for a week while they revalidate, so an update reaches everyone within a day.
-SNIPPET_CACHE = CacheControlHeader(public=True, max_age=86_400, stale_while_revalidate=604_800)
 
+def personalization_router(guards: Sequence[Guard]) -> Router:
+    """``/p/v1``: left out of the OpenAPI schema (it is the snippet's, not a developer API).
 
-def snippet_router() -> Router:
-    """``/static/snippet/touchflow.js`` with long-lived cache headers."""
-    return create_static_files_router(
-        path="/static/snippet",
-        directories=[STATIC_DIR / "snippet"],
-        cache_control=SNIPPET_CACHE,
-        opt=public(),
-        name="snippet",
+    ``guards`` (the app's role guard) cover every route but ``decide``, which is
+    public and answers every page view: it skips the guard's per-request cost.
+    """
+    guarded = Router(
+        path="/",
+        # preflight first: it replaces the automatic OPTIONS (decide answers its own)
+        route_handlers=[preflight, events, identify],
+        guards=list(guards),
+    )
+    return Router(
+        path="/p/v1",
+        route_handlers=[decide, guarded],
+        exception_handlers={HTTPException: error_response},
+        include_in_schema=False,
     )

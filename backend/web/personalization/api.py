@@ -11,30 +11,58 @@ refuses a wrong origin itself rather than relying on the browser. Answers carry
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
 from typing import Any
 
-from litestar import Litestar, Request, Response, Router, post, route
+from litestar import Litestar, Request, Response, post, route
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from pydantic import ValidationError
 from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.guards import public
-from backend.contacts.normalize import InvalidValue
+from backend.contacts.normalize import InvalidValue, normalize_email
 from backend.contacts.schemas import IdentifyIn
 from backend.deps import Db, Now
 from backend.i18n import _
+from backend.models import Contact, Visitor
 from backend.personalization.cache import Personalizer, Site
 from backend.personalization.decide import UTM_KEYS, choose, page_context, url_utm
-from backend.personalization.identify import identify_visitor
+from backend.personalization.identify import claim, create_contact, find_contact
+from backend.personalization.stitch import stitch
+from backend.personalization.verify import (
+    BadToken,
+    identify_secret,
+    read_identify_token,
+    read_link_token,
+)
 from backend.personalization.visitors import touch
-from backend.ratelimit import RateLimiter
+from backend.ratelimit import Limit, RateLimiter
 from backend.web.personalization.schemas import DecideIn, EventIn, IdentifyVisitorIn, SnippetIn
 from runtime.events import ingest
 
-__all__ = ["personalization_lifespan", "personalization_router", "personalizer"]
+__all__ = [
+    "BODY_LIMIT",
+    "PublicError",
+    "cors_headers",
+    "decision",
+    "error_response",
+    "events",
+    "identify",
+    "parse",
+    "personalization_lifespan",
+    "personalizer",
+    "personalizer_of_app",
+    "preflight",
+    "preflight_headers",
+    "site_for",
+    "within_limits",
+]
 
 log = logging.getLogger("touchflow.personalization")
 BODY_LIMIT = 16 * 1024
@@ -50,7 +78,11 @@ class PublicError(HTTPException):
 
 def personalizer(request: Request[Any, Any, Any]) -> Personalizer:
     """The process's caches and reader (made by ``personalization_lifespan``)."""
-    found = request.app.state.personalizer
+    return personalizer_of_app(request.app)
+
+
+def personalizer_of_app(app: Litestar) -> Personalizer:
+    found = app.state.personalizer
     assert isinstance(found, Personalizer)
     return found
 
@@ -70,7 +102,7 @@ def personalization_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]
     return lifespan()
 
 
-def _cors(origin: str) -> dict[str, str]:
+def cors_headers(origin: str) -> dict[str, str]:
     return {
         "Access-Control-Allow-Origin": origin,
         "Vary": "Origin",
@@ -78,20 +110,20 @@ def _cors(origin: str) -> dict[str, str]:
     }
 
 
-def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = exc.detail if isinstance(exc, HTTPException) else _("Something went wrong.")
     headers = dict(getattr(exc, "headers", None) or {})
     origin = request.scope.get("state", {}).get(_ORIGIN_STATE)
     if origin:
-        headers.update(_cors(origin))
+        headers.update(cors_headers(origin))
     return Response(
         {"error": {"status": status, "message": message}}, status_code=status, headers=headers
     )
 
 
-async def _read(request: Request[Any, Any, Any], model: type[SnippetIn]) -> Any:
-    body = await request.body()
+def parse(model: type[SnippetIn], body: bytes) -> Any:
+    """The request body as ``model``; a clear 400 when it is not."""
     try:
         return model.model_validate_json(body or b"{}")
     except ValidationError as exc:
@@ -104,70 +136,86 @@ async def _read(request: Request[Any, Any, Any], model: type[SnippetIn]) -> Any:
         ) from exc
 
 
-async def _admit(request: Request[Any, Any, Any], payload: SnippetIn) -> Site:
-    """The site key, checked against the origin, within its rate limits."""
-    engine = personalizer(request)
-    site = await engine.site(payload.key)
+async def _read(request: Request[Any, Any, Any], model: type[SnippetIn]) -> Any:
+    return parse(model, await request.body())
+
+
+async def site_for(engine: Personalizer, key: str, origin: str | None) -> Site:
+    """The live site key ``key``, if ``origin`` may use it (else a 403 that says why)."""
+    site = await engine.site(key)
     if site is None:
         raise PublicError(status_code=403, detail=_("This site key is unknown or was revoked."))
-    origin = request.headers.get("origin")
     if not site.allows(origin):
         raise PublicError(
             status_code=403,
             detail=_("Requests from %(origin)s are not allowed for this site key.")
             % {"origin": origin or _("a page without an origin")},
         )
-    request.scope.setdefault("state", {})[_ORIGIN_STATE] = origin
-    limiter: RateLimiter = request.app.state.rate_limiter
-    try:
-        wait = await limiter.hit(f"p:k:{site.id}", engine.key_limit)
-        if wait is None:
-            wait = await limiter.hit(f"p:v:{payload.vid}", engine.visitor_limit)
-    except RedisError as exc:
-        # Personalization is best effort; a Redis outage must not break the customer's site.
-        log.warning("rate limit unavailable for the snippet: %s", exc)
-        wait = None
+    return site
+
+
+async def within_limits(engine: Personalizer, site: Site, vid: str) -> None:
+    """Per key and per visitor (in this process): a 429 with Retry-After beyond them."""
+    wait = await engine.limiter.hit(f"p:k:{site.id}", engine.key_limit)
+    if wait is None:
+        wait = await engine.limiter.hit(f"p:v:{vid}", engine.visitor_limit)
     if wait is not None:
         raise PublicError(
             status_code=429,
             detail=_("Too many requests; try again in a moment."),
             headers={"Retry-After": str(int(wait) + 1)},
         )
+
+
+async def _admit(request: Request[Any, Any, Any], payload: SnippetIn) -> Site:
+    """The site key, checked against the origin, within its rate limits."""
+    engine = personalizer(request)
+    origin = request.headers.get("origin")
+    site = await site_for(engine, payload.key, origin)
+    request.scope.setdefault("state", {})[_ORIGIN_STATE] = origin
+    await within_limits(engine, site, payload.vid)
     return site
 
 
 def _ok(request: Request[Any, Any, Any], content: dict[str, Any]) -> Response[Any]:
-    return Response(content, headers=_cors(request.scope["state"][_ORIGIN_STATE]))
+    return Response(content, headers=cors_headers(request.scope["state"][_ORIGIN_STATE]))
 
 
-@post("/decide", opt=public(csrf_exempt=True), request_max_body_size=BODY_LIMIT, status_code=200)
-async def decide(request: Request[Any, Any, Any], clock: Now) -> Response[Any]:
-    """Content for the requested slots, for this visitor on this page."""
-    payload: DecideIn = await _read(request, DecideIn)
-    site = await _admit(request, payload)
-    engine = personalizer(request)
-    now = clock.now()
+async def decision(
+    engine: Personalizer, site: Site, payload: DecideIn, now: datetime
+) -> dict[str, Any]:
+    """Content for the requested slots, for this visitor on this page (the decide answer).
+
+    Served by ``backend.web.personalization.fast`` ahead of the router: the
+    snippet's hottest call skips the page machinery it does not use.
+    """
     state = await engine.visitor(payload.vid, now)
     # A visitor that came through another site key is a stranger here.
-    mine = state.belongs_to(site.id)
+    mine = state.belongs_to(site.id) and not state.forgotten
     known = mine and state.contact_id is not None
     chosen = choose(
         payload.slots,
         page_context(payload.page.url, payload.utm),
         known=known,
+        claimed=mine and state.claimed_contact_id is not None,
         assigned=state.assigned(payload.slots, now) if mine else {},
         rules=await engine.rules(),
     )
-    return _ok(
-        request,
-        {
-            "slots": {
-                slot: {"html": c.html, "variant": c.variant, "source": c.source}
-                for slot, c in chosen.items()
-            },
-            "known": known,
+    answer: dict[str, Any] = {
+        "slots": {
+            slot: {"html": c.html, "variant": c.variant, "source": c.source}
+            for slot, c in chosen.items()
         },
-    )
+        "known": known,
+    }
+    if state.forgotten:
+        answer["vid"] = new_visitor_id()  # the snippet starts over as a new visitor
+    return answer
+
+
+def new_visitor_id() -> str:
+    """A fresh visitor id, for a browser whose old one was forgotten (its contact erased)."""
+    return secrets.token_urlsafe(16)
 
 
 def _utm(payload: EventIn) -> dict[str, str]:
@@ -204,16 +252,16 @@ async def events(request: Request[Any, Any, Any], db: Db, clock: Now) -> Respons
     site = await _admit(request, payload)
     now = clock.now()
     properties = _event_properties(payload)
-    visitor = await touch(
-        db,
-        payload.vid,
-        site.id,
-        now,
-        page=payload.page.model_dump(),
-        utm=_utm(payload),
-    )
+    page, utm = payload.page.model_dump(), _utm(payload)
+    visitor = await touch(db, payload.vid, site.id, now, page=page, utm=utm)
     if visitor is None:
         raise PublicError(status_code=403, detail=_("This visitor belongs to another site."))
+    renewed = None
+    if visitor.forgotten_at is not None:
+        # Its contact was erased: nothing more is attached to the old id.
+        renewed = new_visitor_id()
+        visitor = await touch(db, renewed, site.id, now, page=page, utm=utm)
+        assert visitor is not None
     runtime = request.app.state.runtime
     result = await ingest(
         db,
@@ -227,16 +275,59 @@ async def events(request: Request[Any, Any, Any], db: Db, clock: Now) -> Respons
         source="web",
         doorbell=runtime.doorbell,
     )
-    response = _ok(request, {"accepted": True, "duplicate": result.duplicate})
+    answer: dict[str, Any] = {"accepted": True, "duplicate": result.duplicate}
+    if renewed:
+        answer["vid"] = renewed
+    response = _ok(request, answer)
     response.status_code = 202
     return response
 
 
 @post("/identify", opt=public(csrf_exempt=True), request_max_body_size=BODY_LIMIT, status_code=200)
 async def identify(request: Request[Any, Any, Any], db: Db, clock: Now) -> Response[Any]:
-    """Link the visitor to the contact with this email or external id (never changes it)."""
+    """The visitor says who it is: a claim, or verified by ``token`` or ``verify``.
+
+    ``token``: a signed identify token from the site's backend; ``verify``: the
+    ``tf_verify`` value of a link Touchflow emailed. Otherwise ``email`` or
+    ``external_id`` is a claim, which shows nothing of that contact. A claim's
+    answer is the same whether or not the contact exists.
+    """
     payload: IdentifyVisitorIn = await _read(request, IdentifyVisitorIn)
     site = await _admit(request, payload)
+    now = clock.now()
+    visitor = await db.get(Visitor, payload.vid)
+    if visitor is not None and (
+        visitor.forgotten_at is not None or visitor.site_key_id not in (None, site.id)
+    ):
+        raise PublicError(
+            status_code=409, detail=_("This visitor id can no longer be used; start a new one.")
+        )
+    if payload.token or payload.verify:
+        contact_id = await _proven_contact(request, db, site, payload, now.timestamp())
+        if contact_id is None:
+            return _ok(request, {"identified": False, "verified": False})
+        await stitch(
+            db, visitor_id=payload.vid, contact_id=contact_id, now=now, site_key_id=site.id
+        )
+        return _ok(request, {"identified": True, "verified": True})
+    data = _identify_data(payload)
+    found = await find_contact(db, email=data.email, external_id=data.external_id)
+    if found is None:
+        if not site.allow_browser_contacts:
+            # Answer like any claim: a browser cannot learn who is a contact.
+            return _ok(request, {"identified": True, "verified": False})
+        await _creation_allowed(request, site)
+        found = (await create_contact(db, data, "web:identify"), False)
+    contact_id, erased = found
+    if erased:
+        return _ok(request, {"identified": True, "verified": False})
+    verified = await claim(
+        db, visitor_id=payload.vid, contact_id=contact_id, now=now, site_key_id=site.id
+    )
+    return _ok(request, {"identified": True, "verified": verified})
+
+
+def _identify_data(payload: IdentifyVisitorIn) -> IdentifyIn:
     try:
         data = IdentifyIn(
             email=payload.email,
@@ -244,17 +335,73 @@ async def identify(request: Request[Any, Any, Any], db: Db, clock: Now) -> Respo
             first_name=payload.first_name,
             last_name=payload.last_name,
         )
-        done = await identify_visitor(
-            db, visitor_id=payload.vid, site_id=site.id, data=data, now=clock.now()
-        )
+        if data.email:
+            normalize_email(data.email)
     except (InvalidValue, ValidationError) as exc:
         message = exc.message if isinstance(exc, InvalidValue) else str(exc.errors()[0]["msg"])
         raise PublicError(status_code=400, detail=message) from exc
-    return _ok(request, {"identified": done is not None})
+    return data
+
+
+async def _proven_contact(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    site: Site,
+    payload: IdentifyVisitorIn,
+    now: float,
+) -> int | None:
+    """The contact a signed token or an emailed link proves, created for a token if new."""
+    secret = request.app.state.settings.resolved_secret_key()
+    try:
+        if payload.verify:
+            contact_id = read_link_token(secret, payload.verify, now)
+            alive = await db.scalar(
+                select(Contact.id).where(Contact.id == contact_id, Contact.erased_at.is_(None))
+            )
+            return None if alive is None else int(alive)
+        assert payload.token is not None
+        named = read_identify_token(identify_secret(secret, site.key), payload.token, now)
+    except BadToken as exc:
+        raise PublicError(
+            status_code=400,
+            detail=_("The identity proof is not valid: %(why)s") % {"why": str(exc)},
+        ) from exc
+    found = await find_contact(db, email=named.email, external_id=named.external_id)
+    if found is not None:
+        return None if found[1] else found[0]
+    data = IdentifyIn(email=named.email, external_id=named.external_id)
+    try:
+        return await create_contact(db, data, "web:identify-token")
+    except InvalidValue as exc:
+        raise PublicError(status_code=400, detail=exc.message) from exc
+
+
+async def _creation_allowed(request: Request[Any, Any, Any], site: Site) -> None:
+    """Browser-made contacts: a budget per site key and per address, shared by all processes."""
+    settings = request.app.state.settings
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else "unknown"
+    try:
+        wait = await limiter.hit(
+            f"p:new:k:{site.id}", Limit(settings.browser_contacts_per_site_key, 3600)
+        )
+        if wait is None:
+            wait = await limiter.hit(
+                f"p:new:a:{address}", Limit(settings.browser_contacts_per_address, 3600)
+            )
+    except RedisError as exc:
+        log.warning("rate limit unavailable for browser contacts, refusing: %s", exc)
+        wait = 60.0
+    if wait is not None:
+        raise PublicError(
+            status_code=429,
+            detail=_("Too many new contacts from this site or address; try again later."),
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
 
 
 @route(
-    ["/decide", "/events", "/identify"],
+    ["/events", "/identify"],
     http_method=[HttpMethod.OPTIONS],
     opt=public(csrf_exempt=True),
     status_code=204,
@@ -265,30 +412,16 @@ async def preflight(request: Request[Any, Any, Any]) -> Response[None]:
     The body (and so the site key) is not part of a preflight; any origin may
     ask, and the real request is checked against the key's origins.
     """
-    origin = request.headers.get("origin", "")
     return Response(
-        None,
-        status_code=204,
-        headers={
-            "Access-Control-Allow-Origin": origin or "*",
-            "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "content-type",
-            "Access-Control-Max-Age": "600",
-            "Vary": "Origin",
-        },
+        None, status_code=204, headers=preflight_headers(request.headers.get("origin", ""))
     )
 
 
-def personalization_router() -> Router:
-    """``/p/v1``: left out of the OpenAPI schema (it is the snippet's, not a developer API)."""
-    return Router(
-        path="/p/v1",
-        route_handlers=[
-            preflight,
-            decide,
-            events,
-            identify,
-        ],  # preflight first: it replaces the automatic OPTIONS
-        exception_handlers={HTTPException: _error},
-        include_in_schema=False,
-    )
+def preflight_headers(origin: str) -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": origin or "*",
+        "Access-Control-Allow-Methods": "POST",
+        "Access-Control-Allow-Headers": "content-type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }

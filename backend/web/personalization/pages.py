@@ -26,7 +26,9 @@ from backend.personalization.sanitize import MAX_HTML_CHARS, sanitize_html
 from backend.web.forms import Form as Posted
 from backend.web.forms import read_form
 from backend.web.personalization.api import personalizer
+from backend.web.personalization.snippet import ANTI_FLICKER_MS, embed_code, snippet_url
 from backend.web.render import redirect, render
+from backend.web.urls import public_base_url
 
 AUDIENCES = {
     Audience.anyone.value: N_("Everyone"),
@@ -92,7 +94,9 @@ async def overview(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Tem
             "rules": rules,
             "site_keys": site_keys,
             "audiences": AUDIENCES,
-            "base_url": request.app.state.settings.base_url.rstrip("/"),
+            "base_url": public_base_url(request),
+            "embed_codes": {key.id: embed_code(snippet_url(request), key.key) for key in site_keys},
+            "hide_ms": ANTI_FLICKER_MS,
             "can_edit": actor.allows(Role.marketer),
         },
     )
@@ -199,6 +203,19 @@ async def archive_block(
     return redirect(request, "/personalization")
 
 
+@post("/personalization/blocks/{block_id:int}/claim", opt=role(Role.marketer))
+async def set_claim_safe(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, block_id: FromPath[int]
+) -> Response[Any]:
+    """Whether the block may show to a visitor whose identity is only claimed."""
+    block = await _block(db, block_id)
+    block.show_on_claim = bool((await read_form(request)).get("show_on_claim"))
+    block.updated_at = clock.now()
+    record(db, actor, "content_block.claim_safety", block, {"show_on_claim": block.show_on_claim})
+    personalizer(request).forget()
+    return redirect(request, f"/personalization/blocks/{block.id}")
+
+
 @post("/personalization/rules", opt=role(Role.marketer))
 async def add_rule(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now
@@ -261,6 +278,7 @@ ROUTES = [
     block_page,
     save_variant,
     archive_block,
+    set_claim_safe,
     add_rule,
     delete_rule,
 ]

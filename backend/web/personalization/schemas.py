@@ -65,3 +65,7 @@ class IdentifyVisitorIn(SnippetIn):
     external_id: str | None = Field(default=None, max_length=200)
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
+    # Proofs (backend.personalization.verify): the site backend's signed token, or an
+    # emailed link's tf_verify value.
+    token: str | None = Field(default=None, max_length=4096)
+    verify: str | None = Field(default=None, max_length=300)

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.models import Audience, ContentBlock, ContentRule, ContentVariant, SiteKey
+from backend.personalization.verify import identify_secret, sign_identify_token
 from backend.worker import extra_deliverers
 from runtime.engine import Runtime, build_runtime
 from tests.backend.web.conftest import app, client, clock, signed_in
@@ -23,6 +24,12 @@ __all__ = ["app", "client", "clock", "signed_in"]
 ORIGIN = "https://shop.example.com"
 SITE_KEY = "tfs_test-shop-key"
 VISITOR = "v-0123456789abcdef"
+
+
+def identify_token(app: Litestar, clock: MovableClock, **claims: Any) -> str:
+    """What the shop's backend would sign for the person signed in on its pages."""
+    secret = identify_secret(app.state.settings.resolved_secret_key(), SITE_KEY)
+    return sign_identify_token(secret, {"exp": int(clock.now().timestamp()) + 600, **claims})
 
 
 @dataclass

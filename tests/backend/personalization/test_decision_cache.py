@@ -13,7 +13,7 @@ from backend.personalization.delivery import WebContentDeliverer
 from backend.personalization.recent import RecentVisitors
 from backend.personalization.visitors import VisitorState
 from runtime.delivery import Outgoing
-from tests.backend.personalization.conftest import VISITOR, Post, Shop
+from tests.backend.personalization.conftest import VISITOR, Post, Shop, identify_token
 from tests.backend.personalization.test_security import personalizer_of
 from tests.backend.web.support import MovableClock
 
@@ -97,13 +97,14 @@ async def test_this_process_delivery_shows_at_once(
 
 
 async def test_stitching_shows_the_known_variant_at_once(
-    client: AsyncTestClient[Litestar], snippet: Post, shop: Shop
+    app: Litestar, client: AsyncTestClient[Litestar], snippet: Post, shop: Shop, clock: MovableClock
 ) -> None:
     _frozen_cache(client)
     first = (await snippet("decide", slots=["hero"], page=LINKEDIN_PAGE)).json()
     assert first["known"] is False
     await snippet("events", type="page.viewed", page=LINKEDIN_PAGE)
-    await snippet("identify", email="ada@example.com", page=LINKEDIN_PAGE)
+    token = identify_token(app, clock, email="ada@example.com")
+    await snippet("identify", token=token, page=LINKEDIN_PAGE)
     decided = (await snippet("decide", slots=["hero"], page=LINKEDIN_PAGE)).json()
     assert decided["known"] is True
     assert decided["slots"]["hero"]["variant"] == "known"

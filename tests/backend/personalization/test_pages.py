@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import html
+import re
 from pathlib import Path
 
 from litestar import Litestar
@@ -107,9 +110,53 @@ async def test_viewers_can_look_but_not_change(
     assert refused.status_code == 403
 
 
-async def test_snippet_is_small_and_cached_long(client: AsyncTestClient[Litestar]) -> None:
+async def test_snippet_is_small_and_its_hashed_url_cached_for_a_year(
+    signed_in: SignedIn, shop: Shop
+) -> None:
     assert len(gzip.compress(SNIPPET.read_bytes(), 9)) < 5 * 1024
-    response = await client.get("/static/snippet/touchflow.js")
+    client = await signed_in(Role.viewer)
+    page = html.unescape((await client.get("/personalization")).text)
+    found = re.search(
+        r'src="(http://testserver\.local(/snippet/([0-9a-f]{16})/touchflow\.js))"', page
+    )
+    assert found is not None, "the embed code names the content-hashed snippet"
+    assert found.group(3) == hashlib.sha256(SNIPPET.read_bytes()).hexdigest()[:16]
+    assert "touchflow-hide" in page and "visibility:hidden" in page  # the inline anti-flicker
+    response = await client.get(found.group(2))
     assert response.status_code == 200
-    assert "max-age=86400" in response.headers["cache-control"]
-    assert "data-touchflow-slot" in response.text
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.content == SNIPPET.read_bytes()
+    stale = await client.get("/snippet/0123456789abcdef/touchflow.js", follow_redirects=False)
+    assert (stale.status_code, stale.headers["location"]) == (302, found.group(2))
+    old = await client.get("/static/snippet/touchflow.js")
+    assert "max-age=3600" in old.headers["cache-control"]
+
+
+async def test_snippet_pages_and_answers_are_compressed(client: AsyncTestClient[Litestar]) -> None:
+    gzipped = await client.get("/static/snippet/touchflow.js", headers={"Accept-Encoding": "gzip"})
+    assert gzipped.headers["content-encoding"] == "gzip"
+    assert gzipped.content == SNIPPET.read_bytes()  # httpx undoes the gzip
+    assert int(gzipped.headers["content-length"]) < len(SNIPPET.read_bytes()) / 2
+    brotli = await client.get("/login", headers={"Accept-Encoding": "br, gzip"})
+    assert brotli.headers["content-encoding"] == "br"
+    plain = await client.get(
+        "/static/snippet/touchflow.js", headers={"Accept-Encoding": "identity"}
+    )
+    assert "content-encoding" not in plain.headers
+
+
+async def test_marketer_marks_a_block_safe_to_show_on_a_claim(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession], shop: Shop
+) -> None:
+    client = await signed_in(Role.marketer)
+    url = f"/personalization/blocks/{shop.block_id}"
+    assert 'name="show_on_claim"' in (await client.get(url)).text
+    states = []
+    for data in ({"show_on_claim": "on"}, {}):
+        answer = await post_form(client, f"{url}/claim", data, form_page=url)
+        assert answer.status_code == 303, answer.text
+        async with sessions() as db:
+            block = await db.get(ContentBlock, shop.block_id)
+            assert block is not None
+            states.append(block.show_on_claim)
+    assert states == [True, False]

@@ -96,7 +96,12 @@ async def test_marketer_creates_a_form_and_gets_its_embed_code(
     page = await client.get(f"/forms/{form.id}")
     assert "http://testserver.local/f/whitepaper-download" in page.text
     iframe = textarea(page.text, "embed-iframe")
-    assert '<iframe src="http://testserver.local/f/whitepaper-download?embed=1"' in iframe
+    # The snippet on the page finds it by data-touchflow-form and hands it the visitor id.
+    assert (
+        '<iframe data-touchflow-form src="http://testserver.local/f/whitepaper-download?embed=1"'
+        in iframe
+    )
+    assert "Which embed to use" in page.text
     # The HTML snippet posts to the hosted URL and carries the honeypot.
     snippet = textarea(page.text, "embed-html")
     assert 'action="http://testserver.local/f/whitepaper-download"' in snippet
