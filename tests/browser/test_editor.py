@@ -34,6 +34,8 @@ async def _drag(page: Page, start: tuple[float, float], end: tuple[float, float]
 
 
 async def _drop_from_palette(page: Page, name: str, x: float, y: float) -> None:
+    # The editor's modules load after the page: a drag before then is only a drag.
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
     canvas = await page.locator("#canvas").bounding_box()
     assert canvas is not None
     # Search narrows the palette to the step, which also brings it into view.

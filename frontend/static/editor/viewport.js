@@ -3,9 +3,7 @@
 // The world (nodes and curves, drawn by the server in flow coordinates) is
 // moved with one CSS transform. The view is kept per flow in sessionStorage so
 // a reload, or an edit's fresh fragments, never lose the marketer's place.
-window.TouchflowViewport = function (options) {
-  "use strict";
-
+export function createViewport(options) {
   var canvas = options.canvas, world = options.world, minimap = options.minimap;
   var graph = options.graph, box = options.box;
   var MIN_SCALE = 0.2, MAX_SCALE = 2.5;
@@ -128,4 +126,4 @@ window.TouchflowViewport = function (options) {
     panTo: function (x, y, save) { view.x = x; view.y = y; apply(save); },
     centerOnBox: function (b) { centerAt(b.x + b.w / 2, b.y + b.h / 2); },
   };
-};
+}
