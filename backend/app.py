@@ -33,6 +33,7 @@ from backend.web import (
     inbound,
     messaging,
     personalization,
+    profile,
     public_forms,
     runs,
     signin,
@@ -69,6 +70,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
         path="/",
         route_handlers=[
             *signin.ROUTES,
+            *profile.ROUTES,
             health.healthz,
             *flows.ROUTES,
             Router(

@@ -14,6 +14,7 @@ from litestar.template.config import TemplateConfig
 from backend import i18n
 from backend.auth.csrf import session_token
 from backend.auth.principal import Principal
+from backend.i18n import formats
 from backend.models import Role
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -37,8 +38,11 @@ def _principal(ctx: Mapping[str, Any]) -> Principal | None:
     return user if isinstance(user, Principal) else None
 
 
-def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return value.strftime(fmt) + " UTC" if value else "—"
+def _datetime(value: datetime | str | None, fmt: str = "") -> str:
+    """A time in the reader's language and time zone (``fmt``: ``"seconds"`` or ``"date"``)."""
+    if fmt == "date" and isinstance(value, datetime):
+        return formats.format_date(value)
+    return formats.format_datetime(value, seconds=fmt == "seconds")
 
 
 def create_environment() -> Environment:
@@ -52,6 +56,7 @@ def create_environment() -> Environment:
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["datetime"] = _datetime
+    env.filters["number"] = formats.format_number
     env.globals["Role"] = Role
     return env
 

@@ -38,6 +38,9 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The language and IANA time zone pages are shown in; None: the browser's / the workspace's.
+    locale: Mapped[str | None] = mapped_column(String(16))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiKey(Base):

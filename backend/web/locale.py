@@ -9,7 +9,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import MiddlewareProtocol
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from backend.i18n import activate, catalogs
+from backend.i18n import activate_locale, catalogs
 
 # Browsers send a handful of distinct headers, and negotiating one (Babel) costs more
 # than the rest of this middleware; the catalogs are fixed for the process's life.
@@ -24,5 +24,5 @@ class LocaleMiddleware(MiddlewareProtocol):
         if scope["type"] == ScopeType.HTTP:
             locale = _negotiate(Headers.from_scope(scope).get("accept-language"))
             scope.setdefault("state", {})["locale"] = locale
-            activate(catalogs.get(locale))
+            activate_locale(locale)
         await self.app(scope, receive, send)
