@@ -355,6 +355,7 @@ class WebContentConfig(Strict):
         ge=1,
         title=N_("Content block"),
         description=N_("Show a block from the content library instead of writing HTML here."),
+        json_schema_extra={"format": "content_block"},
     )
     show_for: Duration = Field(
         default_factory=lambda: Duration(amount=7, unit="days"),

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from backend.i18n import N_
+from backend.i18n import N_, gettext
 from nodes.sdk import Context, Profile
 
 __all__ = [
@@ -38,9 +38,10 @@ __all__ = [
 def invalid(message: str, **context: Any) -> PydanticCustomError:
     """A validation error whose message is shown as is (no "Value error," prefix).
 
-    ``message`` is an ``N_``-marked template; ``{name}`` placeholders come from ``context``.
+    ``message`` is an ``N_``-marked template, shown in the request's language; ``{name}``
+    placeholders come from ``context``.
     """
-    return PydanticCustomError("touchflow", message, context)
+    return PydanticCustomError("touchflow", gettext(message), context)
 
 
 class Strict(BaseModel):

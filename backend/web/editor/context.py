@@ -24,6 +24,7 @@ from backend.models import Flow, FlowVersion, Role, User
 from backend.services.flows import journey_counts
 from backend.web.editor.forms import FormField, config_errors, config_fields
 from backend.web.editor.history import EditHistory
+from backend.web.editor.references import Option, load_options, with_options
 from backend.web.editor.view import CanvasView, NodeView, build_canvas, palette
 from backend.web.flows import STATUSES
 from nodes.sdk import EmptyConfig, NodeRegistry
@@ -111,6 +112,7 @@ def build_panel(
     *,
     read_errors: dict[str, str] | None = None,
     saved: bool = False,
+    options: dict[str, list[Option]] | None = None,
 ) -> Panel | None:
     """The panel for ``node_id``, or None when the node is gone."""
     view = next((n for n in canvas.nodes if n.id == node_id), None)
@@ -122,7 +124,7 @@ def build_panel(
     config = raw.get("config") or {}
     errors = config_errors(model, config) if node_type else {}
     errors.update(read_errors or {})
-    fields = config_fields(model, config)
+    fields = with_options(config_fields(model, config), options or {}, canvas, node_id)
     names = {f.name for f in fields}
     routes = {
         str(e.get("port")): str(e.get("target"))
@@ -134,7 +136,7 @@ def build_panel(
     other += [e.message for e in canvas.node_errors.get(node_id, []) if e.field is None]
     return Panel(
         node=view,
-        description=node_type.description if node_type else "",
+        description=_(node_type.description) if node_type else "",
         fields=fields,
         label=str(raw.get("label") or ""),
         errors={k: v for k, v in errors.items() if k in names},
@@ -187,6 +189,10 @@ async def editor_context(
     }
     selected = extra.pop("selected", None)
     if selected:
+        nodes: list[dict[str, Any]] = flow.draft_graph.get("nodes", [])
+        raw = next((n for n in nodes if n.get("id") == selected), {})
+        node_type = registry.get(str(raw.get("type")))
+        wanted = config_fields(node_type.config_model, {}) if node_type else []
         context["panel"] = build_panel(
             flow,
             canvas,
@@ -194,6 +200,7 @@ async def editor_context(
             selected,
             read_errors=extra.pop("read_errors", None),
             saved=extra.pop("saved", False),
+            options=await load_options(db, wanted),
         )
     context.update(extra)
     return context

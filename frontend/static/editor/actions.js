@@ -79,6 +79,12 @@ export function installActions() {
 
   // Connecting from the panel (keyboard users): pick what an output leads to.
   root.addEventListener("change", function (event) {
+    var picker = event.target.closest(".picker");
+    if (picker) {
+      var shown = document.getElementById(picker.id + "-id");
+      if (shown) shown.textContent = picker.value ? picker.value : "";
+      return;
+    }
     var choice = event.target.closest(".port-target");
     if (!choice || readonly) return;
     var source = choice.dataset.source, port = choice.dataset.port;
