@@ -26,6 +26,7 @@ from backend.web import (
     admin,
     contacts,
     editor,
+    favicon,
     flows,
     forms_admin,
     health,
@@ -71,6 +72,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
         route_handlers=[
             *signin.ROUTES,
             *profile.ROUTES,
+            *favicon.ROUTES,
             health.healthz,
             *flows.ROUTES,
             Router(

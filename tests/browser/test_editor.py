@@ -55,7 +55,7 @@ async def test_build_configure_and_publish_a_flow(page: Page, artifacts: Path) -
     await page.goto("/flows/new")
     await page.fill("#name", "Download follow-up")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
 
     # The palette is searchable and grouped by family.
@@ -129,7 +129,7 @@ async def test_moving_a_node_survives_a_reload(page: Page) -> None:
     await page.goto("/flows/new")
     await page.fill("#name", "Mover")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await _drop_from_palette(page, "Test email", 300, 200)
     node = page.locator("#node-email")
     await expect(node).to_be_visible()
@@ -205,7 +205,7 @@ async def test_two_tabs_get_a_conflict_instead_of_a_lost_update(page: Page) -> N
     await page.goto("/flows/new")
     await page.fill("#name", "Shared draft")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     other = await page.context.new_page()
     await other.goto(page.url)
@@ -251,7 +251,7 @@ async def test_build_the_canonical_flow_with_the_built_in_steps(
     await page.goto("/flows/new")
     await page.fill("#name", "Canonical")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
 
     steps = [
@@ -300,7 +300,7 @@ async def test_import_a_file_and_tidy_it_up(page: Page, tmp_path: Path) -> None:
     await page.goto("/flows/new")
     await page.fill("#name", "Imported")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     await page.set_input_files("#import-file", str(flow_file))
     await expect(page.locator(".node")).to_have_count(6)
@@ -324,7 +324,7 @@ async def test_connect_from_the_keyboard(page: Page) -> None:
     await page.goto("/flows/new")
     await page.fill("#name", "Keyboard")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     # Enter on a palette step adds it in the middle of the view.
     await page.fill("#palette-search", "Test trigger")
@@ -386,7 +386,7 @@ async def test_an_email_step_shows_its_preview_and_an_sms_step_counts_its_text(
     await page.goto("/flows/new")
     await page.fill("#name", "Preview")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     await _drop_from_palette(page, "Send email", 200, 120)
     await _drop_from_palette(page, "Send SMS", 200, 320)

@@ -22,7 +22,7 @@ from backend.models import (
 from runtime.engine import build_runtime
 from tests.backend.messaging.test_public_links import _contact, _send
 from tests.backend.web.conftest import SignedIn
-from tests.backend.web.support import csrf_from, post_form
+from tests.backend.web.support import add_user, csrf_from, post_form
 
 
 async def test_outbox_lists_messages_with_reasons_and_shows_the_caught_email(
@@ -83,6 +83,7 @@ async def test_completing_a_task_emits_an_event(
 ) -> None:
     await signed_in(Role.viewer)
     contact = await _contact(sessions, first_name="Ann")
+    admin = (await add_user(sessions, "admin@example.com", Role.admin)).id
     async with sessions() as db, db.begin():
         me = await db.scalar(select(User.id).where(User.email == "viewer@example.com"))
         task_id = await db.scalar(
@@ -96,12 +97,22 @@ async def test_completing_a_task_emits_an_event(
             )
             .returning(Task.id)
         )
-        await db.execute(insert(Task).values(title="Someone else's", owner_id=None))
+        await db.execute(insert(Task).values(title="Someone else's", owner_id=admin))
+        unassigned = await db.scalar(
+            insert(Task).values(title="Nobody's yet", owner_id=None).returning(Task.id)
+        )
     page = await client.get("/tasks")
     assert "Call Ann" in page.text and "Downloaded the guide" in page.text
     assert f'href="/contacts/{contact}"' in page.text
     assert "Someone else" not in page.text
+    # Unassigned tasks are on everyone's default list, ready to be taken.
+    assert "Nobody&#39;s yet" in page.text and f'action="/tasks/{unassigned}/take"' in page.text
+    assert "Call Ann" not in (await client.get("/tasks?show=unassigned")).text
     assert "Someone else" in (await client.get("/tasks?show=open")).text
+    taken = await post_form(client, f"/tasks/{unassigned}/take", {}, form_page="/tasks")
+    assert taken.status_code == 303
+    async with sessions() as db:
+        assert (await db.get(Task, unassigned)).owner_id == me  # type: ignore[union-attr]
     response = await post_form(client, f"/tasks/{task_id}/done", {}, form_page="/tasks")
     assert response.status_code == 303
     async with sessions() as db:
