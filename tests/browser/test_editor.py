@@ -231,7 +231,11 @@ async def _configure(page: Page, node: str, values: dict[str, str]) -> None:
     await page.locator(f"#node-{node} .node-title").click()
     await expect(page.locator("#panel")).to_have_attribute("data-node-id", node)
     for name, value in values.items():
-        await page.fill(f'[name="cfg.{name}"]', value)
+        field = page.locator(f'[name="cfg.{name}"]')
+        if await field.evaluate("e => e.tagName") == "SELECT":
+            await field.select_option(value)  # a picker: the step is chosen, not typed
+        else:
+            await field.fill(value)
     await _save_step(page)
     await expect(page.locator(f"#node-{node}")).not_to_have_class(INVALID)
 
@@ -305,7 +309,11 @@ async def test_import_a_file_and_tidy_it_up(page: Page, tmp_path: Path) -> None:
     await page.set_input_files("#import-file", str(flow_file))
     await expect(page.locator(".node")).to_have_count(6)
     await expect(page.locator(".edge")).to_have_count(5)
-    # The minimap shows every step; clicking it moves the view there.
+    # Everything is in view: no minimap in the way. Scrolled away, it shows every step,
+    # and clicking it moves the view there.
+    await expect(page.locator("#minimap")).to_be_hidden()
+    await page.locator("#canvas").hover()
+    await page.mouse.wheel(0, 1500)
     await expect(page.locator("#minimap .mm-node")).to_have_count(6)
     before = await page.locator("#world").get_attribute("style")
     await page.locator("#minimap").click(position={"x": 170, "y": 110})

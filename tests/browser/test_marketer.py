@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
 
-from backend.models import Role
-from tests.browser.conftest import sign_in
+from backend.db import create_engine, create_sessionmaker
+from backend.models import Form, Role
+from runtime.flows import create_flow
+from tests.browser.conftest import LiveServer, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -39,3 +43,135 @@ async def test_every_page_has_a_favicon(page: Page) -> None:
     assert (await page.request.get(href)).status == 200
     # Browsers that ignore the link ask for /favicon.ico anyway.
     assert (await page.request.get("/favicon.ico")).status == 200
+
+
+def _marketer_flow() -> dict[str, Any]:
+    """The canonical flow with built-in steps, laid out left to right as a marketer draws it."""
+    steps = [
+        ("form", "trigger.form_submitted", {"form_id": 1}),
+        ("email", "action.email", {"subject": "Din nedladdning", "body": "Hej {{ first_name }}!"}),
+        (
+            "opened",
+            "wait.event",
+            {
+                "event_type": "email.opened",
+                "for_node": "email",
+                "timeout": {"amount": 2, "unit": "days"},
+            },
+        ),
+        ("check", "condition.rule", {"rule": {"field": "tags", "op": "contains", "value": "vip"}}),
+        ("split", "split.ab", {}),
+        ("notify", "action.task", {"title": "Ring leadet"}),
+    ]
+    nodes = [
+        {"id": i, "type": t, "config": c, "position": {"x": 40 + n * 280, "y": 120 + (n % 2) * 60}}
+        for n, (i, t, c) in enumerate(steps)
+    ]
+    edges = [
+        ("form", "next", "email"),
+        ("email", "next", "opened"),
+        ("opened", "next", "check"),
+        ("check", "yes", "split"),
+        ("split", "a", "notify"),
+    ]
+    return {
+        "nodes": nodes,
+        "edges": [{"source": s, "port": p, "target": t} for s, p, t in edges],
+        "settings": {},
+    }
+
+
+async def _flow(live_server: LiveServer, name: str, graph: dict[str, Any]) -> int:
+    engine = create_engine(live_server.database_url)
+    async with create_sessionmaker(engine)() as db, db.begin():
+        db.add(Form(name="Whitepaper download", slug="whitepaper"))
+        flow = await create_flow(db, name, graph=graph)
+    await engine.dispose()
+    return flow.id
+
+
+async def test_the_canvas_reads_at_a_glance(
+    page: Page, live_server: LiveServer, artifacts: Path
+) -> None:
+    flow_id = await _flow(live_server, "Nedladdning", _marketer_flow())
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/flows/{flow_id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await page.locator("#canvas").screenshot(path=str(artifacts / "canvas-default-zoom.png"))
+    # Legible at first sight: a wide flow is not shrunk to fit, it starts at its trigger.
+    zoom = float(await page.locator("#canvas").get_attribute("data-zoom") or 0)
+    assert zoom >= 0.85, f"default zoom {zoom} makes the steps' names unreadable"
+    await expect(page.locator("#node-form")).to_be_in_viewport()
+    # Icons are drawn with characters the page's fonts have, never an empty box.
+    for node, glyph in (("check", "⋔"), ("split", "⇉")):
+        await expect(page.locator(f"#node-{node} .node-icon")).to_have_text(glyph)
+    # A branch's name appears once: on its edge when connected, at its port when not.
+    await expect(page.locator("#node-opened .port-label")).to_have_text(["Timed out"])
+    await expect(page.locator(".edge-label", has_text="Happened")).to_have_count(1)
+    # The forward hop from "Happened" never swings back behind its start.
+    path = await page.locator('.edge[data-source="opened"] .edge-line').get_attribute("d")
+    assert path is not None
+    xs = [float(v) for v in re.findall(r"(-?[\d.]+) -?[\d.]+", path)]
+    assert min(xs) >= xs[0] - 0.5, path
+    # Part of the flow is out of view, so the overview shows, out of the flow's way.
+    await expect(page.locator("#minimap")).to_be_visible()
+    await page.screenshot(path=str(artifacts / "editor-default.png"))
+
+
+async def test_room_for_the_canvas_and_finding_a_step(page: Page, live_server: LiveServer) -> None:
+    flow_id = await _flow(live_server, "Room", _marketer_flow())
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/flows/{flow_id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    before = await page.locator("#canvas").bounding_box()
+    await page.get_by_role("button", name="Hide steps").click()
+    await page.get_by_role("button", name="Hide panel").click()
+    await expect(page.locator("#palette")).to_be_hidden()
+    after = await page.locator("#canvas").bounding_box()
+    assert before and after and after["width"] > before["width"] + 400
+    assert after["width"] >= 1300  # nearly the whole 1440 px screen
+    await page.reload()
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await expect(page.locator("#palette")).to_be_hidden()  # the choice is remembered
+    await page.get_by_role("button", name="Show steps").click()
+    await page.get_by_role("button", name="Show panel").click()
+
+    # Find a step by its name: it is centred and opened.
+    await page.keyboard.press("/")
+    await expect(page.locator("#node-search")).to_be_focused()
+    await page.keyboard.type("salesperson")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#panel")).to_have_attribute("data-node-id", "notify")
+    await expect(page.locator("#node-notify")).to_be_in_viewport()
+
+    # The shortcuts are one key away.
+    await page.locator("#canvas").click(position={"x": 400, "y": 600})
+    await page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("Undo, redo")
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+
+
+async def test_a_drop_just_outside_the_canvas_still_adds_the_step(
+    page: Page, live_server: LiveServer
+) -> None:
+    flow_id = await _flow(live_server, "Drops", {"nodes": [], "edges": [], "settings": {}})
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/flows/{flow_id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    canvas = await page.locator("#canvas").bounding_box()
+    assert canvas is not None
+    await page.fill("#palette-search", "Send email")
+    item = page.locator(".palette").get_by_role("button", name="Send email", exact=True)
+    box = await item.bounding_box()
+    assert box is not None
+    await page.mouse.move(box["x"] + 20, box["y"] + 10)
+    await page.mouse.down()
+    # Released a little below the canvas's bottom edge, where a hurried hand lets go.
+    target = (canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] + 12)
+    await page.mouse.move(*target, steps=12)
+    await page.mouse.up()
+    await expect(page.locator(".node")).to_have_count(1)
+    await expect(page.locator(".node").first).to_be_in_viewport()

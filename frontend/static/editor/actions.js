@@ -3,6 +3,7 @@ import { base, readonly, root } from "./state.js";
 import { edit, request } from "./requests.js";
 import { select, selectNode } from "./selection.js";
 import { centerOn, vp } from "./view.js";
+import { showShortcuts, toggle } from "./tools.js";
 
 function showInPanel(path) {
   select(null);
@@ -13,6 +14,9 @@ const ACTIONS = {
   "zoom-in": function () { vp.zoomAt(1.2); },
   "zoom-out": function () { vp.zoomAt(1 / 1.2); },
   "fit": function () { vp.fit(); },
+  "toggle-palette": function () { toggle("palette"); },
+  "toggle-side": function () { toggle("side"); },
+  "shortcuts": showShortcuts,
   "undo": function () { edit("/undo", {}); },
   "redo": function () { edit("/redo", {}); },
   "publish": function (button) {

@@ -11,13 +11,14 @@
 //   requests.js   the edit queue                 selection.js  what is selected
 //   arrange.js    move, copy, paste              palette.js  search and add
 //   pointer.js    drag, connect, pan, zoom       actions.js  buttons and forms
-//   keyboard.js   shortcuts
+//   keyboard.js   shortcuts                      tools.js    room, find a step, help
 import { root } from "./state.js";
 import { installResync } from "./requests.js";
 import { installPalette } from "./palette.js";
 import { installPointer } from "./pointer.js";
 import { installActions } from "./actions.js";
 import { installKeyboard } from "./keyboard.js";
+import { installTools } from "./tools.js";
 import { vp } from "./view.js";
 
 if (root && window.htmx) {
@@ -26,6 +27,7 @@ if (root && window.htmx) {
   installPointer();
   installActions();
   installKeyboard();
+  installTools();
   vp.restore();
   root.classList.add("editor-ready");
 }

@@ -4,6 +4,7 @@ import { edit } from "./requests.js";
 import { clearSelection, deleteSelection, select, selectNode, selectedIds } from "./selection.js";
 import { copySelection, moveSelectionBy, pasteClipboard } from "./arrange.js";
 import { vp } from "./view.js";
+import { showShortcuts } from "./tools.js";
 
 function onKeyDown(event) {
   if (typing(event.target)) return;
@@ -29,6 +30,12 @@ function onKeyDown(event) {
     return;
   } else if (key === "Delete" || key === "Backspace") {
     if (state.selection) { event.preventDefault(); deleteSelection(); }
+  } else if (key === "?") {
+    event.preventDefault();
+    showShortcuts();
+  } else if (key === "/") {
+    var search = document.getElementById("node-search");
+    if (search) { event.preventDefault(); search.focus(); }
   } else if (key === "Escape") {
     clearSelection();
   } else if (key === "+" || key === "=") {

@@ -59,9 +59,40 @@ function onPointerDown(event) {
   canvas.classList.add("panning");
 }
 
+var EDGE_ZONE = 36, PAN_STEP = 14;
+
+// Dragging near the canvas's edge moves the view that way, so a drag can reach any spot.
+function autoPan(gesture, event) {
+  var rect = canvas.getBoundingClientRect();
+  if (event.clientX < rect.left || event.clientX > rect.right || event.clientY < rect.top || event.clientY > rect.bottom) return;
+  var px = event.clientX - rect.left < EDGE_ZONE ? PAN_STEP : rect.right - event.clientX < EDGE_ZONE ? -PAN_STEP : 0;
+  var py = event.clientY - rect.top < EDGE_ZONE ? PAN_STEP : rect.bottom - event.clientY < EDGE_ZONE ? -PAN_STEP : 0;
+  if (!px && !py) return;
+  var at = vp.offset();
+  vp.panTo(at.x + px, at.y + py, false);
+  gesture.panX = (gesture.panX || 0) + px;
+  gesture.panY = (gesture.panY || 0) + py;
+}
+
+// Where a palette drop lands: inside the canvas, or pulled in from just outside it.
+function dropPoint(event) {
+  var rect = canvas.getBoundingClientRect();
+  var over = document.elementFromPoint(event.clientX, event.clientY);
+  if (over && over.closest(".palette")) return null; // dragged back: no drop
+  var margin = 120;
+  if (event.clientX < rect.left - margin || event.clientX > rect.right + margin ||
+    event.clientY < rect.top - margin || event.clientY > rect.bottom + margin) return null;
+  var x = Math.min(Math.max(event.clientX, rect.left + 120), rect.right - 120);
+  var y = Math.min(Math.max(event.clientY, rect.top + 40), rect.bottom - 40);
+  return vp.toWorld(x, y);
+}
+
 function onPointerMove(event) {
   var gesture = state.gesture;
   if (!gesture) return;
+  if (gesture.kind === "node" || gesture.kind === "connect" || (gesture.kind === "palette" && gesture.ghost)) {
+    if (!readonly) autoPan(gesture, event);
+  }
   var dx = event.clientX - gesture.startX, dy = event.clientY - gesture.startY;
   if (gesture.kind === "palette") {
     if (!gesture.ghost && Math.hypot(dx, dy) < DRAG_THRESHOLD) return;
@@ -83,8 +114,8 @@ function onPointerMove(event) {
     gesture.group.forEach(function (gid, i) {
       var el = nodeEl(gid);
       el.classList.add("dragging");
-      el.style.left = gesture.starts[i].x + dx / vp.scale() + "px";
-      el.style.top = gesture.starts[i].y + dy / vp.scale() + "px";
+      el.style.left = gesture.starts[i].x + (dx - (gesture.panX || 0)) / vp.scale() + "px";
+      el.style.top = gesture.starts[i].y + (dy - (gesture.panY || 0)) / vp.scale() + "px";
       redrawEdges(gid);
     });
   } else if (gesture.kind === "minimap") {
@@ -111,13 +142,8 @@ function onPointerUp(event) {
     if (!g.ghost) return; // a plain click: the click handler adds it at the centre
     g.ghost.remove();
     g.item.dataset.dragged = "1";
-    var rect = canvas.getBoundingClientRect();
-    var inside = event.clientX >= rect.left && event.clientX <= rect.right &&
-      event.clientY >= rect.top && event.clientY <= rect.bottom;
-    if (inside) {
-      var at = vp.toWorld(event.clientX, event.clientY);
-      addAt(g.item.dataset.type, { x: at.x - 110, y: at.y - 36 });
-    }
+    var at = dropPoint(event);
+    if (at) addAt(g.item.dataset.type, { x: at.x - 110, y: at.y - 36 });
   } else if (g.kind === "connect") {
     g.path.remove();
     var under = document.elementFromPoint(event.clientX, event.clientY);

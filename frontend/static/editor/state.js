@@ -25,9 +25,10 @@ export function typing(target) {
   return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
 }
 
-// The same curve as backend/web/editor/geometry.py draws.
+// The same curve as backend/web/editor/geometry.py draws (forward: handles meet halfway).
 export function edgePath(x1, y1, x2, y2) {
-  var handle = Math.max(MIN_HANDLE, Math.abs(x2 - x1) / 2);
+  var dx = x2 - x1;
+  var handle = dx > 0 ? dx / 2 : Math.max(MIN_HANDLE, Math.abs(dx) / 2);
   return "M " + x1 + " " + y1 + " C " + (x1 + handle) + " " + y1 + ", " +
     (x2 - handle) + " " + y2 + ", " + x2 + " " + y2;
 }
