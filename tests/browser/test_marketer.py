@@ -175,3 +175,45 @@ async def test_a_drop_just_outside_the_canvas_still_adds_the_step(
     await page.mouse.up()
     await expect(page.locator(".node")).to_have_count(1)
     await expect(page.locator(".node").first).to_be_in_viewport()
+
+
+async def test_pickers_name_what_a_step_refers_to(
+    page: Page, live_server: LiveServer, artifacts: Path
+) -> None:
+    flow_id = await _flow(live_server, "Pickers", _marketer_flow())
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/flows/{flow_id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await page.locator("#node-form .node-title").click()
+    form = page.locator('select[name="cfg.form_id"]')
+    await expect(form.locator("option:checked")).to_have_text("Whitepaper download (#1)")
+    await expect(page.locator("#cfg-form_id-id")).to_have_text("Id: 1")
+    await page.locator("#side").screenshot(path=str(artifacts / "picker-form.png"))
+    await page.locator("#node-opened .node-title").click()
+    about = page.locator('select[name="cfg.for_node"]')
+    await expect(about.locator("option:checked")).to_have_text("Send email (Send email · email)")
+    await page.locator("#side").screenshot(path=str(artifacts / "picker-node.png"))
+
+
+async def test_swedish_flows_list_and_editor(
+    page: Page, live_server: LiveServer, artifacts: Path
+) -> None:
+    flow_id = await _flow(live_server, "Välkommen, Åsa", _marketer_flow())
+    await sign_in(page, Role.marketer)
+    await page.goto("/profile")
+    await page.select_option("#locale", "sv")
+    await page.select_option("#time_zone", "Europe/Stockholm")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("html")).to_have_attribute("lang", "sv")
+    await page.goto("/flows")
+    await expect(page.get_by_role("heading", name="Flöden")).to_be_visible()
+    await expect(page.get_by_role("link", name="Välkommen, Åsa")).to_be_visible()
+    await page.screenshot(path=str(artifacts / "swedish-flows-list.png"))
+    await page.goto(f"/flows/{flow_id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await expect(page.get_by_role("button", name="Publicera")).to_be_visible()
+    await expect(page.locator(".palette")).to_contain_text("Formulär skickat")
+    await expect(page.locator("#node-opened .node-title")).to_have_text("Vänta på händelse")
+    await page.locator("#node-opened .node-title").click()
+    await expect(page.locator("#panel")).to_contain_text("Händelsen att vänta på")
+    await page.screenshot(path=str(artifacts / "swedish-editor.png"))
