@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -198,3 +199,27 @@ async def test_a_test_send_goes_through_the_outbox_to_the_mail_catcher(
     assert message.payload["to"] == "me@shop.example" and message.category == "transactional"
     assert caught is not None and "Subject: [Test] Welcome" in (caught.detail or "")
     assert "/t/o/" not in (caught.detail or "")  # test sends are not tracked
+
+
+async def test_a_deferral_time_is_formatted_in_the_readers_zone(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    when = datetime(2026, 12, 4, 15, 0, 47, 301062, tzinfo=UTC)
+    async with sessions() as db, db.begin():
+        db.add(
+            OutboxMessage(
+                idempotency_key="deferred-1",
+                channel="email",
+                payload={"subject": "Weekly news"},
+                status="deferred",
+                status_reason=f"deferred until {when.isoformat()}: quiet hours",
+                next_attempt_at=when,
+            )
+        )
+    client = await signed_in(Role.marketer)
+    page = (await client.get("/outbox")).text
+    assert "2026-12-04T15:00:47" not in page
+    # The workspace's zone (Europe/Stockholm) and the reader's language.
+    assert "Deferred until Dec 4, 2026 16:00 CET: quiet hours" in page
+    detail = (await client.get("/outbox/1")).text
+    assert "Deferred until Dec 4, 2026 16:00 CET: quiet hours" in detail
