@@ -280,13 +280,15 @@ class WebhookConfig(Strict):
         title=N_("Address"),
         description=N_("The https:// address that receives a POST with the contact as JSON."),
     )
-    secret: str = Field(
+    secret: str | None = Field(
+        default=None,
         min_length=16,
         max_length=200,
         title=N_("Signing secret"),
         description=N_(
-            "At least 16 characters, shared with the receiver. Each request carries a "
-            "Touchflow-Signature header (HMAC-SHA256) so the receiver can trust it."
+            "Optional: at least 16 characters, shared with the receiver. With it, each "
+            "request carries a Touchflow-Signature header (HMAC-SHA256) so the receiver "
+            "can trust it."
         ),
         json_schema_extra={"format": "password", "writeOnly": True},
     )
@@ -334,7 +336,9 @@ class SendWebhook(NodeType[WebhookConfig]):
                 "attributes": dict(profile.attributes),
             }
         url = render(config.url, values, in_url=True)
-        payload = {"url": url, "body": body, "secret": config.secret}
+        payload: dict[str, Any] = {"url": url, "body": body}
+        if config.secret:
+            payload["secret"] = config.secret
         return Outcome.go(messages=(Message("webhook", payload, category="transactional"),))
 
 
