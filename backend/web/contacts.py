@@ -252,6 +252,7 @@ async def _contact_page(
             .limit(TIMELINE_LIMIT)
         )
     )
+    owner = await db.get(User, contact.owner_id) if contact.owner_id is not None else None
     attrs = sorted((contact.attributes or {}).items())
     values = (
         form.values
@@ -273,6 +274,7 @@ async def _contact_page(
         {
             "nav": "contacts",
             "contact": contact,
+            "owner": (owner.name or owner.email) if owner is not None else None,
             "consents": consents,
             "events": events,
             "journeys": journeys,

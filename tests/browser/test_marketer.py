@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
+from sqlalchemy import select
 
 from backend.db import create_engine, create_sessionmaker
-from backend.models import Form, Role
+from backend.models import Contact, Form, Role, User
 from runtime.flows import create_flow
 from tests.browser.conftest import LiveServer, sign_in
 
@@ -217,3 +218,40 @@ async def test_swedish_flows_list_and_editor(
     await page.locator("#node-opened .node-title").click()
     await expect(page.locator("#panel")).to_contain_text("Händelsen att vänta på")
     await page.screenshot(path=str(artifacts / "swedish-editor.png"))
+
+
+async def test_the_contact_page_shows_everything_in_its_cards(
+    page: Page, live_server: LiveServer
+) -> None:
+    engine = create_engine(live_server.database_url)
+    async with create_sessionmaker(engine)() as db, db.begin():
+        owner = await db.scalar(select(User).where(User.email == "marketer@example.com"))
+        assert owner is not None
+        contact = Contact(
+            email="maximiliana.charlotte.andersson-lindqvist@exempelforetaget.example.se",
+            first_name="Maximiliana",
+            owner_id=owner.id,
+            consent={
+                "email": {
+                    "granted": True,
+                    "at": "2026-11-27T13:48:30.807435+00:00",
+                    "source": "form:whitepaper",
+                }
+            },
+        )
+        db.add(contact)
+    await engine.dispose()
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/contacts/{contact.id}")
+    email = page.locator(".facts dd", has_text="maximiliana.charlotte")
+    # The whole address is readable: nothing spills past its card.
+    fits = await email.evaluate("e => e.scrollWidth <= e.clientWidth")
+    assert fits, "the email is clipped in its card"
+    await expect(page.locator(".facts div", has_text="Owner")).to_contain_text("Marketer")
+    consent = page.locator("#consent-title + dl")
+    await expect(consent).not_to_contain_text("2026-11-27T13:48")
+    await expect(consent).to_contain_text("Nov 27, 2026 14:48 CET")
+    heading = await page.locator("#profile-title").evaluate(
+        "h => h.getBoundingClientRect().top - h.parentElement.getBoundingClientRect().top"
+    )
+    assert heading < 30, f"{heading}px of empty space above the card's heading"
