@@ -26,6 +26,7 @@ from backend.web.editor.forms import FormField, config_errors, config_fields
 from backend.web.editor.history import EditHistory
 from backend.web.editor.references import Option, load_options, with_options
 from backend.web.editor.view import CanvasView, NodeView, build_canvas, palette
+from backend.web.editor.warnings import reach_warnings
 from backend.web.flows import STATUSES
 from nodes.sdk import EmptyConfig, NodeRegistry
 from runtime.flows import FlowNotFound, get_flow
@@ -176,6 +177,7 @@ async def editor_context(
         "can_undo": history.can_undo(flow.id, flow.draft_revision),
         "can_redo": history.can_redo(flow.id, flow.draft_revision),
         "versions": await version_rows(db, flow),
+        "warnings": await reach_warnings(db, flow.draft_graph),
         "in_flight": counts.active if counts else 0,
         "panel": None,
         "comparison": None,
