@@ -77,7 +77,8 @@ async def _filter(
     return combine(built, typed), errors
 
 
-async def _filter_choices(db: AsyncSession) -> dict[str, Any]:
+async def filter_choices(db: AsyncSession) -> dict[str, Any]:
+    """The filter builder's choices: every field and declared attribute, and the operators."""
     rows = await db.execute(select(AttributeDefinition.key, AttributeDefinition.type))
     attributes = {key: kind for key, kind in rows}
     keys = {**{k: str(v) for k, v in FIELD_TYPES.items()}, **attributes}
@@ -132,7 +133,7 @@ async def contacts_page(
             "paging": paging,
             "pages": paging.count(total),
             "can_export": actor.allows(Role.marketer),
-            **await _filter_choices(db),
+            **await filter_choices(db),
         },
         block="results",
         status_code=422 if errors else 200,

@@ -255,3 +255,29 @@ async def test_the_contact_page_shows_everything_in_its_cards(
         "h => h.getBoundingClientRect().top - h.parentElement.getBoundingClientRect().top"
     )
     assert heading < 30, f"{heading}px of empty space above the card's heading"
+
+
+async def test_the_rule_builder_counts_who_matches_as_it_is_built(
+    page: Page, live_server: LiveServer, artifacts: Path
+) -> None:
+    flow_id = await _flow(live_server, "Regler", _marketer_flow())
+    engine = create_engine(live_server.database_url)
+    async with create_sessionmaker(engine)() as db, db.begin():
+        db.add_all(
+            Contact(email=f"k{n}@example.se", tags=["vip"] if n < 2 else []) for n in range(5)
+        )
+    await engine.dispose()
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/flows/{flow_id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await page.locator("#node-check .node-title").click()
+    count = page.locator("#cfg-rule-count")
+    await expect(count).to_have_text("2 of 5 contacts match now.")  # the saved rule: vip
+    await page.fill("#cfg-rule", "")
+    await expect(count).to_have_text("Everyone: 5 contacts.")
+    await page.fill("#cfg-rule-key", "email")
+    await page.select_option("#cfg-rule-op", "starts_with")
+    await page.fill("#cfg-rule-value", "k1@")
+    await page.get_by_role("button", name="Add condition").click()
+    await expect(count).to_have_text("1 of 5 contacts matches now.")
+    await page.locator("#side").screenshot(path=str(artifacts / "rule-builder.png"))

@@ -22,6 +22,7 @@ from backend.auth.principal import Principal
 from backend.i18n import _
 from backend.models import Flow, FlowVersion, Role, User
 from backend.services.flows import journey_counts
+from backend.web.contacts import filter_choices
 from backend.web.editor.forms import FormField, config_errors, config_fields
 from backend.web.editor.history import EditHistory
 from backend.web.editor.references import Option, load_options, with_options
@@ -204,6 +205,8 @@ async def editor_context(
             saved=extra.pop("saved", False),
             options=await load_options(db, wanted),
         )
+        if any(f.rule for f in wanted):
+            context.update(await filter_choices(db))
     context.update(extra)
     return context
 

@@ -44,6 +44,7 @@ class FormField:
     # A picker's kind (node, form, content_block, user, flow) and its (value, name, id) options.
     ref: str = ""
     options: tuple[tuple[str, str, str], ...] = ()
+    rule: bool = False  # a rule (JSON schema format "rule"): the builder and live count go with it
 
 
 def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -121,6 +122,7 @@ def _field(
         checked=bool(value) if widget == "checkbox" else False,
         enum_values=enum_values,
         ref=str(prop["format"]) if prop.get("format") in REFERENCES else "",
+        rule=prop.get("format") == "rule",
     )
 
 

@@ -17,6 +17,27 @@ const ACTIONS = {
   "toggle-palette": function () { toggle("palette"); },
   "toggle-side": function () { toggle("side"); },
   "shortcuts": showShortcuts,
+  "rule-add": function (button) {
+    // The contacts page's builder: one condition added to the step's rule (all must hold).
+    var builder = button.closest(".rule-builder");
+    var area = document.getElementById(button.dataset.field);
+    var error = document.getElementById(button.dataset.field + "-builder-error");
+    var query = new URLSearchParams({
+      current: area.value,
+      key: builder.querySelector(".rule-key").value,
+      op: builder.querySelector(".rule-op").value,
+      value: builder.querySelector(".rule-value").value,
+    });
+    fetch(base + "/rule-add?" + query.toString(), { credentials: "same-origin" })
+      .then(function (response) { return response.json(); })
+      .then(function (answer) {
+        error.textContent = answer.error || "";
+        if (answer.rule) {
+          area.value = answer.rule;
+          area.dispatchEvent(new Event("input", { bubbles: true }));
+        }
+      });
+  },
   "undo": function () { edit("/undo", {}); },
   "redo": function () { edit("/redo", {}); },
   "publish": function (button) {
