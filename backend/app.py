@@ -38,6 +38,7 @@ from backend.web import (
     admin,
     contacts,
     editor,
+    favicon,
     flows,
     forms_admin,
     health,
@@ -45,6 +46,7 @@ from backend.web import (
     inbound,
     messaging,
     personalization,
+    profile,
     public_forms,
     runs,
     signin,
@@ -81,6 +83,8 @@ def _route_handlers(extra: Sequence[ControllerRouterHandler]) -> list[Controller
         path="/",
         route_handlers=[
             *signin.ROUTES,
+            *profile.ROUTES,
+            *favicon.ROUTES,
             health.healthz,
             *flows.ROUTES,
             Router(

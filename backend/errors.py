@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER
 from sqlalchemy.exc import DataError, DBAPIError
 
 from backend.auth.csrf import CsrfRefused
-from backend.i18n import N_, _, activate, catalogs
+from backend.i18n import N_, _, activate_locale, catalogs
 from backend.web.render import is_htmx
 
 log = logging.getLogger("touchflow.errors")
@@ -139,8 +139,14 @@ def _login_redirect(request: Request[Any, Any, Any]) -> Response[Any]:
     return Redirect(path=target, status_code=303)
 
 
+def _use_request_locale(request: Request[Any, Any, Any]) -> None:
+    """The language the request was answered in: the user's choice, else the browser's."""
+    chosen = request.scope.get("state", {}).get("locale")
+    activate_locale(chosen or catalogs.negotiate(request.headers.get("accept-language")))
+
+
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    activate(catalogs.get(catalogs.negotiate(request.headers.get("accept-language"))))
+    _use_request_locale(request)
     status = exc.status_code
     headers = dict(exc.headers or {})
     if is_api(request):
@@ -155,7 +161,7 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    activate(catalogs.get(catalogs.negotiate(request.headers.get("accept-language"))))
+    _use_request_locale(request)
     status = HTTP_500_INTERNAL_SERVER_ERROR
     message = _(_DEFAULT_MESSAGES[status])
     if is_api(request):
@@ -170,7 +176,7 @@ def out_of_range_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
     if isinstance(exc, DBAPIError) and not _is_data_exception(exc):
         return internal_error_handler(request, exc)
     log.warning("value refused by the database on %s %s: %s", request.method, request.url.path, exc)
-    activate(catalogs.get(catalogs.negotiate(request.headers.get("accept-language"))))
+    _use_request_locale(request)
     status = HTTP_400_BAD_REQUEST
     message = _("A value in the request is out of range or not of the right kind.")
     if is_api(request):

@@ -15,6 +15,7 @@ from litestar.template.config import TemplateConfig
 from backend import i18n
 from backend.auth.csrf import session_token
 from backend.auth.principal import Principal
+from backend.i18n import formats
 from backend.models import Role
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -38,8 +39,11 @@ def _principal(ctx: Mapping[str, Any]) -> Principal | None:
     return user if isinstance(user, Principal) else None
 
 
-def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return value.strftime(fmt) + " UTC" if value else "—"
+def _datetime(value: datetime | str | None, fmt: str = "") -> str:
+    """A time in the reader's language and time zone (``fmt``: ``"seconds"`` or ``"date"``)."""
+    if fmt == "date" and isinstance(value, datetime):
+        return formats.format_date(value)
+    return formats.format_datetime(value, seconds=fmt == "seconds")
 
 
 _SECRET_KEYS = frozenset({"secret", "password", "token", "authorization", "api_key"})
@@ -86,6 +90,7 @@ def create_environment() -> Environment:
     env.filters["datetime"] = _datetime
     env.filters["masked"] = _masked
     env.filters["provider_answer"] = _provider_answer
+    env.filters["number"] = formats.format_number
     env.globals["Role"] = Role
     return env
 

@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 
 from backend.auth.keys import api_key_matches, api_key_prefix
 from backend.auth.principal import Principal
+from backend.i18n import activate_locale, activate_time_zone
 from backend.models import ApiKey, Role, User
 from backend.settings import Settings
 
@@ -88,7 +89,16 @@ class AuthMiddleware(MiddlewareProtocol):
                 scope["user"] = await _api_key_principal(scope)
             else:
                 scope["user"] = await _session_principal(scope)
+            _use_preferences(scope, scope["user"])
         await self.app(scope, receive, send)
+
+
+def _use_preferences(scope: Scope, principal: Principal | None) -> None:
+    """A signed-in user's own language and time zone win over the browser's and the workspace's."""
+    settings = scope["litestar_app"].state.settings
+    if principal is not None and principal.locale:
+        scope.setdefault("state", {})["locale"] = activate_locale(principal.locale)
+    activate_time_zone((principal and principal.time_zone) or settings.default_timezone)
 
 
 async def _session_principal(scope: Scope) -> Principal | None:
@@ -115,7 +125,9 @@ async def _session_principal(scope: Scope) -> Principal | None:
         return None
     if now - seen_at > SEEN_PRECISION.total_seconds():
         session[SESSION_SEEN_AT] = now
-    return Principal("user", user.id, user.email, user.name, Role(user.role))
+    return Principal(
+        "user", user.id, user.email, user.name, Role(user.role), user.locale, user.time_zone
+    )
 
 
 async def _api_key_principal(scope: Scope) -> Principal | None:

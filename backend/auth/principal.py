@@ -17,6 +17,8 @@ class Principal:
     label: str  # the user's email or the API key's name
     name: str
     role: Role
+    locale: str | None = None  # the user's chosen language; None: the browser's
+    time_zone: str | None = None  # the user's IANA time zone; None: the workspace's
 
     def allows(self, needed: Role) -> bool:
         return self.role.allows(needed)

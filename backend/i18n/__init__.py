@@ -19,12 +19,17 @@ from pathlib import Path
 from babel import Locale, UnknownLocaleError
 from babel.support import Translations
 
+from nodes.sdk.i18n import set_translator
+
 CATALOG_DIR = Path(__file__).resolve().parent
 DOMAIN = "messages"
 DEFAULT_LOCALE = "en"
 
 _NULL = NullTranslations()
 _active: ContextVar[NullTranslations] = ContextVar("touchflow_translations", default=_NULL)
+# The language and time zone that dates and numbers are formatted for (backend.i18n.formats).
+_locale: ContextVar[str] = ContextVar("touchflow_locale", default=DEFAULT_LOCALE)
+_time_zone: ContextVar[str] = ContextVar("touchflow_time_zone", default="UTC")
 
 
 class Catalogs:
@@ -75,6 +80,28 @@ def activate(translations: NullTranslations) -> None:
     _active.set(translations)
 
 
+def activate_locale(locale: str, available: Catalogs | None = None) -> str:
+    """Use ``locale``'s strings and formats for the rest of the request; returns the one used."""
+    source = available or catalogs
+    chosen = locale if locale in source.locales else DEFAULT_LOCALE
+    _active.set(source.get(chosen))
+    _locale.set(chosen)
+    return chosen
+
+
+def current_locale() -> str:
+    return _locale.get()
+
+
+def activate_time_zone(name: str) -> None:
+    """Show times in ``name`` (an IANA zone) for the rest of the request."""
+    _time_zone.set(name)
+
+
+def current_time_zone() -> str:
+    return _time_zone.get()
+
+
 @contextmanager
 def using(translations: NullTranslations) -> Iterator[None]:
     """Use ``translations`` inside the block only."""
@@ -87,6 +114,10 @@ def using(translations: NullTranslations) -> Iterator[None]:
 
 def gettext(message: str) -> str:
     return _active.get().gettext(message)
+
+
+# Node code's validation messages (nodes.sdk.i18n.translate) follow the reader's language.
+set_translator(gettext)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
@@ -107,7 +138,11 @@ __all__ = [
     "Catalogs",
     "_",
     "activate",
+    "activate_locale",
+    "activate_time_zone",
     "catalogs",
+    "current_locale",
+    "current_time_zone",
     "gettext",
     "ngettext",
     "using",

@@ -43,6 +43,8 @@ class Form(Base):
     success_message: Mapped[str] = mapped_column(Text, default="")
     redirect_url: Mapped[str | None] = mapped_column(String(500))
     double_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who owns the contacts this form creates, so their follow-up tasks reach someone.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

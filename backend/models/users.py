@@ -41,6 +41,9 @@ class User(Base):
     # Sessions carry the version they started under; raising it (logout, password,
     # role or access change) ends every session of the user at once.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The language and IANA time zone pages are shown in; None: the browser's / the workspace's.
+    locale: Mapped[str | None] = mapped_column(String(16))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiKey(Base):

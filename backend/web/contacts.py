@@ -75,7 +75,8 @@ async def _filter(
     return combine(built, typed), errors
 
 
-async def _filter_choices(db: AsyncSession) -> dict[str, Any]:
+async def filter_choices(db: AsyncSession) -> dict[str, Any]:
+    """The filter builder's choices: every field and declared attribute, and the operators."""
     rows = await db.execute(select(AttributeDefinition.key, AttributeDefinition.type))
     attributes = {key: kind for key, kind in rows}
     keys = {**{k: str(v) for k, v in FIELD_TYPES.items()}, **attributes}
@@ -130,7 +131,7 @@ async def contacts_page(
             "paging": paging,
             "pages": paging.count(total),
             "can_export": actor.allows(Role.marketer),
-            **await _filter_choices(db),
+            **await filter_choices(db),
         },
         block="results",
         status_code=422 if errors else 200,
@@ -245,6 +246,7 @@ async def _contact_page(
             .limit(TIMELINE_LIMIT)
         )
     )
+    owner = await db.get(User, contact.owner_id) if contact.owner_id is not None else None
     attrs = sorted((contact.attributes or {}).items())
     values = (
         form.values
@@ -266,6 +268,7 @@ async def _contact_page(
         {
             "nav": "contacts",
             "contact": contact,
+            "owner": (owner.name or owner.email) if owner is not None else None,
             "consents": consents,
             "events": events,
             "journeys": journeys,

@@ -99,7 +99,7 @@ async def create_flow_action(
         db, name, phase=phase.value, description=form.get("description"), user_id=actor.id
     )
     record(db, actor, "flow.created", flow, {"name": flow.name, "phase": flow.phase})
-    return redirect(request, f"/flows/{flow.id}")
+    return redirect(request, f"/flows/{flow.id}/edit")
 
 
 @get("/flows/{flow_id:int}", opt=role(Role.viewer))

@@ -19,7 +19,7 @@ from backend.deps import Actor, Db, Now
 from backend.forms.definition import CONTACT_TARGETS, FormDefinition
 from backend.forms.store import apply, definition_of, unique_slug
 from backend.i18n import N_, _
-from backend.models import Form, Role
+from backend.models import Form, Role, User
 from backend.models.ingestion import AttributeDefinition
 from backend.web.forms import Form as Posted
 from backend.web.forms import read_form
@@ -48,8 +48,10 @@ _FRIENDLY = {
 def blank_values() -> dict[str, Any]:
     return {
         "name": "",
-        "consent_label": "",
-        "consent_channel": "",
+        # A form feeds marketing messages: it asks for consent unless the marketer says otherwise.
+        "consent_label": _("Yes, send me news and offers by email."),
+        "consent_channel": "email",
+        "owner_id": "",
         "success_message": _("Thank you!"),
         "redirect_url": "",
         "double_opt_in": False,
@@ -82,6 +84,7 @@ def values_of(form: Form) -> dict[str, Any]:
         "success_message": form.success_message,
         "redirect_url": form.redirect_url or "",
         "double_opt_in": form.double_opt_in,
+        "owner_id": str(form.owner_id or ""),
         "rows": [{**f, "options": "\n".join(f.get("options", []))} for f in form.fields],
     }
 
@@ -131,10 +134,11 @@ def parse_definition(
         "success_message": posted.get("success_message"),
         "redirect_url": posted.get("redirect_url"),
         "double_opt_in": bool(posted.get("double_opt_in")),
+        "owner_id": posted.get("owner_id"),
         "rows": rows,
     }
     raw = {
-        **{k: v for k, v in values.items() if k != "rows"},
+        **{k: v for k, v in values.items() if k not in ("rows", "owner_id")},
         "consent_channel": values["consent_channel"] or None,
         "redirect_url": values["redirect_url"] or None,
         "fields": [
@@ -159,6 +163,14 @@ def parse_definition(
             message = _(friendly) if friendly else str(err["msg"]).removeprefix("Value error, ")
             errors.setdefault(key, message)
         return None, values, errors
+
+
+async def _owner(db: AsyncSession, posted: str) -> int | None:
+    """The chosen owner of the form's new contacts, if that user exists and is active."""
+    if not posted.strip().isdigit():
+        return None
+    user = await db.get(User, int(posted))
+    return user.id if user is not None and user.is_active else None
 
 
 async def _attribute_keys(db: AsyncSession) -> list[str]:
@@ -189,6 +201,13 @@ async def _editor(
             "targets": [*CONTACT_TARGETS, *(f"attr:{k}" for k in await _attribute_keys(db))],
             "base_url": base_url,
             "definition": definition_of(form) if form is not None else None,
+            "owners": (
+                await db.execute(
+                    select(User.id, User.name, User.email)
+                    .where(User.is_active, User.role != Role.viewer.value)
+                    .order_by(User.name)
+                )
+            ).all(),
         },
         block="editor",
         status_code=status,
@@ -236,6 +255,7 @@ async def create_form(
         return await _editor(request, db, None, values, errors, status=422)
     form = Form(slug=await unique_slug(db, definition.name), created_by_id=actor.id)
     apply(form, definition)
+    form.owner_id = await _owner(db, posted.get("owner_id"))
     db.add(form)
     await db.flush()
     record(db, actor, "form.created", form, {"name": form.name, "slug": form.slug})
@@ -269,6 +289,7 @@ async def save_form(
     if definition is None:
         return await _editor(request, db, form, values, errors, status=422)
     apply(form, definition)
+    form.owner_id = await _owner(db, posted.get("owner_id"))
     record(db, actor, "form.changed", form, {"name": form.name})
     await db.flush()
     return await _editor(request, db, form, values_of(form), {}, saved=True)

@@ -8,7 +8,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import MiddlewareProtocol
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from backend.i18n import activate, catalogs
+from backend.i18n import activate_locale, catalogs
 
 # Browsers send a handful of distinct headers, and negotiating one (Babel) costs more
 # than the rest of this middleware; the catalogs are fixed for the process's life.
@@ -24,5 +24,5 @@ class LocaleMiddleware(MiddlewareProtocol):
             wanted = next((v for k, v in scope["headers"] if k == b"accept-language"), None)
             locale = negotiate(wanted.decode("latin-1") if wanted is not None else None)
             scope.setdefault("state", {})["locale"] = locale
-            activate(catalogs.get(locale))
+            activate_locale(locale)
         await self.app(scope, receive, send)

@@ -258,6 +258,9 @@ async def _store(
     )
     assert identified is not None
     contact = identified.contact
+    if contact.owner_id is None and form.owner_id is not None:
+        # The form's owner takes the contacts it brings, so their follow-up tasks reach someone.
+        contact.owner_id = form.owner_id
     await stitch_submission(request, db, contact.id, now)
     channel = definition.consent_channel
     pending = bool(channel and checked.consent and definition.double_opt_in)

@@ -1,7 +1,7 @@
 """outbox: due messages by channel, for claims sized per channel
 
 Revision ID: 0011_outbox_channel_due
-Revises: 0005_personalization
+Revises: 0006_marketer
 Create Date: 2026-11-27 15:40:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0011_outbox_channel_due'
-down_revision: str | None = '0005_personalization'
+down_revision: str | None = '0006_marketer'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

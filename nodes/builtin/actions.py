@@ -336,13 +336,15 @@ class WebhookConfig(Strict):
         title=N_("Address"),
         description=N_("The https:// address that receives a POST with the contact as JSON."),
     )
-    secret: str = Field(
+    secret: str | None = Field(
+        default=None,
         min_length=16,
         max_length=200,
         title=N_("Signing secret"),
         description=N_(
-            "At least 16 characters, shared with the receiver. Each request carries a "
-            "Touchflow-Signature header (HMAC-SHA256) so the receiver can trust it."
+            "Optional: at least 16 characters, shared with the receiver. With it, each "
+            "request carries a Touchflow-Signature header (HMAC-SHA256) so the receiver "
+            "can trust it."
         ),
         json_schema_extra={"format": "password", "writeOnly": True},
     )
@@ -402,7 +404,9 @@ class SendWebhook(NodeType[WebhookConfig]):
         refusal = ctx.services.egress.refusal(url)
         if refusal is not None:
             raise ValueError(refusal)
-        payload = {"url": url, "body": body, "secret": config.secret}
+        payload: dict[str, Any] = {"url": url, "body": body}
+        if config.secret:
+            payload["secret"] = config.secret
         return send(ctx, Message("webhook", payload, category="transactional"))
 
 
@@ -423,6 +427,7 @@ class WebContentConfig(Strict):
         ge=1,
         title=N_("Content block"),
         description=N_("Show a block from the content library instead of writing HTML here."),
+        json_schema_extra={"format": "content_block"},
     )
     show_for: Duration = Field(
         default_factory=lambda: Duration(amount=7, unit="days"),

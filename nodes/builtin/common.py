@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from nodes.sdk import N_, Context, Profile
+from nodes.sdk.i18n import translate
 from nodes.sdk.templates import TemplateProblem, render_template, template_names
 
 __all__ = [
@@ -37,9 +38,10 @@ __all__ = [
 def invalid(message: str, **context: Any) -> PydanticCustomError:
     """A validation error whose message is shown as is (no "Value error," prefix).
 
-    ``message`` is an ``N_``-marked template; ``{name}`` placeholders come from ``context``.
+    ``message`` is an ``N_``-marked template, shown in the request's language; ``{name}``
+    placeholders come from ``context``.
     """
-    return PydanticCustomError("touchflow", message, context)
+    return PydanticCustomError("touchflow", translate(message), context)
 
 
 class Strict(BaseModel):

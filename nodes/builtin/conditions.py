@@ -128,14 +128,19 @@ class EngagementCheck(NodeType[EngagementConfig]):
 
     async def run(self, ctx: Context[EngagementConfig]) -> Outcome:
         config = ctx.config
+        # A click proves the open even when the reader's client blocked the open pixel.
+        kinds = ["opened", "clicked"] if config.engagement == "opened" else ["clicked"]
         # Tracking events carry the journey and node of the message they are about.
-        rule = EventCondition(
-            event=ENGAGEMENT_EVENTS[config.engagement],
-            where=(
-                PropertyFilter(property="journey_id", type="number", value=ctx.journey.id),
-                PropertyFilter(property="node_id", value=config.node_id),
-            ),
-            within_days=config.within_days,
-        )
-        matched = evaluate(rule, ctx.profile, ctx.events, now=ctx.now)
+        rules = [
+            EventCondition(
+                event=ENGAGEMENT_EVENTS[kind],
+                where=(
+                    PropertyFilter(property="journey_id", type="number", value=ctx.journey.id),
+                    PropertyFilter(property="node_id", value=config.node_id),
+                ),
+                within_days=config.within_days,
+            )
+            for kind in kinds
+        ]
+        matched = any(evaluate(rule, ctx.profile, ctx.events, now=ctx.now) for rule in rules)
         return Outcome.go("yes" if matched else "no")

@@ -50,6 +50,7 @@ class FormConfig(Strict):
         ge=1,
         title=N_("Form"),
         description=N_("Start when this form is submitted. Leave empty for any form."),
+        json_schema_extra={"format": "form"},
     )
 
 

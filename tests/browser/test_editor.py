@@ -34,6 +34,8 @@ async def _drag(page: Page, start: tuple[float, float], end: tuple[float, float]
 
 
 async def _drop_from_palette(page: Page, name: str, x: float, y: float) -> None:
+    # The editor's modules load after the page: a drag before then is only a drag.
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
     canvas = await page.locator("#canvas").bounding_box()
     assert canvas is not None
     # Search narrows the palette to the step, which also brings it into view.
@@ -53,7 +55,7 @@ async def test_build_configure_and_publish_a_flow(page: Page, artifacts: Path) -
     await page.goto("/flows/new")
     await page.fill("#name", "Download follow-up")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
 
     # The palette is searchable and grouped by family.
@@ -127,7 +129,7 @@ async def test_moving_a_node_survives_a_reload(page: Page) -> None:
     await page.goto("/flows/new")
     await page.fill("#name", "Mover")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await _drop_from_palette(page, "Test email", 300, 200)
     node = page.locator("#node-email")
     await expect(node).to_be_visible()
@@ -203,7 +205,7 @@ async def test_two_tabs_get_a_conflict_instead_of_a_lost_update(page: Page) -> N
     await page.goto("/flows/new")
     await page.fill("#name", "Shared draft")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     other = await page.context.new_page()
     await other.goto(page.url)
@@ -229,7 +231,11 @@ async def _configure(page: Page, node: str, values: dict[str, str]) -> None:
     await page.locator(f"#node-{node} .node-title").click()
     await expect(page.locator("#panel")).to_have_attribute("data-node-id", node)
     for name, value in values.items():
-        await page.fill(f'[name="cfg.{name}"]', value)
+        field = page.locator(f'[name="cfg.{name}"]')
+        if await field.evaluate("e => e.tagName") == "SELECT":
+            await field.select_option(value)  # a picker: the step is chosen, not typed
+        else:
+            await field.fill(value)
     await _save_step(page)
     await expect(page.locator(f"#node-{node}")).not_to_have_class(INVALID)
 
@@ -249,7 +255,7 @@ async def test_build_the_canonical_flow_with_the_built_in_steps(
     await page.goto("/flows/new")
     await page.fill("#name", "Canonical")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
 
     steps = [
@@ -298,12 +304,16 @@ async def test_import_a_file_and_tidy_it_up(page: Page, tmp_path: Path) -> None:
     await page.goto("/flows/new")
     await page.fill("#name", "Imported")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     await page.set_input_files("#import-file", str(flow_file))
     await expect(page.locator(".node")).to_have_count(6)
     await expect(page.locator(".edge")).to_have_count(5)
-    # The minimap shows every step; clicking it moves the view there.
+    # Everything is in view: no minimap in the way. Scrolled away, it shows every step,
+    # and clicking it moves the view there.
+    await expect(page.locator("#minimap")).to_be_hidden()
+    await page.locator("#canvas").hover()
+    await page.mouse.wheel(0, 1500)
     await expect(page.locator("#minimap .mm-node")).to_have_count(6)
     before = await page.locator("#world").get_attribute("style")
     await page.locator("#minimap").click(position={"x": 170, "y": 110})
@@ -322,7 +332,7 @@ async def test_connect_from_the_keyboard(page: Page) -> None:
     await page.goto("/flows/new")
     await page.fill("#name", "Keyboard")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     # Enter on a palette step adds it in the middle of the view.
     await page.fill("#palette-search", "Test trigger")
@@ -384,7 +394,7 @@ async def test_an_email_step_shows_its_preview_and_an_sms_step_counts_its_text(
     await page.goto("/flows/new")
     await page.fill("#name", "Preview")
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     await _drop_from_palette(page, "Send email", 200, 120)
     await _drop_from_palette(page, "Send SMS", 200, 320)

@@ -18,7 +18,7 @@ async def _new_flow(page: Page, name: str) -> str:
     await page.goto("/flows/new")
     await page.fill("#name", name)
     await page.get_by_role("button", name="Create draft").click()
-    await page.get_by_role("link", name="Open the editor").click()
+    await page.wait_for_url("**/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     return page.url
 

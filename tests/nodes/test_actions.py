@@ -144,6 +144,14 @@ async def test_webhook_carries_contact_fields_and_secret() -> None:
     assert schema["writeOnly"] is True
 
 
+async def test_a_webhook_without_a_signing_secret_is_valid_and_unsigned() -> None:
+    """Many receivers (a Zapier hook, a CRM inbox) have no way to check a signature."""
+    config = {"url": "https://hooks.example.com/lead"}
+    assert config_errors(SendWebhook, config) == {}
+    [message] = (await run_node(SendWebhook, config)).messages
+    assert "secret" not in message.payload
+
+
 async def test_web_content_is_sanitised_and_works_for_visitors() -> None:
     config = {"slot": "hero", "html": "<h2>Hi {{ first_name | there }}</h2><script>x()</script>"}
     outcome = await run_node(ShowWebContent, config, profile=visitor("v-9"))

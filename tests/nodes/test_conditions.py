@@ -68,6 +68,15 @@ async def test_engagement_checks_the_message_of_this_journey() -> None:
     assert "node_id" in config_errors(EngagementCheck, {"engagement": "opened"})
 
 
+async def test_a_click_answers_opened_too() -> None:
+    """Images blocked: no open pixel, but the click proves the email was opened."""
+    opened = {"engagement": "opened", "node_id": "welcome"}
+    click = event("email.clicked", {"journey_id": 5, "node_id": "welcome"})
+    assert (await run_node(EngagementCheck, opened, journey_id=5, events=[click])).port == "yes"
+    elsewhere = event("email.clicked", {"journey_id": 5, "node_id": "reminder"})
+    assert (await run_node(EngagementCheck, opened, journey_id=5, events=[elsewhere])).port == "no"
+
+
 async def test_audience_filter_lets_members_through_and_exits_the_rest() -> None:
     config = {"audience": {"field": "tags", "op": "contains", "value": "VIP"}}
     member = await run_node(AudienceFilter, config, profile=contact(tags=("vip",)))

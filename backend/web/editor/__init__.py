@@ -1,6 +1,15 @@
 """The flow editor: a server-rendered canvas, its edits, publishing (issue #5, DESIGN 8)."""
 
-from backend.web.editor import edits, pages, preview, publish, selection, transfer, tryout
+from backend.web.editor import (
+    edits,
+    pages,
+    preview,
+    publish,
+    rules,
+    selection,
+    transfer,
+    tryout,
+)
 from runtime.flows import DraftConflict
 
 ROUTES = [
@@ -11,6 +20,7 @@ ROUTES = [
     *transfer.ROUTES,
     *tryout.ROUTES,
     *preview.ROUTES,
+    *rules.ROUTES,
 ]
 
 # A stale draft revision, wherever it is found, gets the editor's conflict answer.

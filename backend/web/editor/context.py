@@ -22,10 +22,13 @@ from backend.auth.principal import Principal
 from backend.i18n import _
 from backend.models import Flow, FlowVersion, Role, User
 from backend.services.flows import journey_counts
+from backend.web.contacts import filter_choices
 from backend.web.editor.forms import FormField, config_errors, config_fields
 from backend.web.editor.history import EditHistory
 from backend.web.editor.ops import current_config
+from backend.web.editor.references import Option, load_options, with_options
 from backend.web.editor.view import CanvasView, NodeView, build_canvas, palette
+from backend.web.editor.warnings import reach_warnings
 from backend.web.flows import STATUSES
 from nodes.sdk import EmptyConfig, NodeRegistry
 from runtime.flows import FlowNotFound, get_flow
@@ -112,6 +115,7 @@ def build_panel(
     *,
     read_errors: dict[str, str] | None = None,
     saved: bool = False,
+    options: dict[str, list[Option]] | None = None,
 ) -> Panel | None:
     """The panel for ``node_id``, or None when the node is gone."""
     view = next((n for n in canvas.nodes if n.id == node_id), None)
@@ -123,7 +127,7 @@ def build_panel(
     config = current_config(raw, node_type) if node_type else raw.get("config") or {}
     errors = config_errors(model, config) if node_type else {}
     errors.update(read_errors or {})
-    fields = config_fields(model, config)
+    fields = with_options(config_fields(model, config), options or {}, canvas, node_id)
     names = {f.name for f in fields}
     routes = {
         str(e.get("port")): str(e.get("target"))
@@ -135,7 +139,7 @@ def build_panel(
     other += [e.message for e in canvas.node_errors.get(node_id, []) if e.field is None]
     return Panel(
         node=view,
-        description=node_type.description if node_type else "",
+        description=_(node_type.description) if node_type else "",
         fields=fields,
         label=str(raw.get("label") or ""),
         errors={k: v for k, v in errors.items() if k in names},
@@ -175,6 +179,7 @@ async def editor_context(
         "can_undo": history.can_undo(flow.id, flow.draft_revision),
         "can_redo": history.can_redo(flow.id, flow.draft_revision),
         "versions": await version_rows(db, flow),
+        "warnings": await reach_warnings(db, flow.draft_graph),
         "in_flight": counts.active if counts else 0,
         "panel": None,
         "comparison": None,
@@ -188,6 +193,10 @@ async def editor_context(
     }
     selected = extra.pop("selected", None)
     if selected:
+        nodes: list[dict[str, Any]] = flow.draft_graph.get("nodes", [])
+        raw = next((n for n in nodes if n.get("id") == selected), {})
+        node_type = registry.get(str(raw.get("type")))
+        wanted = config_fields(node_type.config_model, {}) if node_type else []
         context["panel"] = build_panel(
             flow,
             canvas,
@@ -195,7 +204,10 @@ async def editor_context(
             selected,
             read_errors=extra.pop("read_errors", None),
             saved=extra.pop("saved", False),
+            options=await load_options(db, wanted),
         )
+        if any(f.rule for f in wanted):
+            context.update(await filter_choices(db))
     context.update(extra)
     return context
 

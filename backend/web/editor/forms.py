@@ -16,13 +16,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from backend.i18n import _
+from backend.i18n import N_, _
 
 Widget = Literal["text", "textarea", "integer", "number", "select", "checkbox", "list", "json"]
 FORM_ERROR = "__all__"
 # A string field this long (or marked ``json_schema_extra={"widget": "textarea"}``) gets a
 # textarea; addresses (2,000) stay one line.
 LONG_TEXT = 2000
+# JSON-schema ``format`` values that make a field a picker (backend.web.editor.references).
+REFERENCES = ("node", "form", "content_block", "user", "flow")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class FormField:
     # A write-only value (a signing secret): never sent back to the browser; ``checked``
     # says whether one is saved, and an empty input keeps it.
     secret: bool = False
+    # A picker's kind (node, form, content_block, user, flow) and its (value, name, id) options.
+    ref: str = ""
+    options: tuple[tuple[str, str, str], ...] = ()
+    rule: bool = False  # a rule (JSON schema format "rule"): the builder and live count go with it
 
 
 def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -124,16 +130,19 @@ def _field(
         widget=widget,
         required=required,
         nullable=nullable,
-        help=str(prop.get("description") or ""),
+        help=_(str(prop["description"])) if prop.get("description") else "",
         choices=tuple((_choice_key(v), str(v)) for v in enum_values),
         value=_display(widget, value),
         checked=bool(value) if widget == "checkbox" else False,
         enum_values=enum_values,
+        ref=str(prop["format"]) if prop.get("format") in REFERENCES else "",
+        rule=prop.get("format") == "rule",
     )
 
 
 def _title(name: str, prop: dict[str, Any]) -> str:
-    return str(prop.get("title") or name.replace("_", " ").capitalize())
+    title = prop.get("title")
+    return _(str(title)) if title else name.replace("_", " ").capitalize()
 
 
 def config_fields(model: type[BaseModel], config: Mapping[str, Any]) -> list[FormField]:
@@ -231,6 +240,38 @@ def _nested(model: type[BaseModel]) -> set[str]:
     return {f.name.partition(".")[0] for f in config_fields(model, {}) if "." in f.name}
 
 
+# pydantic's own messages, as a person reads them (and translated); others are shown as is.
+_PYDANTIC_MESSAGES = {
+    "missing": N_("Fill this in."),
+    "greater_than_equal": N_("Use {ge} or more."),
+    "less_than_equal": N_("Use {le} or less."),
+    "greater_than": N_("Use more than {gt}."),
+    "less_than": N_("Use less than {lt}."),
+    "string_too_long": N_("Use at most {max_length} characters."),
+    "string_too_short": N_("Use at least {min_length} characters."),
+    "string_pattern_mismatch": N_("Use letters, digits, _ and - only."),
+    "int_parsing": N_("Use a whole number."),
+    "int_type": N_("Use a whole number."),
+    "int_from_float": N_("Use a whole number."),
+    "float_parsing": N_("Use a number."),
+    "float_type": N_("Use a number."),
+    "literal_error": N_("Choose one of: {expected}."),
+    "enum": N_("Choose one of: {expected}."),
+    "too_long": N_("Use at most {max_length} items."),
+    "extra_forbidden": N_("This setting is not known to this step."),
+}
+
+
+def _message(error: Any) -> str:
+    template = _PYDANTIC_MESSAGES.get(error["type"])
+    if template is None:
+        return str(error["msg"])
+    try:
+        return _(template).format(**error.get("ctx", {}))
+    except (KeyError, IndexError):
+        return str(error["msg"])
+
+
 def config_errors(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str, str]:
     """pydantic's messages for ``config``, keyed by top-level field (``__all__`` for the rest)."""
     try:
@@ -244,7 +285,7 @@ def config_errors(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str
             depth = 2 if nested in names else 1
             key = ".".join(loc[:depth]) if loc else FORM_ERROR
             detail = ".".join(loc[depth:])
-            message = f"{detail}: {error['msg']}" if detail else error["msg"]
+            message = f"{detail}: {_message(error)}" if detail else _message(error)
             errors[key] = f"{errors[key]}; {message}" if key in errors else message
         return errors
     return {}

@@ -30,8 +30,14 @@ def _n(value: float) -> str:
 
 
 def edge_path(x1: float, y1: float, x2: float, y2: float) -> str:
-    """An SVG cubic curve from an output port (right edge) to an input (left edge)."""
-    handle = max(MIN_HANDLE, abs(x2 - x1) / 2)
+    """An SVG cubic curve from an output port (right edge) to an input (left edge).
+
+    Going forward, the handles meet halfway, so the curve never swings back past its
+    ends (a short hop to a lower step is an S, not a loop). Only an edge back to a step
+    on the left needs handles reaching out, around the nodes.
+    """
+    dx = x2 - x1
+    handle = dx / 2 if dx > 0 else max(MIN_HANDLE, abs(dx) / 2)
     return (
         f"M {_n(x1)} {_n(y1)} C {_n(x1 + handle)} {_n(y1)}, "
         f"{_n(x2 - handle)} {_n(y2)}, {_n(x2)} {_n(y2)}"

@@ -8,6 +8,7 @@ fallbacks, same skip rules. Nothing here renders a template itself.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -207,26 +208,69 @@ async def test_send(
     )
 
 
+_MERGE_FIELD = re.compile(r"\{\{\s*([\w.]+)(?:\s*\|[^}]*)?\s*\}\}")
+_CONTACT_COLUMNS = {
+    "first_name": Contact.first_name,
+    "last_name": Contact.last_name,
+    "email": Contact.email,
+    "phone": Contact.phone,
+}
+# For fields the contacts cannot tell (attributes, the trigger's data): a word and a long one.
+_UNKNOWN_LENGTHS = (8, 30)
+
+
+async def _field_lengths(db: AsyncSession, names: set[str]) -> dict[str, tuple[int, int]]:
+    """``name -> (typical, longest)`` length of each merge field among the contacts."""
+    lengths: dict[str, tuple[int, int]] = {}
+    for name in names:
+        column = _CONTACT_COLUMNS.get(name)
+        if column is None:
+            lengths[name] = _UNKNOWN_LENGTHS
+            continue
+        size = func.length(column)
+        typical, longest = (
+            await db.execute(select(func.avg(size), func.max(size)).where(column.is_not(None)))
+        ).one()
+        lengths[name] = (round(typical or 0), int(longest or 0)) if longest else _UNKNOWN_LENGTHS
+    return lengths
+
+
+def _count(text: str) -> str:
+    length = segments(text)
+    return " · ".join(
+        [
+            ngettext("%(num)d character", "%(num)d characters", length.units)
+            % {"num": length.units},
+            ngettext("%(num)d SMS", "%(num)d SMS", length.segments) % {"num": length.segments},
+            length.encoding,
+        ]
+    )
+
+
 @get(BASE + "/sms-length", opt=role(Role.viewer))
-async def sms_length(request: Request[Any, Any, Any], flow_id: FromPath[int]) -> Template:
+async def sms_length(request: Request[Any, Any, Any], db: Db, flow_id: FromPath[int]) -> Template:
     """The SMS text field's counter: characters, parts and encoding, as a line of HTML.
 
-    The text arrives as the field itself, ``cfg.text`` (htmx includes it).
+    The text arrives as the field itself, ``cfg.text`` (htmx includes it). Merge fields
+    count as what they become: the contacts' typical and longest values.
     """
     text = request.query_params.get("cfg.text", "")
     context: dict[str, Any] = {"summary": ""}
     if len(text) > MAX_SMS_COUNT:
         context["summary"] = _("The text is too long to count (more than 5000 characters).")
-    else:
-        length = segments(text)
-        context["summary"] = " · ".join(
-            [
-                ngettext("%(num)d character", "%(num)d characters", length.units)
-                % {"num": length.units},
-                ngettext("%(num)d SMS", "%(num)d SMS", length.segments) % {"num": length.segments},
-                length.encoding,
-            ]
-        )
+        return _block("sms_length", context)
+    names = {match.group(1) for match in _MERGE_FIELD.finditer(text)}
+    if not names:
+        context["summary"] = _count(text)
+        return _block("sms_length", context)
+    lengths = await _field_lengths(db, names)
+    # A stand-in of the right length per field; "x" keeps the encoding the text's own.
+    typical = _MERGE_FIELD.sub(lambda m: "x" * lengths[m.group(1)][0], text)
+    longest = _MERGE_FIELD.sub(lambda m: "x" * lengths[m.group(1)][1], text)
+    context["summary"] = _("Typical: %(typical)s. Longest: %(longest)s.") % {
+        "typical": _count(typical),
+        "longest": _count(longest),
+    }
     return _block("sms_length", context)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from backend.i18n import _
+from backend.i18n.formats import format_duration
 from nodes.sdk import Message
 from runtime.simulate import MAX_STEPS, SimStep, Simulation
 
@@ -38,12 +39,11 @@ def _summary(messages: tuple[Message, ...]) -> tuple[str, ...]:
 
 
 def _when(moment: datetime, start: datetime) -> str:
+    """How long after ``start`` (the wait's own moment), in whole units: ``+2 days 5 hours``."""
     delta = moment - start
     if delta < timedelta(hours=1):
         return _("+%(num)d min") % {"num": delta.total_seconds() // 60}
-    if delta < timedelta(days=2):
-        return _("+%(num)s h") % {"num": f"{delta.total_seconds() / 3600:g}"}
-    return _("+%(num)s days") % {"num": f"{delta.total_seconds() / 86400:g}"}
+    return "+" + format_duration(delta)
 
 
 def _result(step: SimStep, start: datetime) -> str:
@@ -53,9 +53,9 @@ def _result(step: SimStep, start: datetime) -> str:
         if step.event is not None:
             return _("waits until %(event)s at %(when)s") % {
                 "event": step.event.type,
-                "when": _when(step.until, start),
+                "when": _when(step.until, step.at),
             }
-        return _("waits until %(when)s") % {"when": _when(step.until, start)}
+        return _("waits until %(when)s") % {"when": _when(step.until, step.at)}
     if step.kind == "stuck":
         return _("waits")
     if step.kind == "ended":

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from backend.i18n import N_
+from backend.i18n import N_, _
 from backend.web.editor.geometry import (
     NODE_WIDTH,
     edge_path,
@@ -102,8 +102,18 @@ def graph_errors(raw: dict[str, Any], registry: NodeRegistry) -> list[GraphError
     return validate_graph(graph, registry)
 
 
+# The graph checks' fixed messages (runtime/graph.py), so the editor can show them translated.
+GRAPH_MESSAGES = (
+    N_("two nodes share this id"),
+    N_("a trigger cannot have incoming connections"),
+    N_("the flow needs a trigger to enroll anyone"),
+    N_("no trigger leads to this node"),
+)
+
+
 def _error_text(error: GraphError) -> str:
-    return f"{error.field}: {error.message}" if error.field else error.message
+    message = _(error.message)
+    return f"{error.field}: {message}" if error.field else message
 
 
 def build_canvas(raw: dict[str, Any], registry: NodeRegistry) -> CanvasView:
@@ -136,11 +146,11 @@ def build_canvas(raw: dict[str, Any], registry: NodeRegistry) -> CanvasView:
         for index, port in enumerate(ports):
             offset = port_offset(index, len(ports), height)
             anchors[(node_id, port.id)] = (x + NODE_WIDTH, y + offset)
-            label = port.label or port.id
+            label = _(port.label) if port.label else port.id
             port_labels[(node_id, port.id)] = label
             port_views.append(PortView(port.id, label, offset, (node_id, port.id) in connected))
         inputs[node_id] = (x, y + height / 2)
-        type_name = node_type.name if node_type else str(raw_node.get("type"))
+        type_name = _(node_type.name) if node_type else str(raw_node.get("type"))
         nodes.append(
             NodeView(
                 id=node_id,
@@ -198,8 +208,8 @@ def palette(registry: NodeRegistry) -> list[tuple[str, str, list[PaletteItem]]]:
         if not types:
             continue
         items = [
-            PaletteItem(t.type_id, t.name, t.description, icon_glyph(t.icon, t.name), t.color)
+            PaletteItem(t.type_id, _(t.name), _(t.description), icon_glyph(t.icon, t.name), t.color)
             for t in types
         ]
-        groups.append((family.value, FAMILY_LABELS[family], items))
+        groups.append((family.value, _(FAMILY_LABELS[family]), items))
     return groups

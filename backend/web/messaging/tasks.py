@@ -8,7 +8,7 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from backend.auth.guards import RoleRefused, may_act_on, role
 from backend.deps import Actor, Db, Now, Paging
@@ -28,7 +28,9 @@ async def tasks_page(
     paging: Paging,
     show: FromQuery[str] = "mine",
 ) -> Template:
-    show = show if show in ("mine", "open", "done") else "mine"
+    # "mine" is the person's own tasks and the unassigned ones anyone may take: a task that
+    # reached nobody must not hide behind an empty default list.
+    show = show if show in ("mine", "unassigned", "open", "done") else "mine"
     stmt = (
         select(Task, Contact, User.name)
         .outerjoin(Contact, Contact.id == Task.contact_id)
@@ -38,8 +40,11 @@ async def tasks_page(
         stmt = stmt.where(Task.status == TaskStatus.done.value)
     else:
         stmt = stmt.where(Task.status == TaskStatus.open.value)
+    me = actor.id if actor.kind == "user" else None
     if show == "mine":
-        stmt = stmt.where(Task.owner_id == (actor.id if actor.kind == "user" else None))
+        stmt = stmt.where(or_(Task.owner_id == me, Task.owner_id.is_(None)))
+    elif show == "unassigned":
+        stmt = stmt.where(Task.owner_id.is_(None))
     total = await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = (
         await db.execute(
@@ -56,11 +61,26 @@ async def tasks_page(
             "rows": rows,
             "total": total,
             "show": show,
+            "me": me,
             "paging": paging,
             "pages": paging.count(total),
         },
         block="results",
     )
+
+
+@post("/tasks/{task_id:int}/take", opt=role(Role.viewer))
+async def take_task(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, task_id: FromPath[int]
+) -> Response[Any]:
+    """Assign an unassigned task to the person who takes it (first one wins)."""
+    task = await db.get(Task, task_id)
+    if task is None:
+        raise NotFoundException(_("There is no task with this number."))
+    if task.owner_id is None and actor.kind == "user":
+        task.owner_id = actor.id
+        await db.commit()
+    return redirect(request, "/tasks")
 
 
 @post("/tasks/{task_id:int}/done", opt=role(Role.viewer))
@@ -98,4 +118,4 @@ async def complete_task(
     return redirect(request, "/tasks")
 
 
-ROUTES = [tasks_page, complete_task]
+ROUTES = [tasks_page, take_task, complete_task]

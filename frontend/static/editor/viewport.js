@@ -3,12 +3,12 @@
 // The world (nodes and curves, drawn by the server in flow coordinates) is
 // moved with one CSS transform. The view is kept per flow in sessionStorage so
 // a reload, or an edit's fresh fragments, never lose the marketer's place.
-window.TouchflowViewport = function (options) {
-  "use strict";
-
+export function createViewport(options) {
   var canvas = options.canvas, world = options.world, minimap = options.minimap;
   var graph = options.graph, box = options.box;
   var MIN_SCALE = 0.2, MAX_SCALE = 2.5;
+  // The first view of a flow never goes below this: the steps' names stay readable.
+  var LEGIBLE_SCALE = 0.85;
   var MINI_W = 180, MINI_H = 120, MINI_PAD = 6;
   var view = { x: 40, y: 40, scale: 1 };
   var mini = null; // how the last minimap drawing maps back to the world
@@ -29,13 +29,20 @@ window.TouchflowViewport = function (options) {
     var seen = { x: -view.x / view.scale, y: -view.y / view.scale, w: rect.width / view.scale, h: rect.height / view.scale };
     var minX = seen.x, minY = seen.y, maxX = seen.x + seen.w, maxY = seen.y + seen.h;
     var boxes = [];
+    var allSeen = true;
     nodes.forEach(function (el) {
       var b = box(el);
       b.invalid = el.classList.contains("node-invalid");
       boxes.push(b);
+      allSeen = allSeen && b.x >= seen.x && b.y >= seen.y && b.x + b.w <= seen.x + seen.w && b.y + b.h <= seen.y + seen.h;
       minX = Math.min(minX, b.x); minY = Math.min(minY, b.y);
       maxX = Math.max(maxX, b.x + b.w); maxY = Math.max(maxY, b.y + b.h);
     });
+    // The overview only helps when part of the flow is out of view; then it earns its corner.
+    if (allSeen) {
+      minimap.hidden = true;
+      return;
+    }
     var s = Math.min((MINI_W - 2 * MINI_PAD) / (maxX - minX), (MINI_H - 2 * MINI_PAD) / (maxY - minY));
     mini = { minX: minX, minY: minY, s: s };
     function r(b, cls) {
@@ -83,7 +90,9 @@ window.TouchflowViewport = function (options) {
     apply();
   }
 
-  function fit() {
+  // Fit the whole flow in view; ``legible`` (the first view) keeps the names readable and,
+  // when the flow is wider than that, starts at its left, where the triggers are.
+  function fit(legible) {
     var nodes = graph().querySelectorAll(".node");
     var rect = canvas.getBoundingClientRect();
     if (!nodes.length) {
@@ -98,9 +107,11 @@ window.TouchflowViewport = function (options) {
     });
     var pad = 48;
     var scale = Math.min((rect.width - 2 * pad) / (maxX - minX), (rect.height - 2 * pad) / (maxY - minY), 1.2);
-    view.scale = Math.max(MIN_SCALE, scale);
+    view.scale = Math.max(legible === true ? LEGIBLE_SCALE : MIN_SCALE, scale);
     view.x = (rect.width - (maxX - minX) * view.scale) / 2 - minX * view.scale;
     view.y = (rect.height - (maxY - minY) * view.scale) / 2 - minY * view.scale;
+    if ((maxX - minX) * view.scale > rect.width - 2 * pad) view.x = pad - minX * view.scale;
+    if ((maxY - minY) * view.scale > rect.height - 2 * pad) view.y = pad - minY * view.scale;
     apply();
   }
 
@@ -112,7 +123,7 @@ window.TouchflowViewport = function (options) {
         return apply(false);
       }
     } catch (e) { /* unreadable: fit instead */ }
-    fit();
+    fit(true);
   }
 
   return {
@@ -128,4 +139,4 @@ window.TouchflowViewport = function (options) {
     panTo: function (x, y, save) { view.x = x; view.y = y; apply(save); },
     centerOnBox: function (b) { centerAt(b.x + b.w / 2, b.y + b.h / 2); },
   };
-};
+}

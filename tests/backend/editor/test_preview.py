@@ -119,6 +119,24 @@ async def test_the_sms_counter_counts_gsm7_and_ucs2(editor: Editor) -> None:
     assert empty.text.strip() == "0 characters · 0 SMS · GSM-7"
 
 
+async def test_the_sms_counter_fills_merge_fields_with_typical_and_longest_values(
+    editor: Editor,
+) -> None:
+    async with editor.sessions() as db, db.begin():
+        db.add_all(
+            Contact(email=f"c{n}@example.se", first_name=name)
+            for n, name in enumerate(["Åsa", "Bo", "Maximiliana-Charlotte", "Anna"])
+        )
+    text = "Hej {{ first_name }}! " + "a" * 140
+    counted = await editor.client.get(
+        f"{editor.base}/sms-length", params={"cfg.text": text}, headers={"HX-Request": "true"}
+    )
+    # Typed, the merge field is 16 characters; filled in it is 8 (typical) or 21 (longest).
+    assert counted.text.strip() == (
+        "Typical: 154 characters · 1 SMS · GSM-7. Longest: 167 characters · 2 SMS · GSM-7."
+    )
+
+
 async def test_a_test_send_is_caught_by_the_mail_catcher(
     editor: Editor, app: Litestar, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -171,5 +189,7 @@ async def test_a_viewer_counts_the_saved_sms_text(editor: Editor, signed_in: Sig
     match = re.search(r'id="sms-length"[^>]*hx-get="([^"]*)"', panel)
     assert match, panel
     counter = await editor.client.get(html.unescape(match.group(1)))
-    # "Hej {{ first_name }}": 20 characters, and braces take two units each in GSM-7.
-    assert counter.text.strip() == "24 characters · 1 SMS · GSM-7"
+    # "Hej {{ first_name }}", counted as sent: with no contacts yet, a name of 8 or 30.
+    assert counter.text.strip() == (
+        "Typical: 12 characters · 1 SMS · GSM-7. Longest: 34 characters · 1 SMS · GSM-7."
+    )

@@ -34,7 +34,11 @@ async def test_a_customer_who_opens_the_email_gets_a_call(editor: Editor) -> Non
     html = response.text
     assert _steps(html) == ["form", "confirm", "opened", "opened", "later", "later", "notify"]
     assert "would send email: Your download" in html
-    assert "waits until email.opened at +5 h" in html
+    assert "waits until email.opened at +5 hours" in html
+    # The second wait counts from its own moment (the open at +5 h), not from the entry:
+    # "+2 days", never "+2.20833 days".
+    assert [w.strip() for w in re.findall(r"waits until[^<]*", html)][-1] == "waits until +2 days"
+    assert not re.search(r"\+\d+\.\d+ days", html)
     assert "would send task: Call the lead" in html
     assert "The journey completes: nothing follows this step." in html
     # The canvas marks the path: visited nodes and the connections taken.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -22,7 +23,7 @@ from backend.models import (
 from runtime.engine import build_runtime
 from tests.backend.messaging.test_public_links import _contact, _send
 from tests.backend.web.conftest import SignedIn
-from tests.backend.web.support import csrf_from, post_form
+from tests.backend.web.support import add_user, csrf_from, post_form
 
 
 async def test_outbox_lists_messages_with_reasons_and_shows_the_caught_email(
@@ -83,6 +84,7 @@ async def test_completing_a_task_emits_an_event(
 ) -> None:
     await signed_in(Role.viewer)
     contact = await _contact(sessions, first_name="Ann")
+    admin = (await add_user(sessions, "admin@example.com", Role.admin)).id
     async with sessions() as db, db.begin():
         me = await db.scalar(select(User.id).where(User.email == "viewer@example.com"))
         task_id = await db.scalar(
@@ -96,12 +98,22 @@ async def test_completing_a_task_emits_an_event(
             )
             .returning(Task.id)
         )
-        await db.execute(insert(Task).values(title="Someone else's", owner_id=None))
+        await db.execute(insert(Task).values(title="Someone else's", owner_id=admin))
+        unassigned = await db.scalar(
+            insert(Task).values(title="Nobody's yet", owner_id=None).returning(Task.id)
+        )
     page = await client.get("/tasks")
     assert "Call Ann" in page.text and "Downloaded the guide" in page.text
     assert f'href="/contacts/{contact}"' in page.text
     assert "Someone else" not in page.text
+    # Unassigned tasks are on everyone's default list, ready to be taken.
+    assert "Nobody&#39;s yet" in page.text and f'action="/tasks/{unassigned}/take"' in page.text
+    assert "Call Ann" not in (await client.get("/tasks?show=unassigned")).text
     assert "Someone else" in (await client.get("/tasks?show=open")).text
+    taken = await post_form(client, f"/tasks/{unassigned}/take", {}, form_page="/tasks")
+    assert taken.status_code == 303
+    async with sessions() as db:
+        assert (await db.get(Task, unassigned)).owner_id == me  # type: ignore[union-attr]
     response = await post_form(client, f"/tasks/{task_id}/done", {}, form_page="/tasks")
     assert response.status_code == 303
     async with sessions() as db:
@@ -187,3 +199,27 @@ async def test_a_test_send_goes_through_the_outbox_to_the_mail_catcher(
     assert message.payload["to"] == "me@shop.example" and message.category == "transactional"
     assert caught is not None and "Subject: [Test] Welcome" in (caught.detail or "")
     assert "/t/o/" not in (caught.detail or "")  # test sends are not tracked
+
+
+async def test_a_deferral_time_is_formatted_in_the_readers_zone(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    when = datetime(2026, 12, 4, 15, 0, 47, 301062, tzinfo=UTC)
+    async with sessions() as db, db.begin():
+        db.add(
+            OutboxMessage(
+                idempotency_key="deferred-1",
+                channel="email",
+                payload={"subject": "Weekly news"},
+                status="deferred",
+                status_reason=f"deferred until {when.isoformat()}: quiet hours",
+                next_attempt_at=when,
+            )
+        )
+    client = await signed_in(Role.marketer)
+    page = (await client.get("/outbox")).text
+    assert "2026-12-04T15:00:47" not in page
+    # The workspace's zone (Europe/Stockholm) and the reader's language.
+    assert "Deferred until Dec 4, 2026 16:00 CET: quiet hours" in page
+    detail = (await client.get("/outbox/1")).text
+    assert "Deferred until Dec 4, 2026 16:00 CET: quiet hours" in detail

@@ -82,7 +82,7 @@ async def test_a_marketer_creates_a_draft_flow_and_it_is_audited(
         entry = await db.scalar(select(AuditEntry).where(AuditEntry.action == "flow.created"))
     assert flow is not None and flow.name == "Welcome series" and flow.status == "draft"
     assert flow.phase == "onboard"
-    assert response.headers["location"] == f"/flows/{flow.id}"
+    assert response.headers["location"] == f"/flows/{flow.id}/edit"
     assert entry is not None and entry.target_id == str(flow.id)
     page = await client.get(response.headers["location"])
     assert "Welcome series" in page.text
