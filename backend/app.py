@@ -20,6 +20,7 @@ from backend.auth.middleware import AuthMiddleware, session_config
 from backend.db import create_engine, create_sessionmaker
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.lifecycle import ROUTES as LIFECYCLE_ROUTES
 from backend.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from backend.settings import Settings, get_settings
 from backend.templating import HTMX_FILE, STATIC_DIR, template_config
@@ -86,6 +87,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
             *runs.ROUTES,
             *admin.ROUTES,
             *messaging.ROUTES,
+            *LIFECYCLE_ROUTES,
         ],
         # The OpenAPI schema documents the public API only.
         include_in_schema=False,

@@ -6,3 +6,9 @@ company's interest, the customer's interest), prioritise them with a horizon,
 automate the top ones, and see per phase what the customer needs that nobody
 does. Domain code lives here; ``pages`` holds the HTTP handlers.
 """
+
+from backend.lifecycle import gap_pages, pages, plan_pages
+
+ROUTES = [*plan_pages.ROUTES, *pages.ROUTES, *gap_pages.ROUTES]
+
+__all__ = ["ROUTES"]
