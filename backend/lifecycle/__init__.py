@@ -7,8 +7,8 @@ automate the top ones, and see per phase what the customer needs that nobody
 does. Domain code lives here; ``pages`` holds the HTTP handlers.
 """
 
-from backend.lifecycle import gap_pages, pages, plan_pages
+from backend.lifecycle import gap_pages, node_links, pages, plan_pages
 
-ROUTES = [*plan_pages.ROUTES, *pages.ROUTES, *gap_pages.ROUTES]
+ROUTES = [*plan_pages.ROUTES, *pages.ROUTES, *gap_pages.ROUTES, *node_links.ROUTES]
 
 __all__ = ["ROUTES"]

@@ -33,9 +33,27 @@ from backend.lifecycle.touchpoints import (
     read_card,
     update_card,
 )
-from backend.models import Flow, FlowStatus, Role, Touchpoint, TouchpointCategory, TouchpointLink
+from backend.models import (
+    Flow,
+    FlowStatus,
+    LifecyclePhase,
+    Role,
+    Touchpoint,
+    TouchpointCategory,
+    TouchpointLink,
+)
 from backend.web.render import redirect, render
 from runtime.flows import create_flow
+
+# How customers usually enter a flow of each phase: a form while they are being
+# attracted, their own actions once on board, a segment later on.
+TRIGGER_FAMILY = {
+    LifecyclePhase.attract.value: "trigger.form_submitted",
+    LifecyclePhase.onboard.value: "trigger.event",
+    LifecyclePhase.engage.value: "trigger.audience_entered",
+    LifecyclePhase.retain.value: "trigger.audience_entered",
+    LifecyclePhase.exit.value: "trigger.event",
+}
 
 
 async def _board_page(
@@ -423,8 +441,20 @@ async def flow_from_touchpoint(
         phase = await get_phase(db, process.phase_id)
     except PlanError as exc:
         raise plan_error(exc) from exc
+    trigger = {
+        "id": "trigger",
+        "type": TRIGGER_FAMILY.get(phase.flow_phase, "trigger.event"),
+        "label": card.title,
+        "config": {},
+        "position": {"x": 40, "y": 160},
+    }
     flow = await create_flow(
-        db, card.title, phase=phase.flow_phase, description=card.description, user_id=actor.id
+        db,
+        card.title,
+        graph={"nodes": [trigger], "edges": []},
+        phase=phase.flow_phase,
+        description=card.description,
+        user_id=actor.id,
     )
     flow.process_id = process.id
     db.add(TouchpointLink(touchpoint_id=card.id, flow_id=flow.id, node_id=""))

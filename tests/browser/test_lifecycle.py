@@ -14,6 +14,24 @@ from backend.models import Flow, Role, Touchpoint
 from tests.backend.lifecycle.helpers import card, first_process, flow, link
 from tests.browser.conftest import LiveServer, sign_in
 
+GRAPH = {
+    "nodes": [
+        {
+            "id": "form",
+            "type": "test.trigger",
+            "config": {"event_type": "form.submitted"},
+            "position": {"x": 40, "y": 40},
+        },
+        {
+            "id": "mail",
+            "type": "test.email",
+            "config": {"subject": "Tack"},
+            "position": {"x": 400, "y": 40},
+        },
+    ],
+    "edges": [{"source": "form", "port": "next", "target": "mail"}],
+}
+
 
 @pytest.fixture
 async def second_tab(browser: Browser, live_server: LiveServer) -> AsyncIterator[Page]:
@@ -131,3 +149,20 @@ async def test_drag_a_card_and_watch_the_gap_view_follow_the_flow(
     await expect(page.locator(f"#card-{ids['mail']} .tp-warning").first).to_contain_text(
         "is paused"
     )
+
+
+async def test_link_a_card_to_a_node_and_see_it_in_the_editor(
+    page: Page, live_server: LiveServer
+) -> None:
+    ids = await _seed(live_server)
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/flows/{ids['flow']}/edit")
+    await page.locator("#node-mail").click()
+    served = page.locator("#panel #node-touchpoints")
+    await expect(served).to_contain_text("Bekräftelsemejl")
+    # Link the customer's touchpoint to the same step from the panel.
+    await served.locator("#node-touchpoint").select_option(value=str(ids["want"]))
+    await served.get_by_role("button", name="Link", exact=True).click()
+    await expect(page.locator("#panel #node-touchpoints")).to_contain_text("Kvitto när")
+    await page.goto(f"/lifecycle/touchpoints/{ids['want']}")
+    await expect(page.locator("main")).to_contain_text("node mail")

@@ -193,6 +193,7 @@ async def test_link_follow_up_and_a_flow_from_a_touchpoint(
         assert new_flow is not None
         assert new_flow.status == "draft" and new_flow.phase == "attract"
         assert new_flow.process_id == process.id
+        assert [n["type"] for n in new_flow.draft_graph["nodes"]] == ["trigger.form_submitted"]
         links = list(await db.scalars(select(TouchpointLink.flow_id)))
         assert sorted(links) == sorted([made.id, new_flow.id])
 
@@ -236,3 +237,31 @@ async def test_gap_page_and_csv_round_trip(
     assert broken.status_code == 422 and "Row 2" in broken.text
     printed = await client.get(f"/lifecycle/processes/{process.id}/print")
     assert printed.status_code == 200 and "Åsa Öberg" in printed.text
+
+
+async def test_the_editor_panel_fragment_links_a_node(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    process = await _process(sessions)
+    async with sessions() as db, db.begin():
+        note = await card(db, process.id, "Bekräftelse", "company")
+        made = await flow(db, "Välkomst", "draft", {"nodes": [{"id": "mail"}], "edges": []})
+    client = await signed_in(Role.marketer)
+    path = f"/lifecycle/flows/{made.id}/nodes/mail/touchpoints"
+    empty = await client.get(path)
+    assert empty.status_code == 200 and "No touchpoint of the lifecycle plan yet." in empty.text
+    linked = await post_form(
+        client, path, {"action": "link", "touchpoint_id": str(note.id)}, form_page="/lifecycle"
+    )
+    assert linked.status_code == 200
+    assert "Unlink" in linked.text and "Bekräftelse" in linked.text
+    assert (
+        await client.get(f"/lifecycle/flows/{made.id}/nodes/other/touchpoints")
+    ).status_code == 404
+    unlinked = await post_form(
+        client, path, {"action": "unlink", "touchpoint_id": str(note.id)}, form_page="/lifecycle"
+    )
+    assert "No touchpoint of the lifecycle plan yet." in unlinked.text
+    async with sessions() as db:
+        actions = list(await db.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+    assert actions[-2:] == ["touchpoint.linked", "touchpoint.unlinked"]
