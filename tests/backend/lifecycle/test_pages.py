@@ -265,3 +265,52 @@ async def test_the_editor_panel_fragment_links_a_node(
     async with sessions() as db:
         actions = list(await db.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
     assert actions[-2:] == ["touchpoint.linked", "touchpoint.unlinked"]
+
+
+async def test_plan_page_edits_and_horizons(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    client = await signed_in(Role.marketer)
+    assert (await client.get("/lifecycle")).status_code == 200
+
+    async def change(data: dict[str, str], path: str = "/lifecycle/plan") -> int:
+        response = await post_form(client, path, data, form_page="/lifecycle")
+        return response.status_code
+
+    assert await change({"action": "template", "template": "b2b"}) == 303
+    assert await change({"action": "add_phase", "name": "Återvinn", "flow_phase": "retain"}) == 303
+    assert await change({"action": "add_phase", "name": "X", "flow_phase": "nope"}) == 422
+    plan = await client.get("/lifecycle")
+    assert "Active evaluation" in plan.text and "Återvinn" in plan.text
+    process = await _process(sessions)
+    assert (
+        await change(
+            {"action": "rename_process", "process_id": str(process.id), "name": "Webbkonvertering"}
+        )
+        == 303
+    )
+    assert await change({"action": "explode"}) == 400
+    assert await change({"action": "retire_process", "process_id": "x"}) == 400
+    assert (
+        await change({"horizon_1": "3", "horizon_2": "9", "horizon_3": "18"}, "/lifecycle/horizons")
+        == 303
+    )
+    bad = await post_form(
+        client,
+        "/lifecycle/horizons",
+        {"horizon_1": "12", "horizon_2": "6", "horizon_3": "0"},
+        form_page="/lifecycle",
+    )
+    assert bad.status_code == 422 and "from 1 to 120" in bad.text
+    board = await client.get(f"/lifecycle/processes/{process.id}")
+    assert "within 3 months" in board.text and "Webbkonvertering" in board.text
+    phase = await client.get(f"/lifecycle/phases/{process.phase_id}")
+    assert phase.status_code == 200 and "Webbkonvertering" in phase.text
+    async with sessions() as db:
+        actions = list(await db.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+    assert [a for a in actions if a.startswith("lifecycle.")] == [
+        "lifecycle.template_applied",
+        "lifecycle.phase_added",
+        "lifecycle.process_renamed",
+        "lifecycle.horizons_changed",
+    ]
