@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm import aliased
 
 from backend.i18n import _
 from backend.models import (
@@ -49,20 +49,10 @@ class FollowUp:
     warnings: list[str] = field(default_factory=list)
 
 
-def _link_filter(links: Sequence[TouchpointLink]) -> ColumnElement[bool]:
-    clauses = []
-    for link in links:
-        if link.node_id:
-            clauses.append(and_(Journey.flow_id == link.flow_id, Step.node_id == link.node_id))
-        else:
-            clauses.append(Journey.flow_id == link.flow_id)
-    return or_(*clauses)
-
-
 async def follow_up(
     db: AsyncSession, cards: Sequence[Touchpoint], now: datetime
 ) -> dict[int, FollowUp]:
-    """Follow-up of every card, keyed by card id."""
+    """Follow-up of every card, keyed by card id: four queries however many cards."""
     ids = [card.id for card in cards]
     result = {card_id: FollowUp() for card_id in ids}
     if not ids:
@@ -75,52 +65,69 @@ async def follow_up(
     )
     for link, name, status in rows:
         result[link.touchpoint_id].links.append(LinkView(link, name, status))
-    since = now - WINDOW
+    await _count(db, result, ids, now - WINDOW)
     for card in cards:
-        info = result[card.id]
-        links = [view.link for view in info.links]
-        if links:
-            await _count(db, info, links, since)
         if card.status == TouchpointStatus.automated.value:
-            info.warnings = _warnings(info)
+            result[card.id].warnings = _warnings(result[card.id])
     return result
 
 
 async def _count(
-    db: AsyncSession, info: FollowUp, links: Sequence[TouchpointLink], since: datetime
+    db: AsyncSession, result: dict[int, FollowUp], ids: list[int], since: datetime
 ) -> None:
-    passed = (
-        select(Journey.id)
-        .join(Step, Step.journey_id == Journey.id)
-        .where(_link_filter(links), Step.started_at >= since)
+    # Every step run in the window on a linked node, or on any node of a flow linked whole.
+    # A node link starts from the node's steps (ix_steps_node_started), never from every
+    # journey of the flow: a board of many cards on one busy flow stays linear.
+    columns = (
+        TouchpointLink.touchpoint_id.label("card"),
+        Journey.id.label("journey"),
+        Journey.contact_id.label("contact"),
+        Journey.visitor_id.label("visitor"),
+        Step.id.label("step"),
+        Step.status.label("status"),
     )
+    by_node = (
+        select(*columns)
+        .select_from(TouchpointLink)
+        .join(Step, and_(Step.node_id == TouchpointLink.node_id, Step.started_at >= since))
+        .join(
+            Journey, and_(Journey.id == Step.journey_id, Journey.flow_id == TouchpointLink.flow_id)
+        )
+        .where(TouchpointLink.touchpoint_id.in_(ids), TouchpointLink.node_id != "")
+    )
+    by_flow = (
+        select(*columns)
+        .select_from(TouchpointLink)
+        .join(Journey, Journey.flow_id == TouchpointLink.flow_id)
+        .join(Step, and_(Step.journey_id == Journey.id, Step.started_at >= since))
+        .where(TouchpointLink.touchpoint_id.in_(ids), TouchpointLink.node_id == "")
+    )
+    hits = union_all(by_node, by_flow).subquery()
     # A contact or an anonymous visitor counts once, however many journeys they made.
-    customers = (
-        select(Journey.contact_id, Journey.visitor_id)
-        .where(Journey.id.in_(passed))
+    customers = select(hits.c.card, hits.c.contact, hits.c.visitor).distinct().subquery()
+    for card, count in await db.execute(
+        select(customers.c.card, func.count()).group_by(customers.c.card)
+    ):
+        result[card].reached = int(count)
+    failed = (
+        select(hits.c.card, hits.c.step)
+        .where(hits.c.status == StepStatus.error.value)
         .distinct()
         .subquery()
     )
-    info.reached = int(await db.scalar(select(func.count()).select_from(customers)) or 0)
-    info.conversions = int(
-        await db.scalar(
-            select(func.count(func.distinct(Step.journey_id))).where(
-                Step.journey_id.in_(passed), Step.node_type == GOAL_TYPE, Step.started_at >= since
-            )
-        )
-        or 0
-    )
-    info.failures = int(
-        await db.scalar(
-            select(func.count())
-            .select_from(Step)
-            .join(Journey, Journey.id == Step.journey_id)
-            .where(
-                _link_filter(links), Step.status == StepStatus.error.value, Step.started_at >= since
-            )
-        )
-        or 0
-    )
+    for card, count in await db.execute(
+        select(failed.c.card, func.count()).group_by(failed.c.card)
+    ):
+        result[card].failures = int(count)
+    passed = select(hits.c.card, hits.c.journey).distinct().subquery()
+    goal = aliased(Step)
+    for card, count in await db.execute(
+        select(passed.c.card, func.count(func.distinct(goal.journey_id)))
+        .join(goal, goal.journey_id == passed.c.journey)
+        .where(goal.node_type == GOAL_TYPE, goal.started_at >= since)
+        .group_by(passed.c.card)
+    ):
+        result[card].conversions = int(count)
 
 
 def _warnings(info: FollowUp) -> list[str]:
