@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -104,3 +105,27 @@ async def test_horizons_and_overdue(sessions: async_sessionmaker[AsyncSession]) 
     assert horizon_of(urgent, values, later).due == start + timedelta(days=180)
     assert not horizon_of(urgent, values, start + timedelta(days=100)).overdue
     assert not horizon_of(done, values, later).overdue
+
+
+async def test_two_saves_at_once_from_the_same_revision_one_wins(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as db, db.begin():
+        process = await first_process(db)
+        note = await card(db, process.id, "Kvitto", "customer")
+
+    async def save(title: str) -> str:
+        try:
+            async with sessions() as db, db.begin():
+                await update_card(db, note.id, 1, {"title": title})
+        except Conflict:
+            return "refused"
+        return "saved"
+
+    outcomes = await asyncio.gather(save("Kvitto A"), save("Kvitto B"))
+    assert sorted(outcomes) == ["refused", "saved"]
+    async with sessions() as db:
+        kept = await db.get(Touchpoint, note.id)
+    assert kept is not None and kept.revision == 2
+    winner = "Kvitto A" if outcomes[0] == "saved" else "Kvitto B"
+    assert kept.title == winner
