@@ -1,4 +1,4 @@
-"""lifecycle planning: phases, processes, touchpoints, links to flows, horizons; flows gain a process
+"""lifecycle planning: phases, processes, touchpoints, links, horizons; flows gain a process
 
 Revision ID: 0016_lifecycle
 Revises: 0005_personalization
