@@ -25,6 +25,7 @@ from backend.lifecycle.followup import follow_up
 from backend.lifecycle.plan import PlanError, ensure_workspace, get_phase, get_process, load_plan
 from backend.lifecycle.touchpoints import (
     Conflict,
+    audience_label,
     create_card,
     get_card,
     horizon_months,
@@ -196,8 +197,6 @@ async def _card_context(db: Db, card: Touchpoint, clock: Now) -> dict[str, Any]:
 
 
 def _values_of(card: Touchpoint) -> dict[str, Any]:
-    from backend.lifecycle.touchpoints import audience_label
-
     return {
         "title": card.title,
         "description": card.description,
