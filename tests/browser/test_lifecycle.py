@@ -10,7 +10,8 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from backend.db import create_engine, create_sessionmaker
-from backend.models import Flow, Role, Touchpoint
+from backend.lifecycle.plan import add_process
+from backend.models import Flow, LifecycleProcess, Role, Touchpoint
 from tests.backend.lifecycle.helpers import card, first_process, flow, link
 from tests.browser.conftest import LiveServer, sign_in
 
@@ -166,3 +167,31 @@ async def test_link_a_card_to_a_node_and_see_it_in_the_editor(
     await expect(page.locator("#panel #node-touchpoints")).to_contain_text("Kvitto när")
     await page.goto(f"/lifecycle/touchpoints/{ids['want']}")
     await expect(page.locator("main")).to_contain_text("node mail")
+
+
+async def test_drag_a_card_to_another_process_on_the_phase_board(
+    page: Page, live_server: LiveServer
+) -> None:
+    ids = await _seed(live_server)
+    engine = create_engine(live_server.database_url)
+    try:
+        async with create_sessionmaker(engine)() as db, db.begin():
+            process = await db.get(LifecycleProcess, ids["process"])
+            assert process is not None
+            fairs = await add_process(db, process.phase_id, "Mässor")
+            phase_id, fairs_id = process.phase_id, fairs.id
+    finally:
+        await engine.dispose()
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/lifecycle/phases/{phase_id}")
+    target = page.locator(f'.tp-timeline[data-process="{fairs_id}"]')
+    await page.locator(f"#card-{ids['mail']}").drag_to(target)
+    await expect(target.locator(".tp-card")).to_have_count(1)
+    await expect(target).to_contain_text("Bekräftelsemejl")
+    engine = create_engine(live_server.database_url)
+    try:
+        async with create_sessionmaker(engine)() as db:
+            moved = await db.get(Touchpoint, ids["mail"])
+            assert moved is not None and moved.process_id == fairs_id
+    finally:
+        await engine.dispose()
