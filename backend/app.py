@@ -25,6 +25,7 @@ from backend.bodies import TouchflowRequest
 from backend.db import create_engine, create_sessionmaker
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.lifecycle import ROUTES as LIFECYCLE_ROUTES
 from backend.ratelimit import (
     MemoryRateLimiter,
     ProxyHeadersMiddleware,
@@ -101,6 +102,7 @@ def _route_handlers(extra: Sequence[ControllerRouterHandler]) -> list[Controller
             *runs.ROUTES,
             *admin.ROUTES,
             *messaging.ROUTES,
+            *LIFECYCLE_ROUTES,
         ],
         # The OpenAPI schema documents the public API only.
         include_in_schema=False,

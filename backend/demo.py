@@ -19,6 +19,7 @@ from backend.contacts.service import record_consent
 from backend.db import create_engine, create_sessionmaker, transaction
 from backend.forms.definition import FormDefinition, FormField
 from backend.forms.store import apply
+from backend.lifecycle.demo import ensure_demo_board
 from backend.models import Contact, Flow, Form, Role, User, utcnow
 from backend.services.users import create_user, find_user
 from backend.settings import Settings
@@ -241,6 +242,7 @@ async def load_demo(settings: Settings, *, admin_password: str, contacts: int) -
             report.lines.append(f"added {added} sample contacts")
             form_id = await _ensure_form(db, admin, settings, report)
             await _ensure_flow(db, admin, form_id, report)
+            report.lines.append(await ensure_demo_board(db, DEMO_FLOW_NAME))
     finally:
         await engine.dispose()
     return report

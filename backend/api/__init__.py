@@ -9,6 +9,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from backend.api import audiences, contacts, flows, ingest, me
 from backend.auth.guards import public
+from backend.lifecycle import api as lifecycle
 
 API_VERSION = "v1"
 
@@ -22,6 +23,7 @@ def api_router() -> Router:
             *contacts.ROUTES,
             *ingest.ROUTES,
             *audiences.ROUTES,
+            *lifecycle.ROUTES,
         ],
         security=[{"apiKey": []}],
         tags=["public API"],

@@ -7,6 +7,15 @@ from backend.models.events import Event
 from backend.models.flows import Flow, FlowStatus, FlowVersion, LifecyclePhase
 from backend.models.ingestion import AttributeDefinition, Form, ImportJob, InboundSource
 from backend.models.journeys import LIVE_STATUSES, Journey, JourneyStatus, Step, StepStatus
+from backend.models.lifecycle import (
+    LifecyclePhaseRow,
+    LifecycleProcess,
+    LifecycleSettings,
+    Touchpoint,
+    TouchpointCategory,
+    TouchpointLink,
+    TouchpointStatus,
+)
 from backend.models.messaging import Delivery, DeliveryState, Suppression, SuppressionReason
 from backend.models.outbox import OutboxMessage, OutboxStatus
 from backend.models.personalization import (
@@ -44,6 +53,9 @@ __all__ = [
     "Journey",
     "JourneyStatus",
     "LifecyclePhase",
+    "LifecyclePhaseRow",
+    "LifecycleProcess",
+    "LifecycleSettings",
     "OutboxMessage",
     "OutboxStatus",
     "Role",
@@ -55,6 +67,10 @@ __all__ = [
     "SuppressionReason",
     "Task",
     "TaskStatus",
+    "Touchpoint",
+    "TouchpointCategory",
+    "TouchpointLink",
+    "TouchpointStatus",
     "User",
     "Visitor",
     "utcnow",

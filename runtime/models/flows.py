@@ -40,6 +40,10 @@ class Flow(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     phase: Mapped[str] = mapped_column(String(20), default=LifecyclePhase.attract.value)
+    # The process of the lifecycle plan this flow carries out (backend/lifecycle).
+    process_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lifecycle_processes.id", ondelete="SET NULL")
+    )
     status: Mapped[str] = mapped_column(String(20), default=FlowStatus.draft.value)
     draft_graph: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     draft_revision: Mapped[int] = mapped_column(Integer, default=0)
