@@ -16,7 +16,9 @@ SPAN = re.compile(r"`([^`\s]*\.(?:md|py|toml|ini|sh|js|css|html))`")
 
 def _targets(page: Path) -> list[str]:
     text = page.read_text(encoding="utf-8")
-    return [t for t in LINK.findall(text) + SPAN.findall(text) if "://" not in t]
+    # A code span starting with "/" is a URL path the app serves (`/static/...`), not a file.
+    spans = [t for t in SPAN.findall(text) if not t.startswith("/")]
+    return [t for t in LINK.findall(text) + spans if "://" not in t]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)

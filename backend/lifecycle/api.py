@@ -6,10 +6,11 @@ from typing import Any
 
 from litestar import get, patch
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from backend.api.responses import AUTH, BODY, INPUT, errors
 from backend.audit import record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
@@ -18,6 +19,7 @@ from backend.lifecycle.gaps import Gaps, load_gaps
 from backend.lifecycle.plan import PlanError, ensure_workspace, get_process
 from backend.lifecycle.touchpoints import Conflict, audience_label, get_card, read_card, update_card
 from backend.models import Role, Touchpoint, TouchpointLink
+from backend.validation import RowId
 
 
 class LinkOut(BaseModel):
@@ -120,8 +122,12 @@ def _refusal(exc: PlanError) -> HTTPException:
     return HTTPException(status_code=exc.status, detail=exc.message)
 
 
-@get("/lifecycle/processes/{process_id:int}/touchpoints", opt=role(Role.viewer))
-async def list_touchpoints(db: Db, process_id: FromPath[int]) -> list[TouchpointOut]:
+@get(
+    "/lifecycle/processes/{process_id:int}/touchpoints",
+    opt=role(Role.viewer),
+    responses=errors(*INPUT, 404),
+)
+async def list_touchpoints(db: Db, process_id: RowId) -> list[TouchpointOut]:
     """A process's cards in timeline order."""
     try:
         process = await get_process(db, process_id)
@@ -138,9 +144,13 @@ async def list_touchpoints(db: Db, process_id: FromPath[int]) -> list[Touchpoint
     return [_out(card, links[card.id]) for card in cards]
 
 
-@patch("/lifecycle/touchpoints/{touchpoint_id:int}", opt=role(Role.marketer))
+@patch(
+    "/lifecycle/touchpoints/{touchpoint_id:int}",
+    opt=role(Role.marketer),
+    responses=errors(*BODY, 404, 409),
+)
 async def save_touchpoint(
-    db: Db, actor: Actor, clock: Now, touchpoint_id: FromPath[int], data: JSONBody[TouchpointIn]
+    db: Db, actor: Actor, clock: Now, touchpoint_id: RowId, data: JSONBody[TouchpointIn]
 ) -> TouchpointOut:
     """Save a card's fields; 409 when it changed since ``revision``."""
     raw: dict[str, Any] = data.model_dump()
@@ -149,7 +159,7 @@ async def save_touchpoint(
     card = read_card(raw, data.channels)
     if not card.ok:
         raise ClientException(
-            status_code=422,
+            status_code=400,
             detail="; ".join(f"{key}: {message}" for key, message in card.errors.items()),
             extra=card.errors,
         )
@@ -186,7 +196,7 @@ def _gaps_out(gaps: Gaps) -> GapsOut:
     )
 
 
-@get("/lifecycle/gaps", opt=role(Role.viewer))
+@get("/lifecycle/gaps", opt=role(Role.viewer), responses=errors(*AUTH))
 async def gap_numbers(db: Db) -> GapReportOut:
     """The gap numbers per phase and process (a percentage is null with nothing to measure)."""
     await ensure_workspace(db)

@@ -64,7 +64,7 @@ async def test_cards_saves_and_gaps_over_the_api(
         json={**change, "revision": 2, "category": "boss"},
         headers=_bearer(writer),
     )
-    assert bad.status_code == 422 and "category" in bad.json()["error"]["message"]
+    assert bad.status_code == 400 and "category" in bad.json()["error"]["message"]
     missing = await client.get(
         "/api/v1/lifecycle/processes/9999/touchpoints", headers=_bearer(reader)
     )
