@@ -1,5 +1,5 @@
 """All or nothing for the public writes outside ingestion: pixel, click, unsubscribe,
-preferences, double opt-in confirm and the SMS status callback.
+preferences, double opt-in confirm and the SMS callbacks (status, STOP reply).
 
 Each test makes the request fail after its first write (the next function the
 handler calls raises, or the database refuses the statement after the event's
@@ -211,3 +211,20 @@ async def test_an_sms_status_failing_after_the_event_insert_leaves_nothing_and_r
     for _ in range(2):
         assert (await client.post(status, data=report)).status_code < 300
     assert await _count(sessions, Event, Event.type == "sms.delivered") == 1
+
+
+async def test_a_stop_reply_failing_after_the_event_insert_leaves_nothing_and_retries_once(
+    app: Litestar, client: Client, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app.state.settings.sms_provider = "46elks"
+    await _contact(sessions)
+    inbound = f"/hooks/sms/inbound/{link_signer(app.state.settings).sms_inbound_token()}"
+    reply = {"id": "sms-1", "from": "0701234567", "to": "+4676", "message": "Stopp"}
+    with failing_after_the_event_insert(app) as seen:
+        failed = await client.post(inbound, data=reply)
+    assert len(seen) == 2 and failed.status_code >= 500
+    rows = (Suppression, ContactConsent, Event)
+    assert [await _count(sessions, m) for m in rows] == [0, 0, 0]
+    for _ in range(2):
+        assert (await client.post(inbound, data=reply)).status_code < 300
+    assert [await _count(sessions, m) for m in rows] == [1, 1, 1]
