@@ -9,7 +9,8 @@ node_id X" wakes.
 Each request is one transaction: the event, the journeys it wakes and (for a
 click) the browser's verification are written together, so a request that
 fails leaves nothing and its retry, deduplicated per message (and link),
-records the event once. Results count unique opens and clicks by construction.
+records the event once: unique opens and clicks, which is what engagement
+conditions ("opened the email of node X") ask.
 """
 
 from __future__ import annotations
