@@ -6,9 +6,9 @@ and redirects to the signed destination. Event properties carry the outbox
 message id and the node that sent it, so ``wait.event`` on "email.opened with
 node_id X" wakes.
 
-Each request is one transaction: the event, the journeys it wakes and (for a
-click) the browser's verification are written together, so a request that
-fails leaves nothing and its retry, deduplicated per message (and link),
+Each request is one transaction: the event and the journeys it wakes are
+written together (a click builds its verified link before the commit), so a
+request that fails leaves nothing and its retry, deduplicated per message (and link),
 records the event once: unique opens and clicks, which is what engagement
 conditions ("opened the email of node X") ask.
 """
