@@ -23,7 +23,7 @@ from backend.contacts.service import record_consent_change
 from backend.deps import Db, Now
 from backend.i18n import _
 from backend.models import Contact, OutboxMessage, Role, SuppressionReason
-from backend.web.messaging.common import claims, runtime
+from backend.web.messaging.common import claims, record_event
 from runtime.delivery.sms import PROVIDERS, GenericProvider, SmsReport
 from runtime.messaging.phone import BadNumber, segments, to_e164
 from runtime.messaging.suppression import suppress, unsubscribe
@@ -59,11 +59,12 @@ async def sms_status(
     if message is None:
         raise NotFoundException(_("This link is not valid."))
     report = await _report(request)
-    # The event is stored in a transaction of its own: end this read first, so the
-    # request does not hold a connection (SQLite's writer lane) meanwhile.
-    await db.commit()
     if report.status in ("delivered", "failed") and message.contact_id is not None:
-        await runtime(request).ingest(
+        # In the request's transaction: a failure stores nothing, and the
+        # provider's retry is deduplicated per message and status.
+        await record_event(
+            request,
+            db,
             f"sms.{report.status}",
             contact_id=message.contact_id,
             properties={
@@ -107,9 +108,12 @@ async def sms_inbound(
                 db, contact, "sms", source="STOP reply", now=now, reason=SuppressionReason.stop
             )
             record_consent_change(db, contact, change)
-    await db.commit()
+    # The STOP and its events commit together: a failure leaves the number unsuppressed
+    # and the provider's retry (same message id) acts once.
     for contact in contacts:
-        await runtime(request).ingest(
+        await record_event(
+            request,
+            db,
             "sms.received",
             contact_id=contact.id,
             properties={"text": (report.text or "")[:1600], "stop": stop},

@@ -5,6 +5,12 @@
 and redirects to the signed destination. Event properties carry the outbox
 message id and the node that sent it, so ``wait.event`` on "email.opened with
 node_id X" wakes.
+
+Each request is one transaction: the event and the journeys it wakes are
+written together (a click builds its verified link before the commit), so a
+request that fails leaves nothing and its retry, deduplicated per message (and link),
+records the event once: unique opens and clicks, which is what engagement
+conditions ("opened the email of node X") ask.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from backend.auth.guards import public
 from backend.deps import Db
 from backend.models import Journey, OutboxMessage
 from backend.personalization.identify import verifying_link
-from backend.web.messaging.common import claims, runtime
+from backend.web.messaging.common import claims, record_event
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +39,10 @@ _NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referr
 
 async def _record(
     request: Request[Any, Any, Any], db: Db, message_id: int, kind: str, extra: dict[str, Any]
-) -> None:
+) -> OutboxMessage | None:
     message = await db.get(OutboxMessage, message_id)
     if message is None or message.contact_id is None:
-        return
+        return None
     properties = {
         "message_id": message.id,
         "node_id": message.node_id,
@@ -50,28 +56,38 @@ async def _record(
             select(Journey.flow_id).where(Journey.id == message.journey_id)
         )
     suffix = hashlib.sha256(str(extra.get("url", "")).encode()).hexdigest()[:16]
-    # The event is stored in a transaction of its own: end this read first, so the
-    # request does not hold a connection (SQLite's writer lane) meanwhile.
-    await db.commit()
-    await runtime(request).ingest(
+    await record_event(
+        request,
+        db,
         kind,
         contact_id=message.contact_id,
         properties=properties,
         dedupe_key=f"{kind}:{message.id}:{suffix}",
         source="email",
     )
+    return message
 
 
 @get("/t/o/{token:str}", opt=public())
 async def open_pixel(
     request: Request[Any, Any, Any], db: Db, token: FromPath[str]
 ) -> Response[bytes]:
-    """Record the open (first one counts) and answer the invisible image."""
+    """Record the open (first one counts) and answer the invisible image.
+
+    When the open cannot be stored the answer is a 503 (still the image, which
+    stays invisible): a 200 would claim an open that was never recorded, and
+    the next time the mail is shown counts it instead.
+    """
     data = claims(request, "open", token.removesuffix(".gif"))
     try:
         await _record(request, db, int(data["m"]), "email.opened", {})
-    except Exception:  # the image must load whatever happens to the event
+        # Commit here, not after the answer is chosen: a failed commit must not answer 200.
+        await db.commit()
+    except Exception:
         log.exception("recording an email open failed")
+        await db.rollback()
+        headers = {**_NO_STORE, "Retry-After": "60"}
+        return Response(content=PIXEL, media_type="image/gif", headers=headers, status_code=503)
     return Response(content=PIXEL, media_type="image/gif", headers=_NO_STORE)
 
 
@@ -82,8 +98,7 @@ async def click(request: Request[Any, Any, Any], db: Db, token: FromPath[str]) -
     target = str(data.get("u", ""))
     if not target.startswith(("http://", "https://")):
         target = "/"
-    await _record(request, db, int(data["m"]), "email.clicked", {"url": target})
-    message = await db.get(OutboxMessage, int(data["m"]))  # already loaded by _record
+    message = await _record(request, db, int(data["m"]), "email.clicked", {"url": target})
     if message is not None and message.contact_id is not None:
         # On a site with the snippet the click also proves who the browser is.
         target = await verifying_link(

@@ -5,6 +5,11 @@
 posts; ``GET /u/<token>`` only shows the button, because mail scanners follow
 links. ``/preferences/<token>`` lets the contact choose email and SMS. The
 signed token is the capability, so these are CSRF-exempt and read no session.
+
+Each post is one transaction: the suppression, the consent history row and the
+``<channel>.unsubscribed`` event commit together or not at all. A retry finds
+the consent already withdrawn (no second history row), the suppression already
+there, and the event's dedupe key taken.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from backend.contacts.service import record_consent_change
 from backend.deps import Db, Now
 from backend.i18n import _
 from backend.models import Channel, Contact
-from backend.web.messaging.common import claims, runtime, signer
+from backend.web.messaging.common import claims, record_event, signer
 from runtime.messaging.suppression import consent_withdrawn, resubscribe, unsubscribe
 
 CHANNELS = (Channel.email.value, Channel.sms.value)
@@ -71,8 +76,9 @@ async def unsubscribe_now(
     source = f"unsubscribe link (message {data.get('m')})"
     change = await unsubscribe(db, contact, channel, source=source, now=now)
     record_consent_change(db, contact, change)
-    await db.commit()
-    await runtime(request).ingest(
+    await record_event(
+        request,
+        db,
         f"{channel}.unsubscribed",
         contact_id=contact.id,
         properties={"message_id": data.get("m"), "channel": channel},

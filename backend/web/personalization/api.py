@@ -316,6 +316,10 @@ async def identify(request: Request[Any, Any, Any], db: Db, clock: Now) -> Respo
         if not site.allow_browser_contacts:
             # Answer like any claim: a browser cannot learn who is a contact.
             return _ok(request, {"identified": True, "verified": False})
+        # The budget lives in Redis: end the read first, so no transaction (nor SQLite's
+        # writer lane) waits on the network. The contact and the claim then commit
+        # together; creating is an upsert, so a racing twin or a retry makes one contact.
+        await db.commit()
         await _creation_allowed(request, site)
         found = (await create_contact(db, data, "web:identify"), False)
     contact_id, erased = found
