@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.lifecycle.plan import add_process, ensure_workspace, load_plan, retire_process
-from backend.models import AuditEntry, Flow, LifecycleProcess, Role
+from backend.models import AuditEntry, Flow, LifecycleProcess, Role, utcnow
 from tests.backend.lifecycle.helpers import flow
 from tests.backend.web.conftest import SignedIn
 from tests.backend.web.support import post_form
@@ -191,3 +191,30 @@ async def test_flows_list_shows_and_filters_by_phase_and_process(
     assert names(both) == set() and "No flow matches this filter." in both
     # A filter value that means nothing shows every flow rather than an error.
     assert len(names((await client.get("/flows?phase=nope&process=x")).text)) == 3
+
+
+async def test_a_flow_in_a_retired_process_still_shows_it(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    web, churn = await _plan(sessions)
+    made = await _flow(sessions, "Gammal process", process_id=churn.id)
+    async with sessions() as db, db.begin():
+        await retire_process(db, web.id)
+        # Retiring refuses while a flow sits in the process; a plan edited before
+        # that rule existed can still hold one, so retire it directly.
+        row = await db.get(LifecycleProcess, churn.id)
+        assert row is not None
+        row.retired_at = utcnow()
+    client = await signed_in(Role.marketer)
+    page = (await client.get(f"/flows/{made.id}")).text
+    picker = page.split('id="flow-process"')[1].split("</form>")[0]
+    assert re.search(rf'value="{churn.id}"\s+selected>[^<]*\(retired\)', picker)
+    assert f'value="{web.id}"' not in picker, "other retired processes are not offered"
+    # Saving the form unchanged is not a change (nothing refused, nothing audited).
+    same = await post_form(client, f"/flows/{made.id}/process", {"process_id": str(churn.id)})
+    assert same.status_code == 303
+    async with sessions() as db:
+        assert (
+            await db.scalar(select(AuditEntry).where(AuditEntry.action == "flow.process_changed"))
+            is None
+        )
