@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.i18n import _
 from backend.lifecycle.followup import FollowUp, follow_up
+from backend.lifecycle.groups import GroupCount, group_counts
 from backend.lifecycle.plan import PlanError, ensure_workspace, get_phase, get_process
 from backend.lifecycle.touchpoints import (
     CATEGORIES,
@@ -100,6 +101,9 @@ class Board:
     total: int
     shown: int
     owners: list[str]
+    groups: list[str]
+    # With the customer-group filter on: contacts matching each rule-based group now.
+    group_counts: list[GroupCount]
 
 
 async def load_board(
@@ -155,4 +159,6 @@ async def load_board(
         total=len(cards),
         shown=len(shown),
         owners=sorted({card.owner for card in cards if card.owner}),
+        groups=sorted({label for card in cards if (label := audience_label(card))}),
+        group_counts=await group_counts(db, shown, now) if filters.group else [],
     )

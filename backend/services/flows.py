@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import LIVE_STATUSES, Flow, FlowVersion, Journey, JourneyStatus
 
+NO_PROCESS = 0  # the flows list's filter value for "in no process"
+
 
 @dataclass(frozen=True)
 class JourneyCounts:
@@ -44,20 +46,31 @@ async def journey_counts(db: AsyncSession, flow_ids: list[int]) -> dict[int, Jou
     }
 
 
-async def flow_summaries(db: AsyncSession) -> list[FlowSummary]:
-    """Every flow, most recently changed first, with its journey counts."""
+async def flow_summaries(
+    db: AsyncSession, *, phase: str | None = None, process_id: int | None = None
+) -> list[FlowSummary]:
+    """Flows, most recently changed first, with their journey counts.
+
+    ``phase`` keeps the flows of one phase; ``process_id`` those of one process,
+    and ``NO_PROCESS`` those in no process.
+    """
     last_published = (
         select(FlowVersion.flow_id, func.max(FlowVersion.published_at).label("at"))
         .group_by(FlowVersion.flow_id)
         .subquery()
     )
-    rows = (
-        await db.execute(
-            select(Flow, last_published.c.at)
-            .outerjoin(last_published, last_published.c.flow_id == Flow.id)
-            .order_by(Flow.updated_at.desc(), Flow.id.desc())
-        )
-    ).all()
+    query = (
+        select(Flow, last_published.c.at)
+        .outerjoin(last_published, last_published.c.flow_id == Flow.id)
+        .order_by(Flow.updated_at.desc(), Flow.id.desc())
+    )
+    if phase is not None:
+        query = query.where(Flow.phase == phase)
+    if process_id == NO_PROCESS:
+        query = query.where(Flow.process_id.is_(None))
+    elif process_id is not None:
+        query = query.where(Flow.process_id == process_id)
+    rows = (await db.execute(query)).all()
     counts = await journey_counts(db, [flow.id for flow, _at in rows])
     return [FlowSummary(flow, counts.get(flow.id, JourneyCounts()), at) for flow, at in rows]
 

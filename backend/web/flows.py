@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
@@ -18,7 +18,15 @@ from backend.deps import Actor, Db, Now
 from backend.i18n import N_, _
 from backend.models import Flow, LifecyclePhase, Role
 from backend.paging import Page
-from backend.services.flows import flow_summaries, flow_versions, journey_counts
+from backend.services.flow_process import (
+    ProcessChoiceError,
+    chosen_process,
+    group_options,
+    parse_process_id,
+    process_options,
+    set_flow_process,
+)
+from backend.services.flows import NO_PROCESS, flow_summaries, flow_versions, journey_counts
 from backend.services.results import flow_results
 from backend.services.runs import list_journeys
 from backend.web.forms import read_form
@@ -48,28 +56,57 @@ def _labels() -> dict[str, Any]:
     }
 
 
+def _list_filter(request: Request[Any, Any, Any]) -> tuple[str | None, int | None]:
+    """The list's ``phase`` and ``process`` filters; a value that means nothing is ignored."""
+    phase = request.query_params.get("phase") or None
+    if phase not in {p.value for p in PHASES}:
+        phase = None
+    raw = request.query_params.get("process") or ""
+    process_id = NO_PROCESS if raw == "none" else None
+    try:
+        process_id = parse_process_id(raw) if raw != "none" else process_id
+    except ProcessChoiceError:
+        process_id = None
+    return phase, process_id
+
+
 @get("/flows", opt=role(Role.viewer))
 async def flows_page(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Template:
-    summaries = await flow_summaries(db)
+    phase, process_id = _list_filter(request)
+    summaries = await flow_summaries(db, phase=phase, process_id=process_id)
+    options = await process_options(db)
     return render(
         request,
         "flows/list.html",
         {
             "nav": "flows",
             "summaries": summaries,
+            "filtered": phase is not None or process_id is not None,
+            "filter": {
+                "phase": phase or "",
+                "process": "none" if process_id == NO_PROCESS else str(process_id or ""),
+            },
+            "processes": options,
+            "process_groups": group_options(options),
             "can_edit": actor.allows(Role.marketer),
             **_labels(),
         },
     )
 
 
+async def _new_context(db: Db, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    return {
+        "nav": "flows",
+        "values": values,
+        "errors": errors,
+        "process_groups": group_options(await process_options(db)),
+        **_labels(),
+    }
+
+
 @get("/flows/new", opt=role(Role.marketer))
-async def new_flow_page(request: Request[Any, Any, Any]) -> Template:
-    return render(
-        request,
-        "flows/new.html",
-        {"nav": "flows", "values": {"phase": "attract"}, "errors": {}, **_labels()},
-    )
+async def new_flow_page(request: Request[Any, Any, Any], db: Db) -> Template:
+    return render(request, "flows/new.html", await _new_context(db, {"phase": "attract"}, {}))
 
 
 @post("/flows", opt=role(Role.marketer))
@@ -87,18 +124,32 @@ async def create_flow_action(
     except ValueError:
         form.error("phase", _("Choose one of the lifecycle phases."))
         phase = LifecyclePhase.attract
+    try:
+        process_id = parse_process_id(form.get("process_id"))
+        await chosen_process(db, process_id)
+    except ProcessChoiceError as exc:
+        form.error("process_id", exc.message)
+        process_id = None
     if not form.ok:
         return render(
             request,
             "flows/new.html",
-            {"nav": "flows", "values": form.values, "errors": form.errors, **_labels()},
+            await _new_context(db, form.values, form.errors),
             block="form",
             status_code=422,
         )
     flow = await create_flow(
         db, name, phase=phase.value, description=form.get("description"), user_id=actor.id
     )
-    record(db, actor, "flow.created", flow, {"name": flow.name, "phase": flow.phase})
+    # The process's phase wins over the phase picked beside it (docs/lifecycle.md).
+    await set_flow_process(db, flow, process_id)
+    record(
+        db,
+        actor,
+        "flow.created",
+        flow,
+        {"name": flow.name, "phase": flow.phase, "process": flow.process_id},
+    )
     return redirect(request, f"/flows/{flow.id}/edit")
 
 
@@ -112,6 +163,7 @@ async def flow_page(
     counts = (await journey_counts(db, [flow.id])).get(flow.id)
     recent, _total = await list_journeys(db, None, Page.of(1, 10), flow_id=flow.id)
     results = await flow_results(db, flow.id, flow.published_version_id, now=clock.now())
+    options = await process_options(db)
     return render(
         request,
         "flows/detail.html",
@@ -124,9 +176,29 @@ async def flow_page(
             "results": results,
             "node_count": len(flow.draft_graph.get("nodes", [])),
             "can_edit": actor.allows(Role.marketer),
+            "process": options.get(flow.process_id) if flow.process_id else None,
+            "process_groups": group_options(options, keep=flow.process_id),
             **_labels(),
         },
     )
 
 
-ROUTES = [flows_page, new_flow_page, create_flow_action, flow_page]
+@post("/flows/{flow_id:int}/process", opt=role(Role.marketer))
+async def set_process_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Response[Any]:
+    """Put the flow in a lifecycle process; the flow's phase follows the process's."""
+    flow = await db.get(Flow, flow_id)
+    if flow is None:
+        raise NotFoundException(_("There is no flow with this number."))
+    form = await read_form(request)
+    try:
+        changed = await set_flow_process(db, flow, parse_process_id(form.get("process_id")))
+    except ProcessChoiceError as exc:
+        raise HTTPException(status_code=exc.status, detail=exc.message) from exc
+    if changed is not None:
+        record(db, actor, "flow.process_changed", flow, changed)
+    return redirect(request, f"/flows/{flow.id}")
+
+
+ROUTES = [flows_page, new_flow_page, create_flow_action, flow_page, set_process_action]

@@ -10,7 +10,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from backend.db import create_engine, create_sessionmaker
-from backend.lifecycle.plan import add_process
+from backend.lifecycle.plan import add_process, load_plan
 from backend.models import Flow, LifecycleProcess, Role, Touchpoint
 from tests.backend.lifecycle.helpers import card, first_process, flow, link
 from tests.browser.conftest import LiveServer, sign_in
@@ -195,3 +195,42 @@ async def test_drag_a_card_to_another_process_on_the_phase_board(
             assert moved is not None and moved.process_id == fairs_id
     finally:
         await engine.dispose()
+
+
+async def test_choose_a_flows_process_and_follow_it_to_the_board(
+    page: Page, live_server: LiveServer
+) -> None:
+    engine = create_engine(live_server.database_url)
+    try:
+        async with create_sessionmaker(engine)() as db, db.begin():
+            web = await first_process(db)
+            retain = next(v for v in await load_plan(db) if v.phase.flow_phase == "retain")
+            churn = await add_process(db, retain.phase.id, "Återvinn kunder")
+            web_id, churn_id = web.id, churn.id
+    finally:
+        await engine.dispose()
+    await sign_in(page, Role.marketer)
+    await page.goto("/flows/new")
+    await page.get_by_label("Name").fill("Vi saknar dig")
+    await page.get_by_label("Lifecycle process").select_option(label="Återvinn kunder")
+    await page.get_by_role("button", name="Create draft").click()
+    await page.wait_for_url("**/flows/*/edit")
+    flow_id = int(page.url.rstrip("/").split("/")[-2])
+    await page.goto(f"/flows/{flow_id}")
+    facts = page.locator("dl.facts")
+    await expect(facts).to_contain_text("Retain")
+    await expect(facts).to_contain_text("Återvinn kunder")
+    # Moving the flow to a process of another phase moves its phase too.
+    await page.get_by_label("Lifecycle process").select_option(label="Konvertering från webben")
+    await page.get_by_role("button", name="Save the process").click()
+    await expect(facts).to_contain_text("Attract")
+    await expect(facts).to_contain_text("Konvertering från webben")
+    await facts.get_by_role("link", name="Konvertering från webben").click()
+    await page.wait_for_url(f"**/lifecycle/processes/{web_id}")
+    await page.goto("/flows")
+    await page.locator("#filter-process").select_option(value=str(churn_id))
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("main")).to_contain_text("No flow matches this filter.")
+    await page.locator("#filter-process").select_option(value=str(web_id))
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("tbody")).to_contain_text("Vi saknar dig")
