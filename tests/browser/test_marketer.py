@@ -216,6 +216,51 @@ async def test_connecting_a_step_clears_its_no_trigger_warning_before_it_is_conf
     await expect(page.locator('[name="cfg.subject"]')).to_have_value("Din guide")
 
 
+async def test_a_step_is_renamed_in_place_by_double_click_or_f2(
+    page: Page, live_server: LiveServer
+) -> None:
+    flow_id = await _flow(live_server, "Rename", _marketer_flow())
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/flows/{flow_id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    title = page.locator("#node-email .node-title")
+    field = page.locator("#node-email input.node-rename")
+
+    await title.dblclick()
+    await expect(field).to_be_focused()
+    await field.fill("Guiden på väg")
+    await page.keyboard.press("Enter")
+    await expect(title).to_have_text("Guiden på väg")
+    await expect(field).to_have_count(0)
+    await expect(page.locator("#editor-status")).to_have_attribute("data-revision", "1")
+
+    # Escape puts the old name back and saves nothing.
+    await title.dblclick()
+    await field.fill("Fel namn")
+    await page.keyboard.press("Escape")
+    await expect(title).to_have_text("Guiden på väg")
+    await expect(page.locator("#editor-status")).to_have_attribute("data-revision", "1")
+
+    # By keyboard: the selected step, F2.
+    await page.locator("#node-notify").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#panel")).to_have_attribute("data-node-id", "notify")
+    await page.locator("#node-notify").focus()
+    await page.keyboard.press("F2")
+    notify = page.locator("#node-notify input.node-rename")
+    await expect(notify).to_be_focused()
+    await notify.fill("Ring säljaren")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#node-notify .node-title")).to_have_text("Ring säljaren")
+    # The open panel follows, so saving the step afterwards keeps the new name.
+    await expect(page.locator("#node-label")).to_have_value("Ring säljaren")
+
+    await page.reload()
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await expect(title).to_have_text("Guiden på väg")
+    await expect(page.locator("#node-notify .node-title")).to_have_text("Ring säljaren")
+
+
 async def test_pickers_name_what_a_step_refers_to(
     page: Page, live_server: LiveServer, artifacts: Path
 ) -> None:

@@ -35,6 +35,7 @@ from backend.web.editor.ops import (
     delete_node,
     disconnect,
     move_node,
+    rename,
     tidy,
 )
 from backend.web.forms import read_form
@@ -162,6 +163,23 @@ async def delete_node_action(
     )
     context = await editor_context(request, db, actor, flow)
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
+
+
+@post(BASE + "/nodes/{node_id:str}/label", opt=role(Role.marketer))
+async def rename_action(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    flow_id: FromPath[int],
+    node_id: FromPath[str],
+) -> Template:
+    """Rename a step in place on the canvas (double-click or F2): the label only, at a revision."""
+    form = (await read_form(request)).values
+    label = form.get("label", "").strip()
+    flow = await save_edit(
+        request, db, flow_id, revision_of(form), lambda g: rename(g, node_id, label)
+    )
+    return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
 
 
 @post(BASE + "/nodes/{node_id:str}/config", opt=role(Role.marketer))
@@ -302,6 +320,7 @@ ROUTES = [
     configure_action,
     connect_action,
     disconnect_action,
+    rename_action,
     tidy_action,
     undo_action,
     redo_action,
