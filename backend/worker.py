@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import backend.i18n  # noqa: F401  (installs the translators: node messages, email footers)
 from backend.db import create_engine, create_sessionmaker
 from backend.personalization.delivery import WebContentDeliverer
 from backend.settings import Settings

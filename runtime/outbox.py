@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.claims import claim_outbox, release_stale_outbox, renew_outbox
 from runtime.delivery import (
@@ -50,7 +51,7 @@ from runtime.delivery import (
 from runtime.delivery.errors import is_permanent
 from runtime.models import OutboxStatus
 from runtime.outcomes import report_outcomes
-from runtime.sql import OUTBOX
+from runtime.sql import CONTACTS, OUTBOX, among
 
 if TYPE_CHECKING:
     from runtime.engine import Runtime
@@ -85,7 +86,8 @@ def claim_size(deliverer: Deliverer, limit: int) -> int:
     return max(1, min(limit, ROUNDS * concurrency_of(deliverer)))
 
 
-def _outgoing(row: Any, owner: str) -> Outgoing:
+def _outgoing(row: Any, owner: str, locales: dict[int, str]) -> Outgoing:
+    locale = locales.get(row.contact_id) if row.contact_id is not None else None
     return Outgoing(
         id=row.id,
         idempotency_key=row.idempotency_key,
@@ -97,6 +99,7 @@ def _outgoing(row: Any, owner: str) -> Outgoing:
         contact_id=row.contact_id,
         attempts=row.attempts,
         lease_owner=owner,
+        extras={"locale": locale} if locale else {},
     )
 
 
@@ -246,6 +249,17 @@ async def _send(rt: Runtime, claim: _Claim, message: Outgoing, report: DeliveryR
         report.retried += 1
 
 
+async def _contact_locales(session: AsyncSession, contact_ids: set[int]) -> dict[int, str]:
+    if not contact_ids:
+        return {}
+    rows = await session.execute(
+        select(CONTACTS.c.id, CONTACTS.c.locale).where(
+            among(session, CONTACTS.c.id, contact_ids), CONTACTS.c.locale.is_not(None)
+        )
+    )
+    return {int(row.id): str(row.locale) for row in rows}
+
+
 async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport:
     """Deliver one claim of due messages per channel; returns counts (``claimed`` 0: idle)."""
     owner = f"{rt.worker_id}:o{next(_claims)}"
@@ -271,10 +285,14 @@ async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport
             lease=rt.lease,
             other_than=channels,
         )
+        # The language of each email's footer: its contact's, read with the claim.
+        locales = await _contact_locales(
+            session, {r.contact_id for r in rows if r.contact_id and r.channel == "email"}
+        )
     report = DeliveryReport(claimed=len(rows))
     if not rows:
         return report
-    messages = [_outgoing(row, owner) for row in rows]
+    messages = [_outgoing(row, owner, locales) for row in rows]
     claim = _Claim(rt, owner, (m.id for m in messages))
     renewal = asyncio.create_task(claim.renew_until_cancelled())
     try:

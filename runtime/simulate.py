@@ -172,7 +172,7 @@ async def simulate(
             clock=clock,
             services=services,
             wake=wake,
-            exit_on=flow.settings.exit_on,
+            exit_on=flow.exit_rules(node_id),
             problem=node.problem,
             log=log,
         )

@@ -149,7 +149,7 @@ async def _run_node(rt: Runtime, walk: Walk, events: tuple[EventRecord, ...]) ->
         clock=rt.clock,
         services=rt.services,
         wake=walk.wake,
-        exit_on=walk.flow.settings.exit_on,
+        exit_on=walk.flow.exit_rules(walk.node_id),
         problem=node.problem if node is not None else f"node {walk.node_id!r} is not in the flow",
     )
     if done.kind == "interrupted":

@@ -64,9 +64,44 @@ class CompiledFlow:
     routes: dict[tuple[str, str], str]
     triggers: tuple[CompiledNode, ...] = ()
     goals: tuple[CompiledNode, ...] = field(default=())
+    # Nodes from which a transactional message step can still be reached (itself included).
+    transactional_ahead: frozenset[str] = frozenset()
 
     def target(self, node_id: str, port: str) -> str | None:
         return self.routes.get((node_id, port))
+
+    def exit_rules(self, node_id: str) -> tuple[str, ...]:
+        """The exit rules that apply before ``node_id`` runs.
+
+        "unsubscribed" waits while a transactional message (a receipt, a requested
+        download) still lies ahead: withdrawing consent stops marketing (the send
+        steps and the delivery gate withhold it), never what the customer asked for.
+        """
+        rules = tuple(self.settings.exit_on)
+        if node_id in self.transactional_ahead:
+            return tuple(rule for rule in rules if rule != "unsubscribed")
+        return rules
+
+
+def _transactional(config: BaseModel | None) -> bool:
+    return config is not None and getattr(config, "category", None) == "transactional"
+
+
+def transactional_ahead(
+    nodes: dict[str, CompiledNode], routes: dict[tuple[str, str], str]
+) -> frozenset[str]:
+    """Every node with a path (through any port) to a node sending a transactional message."""
+    back: dict[str, set[str]] = {}
+    for (source, _port), target in routes.items():
+        back.setdefault(target, set()).add(source)
+    found = {node_id for node_id, node in nodes.items() if _transactional(node.config)}
+    todo = list(found)
+    while todo:
+        for source in back.get(todo.pop(), ()):
+            if source not in found:
+                found.add(source)
+                todo.append(source)
+    return frozenset(found)
 
 
 def node_origins(graph: FlowGraph, registry: NodeRegistry) -> dict[str, Any]:
@@ -139,12 +174,14 @@ def compile_version(
             needs_events=node_type.needs_events,
         )
     compiled = list(nodes.values())
+    routes = dict(graph.next_map)
     return CompiledFlow(
         version_id=version_id,
         flow_id=flow_id,
         settings=graph.settings,
         nodes=nodes,
-        routes=dict(graph.next_map),
+        routes=routes,
+        transactional_ahead=transactional_ahead(nodes, routes),
         triggers=tuple(n for n in compiled if n.family is Family.trigger and n.node is not None),
         goals=tuple(
             n for n in compiled if n.family is Family.goal and n.trigger and n.trigger.event_type

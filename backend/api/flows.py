@@ -21,6 +21,8 @@ from backend.i18n import gettext as _
 from backend.models import Contact, Role, Visitor
 from backend.services.flows import flow_summaries
 from backend.validation import DB_INT_MAX, RowId
+from nodes.sdk import Profile
+from nodes.sdk.transition import unsubscribed
 from runtime.engine import Runtime
 from runtime.entries import FlowNotStartable
 
@@ -47,6 +49,15 @@ class StartIn(BaseModel):
 class StartOut(BaseModel):
     journey_id: int | None
     started: bool
+    unsubscribed: bool = Field(
+        default=False,
+        description=(
+            "The customer withdrew consent (for email or for everything): the journey sends "
+            "only the flow's transactional messages (a receipt, a requested download), no "
+            "marketing, and under the exit rule 'unsubscribed' it ends at the first step "
+            "with no transactional message left ahead."
+        ),
+    )
 
 
 @get("/flows", opt=role(Role.viewer), responses=errors(*AUTH))
@@ -55,13 +66,14 @@ async def list_flows(db: Db) -> list[FlowOut]:
     return [FlowOut.model_validate(summary.flow) for summary in await flow_summaries(db)]
 
 
-async def _contact_id(db: Db, data: StartIn) -> int | None:
+async def _contact(db: Db, data: StartIn) -> tuple[int | None, bool]:
+    """The contact's id (None for a visitor) and whether they withdrew consent."""
     if data.visitor_id is not None:
         if await db.get(Visitor, data.visitor_id) is None:
             raise NotFoundException(
                 _("No such visitor: the snippet has not seen %(id)s.") % {"id": data.visitor_id}
             )
-        return None
+        return None, False
     if data.contact_id is not None:
         where = Contact.id == data.contact_id
     elif data.external_id is not None:
@@ -72,10 +84,16 @@ async def _contact_id(db: Db, data: StartIn) -> int | None:
         except InvalidValue as exc:
             raise ValidationException(detail=exc.message, extra={"field": exc.field}) from None
         where = Contact.email == email
-    found = await db.scalar(select(Contact.id).where(where, Contact.erased_at.is_(None)))
+    found = (
+        await db.execute(
+            select(Contact.id, Contact.consent).where(where, Contact.erased_at.is_(None))
+        )
+    ).first()
     if found is None:
         raise NotFoundException(_("No such contact: identify them first, then start the flow."))
-    return int(found)
+    return int(found.id), unsubscribed(
+        Profile(kind="contact", id=str(found.id), consent=found.consent or {})
+    )
 
 
 @post(
@@ -89,8 +107,9 @@ async def start_flow(
     db: Db, runtime: FlowRuntime, flow_id: RowId, data: JSONBody[StartIn]
 ) -> StartOut:
     """Start the flow's "API call" trigger for one customer; ``started`` is false when the
-    flow's re-entry policy keeps them out."""
-    contact_id = await _contact_id(db, data)
+    flow's re-entry policy keeps them out, ``unsubscribed`` says the journey sends them only
+    the flow's transactional messages."""
+    contact_id, withdrawn = await _contact(db, data)
     # The runtime starts the journey in a transaction of its own: end this read
     # first, so the request does not hold a connection (SQLite's writer lane) meanwhile.
     await db.commit()
@@ -100,7 +119,8 @@ async def start_flow(
         )
     except FlowNotStartable as exc:
         raise ClientException(status_code=409, detail=str(exc)) from exc
-    return StartOut(journey_id=journey_id, started=journey_id is not None)
+    started = journey_id is not None
+    return StartOut(journey_id=journey_id, started=started, unsubscribed=started and withdrawn)
 
 
 ROUTES = [list_flows, start_flow]

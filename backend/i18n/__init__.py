@@ -20,6 +20,7 @@ from babel import Locale, UnknownLocaleError
 from babel.support import Translations
 
 from nodes.sdk.i18n import set_translator
+from runtime.messaging.tracking import set_footer_translator
 
 CATALOG_DIR = Path(__file__).resolve().parent
 DOMAIN = "messages"
@@ -118,6 +119,17 @@ def gettext(message: str) -> str:
 
 # Node code's validation messages (nodes.sdk.i18n.translate) follow the reader's language.
 set_translator(gettext)
+
+
+def in_locale(message: str, locale: str | None) -> str:
+    """``message`` in ``locale`` ("sv", "sv-SE", "sv_SE"...), English when we have no such
+    catalogue; for text made outside a request, such as an email's footer."""
+    language = (locale or "").replace("-", "_").split("_")[0].lower()
+    return catalogs.get(language).gettext(message) if language else message
+
+
+# Email footers (runtime.messaging.tracking) follow the contact's language.
+set_footer_translator(in_locale)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:

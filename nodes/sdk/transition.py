@@ -127,8 +127,10 @@ async def transition(
     """Run ``node`` (with its validated ``config``) for one journey at ``node_id``.
 
     ``ports`` are the ports the node declares for this config; choosing any
-    other fails the step. ``exit_on`` are the flow's exit rules: with
-    "unsubscribed" a customer who withdrew consent leaves before the node runs.
+    other fails the step. ``exit_on`` are the exit rules that apply at this node
+    (the engine leaves "unsubscribed" out while a transactional message still lies
+    ahead, see ``CompiledFlow.exit_rules``): with "unsubscribed" a customer who
+    withdrew consent leaves before the node runs.
     A node that cannot run (``node`` or ``config`` is None) gives "cannot_run"
     with ``problem``. Exceptions from the node never escape: they are the
     "failed" transition.

@@ -139,6 +139,7 @@ class EmailDeliverer:
                 text_body=text,
                 signer=self.links,
                 tracking=self.tracking and payload.track,
+                locale=message.extras.get("locale"),
             )
             body, text, headers = decorated.html, decorated.text, decorated.headers
         standard = {

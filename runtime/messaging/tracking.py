@@ -3,17 +3,43 @@
 Pure functions over the rendered HTML/text: the node renders the content, the
 deliverer calls ``decorate`` right before building the MIME message, so every
 copy of a message (including a retry) carries the same signed links.
+
+The footer's link texts are marked with ``N_`` (extracted into the app's
+catalogue) and shown in the contact's language through the hook the app
+installs with ``set_footer_translator``: the runtime never imports the app.
+Without a hook (tests of the runtime alone) they stay English.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nodes.sdk.i18n import N_
 from runtime.messaging.links import LinkSigner
 
-__all__ = ["Decorated", "decorate", "track_links"]
+__all__ = ["Decorated", "decorate", "footer_text", "set_footer_translator", "track_links"]
+
+UNSUBSCRIBE = N_("Unsubscribe")
+PREFERENCES = N_("Email preferences")
+
+# (message, the contact's locale or None) -> the message in that language.
+FooterTranslator = Callable[[str, str | None], str]
+_footer_translator: FooterTranslator | None = None
+
+
+def set_footer_translator(translator: FooterTranslator | None) -> None:
+    """Install the app's translator for footer texts (called once by the app at import)."""
+    global _footer_translator
+    _footer_translator = translator
+
+
+def footer_text(message: str, locale: str | None) -> str:
+    """``message`` in ``locale`` when the app installed a translator, else unchanged."""
+    return message if _footer_translator is None else _footer_translator(message, locale)
+
 
 # An <a ...href="http(s)://..."> attribute; other schemes (mailto:, tel:) are left alone.
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'\s>]+)\2""", re.IGNORECASE)
@@ -55,11 +81,12 @@ def decorate(
     text_body: str,
     signer: LinkSigner,
     tracking: bool,
-    unsubscribe_label: str = "Unsubscribe",
+    locale: str | None = None,
 ) -> Decorated:
     """The email's final HTML, text and extra headers.
 
-    Marketing mail gets an unsubscribe footer link in both parts and the RFC 8058
+    Marketing mail gets a footer in both parts, in the contact's ``locale``: the
+    unsubscribe link and, for a known contact, the preference centre; and the RFC 8058
     one-click headers (``List-Unsubscribe`` with the signed HTTPS URL and
     ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``). With ``tracking``,
     HTML links go through the click redirect and an open pixel is appended.
@@ -74,14 +101,17 @@ def decorate(
         unsubscribe = signer.unsubscribe_url(message_id, contact_id, "email")
         headers["List-Unsubscribe"] = f"<{unsubscribe}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        text = f"{text.rstrip()}\n\n--\n{unsubscribe_label}: {unsubscribe}\n"
+        links = [(footer_text(UNSUBSCRIBE, locale), unsubscribe)]
+        if contact_id is not None:
+            links.append((footer_text(PREFERENCES, locale), signer.preferences_url(contact_id)))
+        lines = "".join(f"{label}: {url}\n" for label, url in links)
+        text = f"{text.rstrip()}\n\n--\n{lines}"
         if body is not None:
-            link = html.escape(unsubscribe, quote=True)
-            body = _append_html(
-                body,
-                f'\n<p style="font-size:12px;color:#666"><a href="{link}">'
-                f"{html.escape(unsubscribe_label)}</a></p>",
+            anchors = " · ".join(
+                f'<a href="{html.escape(url, quote=True)}">{html.escape(label)}</a>'
+                for label, url in links
             )
+            body = _append_html(body, f'\n<p style="font-size:12px;color:#666">{anchors}</p>')
     if body is not None and tracking:
         pixel = html.escape(signer.open_url(message_id), quote=True)
         body = _append_html(

@@ -178,6 +178,89 @@ async def test_a_drop_just_outside_the_canvas_still_adds_the_step(
     await expect(page.locator(".node").first).to_be_in_viewport()
 
 
+async def test_connecting_a_step_clears_its_no_trigger_warning_before_it_is_configured(
+    page: Page, live_server: LiveServer
+) -> None:
+    graph = {
+        "nodes": [
+            {
+                "id": "form",
+                "type": "trigger.form_submitted",
+                "config": {"form_id": 1},
+                "position": {"x": 40, "y": 120},
+            },
+            {"id": "email", "type": "action.email", "config": {}, "position": {"x": 420, "y": 120}},
+        ],
+        "edges": [],
+        "settings": {},
+    }
+    flow_id = await _flow(live_server, "Not yet configured", graph)
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/flows/{flow_id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await page.locator("#node-email .node-title").click()
+    problems = page.locator("#panel")
+    await expect(problems).to_contain_text("no trigger leads to this node")
+    await page.fill('[name="cfg.subject"]', "Din guide")  # typed, not yet saved
+    port = await page.locator('#node-form .port-out[data-port="next"]').bounding_box()
+    email = await page.locator("#node-email").bounding_box()
+    assert port is not None and email is not None
+    await page.mouse.move(port["x"] + port["width"] / 2, port["y"] + port["height"] / 2)
+    await page.mouse.down()
+    await page.mouse.move(email["x"] + email["width"] / 2, email["y"] + 20, steps=12)
+    await page.mouse.up()
+    await expect(page.locator('.edge[data-source="form"][data-target="email"]')).to_be_attached()
+    # Connected, still unconfigured: the panel and the step stop saying nothing leads here.
+    await expect(problems).not_to_contain_text("no trigger leads")
+    await expect(page.locator("#node-email")).not_to_contain_text("no trigger leads")
+    await expect(page.locator('[name="cfg.subject"]')).to_have_value("Din guide")
+
+
+async def test_a_step_is_renamed_in_place_by_double_click_or_f2(
+    page: Page, live_server: LiveServer
+) -> None:
+    flow_id = await _flow(live_server, "Rename", _marketer_flow())
+    await sign_in(page, Role.marketer)
+    await page.goto(f"/flows/{flow_id}/edit")
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    title = page.locator("#node-email .node-title")
+    field = page.locator("#node-email input.node-rename")
+
+    await title.dblclick()
+    await expect(field).to_be_focused()
+    await field.fill("Guiden på väg")
+    await page.keyboard.press("Enter")
+    await expect(title).to_have_text("Guiden på väg")
+    await expect(field).to_have_count(0)
+    await expect(page.locator("#editor-status")).to_have_attribute("data-revision", "1")
+
+    # Escape puts the old name back and saves nothing.
+    await title.dblclick()
+    await field.fill("Fel namn")
+    await page.keyboard.press("Escape")
+    await expect(title).to_have_text("Guiden på väg")
+    await expect(page.locator("#editor-status")).to_have_attribute("data-revision", "1")
+
+    # By keyboard: the selected step, F2.
+    await page.locator("#node-notify").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#panel")).to_have_attribute("data-node-id", "notify")
+    await page.locator("#node-notify").focus()
+    await page.keyboard.press("F2")
+    notify = page.locator("#node-notify input.node-rename")
+    await expect(notify).to_be_focused()
+    await notify.fill("Ring säljaren")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#node-notify .node-title")).to_have_text("Ring säljaren")
+    # The open panel follows, so saving the step afterwards keeps the new name.
+    await expect(page.locator("#node-label")).to_have_value("Ring säljaren")
+
+    await page.reload()
+    await expect(page.locator("#editor.editor-ready")).to_be_attached()
+    await expect(title).to_have_text("Guiden på väg")
+    await expect(page.locator("#node-notify .node-title")).to_have_text("Ring säljaren")
+
+
 async def test_pickers_name_what_a_step_refers_to(
     page: Page, live_server: LiveServer, artifacts: Path
 ) -> None:

@@ -74,7 +74,7 @@ class SendEmail(NodeType[EmailConfig]):
             "text": f"Hello {ctx.profile.first_name}",
             "html": f"<p>Hello {ctx.profile.first_name}</p>",
         }
-        return Outcome.go(messages=(Message("email", payload),))
+        return Outcome.go(messages=(Message("email", payload, category=ctx.config.category),))
 
 
 class WaitEventConfig(BaseModel):

@@ -260,6 +260,40 @@ async def test_unsubscribing_exits_at_the_next_step_without_sending(
     assert (wait_step.status, wait_step.output) == ("ended", {"interrupted": "unsubscribed"})
 
 
+async def test_unsubscribed_from_marketing_still_gets_the_flows_transactional_messages(
+    runtime: Runtime, clock: FakeClock, mailbox: Mailbox
+) -> None:
+    """Default exit rules: the download confirmation goes, the marketing after it does not."""
+    [contact] = await add_contacts(runtime, 1)
+    await update_contact(runtime, contact, consent={"email": {"granted": False}})
+    await publish(
+        runtime,
+        graph(
+            [
+                TRIGGER,
+                (
+                    "confirm",
+                    "test.email",
+                    {"subject": "Your download", "category": "transactional"},
+                ),
+                ("w", "test.wait", {"hours": 24}),
+                ("m", "test.email", {"subject": "Did you like it?"}),
+            ],
+            [("t", "next", "confirm"), ("confirm", "next", "w"), ("w", "next", "m")],
+        ),
+    )
+    assert await _enter(runtime, contact)
+    await runtime.drain()
+    clock.advance(hours=24)
+    await runtime.drain()
+    assert mailbox.subjects() == ["Your download"]
+    [journey] = await journeys(runtime)
+    assert (journey.status, journey.exit_reason) == ("exited", "unsubscribed")
+    ran = [(s.node_id, s.status) for s in await steps(runtime, journey.id)]
+    assert ran[:2] == [("t", "done"), ("confirm", "done")]
+    assert "m" not in [node for node, _ in ran]
+
+
 async def test_leaving_the_audience_exits_only_where_the_flow_says_so(
     runtime: Runtime, clock: FakeClock
 ) -> None:

@@ -140,3 +140,21 @@ async def test_test_mode_exits_on_unsubscribe_where_the_flow_says_so() -> None:
     )
     stays = canonical_graph() | {"settings": {"exit_on": ["goal_reached"]}}
     assert (await _walk(stays, _event("form.submitted"), profile=withdrawn)).steps[1].messages
+
+
+async def test_test_mode_sends_the_transactional_confirmation_to_the_unsubscribed() -> None:
+    withdrawn = Profile(
+        kind="contact", id="0", email="t@example.test", consent={"email": {"granted": False}}
+    )
+    raw = canonical_graph()
+    for node in raw["nodes"]:
+        if node["id"] == "confirm":
+            node["config"]["category"] = "transactional"
+    run = await _walk(raw, _event("form.submitted"), profile=withdrawn)
+    assert [(s.node_id, s.end, s.reason) for s in run.steps[:3]] == [
+        ("form", None, None),
+        ("confirm", None, None),
+        ("opened", "exited", "unsubscribed"),
+    ]
+    assert [m.payload["subject"] for m in run.steps[1].messages] == ["Your download"]
+    assert run.steps[1].messages[0].category == "transactional"

@@ -35,6 +35,7 @@ from backend.web.editor.ops import (
     delete_node,
     disconnect,
     move_node,
+    rename,
     tidy,
 )
 from backend.web.forms import read_form
@@ -164,6 +165,23 @@ async def delete_node_action(
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
 
+@post(BASE + "/nodes/{node_id:str}/label", opt=role(Role.marketer))
+async def rename_action(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    flow_id: FromPath[int],
+    node_id: FromPath[str],
+) -> Template:
+    """Rename a step in place on the canvas (double-click or F2): the label only, at a revision."""
+    form = (await read_form(request)).values
+    label = form.get("label", "").strip()
+    flow = await save_edit(
+        request, db, flow_id, revision_of(form), lambda g: rename(g, node_id, label)
+    )
+    return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+
+
 @post(BASE + "/nodes/{node_id:str}/config", opt=role(Role.marketer))
 async def configure_action(
     request: Request[Any, Any, Any],
@@ -218,7 +236,7 @@ async def connect_action(
         revision_of(form),
         lambda g: connect(g, source, port, target, registry),
     )
-    return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+    return await _connections_changed(request, db, actor, flow, form)
 
 
 @post(BASE + "/edges/delete", opt=role(Role.marketer))
@@ -230,7 +248,21 @@ async def disconnect_action(
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: disconnect(g, source, port)
     )
-    return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+    return await _connections_changed(request, db, actor, flow, form)
+
+
+async def _connections_changed(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow: Flow, form: dict[str, str]
+) -> Template:
+    """The canvas after a connection came or went, and the open panel's problems with it:
+    what leads to a step decides whether "no trigger leads to this node" still holds. Only
+    that list is redrawn, so what the marketer is typing in the panel stays."""
+    shown = form.get("panel", "")
+    known = {str(n.get("id")) for n in flow.draft_graph.get("nodes", []) if isinstance(n, dict)}
+    if shown not in known:
+        return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+    context = await editor_context(request, db, actor, flow, selected=shown)
+    return fragments(context, "graph", *CANVAS_BLOCKS, "panel_problems")
 
 
 @post(BASE + "/tidy", opt=role(Role.marketer))
@@ -288,6 +320,7 @@ ROUTES = [
     configure_action,
     connect_action,
     disconnect_action,
+    rename_action,
     tidy_action,
     undo_action,
     redo_action,

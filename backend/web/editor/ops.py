@@ -133,6 +133,15 @@ def delete_nodes(graph: dict[str, Any], node_ids: set[str]) -> dict[str, Any]:
     return fresh
 
 
+def rename(graph: dict[str, Any], node_id: str, label: str) -> dict[str, Any]:
+    """Give the node a new label (an empty one shows the type's name again); config untouched."""
+    if len(label) > LABEL_MAX:
+        raise EditRefused(_("Keep the label under %(num)d characters.") % {"num": LABEL_MAX})
+    fresh = _copy(graph)
+    _node(fresh, node_id)["label"] = label
+    return fresh
+
+
 def delete_node(graph: dict[str, Any], node_id: str) -> dict[str, Any]:
     return delete_nodes(graph, {node_id})
 

@@ -12,6 +12,7 @@
 //   arrange.js    move, copy, paste              palette.js  search and add
 //   pointer.js    drag, connect, pan, zoom       actions.js  buttons and forms
 //   keyboard.js   shortcuts                      tools.js    room, find a step, help
+//   rename.js     rename a step in place (double-click, F2)
 import { root } from "./state.js";
 import { installResync } from "./requests.js";
 import { installPalette } from "./palette.js";
@@ -19,6 +20,7 @@ import { installPointer } from "./pointer.js";
 import { installActions } from "./actions.js";
 import { installKeyboard } from "./keyboard.js";
 import { installTools } from "./tools.js";
+import { installRename } from "./rename.js";
 import { vp } from "./view.js";
 
 if (root && window.htmx) {
@@ -28,6 +30,7 @@ if (root && window.htmx) {
   installActions();
   installKeyboard();
   installTools();
+  installRename();
   vp.restore();
   root.classList.add("editor-ready");
 }

@@ -19,7 +19,10 @@ export function request(method, url, target, values) {
 
 export function edit(path, values, target) {
   if (readonly) return queue;
-  return request("POST", base + path, target || "#graph", values);
+  // The step whose panel is open: an edit that changes what leads to it redraws its problems.
+  var panel = document.getElementById("panel");
+  var shown = { panel: (panel && panel.dataset.nodeId) || "" };
+  return request("POST", base + path, target || "#graph", Object.assign(shown, values || {}));
 }
 
 export function openPanel(id) {

@@ -284,3 +284,29 @@ async def test_the_revision_check_reads_the_row_as_it_is_now(editor: Editor) -> 
         with pytest.raises(DraftConflict):
             await save_draft(db, editor.flow_id, {"nodes": [], "edges": []}, expected_revision=0)
         assert seen.draft_revision == 1
+
+
+async def test_renaming_in_place_changes_only_the_label_at_its_revision(editor: Editor) -> None:
+    _, email = await _two_connected(editor)
+    before = await editor.flow()
+    response = await editor.post(f"/nodes/{email}/label", {"label": "  Guiden på väg  "})
+    assert response.status_code == 200, response.text
+    after = await editor.flow()
+    assert after.draft_revision == before.draft_revision + 1
+    [node] = [n for n in after.draft_graph["nodes"] if n["id"] == email]
+    [old] = [n for n in before.draft_graph["nodes"] if n["id"] == email]
+    assert node == old | {"label": "Guiden på väg"}
+    assert after.draft_graph["edges"] == before.draft_graph["edges"]
+    assert "Guiden på väg" in response.text
+    # A tab still on the old revision cannot rename over it.
+    stale = await editor.post(
+        f"/nodes/{email}/label", {"label": "Old tab"}, revision=before.draft_revision
+    )
+    assert stale.status_code == 409
+    too_long = await editor.post(f"/nodes/{email}/label", {"label": "x" * 121})
+    assert too_long.status_code == 422
+    assert "Keep the label under 120 characters." in too_long.text
+    gone = await editor.post("/nodes/ghost/label", {"label": "Anyone"})
+    assert gone.status_code == 422
+    [node] = [n for n in (await editor.flow()).draft_graph["nodes"] if n["id"] == email]
+    assert node["label"] == "Guiden på väg"

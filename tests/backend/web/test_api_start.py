@@ -51,15 +51,32 @@ async def test_start_enrolls_once_and_respects_reentry(
         url, json={"external_id": "crm-1", "data": {"plan": "pro"}}, headers=auth
     )
     assert first.status_code == 202, first.text
-    assert first.json()["started"] is True
+    assert (first.json()["started"], first.json()["unsubscribed"]) == (True, False)
     again = await client.post(url, json={"email": "ADA@example.com"}, headers=auth)
     assert again.status_code == 202
-    assert again.json() == {"journey_id": None, "started": False}
+    assert again.json() == {"journey_id": None, "started": False, "unsubscribed": False}
 
     async with sessions() as db:
         journeys = (await db.scalars(select(Journey).where(Journey.flow_id == flow_id))).all()
     assert [j.contact_id for j in journeys] == [contact_id]
     assert journeys[0].id == first.json()["journey_id"]
+
+
+async def test_start_says_when_the_journey_sends_only_transactional_messages(
+    client: Client, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    flow_id, _ = await _setup(sessions, published=True)
+    async with transaction(sessions) as db:
+        withdrawn = Contact(
+            email="bo@example.com", first_name="Bo", consent={"email": {"granted": False}}
+        )
+        db.add(withdrawn)
+    auth = await _auth(sessions)
+    answer = await client.post(
+        f"/api/v1/flows/{flow_id}/start", json={"email": "bo@example.com"}, headers=auth
+    )
+    assert answer.status_code == 202, answer.text
+    assert (answer.json()["started"], answer.json()["unsubscribed"]) == (True, True)
 
 
 async def test_start_refuses_unknown_customers_drafts_and_ambiguous_bodies(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from backend.i18n import in_locale
 from backend.models import DeliveryState, OutboxStatus, Suppression
 from backend.settings import Settings
 from runtime.claims import claim_outbox
@@ -103,6 +104,31 @@ async def test_marketing_mail_has_signed_tracking_and_one_click_unsubscribe(
     assert pixel is not None and signer.loads("open", pixel.group(1)) == {"m": message_id}
     assert unsubscribe in body
     assert unsubscribe in _part(mail, "text/plain")
+
+
+async def test_the_footer_speaks_the_contacts_language(
+    gated: Runtime, mailbox: Mailbox, signer: LinkSigner
+) -> None:
+    assert in_locale("Unsubscribe", "sv") == "Avregistrera"  # the app's hook is installed
+    swede = await add_contact(gated, locale="sv-SE")
+    english = await add_contact(gated)
+    for contact, to in ((swede, "åsa@example.test"), (english, "ann@example.test")):
+        await queue(gated, contact, {"to": to, "subject": to, "text": "Hej", "html": HTML})
+    await gated.drain()
+    mails = {str(make_header(decode_header(str(m["Subject"])))): m for m in mailbox.messages}
+    expected = {
+        "åsa@example.test": (swede, "Avregistrera", "E-postinställningar"),
+        "ann@example.test": (english, "Unsubscribe", "Email preferences"),
+    }
+    for subject, (contact, unsubscribe, preferences) in expected.items():
+        mail = mails[subject]
+        link = str(mail["List-Unsubscribe"]).strip("<>")
+        centre = signer.preferences_url(contact)
+        text = _part(mail, "text/plain").replace("\r\n", "\n")
+        assert f"\n--\n{unsubscribe}: {link}\n{preferences}: {centre}\n" in text
+        html = _part(mail)
+        assert f">{unsubscribe}</a>" in html and f">{preferences}</a>" in html
+        assert f'href="{centre}"' in html
 
 
 async def test_transactional_mail_has_no_unsubscribe_headers(
