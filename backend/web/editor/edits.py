@@ -26,7 +26,7 @@ from backend.web.editor.context import (
     load_flow,
     registry_of,
 )
-from backend.web.editor.forms import normalized, read_config
+from backend.web.editor.fields import normalized, read_config
 from backend.web.editor.ops import (
     EditRefused,
     add_node,
