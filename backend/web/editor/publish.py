@@ -20,7 +20,7 @@ from backend.web.forms import read_form
 from backend.web.render import redirect
 from runtime.flows import DraftConflict, FlowStateError, archive, pause, publish, resume
 from runtime.graph import InvalidGraph
-from runtime.migrate import Migration, migrate, plan
+from runtime.moves import Move, move_journeys, plan
 
 NOTE_MAX = 500
 
@@ -46,7 +46,7 @@ async def publish_action(
     """Validate and freeze the draft the marketer is looking at (its revision must be current).
 
     ``journeys=move`` also moves running journeys to the new version where
-    their step is still there (``runtime.migrate``); the default keeps them.
+    their step is still there (``runtime.moves``); the default keeps them.
     """
     form = (await read_form(request)).values
     revision = revision_of(form)
@@ -76,7 +76,7 @@ async def publish_action(
     record(db, actor, "flow.published", flow, {"version": version.number})
     notice = _("Published version %(num)d.") % {"num": version.number}
     if choice == "move":
-        moved = await migrate(db, flow_id, version.id, now=clock.now())
+        moved = await move_journeys(db, flow_id, version.id, now=clock.now())
         record(db, actor, "flow.journeys_moved", flow, moved.details(), at=clock.now())
         notice += " " + _moved_notice(moved)
     await db.refresh(flow)
@@ -86,7 +86,7 @@ async def publish_action(
     return fragments(context, "status", *others)
 
 
-def _moved_notice(moved: Migration) -> str:
+def _moved_notice(moved: Move) -> str:
     text = ngettext(
         "%(num)d customer moved to it.", "%(num)d customers moved to it.", moved.moved
     ) % {"num": moved.moved}
