@@ -21,7 +21,7 @@ from backend.paging import Page
 from backend.services.flows import flow_summaries, flow_versions, journey_counts
 from backend.services.results import flow_results
 from backend.services.runs import list_journeys
-from backend.web.forms import read_form
+from backend.web.posted import read_posted
 from backend.web.render import redirect, render
 from runtime.flows import create_flow
 
@@ -76,7 +76,7 @@ async def new_flow_page(request: Request[Any, Any, Any]) -> Template:
 async def create_flow_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor
 ) -> Response[Any] | Template:
-    form = await read_form(request)
+    form = await read_posted(request)
     name = form.get("name")
     if not name:
         form.error("name", _("Give the flow a name."))

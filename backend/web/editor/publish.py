@@ -16,7 +16,7 @@ from backend.i18n import _, ngettext
 from backend.models import Role
 from backend.web.editor.context import editor_context, fragments, load_flow, registry_of
 from backend.web.editor.edits import BASE, refused, revision_of
-from backend.web.forms import read_form
+from backend.web.posted import read_posted
 from backend.web.render import redirect
 from runtime.flows import DraftConflict, FlowStateError, archive, pause, publish, resume
 from runtime.graph import InvalidGraph
@@ -48,7 +48,7 @@ async def publish_action(
     ``journeys=move`` also moves running journeys to the new version where
     their step is still there (``runtime.moves``); the default keeps them.
     """
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     revision = revision_of(form)
     note = form.get("note", "").strip()[:NOTE_MAX]
     choice = form.get("journeys", "keep")
@@ -105,7 +105,7 @@ async def lifecycle_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, flow_id: FromPath[int]
 ) -> Template | Response[Any]:
     """Pause, resume or archive the flow (``action`` in the form)."""
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     action = form.get("action", "")
     await load_flow(db, flow_id)
     try:
