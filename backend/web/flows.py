@@ -15,12 +15,12 @@ from litestar.response import Template
 from backend.audit import record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
+from backend.flows.results import flow_results
+from backend.flows.runs import list_journeys
+from backend.flows.summaries import flow_summaries, flow_versions, journey_counts
 from backend.i18n import N_, _
 from backend.models import Flow, LifecyclePhase, Role
 from backend.paging import Page
-from backend.services.flows import flow_summaries, flow_versions, journey_counts
-from backend.services.results import flow_results
-from backend.services.runs import list_journeys
 from backend.web.posted import read_posted
 from backend.web.render import redirect, render
 from runtime.flows import create_flow

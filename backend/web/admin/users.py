@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.audit import record
 from backend.auth.guards import role
 from backend.auth.middleware import end_sessions
+from backend.auth.users import UserError, create_user
 from backend.deps import Actor, Db
 from backend.i18n import N_, _
 from backend.models import Role, User
-from backend.services.users import UserError, create_user
 from backend.web.posted import Posted, read_posted
 from backend.web.render import redirect, render
 

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.principal import Principal
+from backend.flows.summaries import journey_counts
 from backend.i18n import _
 from backend.models import Flow, FlowVersion, Role, User
-from backend.services.flows import journey_counts
 from backend.web.contacts import filter_choices
 from backend.web.editor.fields import ConfigField, config_errors, config_fields
 from backend.web.editor.history import EditHistory
