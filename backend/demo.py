@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.passwords import hash_password_async
 from backend.auth.users import create_user, find_user
-from backend.contacts.service import record_consent
+from backend.contacts.identify import record_consent
 from backend.db import create_engine, create_sessionmaker, transaction
 from backend.forms.definition import FormDefinition, FormField
 from backend.forms.store import apply

@@ -31,10 +31,10 @@ from backend.contacts.filtering import (
     parse_rule_text,
     simple_rule,
 )
+from backend.contacts.identify import AttributeSchema
 from backend.contacts.imports import typed_cell
 from backend.contacts.normalize import InvalidValue, normalize_phone
 from backend.contacts.privacy import erase_contact, export_contact
-from backend.contacts.service import AttributeSchema
 from backend.csvfile import CsvWriter
 from backend.deps import Actor, Db, Now, Paging
 from backend.i18n import _
