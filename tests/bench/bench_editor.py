@@ -39,7 +39,7 @@ from runtime.flows import create_flow
 from tests.backend.editor.nodes import EDITOR_TEST_TYPES
 from tests.backend.web.support import settings_for
 from tests.runtime.nodes import TEST_NODE_TYPES
-from tests.services import fresh_database
+from tests.support.stores import fresh_database
 
 ROUNDS = int(os.environ.get("TOUCHFLOW_BENCH_ROUNDS", "5"))
 SIZES = tuple(

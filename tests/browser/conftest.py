@@ -26,9 +26,9 @@ from backend.models import Role
 from tests.backend.editor.nodes import EDITOR_TEST_TYPES
 from tests.backend.web.support import settings_for
 from tests.runtime.nodes import TEST_NODE_TYPES
-from tests.services import IN_CI, migrate, truncate_all
 from tests.support.live import STARTUP_SECONDS, live_app
 from tests.support.net import free_port
+from tests.support.stores import IN_CI, migrate, truncate_all
 
 __all__ = ["STARTUP_SECONDS", "USERS", "LiveServer", "_free_port", "sign_in"]
 

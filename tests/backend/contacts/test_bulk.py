@@ -13,7 +13,7 @@ from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import IdentifyIn
 from backend.models import Contact, ContactConsent
 from backend.models.ingestion import AttributeDefinition
-from tests.services import truncate_all
+from tests.support.stores import truncate_all
 
 ROWS: list[dict[str, Any]] = [
     {"email": "anna@example.com", "first_name": "Anna", "attributes": {"age": 30}},
