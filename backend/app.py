@@ -25,6 +25,8 @@ from backend.bodies import TouchflowRequest
 from backend.db import create_engine, create_sessionmaker
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.forms import pages as form_pages
+from backend.forms import public as public_forms
 from backend.lifecycle import ROUTES as LIFECYCLE_ROUTES
 from backend.ratelimit import (
     MemoryRateLimiter,
@@ -41,14 +43,12 @@ from backend.web import (
     editor,
     favicon,
     flows,
-    forms_admin,
     health,
     imports,
     inbound,
     messaging,
     personalization,
     profile,
-    public_forms,
     runs,
     signin,
 )
@@ -94,7 +94,7 @@ def _route_handlers(extra: Sequence[ControllerRouterHandler]) -> list[Controller
                 exception_handlers=editor.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
             ),
             *contacts.ROUTES,
-            *forms_admin.ROUTES,
+            *form_pages.ROUTES,
             *imports.ROUTES,
             *inbound.ROUTES,
             *public_forms.ROUTES,

@@ -144,9 +144,9 @@ def migrate(revision: str, downgrade: bool) -> None:
 )
 def create_user_command(email: str, role: str, name: str, password: str) -> None:
     """Add a user who can sign in."""
+    from backend.auth.users import UserError, create_user
     from backend.db import create_engine, create_sessionmaker, transaction
     from backend.models import Role
-    from backend.services.users import UserError, create_user
 
     settings = _settings()
 

@@ -15,13 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.passwords import hash_password_async
-from backend.contacts.service import record_consent
+from backend.auth.users import create_user, find_user
+from backend.contacts.identify import record_consent
 from backend.db import create_engine, create_sessionmaker, transaction
 from backend.forms.definition import FormDefinition, FormField
 from backend.forms.store import apply
 from backend.lifecycle.demo import ensure_demo_board
 from backend.models import Contact, Flow, Form, Role, User, utcnow
-from backend.services.users import create_user, find_user
 from backend.settings import Settings
 from nodes.sdk.registry import discover
 from runtime.flows import create_flow, publish, save_draft

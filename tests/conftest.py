@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.auth import passwords
 from backend.db import create_engine, create_sessionmaker
-from tests.services import REDIS_URL, fresh_database, missing_service, redis_available, truncate_all
+from tests.support.stores import (
+    REDIS_URL,
+    fresh_database,
+    missing_service,
+    redis_available,
+    truncate_all,
+)
 from tests.support.web import SharedApp
 
 DATABASES = ["sqlite", "postgresql"]

@@ -15,10 +15,10 @@ from backend.api.schemas import ContactOut, ContactPage
 from backend.audit import record
 from backend.auth.guards import role
 from backend.contacts.privacy import erase_contact, export_contact
+from backend.contacts.search import search_contacts
 from backend.deps import Actor, Db, Paging
 from backend.i18n import _
 from backend.models import Contact, Role
-from backend.services.contacts import search_contacts
 from backend.validation import RowId, SearchText
 
 

@@ -17,9 +17,9 @@ from backend.api.schemas import FlowOut
 from backend.auth.guards import role
 from backend.contacts.normalize import InvalidValue, normalize_email
 from backend.deps import Db
+from backend.flows.summaries import flow_summaries
 from backend.i18n import gettext as _
 from backend.models import Contact, Role, Visitor
-from backend.services.flows import flow_summaries
 from backend.validation import DB_INT_MAX, RowId
 from nodes.sdk import Profile
 from nodes.sdk.transition import unsubscribed

@@ -24,9 +24,9 @@ from backend.api.responses import BODY, errors
 from backend.auth.guards import role
 from backend.auth.principal import Principal
 from backend.contacts.bulk import identify_many
+from backend.contacts.identify import AttributeSchema, identify
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import IdentifyIn, TrackIn
-from backend.contacts.service import AttributeSchema, identify
 from backend.contacts.track import EventRuntime, track, track_many
 from backend.deps import Actor, Db
 from backend.models import Role

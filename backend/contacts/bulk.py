@@ -20,9 +20,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.contacts.normalize import InvalidValue, normalize_email, normalize_phone
-from backend.contacts.schemas import IdentifyIn
-from backend.contacts.service import (
+from backend.contacts.identify import (
     AttributeSchema,
     Identified,
     apply_identify,
@@ -30,6 +28,8 @@ from backend.contacts.service import (
     identify,
     record_consent,
 )
+from backend.contacts.normalize import InvalidValue, normalize_email, normalize_phone
+from backend.contacts.schemas import IdentifyIn
 from backend.models import Contact, utcnow
 
 Outcome = Identified | InvalidValue | None  # None: skipped by the create/update mode

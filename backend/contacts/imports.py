@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.contacts.bulk import identify_many
+from backend.contacts.identify import AttributeSchema, Identified
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import IdentifyIn
-from backend.contacts.service import AttributeSchema, Identified
 from backend.csvfile import CsvWriter
 from backend.i18n import gettext as _
 from backend.models import ImportJob, utcnow

@@ -20,7 +20,7 @@ from backend.deps import Actor, Db
 from backend.i18n import _
 from backend.lifecycle.common import labels
 from backend.models import Flow, Role, Touchpoint, TouchpointLink, TouchpointStatus
-from backend.web.forms import read_form
+from backend.web.posted import read_posted
 from backend.web.render import render
 
 PATH = "/lifecycle/flows/{flow_id:int}/nodes/{node_id:str}/touchpoints"
@@ -93,7 +93,7 @@ async def change_node_touchpoints(
 ) -> Template:
     """``link`` a touchpoint to this step, or ``unlink`` one."""
     flow = await _flow_node(db, flow_id, node_id)
-    form = await read_form(request)
+    form = await read_posted(request)
     raw = form.get("touchpoint_id")
     card = await db.get(Touchpoint, int(raw)) if raw.isdigit() else None
     if card is None:

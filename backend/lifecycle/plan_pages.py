@@ -16,7 +16,7 @@ from backend.lifecycle import plan
 from backend.lifecycle.common import labels, plan_error
 from backend.lifecycle.touchpoints import horizon_months, read_horizons
 from backend.models import Role
-from backend.web.forms import read_form
+from backend.web.posted import read_posted
 from backend.web.render import redirect, render
 
 
@@ -46,7 +46,7 @@ def _id(raw: str) -> int:
 @post("/lifecycle/plan", opt=role(Role.marketer))
 async def change_plan(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Response[Any]:
     """One form action per change: ``action`` names it, ``phase_id``/``process_id`` the target."""
-    form = await read_form(request)
+    form = await read_posted(request)
     action = form.get("action")
     await plan.ensure_workspace(db)
     try:
@@ -130,7 +130,7 @@ def _ref(phase_id: int | None, process_id: int | None) -> tuple[str, object]:
 async def save_horizons(
     request: Request[Any, Any, Any], db: Db, actor: Actor
 ) -> Response[Any] | Template:
-    form = await read_form(request)
+    form = await read_posted(request)
     values, errors = read_horizons(form.values)
     settings = await plan.ensure_workspace(db)
     if errors:

@@ -21,9 +21,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.keys import normalize_origin
+from backend.contacts.identify import AttributeSchema, identify
 from backend.contacts.normalize import normalize_email
 from backend.contacts.schemas import IdentifyIn
-from backend.contacts.service import AttributeSchema, identify
 from backend.models import Contact, SiteKey, Visitor
 from backend.personalization.recent import changed_on_commit
 from backend.personalization.verify import sign_link_token, with_link_token

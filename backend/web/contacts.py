@@ -31,10 +31,10 @@ from backend.contacts.filtering import (
     parse_rule_text,
     simple_rule,
 )
+from backend.contacts.identify import AttributeSchema
 from backend.contacts.imports import typed_cell
 from backend.contacts.normalize import InvalidValue, normalize_phone
 from backend.contacts.privacy import erase_contact, export_contact
-from backend.contacts.service import AttributeSchema
 from backend.csvfile import CsvWriter
 from backend.deps import Actor, Db, Now, Paging
 from backend.i18n import _
@@ -49,7 +49,7 @@ from backend.models import (
     User,
 )
 from backend.models.ingestion import AttributeDefinition
-from backend.web.forms import Form, read_form
+from backend.web.posted import Posted, read_posted
 from backend.web.render import redirect, render
 from runtime.rules.ast import FIELD_TYPES, OPS_BY_TYPE, Rule
 
@@ -211,7 +211,7 @@ async def _contact_page(
     actor: Principal,
     contact: Contact,
     *,
-    form: Form | None = None,
+    form: Posted | None = None,
     saved: bool = False,
     status: int = 200,
 ) -> Template:
@@ -296,7 +296,7 @@ class _Refused(Exception):
     """Raised inside a savepoint to undo it."""
 
 
-async def _apply_edit(db: AsyncSession, contact: Contact, form: Form) -> None:
+async def _apply_edit(db: AsyncSession, contact: Contact, form: Posted) -> None:
     """Validate every field first, then change the contact (all or nothing)."""
     phone = form.get("phone")
     if phone:
@@ -337,7 +337,7 @@ async def edit_contact(
     request: Request[Any, Any, Any], db: Db, actor: Actor, contact_id: FromPath[int]
 ) -> Template:
     contact = await _contact(db, contact_id)
-    form = await read_form(request)
+    form = await read_posted(request)
     await _apply_edit(db, contact, form)
     if not form.ok:
         return await _contact_page(request, db, actor, contact, form=form, status=422)

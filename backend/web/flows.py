@@ -15,10 +15,7 @@ from litestar.response import Template
 from backend.audit import record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
-from backend.i18n import N_, _
-from backend.models import Flow, LifecyclePhase, Role
-from backend.paging import Page
-from backend.services.flow_process import (
+from backend.flows.process import (
     ProcessChoiceError,
     chosen_process,
     group_options,
@@ -26,10 +23,13 @@ from backend.services.flow_process import (
     process_options,
     set_flow_process,
 )
-from backend.services.flows import NO_PROCESS, flow_summaries, flow_versions, journey_counts
-from backend.services.results import flow_results
-from backend.services.runs import list_journeys
-from backend.web.forms import read_form
+from backend.flows.results import flow_results
+from backend.flows.runs import list_journeys
+from backend.flows.summaries import NO_PROCESS, flow_summaries, flow_versions, journey_counts
+from backend.i18n import N_, _
+from backend.models import Flow, LifecyclePhase, Role
+from backend.paging import Page
+from backend.web.posted import read_posted
 from backend.web.render import redirect, render
 from runtime.flows import create_flow
 
@@ -113,7 +113,7 @@ async def new_flow_page(request: Request[Any, Any, Any], db: Db) -> Template:
 async def create_flow_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor
 ) -> Response[Any] | Template:
-    form = await read_form(request)
+    form = await read_posted(request)
     name = form.get("name")
     if not name:
         form.error("name", _("Give the flow a name."))
@@ -191,7 +191,7 @@ async def set_process_action(
     flow = await db.get(Flow, flow_id)
     if flow is None:
         raise NotFoundException(_("There is no flow with this number."))
-    form = await read_form(request)
+    form = await read_posted(request)
     try:
         changed = await set_flow_process(db, flow, parse_process_id(form.get("process_id")))
     except ProcessChoiceError as exc:

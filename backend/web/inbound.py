@@ -34,7 +34,7 @@ from backend.models import Role
 from backend.models.ingestion import InboundSource
 from backend.ratelimit import Limit, RateLimiter
 from backend.validation import BadJson, parse_json
-from backend.web.forms import Form, read_form
+from backend.web.posted import Posted, read_posted
 from backend.web.render import render
 from backend.web.urls import public_base_url
 
@@ -56,7 +56,7 @@ def hook_url(request: Request[Any, Any, Any], source: InboundSource) -> str:
     return f"{public_base_url(request)}/hooks/in/{source.token}"
 
 
-def _mapping(form: Form) -> SourceMapping | None:
+def _mapping(form: Posted) -> SourceMapping | None:
     raw = {name: form.get(name) or None for name in MAPPING_FIELDS}
     raw["properties"] = raw["properties"] or "$"
     for name, value in raw.items():
@@ -84,7 +84,7 @@ async def _page(
     request: Request[Any, Any, Any],
     db: AsyncSession,
     *,
-    form: Form | None = None,
+    form: Posted | None = None,
     created: InboundSource | None = None,
     editing: int | None = None,
     status: int = 200,
@@ -123,7 +123,7 @@ async def sources_page(request: Request[Any, Any, Any], db: Db) -> Template:
 
 @post("/settings/inbound", opt=role(Role.admin))
 async def add_source(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Template:
-    form = await read_form(request)
+    form = await read_posted(request)
     name = form.get("name")
     if not name or len(name) > 200:
         form.error("name", _("Give the source a name (at most 200 characters), like “Shop”."))
@@ -150,7 +150,7 @@ async def change_mapping(
     source = await db.get(InboundSource, source_id)
     if source is None:
         raise NotFoundException(_("There is no such inbound source."))
-    form = await read_form(request)
+    form = await read_posted(request)
     mapping = _mapping(form)
     if mapping is None:
         return await _page(request, db, form=form, editing=source.id, status=422, partial=True)

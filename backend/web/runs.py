@@ -11,9 +11,9 @@ from litestar.response import Template
 
 from backend.auth.guards import role
 from backend.deps import Db, Paging
+from backend.flows.runs import journey_steps, list_journeys, node_labels
 from backend.i18n import N_, _
 from backend.models import Contact, Flow, Journey, JourneyStatus, Role
-from backend.services.runs import journey_steps, list_journeys, node_labels
 from backend.web.render import render
 
 JOURNEY_STATUSES = {

@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 from backend.db import create_engine
 from backend.models import Base
 from migrations import alembic_config
-from tests.services import fresh_database
+from tests.support.stores import fresh_database
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

@@ -32,14 +32,14 @@ import httpx
 import uvicorn
 
 from backend.app import create_app
+from backend.auth.users import create_user
 from backend.db import create_engine, create_sessionmaker
 from backend.models import Role
-from backend.services.users import create_user
 from runtime.flows import create_flow
 from tests.backend.editor.nodes import EDITOR_TEST_TYPES
 from tests.backend.web.support import settings_for
 from tests.runtime.nodes import TEST_NODE_TYPES
-from tests.services import fresh_database
+from tests.support.stores import fresh_database
 
 ROUNDS = int(os.environ.get("TOUCHFLOW_BENCH_ROUNDS", "5"))
 SIZES = tuple(

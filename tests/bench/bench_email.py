@@ -38,7 +38,7 @@ from runtime.delivery.email import EmailDeliverer
 from runtime.engine import Runtime
 from runtime.messaging.gate import GatedDeliverer, GatePolicy
 from runtime.messaging.links import LinkSigner
-from tests.services import fresh_database
+from tests.support.stores import fresh_database
 
 POOL = int(os.environ.get("TOUCHFLOW_BENCH_SMTP_POOL", "4"))
 # Messages per run, so each run takes a few seconds at its delay.

@@ -45,11 +45,11 @@ import asyncpg
 import httpx
 
 from backend.auth.keys import new_api_key
+from backend.auth.users import create_user
 from backend.contacts.imports import count_rows, run_import
 from backend.db import create_engine, create_sessionmaker
 from backend.models import ApiKey, ImportJob, Role
-from backend.services.users import create_user
-from tests.services import fresh_database
+from tests.support.stores import fresh_database
 
 BATCHES = int(os.environ.get("TOUCHFLOW_BENCH_BATCHES", "20"))
 WRK_SECONDS = int(os.environ.get("TOUCHFLOW_BENCH_WRK_SECONDS", "8"))

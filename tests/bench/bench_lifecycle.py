@@ -25,7 +25,7 @@ from backend.lifecycle.board import Filters, load_board
 from backend.lifecycle.gaps import load_gaps
 from backend.lifecycle.plan import add_process, ensure_workspace, load_plan
 from backend.models import Flow, FlowVersion, Journey, Step, Touchpoint, TouchpointLink, utcnow
-from tests.services import fresh_database
+from tests.support.stores import fresh_database
 
 SIZES = (30, 300, 1000)
 ROUNDS = 3

@@ -71,7 +71,7 @@ from backend.models import (
     SlotAssignment,
     Visitor,
 )
-from tests.services import fresh_database
+from tests.support.stores import fresh_database
 
 SECONDS = float(os.environ.get("TOUCHFLOW_BENCH_SECONDS", "8"))
 # Moderate and heavy load: latency is queueing once the server is saturated.

@@ -55,7 +55,7 @@ from nodes.sdk import (
 )
 from runtime import flows
 from runtime.engine import Runtime
-from tests.services import REDIS_URL, fresh_database
+from tests.support.stores import REDIS_URL, fresh_database
 
 N = int(os.environ.get("TOUCHFLOW_BENCH_N", "100000"))
 BATCH = int(os.environ.get("TOUCHFLOW_BENCH_BATCH", "500"))

@@ -2,7 +2,7 @@
 
 The server runs in a thread for the whole session on a SQLite file; each test
 starts from empty tables with an admin, a marketer and a viewer created
-through ``backend.services.users``. Chromium is ``/usr/bin/chromium`` (never a
+through ``backend.auth.users``. Chromium is ``/usr/bin/chromium`` (never a
 downloaded browser): missing, it fails the run under CI=true and skips locally.
 """
 
@@ -20,15 +20,15 @@ from litestar import Litestar
 from playwright.async_api import Browser, Page, async_playwright
 
 from backend.app import create_app
+from backend.auth.users import create_user
 from backend.db import create_engine, create_sessionmaker
 from backend.models import Role
-from backend.services.users import create_user
 from tests.backend.editor.nodes import EDITOR_TEST_TYPES
 from tests.backend.web.support import settings_for
 from tests.runtime.nodes import TEST_NODE_TYPES
-from tests.services import IN_CI, migrate, truncate_all
 from tests.support.live import STARTUP_SECONDS, live_app
 from tests.support.net import free_port
+from tests.support.stores import IN_CI, migrate, truncate_all
 
 __all__ = ["STARTUP_SECONDS", "USERS", "LiveServer", "_free_port", "sign_in"]
 

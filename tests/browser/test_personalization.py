@@ -51,7 +51,7 @@ from backend.web.personalization.snippet import embed_code
 from tests.backend.web.support import settings_for
 from tests.browser.conftest import STARTUP_SECONDS, _free_port
 from tests.runtime.conftest import Mailbox
-from tests.services import migrate
+from tests.support.stores import migrate
 
 pytestmark = pytest.mark.browser
 

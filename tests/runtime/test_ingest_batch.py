@@ -25,7 +25,7 @@ from runtime.events import EventIn, IngestResult, ingest_many
 from runtime.versions import VersionCache
 from tests.runtime.conftest import add_contacts, journeys, publish
 from tests.runtime.nodes import graph
-from tests.services import truncate_all
+from tests.support.stores import truncate_all
 
 EXAMPLES = int(os.environ.get("INGEST_EXAMPLES", "25"))
 PG_EXAMPLES = int(os.environ.get("INGEST_PG_EXAMPLES", "10"))

@@ -24,7 +24,7 @@ from runtime.clock import FakeClock
 from runtime.engine import Runtime
 from runtime.versions import VersionCache
 from tests.runtime.conftest import Mailbox, add_contacts, journeys, publish, steps, update_contact
-from tests.services import truncate_all
+from tests.support.stores import truncate_all
 
 EXAMPLES = int(os.environ.get("RUNTIME_EXAMPLES", "30"))
 PG_EXAMPLES = int(os.environ.get("RUNTIME_PG_EXAMPLES", "10"))

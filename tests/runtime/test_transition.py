@@ -29,7 +29,7 @@ from runtime.versions import VersionCache
 from tests.runtime.conftest import add_contacts, journeys, publish, steps, update_contact
 from tests.runtime.nodes import graph
 from tests.runtime.test_property import EVENTS, flows
-from tests.services import truncate_all
+from tests.support.stores import truncate_all
 
 EXAMPLES = int(os.environ.get("TRANSITION_EXAMPLES", "25"))
 PG_EXAMPLES = int(os.environ.get("TRANSITION_PG_EXAMPLES", "5"))

@@ -8,6 +8,8 @@
 - ``net``: loopback sockets bound to a kernel-picked port, for servers that take one.
 - ``live``: ``live_app()``, the real app under uvicorn in a thread (the browser tests).
 - ``web``: ``SharedApp``, one web app per database for the session.
+- ``stores``: a fresh SQLite or PostgreSQL database per session (migrated with Alembic), emptied
+  between tests, and whether Redis is there.
 
 The modules these came from (tests/runtime/conftest.py, tests/nodes/receiver.py,
 tests/runtime/delivery/http_server.py, tests/backend/web/support.py,

@@ -18,15 +18,15 @@ from backend.deps import Actor, Db, Now
 from backend.i18n import _
 from backend.models import ApiKey, Role, SiteKey
 from backend.personalization.verify import identify_secret
-from backend.web.forms import Form, read_form
 from backend.web.personalization.api import personalizer
+from backend.web.posted import Posted, read_posted
 from backend.web.render import render
 from backend.web.urls import public_base_url
 
 NAME_MAX = 200
 
 
-def _check_name(form: Form) -> str:
+def _check_name(form: Posted) -> str:
     name = form.get("name")
     if not name:
         form.error("name", _("Give the key a name that says who uses it."))
@@ -39,7 +39,7 @@ async def _api_keys_page(
     request: Request[Any, Any, Any],
     db: AsyncSession,
     *,
-    form: Form | None = None,
+    form: Posted | None = None,
     new_token: str | None = None,
     status: int = 200,
     partial: bool = False,
@@ -69,7 +69,7 @@ async def api_keys_page(request: Request[Any, Any, Any], db: Db) -> Template:
 
 @post("/settings/api-keys", opt=role(Role.admin))
 async def add_api_key(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Template:
-    form = await read_form(request)
+    form = await read_posted(request)
     name = _check_name(form)
     try:
         key_role = Role(form.get("role"))
@@ -105,7 +105,7 @@ async def revoke_api_key(
     return await _api_keys_page(request, db, partial=True)
 
 
-def _parse_origins(form: Form) -> list[str]:
+def _parse_origins(form: Posted) -> list[str]:
     origins: list[str] = []
     for line in form.values.get("origins", "").replace(",", "\n").splitlines():
         if not line.strip():
@@ -128,7 +128,7 @@ async def _site_keys_page(
     request: Request[Any, Any, Any],
     db: AsyncSession,
     *,
-    form: Form | None = None,
+    form: Posted | None = None,
     status: int = 200,
     partial: bool = False,
 ) -> Template:
@@ -162,7 +162,7 @@ async def site_keys_page(request: Request[Any, Any, Any], db: Db) -> Template:
 
 @post("/settings/site-keys", opt=role(Role.admin))
 async def add_site_key(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Template:
-    form = await read_form(request)
+    form = await read_posted(request)
     name = _check_name(form)
     origins = _parse_origins(form)
     if not form.ok:
@@ -181,7 +181,7 @@ async def change_site_key(
     key = await db.get(SiteKey, key_id)
     if key is None:
         raise NotFoundException(_("There is no such site key."))
-    form = await read_form(request)
+    form = await read_posted(request)
     origins = _parse_origins(form)
     if not form.ok:
         return await _site_keys_page(request, db, form=form, status=422, partial=True)

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.audit import record
 from backend.auth.guards import role
 from backend.auth.middleware import end_sessions
+from backend.auth.users import UserError, create_user
 from backend.deps import Actor, Db
 from backend.i18n import N_, _
 from backend.models import Role, User
-from backend.services.users import UserError, create_user
-from backend.web.forms import Form, read_form
+from backend.web.posted import Posted, read_posted
 from backend.web.render import redirect, render
 
 ROLES = {
@@ -29,7 +29,7 @@ ROLES = {
 
 
 async def _page(
-    request: Request[Any, Any, Any], db: AsyncSession, form: Form | None = None, status: int = 200
+    request: Request[Any, Any, Any], db: AsyncSession, form: Posted | None = None, status: int = 200
 ) -> Template:
     users = list(await db.scalars(select(User).order_by(User.created_at, User.id)))
     return render(
@@ -60,7 +60,7 @@ async def users_page(request: Request[Any, Any, Any], db: Db) -> Template:
 
 @post("/settings/users", opt=role(Role.admin))
 async def add_user(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Template:
-    form = await read_form(request)
+    form = await read_posted(request)
     try:
         new_role = Role(form.get("role"))
     except ValueError:
@@ -76,7 +76,7 @@ async def add_user(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Tem
             form.error(field, str(exc))
         else:
             record(db, actor, "user.created", user, {"email": user.email, "role": user.role})
-            return await _page(request, db, Form({"role": Role.viewer.value}))
+            return await _page(request, db, Posted({"role": Role.viewer.value}))
     form.values.pop("password", None)
     return await _page(request, db, form, status=422)
 
@@ -89,7 +89,7 @@ async def change_user(
     user = await db.get(User, user_id)
     if user is None:
         raise NotFoundException(_("There is no such user."))
-    form = await read_form(request)
+    form = await read_posted(request)
     changes: dict[str, Any] = {}
     if form.get("role") and form.get("role") != user.role:
         try:
@@ -113,9 +113,9 @@ async def change_user(
         record(
             db, actor, "user.changed", user, {"email": user.email, "from": before, "to": changes}
         )
-        return await _page(request, db, Form({"role": Role.viewer.value}))
+        return await _page(request, db, Posted({"role": Role.viewer.value}))
     return await _page(
-        request, db, Form({"role": Role.viewer.value}, form.errors), 422 if form.errors else 200
+        request, db, Posted({"role": Role.viewer.value}, form.errors), 422 if form.errors else 200
     )
 
 

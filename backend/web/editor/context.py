@@ -19,11 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.principal import Principal
+from backend.flows.summaries import journey_counts
 from backend.i18n import _
 from backend.models import Flow, FlowVersion, Role, User
-from backend.services.flows import journey_counts
 from backend.web.contacts import filter_choices
-from backend.web.editor.forms import FormField, config_errors, config_fields
+from backend.web.editor.fields import ConfigField, config_errors, config_fields
 from backend.web.editor.history import EditHistory
 from backend.web.editor.ops import current_config
 from backend.web.editor.references import Option, load_options, with_options
@@ -77,7 +77,7 @@ class Panel:
 
     node: NodeView
     description: str
-    fields: list[FormField]
+    fields: list[ConfigField]
     label: str
     errors: dict[str, str]
     other_errors: list[str]

@@ -26,7 +26,7 @@ from backend.web.editor.context import (
     load_flow,
     registry_of,
 )
-from backend.web.editor.forms import normalized, read_config
+from backend.web.editor.fields import normalized, read_config
 from backend.web.editor.ops import (
     EditRefused,
     add_node,
@@ -38,7 +38,7 @@ from backend.web.editor.ops import (
     rename,
     tidy,
 )
-from backend.web.forms import read_form
+from backend.web.posted import read_posted
 from runtime.flows import DraftConflict, FlowStateError, save_draft
 
 BASE = "/flows/{flow_id:int}/edit"
@@ -118,7 +118,7 @@ async def save_edit(
 async def add_node_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     registry = registry_of(request)
     x, y = _number(form, "x"), _number(form, "y")
     added: list[str] = []
@@ -141,7 +141,7 @@ async def move_node_action(
     flow_id: FromPath[int],
     node_id: FromPath[str],
 ) -> Template:
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     x, y = _number(form, "x"), _number(form, "y")
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: move_node(g, node_id, x, y)
@@ -157,7 +157,7 @@ async def delete_node_action(
     flow_id: FromPath[int],
     node_id: FromPath[str],
 ) -> Template:
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: delete_node(g, node_id)
     )
@@ -174,7 +174,7 @@ async def rename_action(
     node_id: FromPath[str],
 ) -> Template:
     """Rename a step in place on the canvas (double-click or F2): the label only, at a revision."""
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     label = form.get("label", "").strip()
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: rename(g, node_id, label)
@@ -191,7 +191,7 @@ async def configure_action(
     node_id: FromPath[str],
 ) -> Template:
     """Save the node's form. Invalid values are kept in the draft and marked, not thrown away."""
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     registry = registry_of(request)
     flow = await load_flow(db, flow_id)
     raw = next((n for n in flow.draft_graph.get("nodes", []) if n.get("id") == node_id), None)
@@ -226,7 +226,7 @@ async def configure_action(
 async def connect_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     registry = registry_of(request)
     source, port, target = (form.get(k, "") for k in ("source", "port", "target"))
     flow = await save_edit(
@@ -243,7 +243,7 @@ async def connect_action(
 async def disconnect_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     source, port = form.get("source", ""), form.get("port", "")
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: disconnect(g, source, port)
@@ -270,7 +270,7 @@ async def tidy_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
     """Auto-layout ("tidy up"): an edit like any other, so undo puts everything back."""
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     registry = registry_of(request)
     flow = await save_edit(request, db, flow_id, revision_of(form), lambda g: tidy(g, registry))
     return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
@@ -279,7 +279,7 @@ async def tidy_action(
 async def _step_history(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: int, *, redo: bool
 ) -> Template:
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     revision = revision_of(form)
     history = history_of(request)
     snapshot = history.peek(flow_id, revision, redo=redo)

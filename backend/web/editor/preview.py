@@ -28,8 +28,8 @@ from backend.i18n import _, ngettext
 from backend.models import Contact, Flow, Role
 from backend.web.editor.context import load_flow, registry_of
 from backend.web.editor.edits import BASE
-from backend.web.forms import read_form
 from backend.web.messaging.sample import queue_test_email
+from backend.web.posted import read_posted
 from nodes.sdk import Profile, Services
 from nodes.sdk.testing import contact as sample_profile
 from nodes.sdk.testing import run_node
@@ -181,7 +181,7 @@ async def test_send(
     node_id: FromPath[str],
 ) -> Template:
     """Send the preview (as the picked contact would get it) to the address typed in ``to``."""
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     flow = await load_flow(db, flow_id)
     contact, to = form.get("contact", ""), form.get("to", "")
     rendered = await _render_for(request, db, clock, flow, node_id, contact)

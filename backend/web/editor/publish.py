@@ -16,11 +16,11 @@ from backend.i18n import _, ngettext
 from backend.models import Role
 from backend.web.editor.context import editor_context, fragments, load_flow, registry_of
 from backend.web.editor.edits import BASE, refused, revision_of
-from backend.web.forms import read_form
+from backend.web.posted import read_posted
 from backend.web.render import redirect
 from runtime.flows import DraftConflict, FlowStateError, archive, pause, publish, resume
 from runtime.graph import InvalidGraph
-from runtime.migrate import Migration, migrate, plan
+from runtime.moves import Move, move_journeys, plan
 
 NOTE_MAX = 500
 
@@ -46,9 +46,9 @@ async def publish_action(
     """Validate and freeze the draft the marketer is looking at (its revision must be current).
 
     ``journeys=move`` also moves running journeys to the new version where
-    their step is still there (``runtime.migrate``); the default keeps them.
+    their step is still there (``runtime.moves``); the default keeps them.
     """
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     revision = revision_of(form)
     note = form.get("note", "").strip()[:NOTE_MAX]
     choice = form.get("journeys", "keep")
@@ -76,7 +76,7 @@ async def publish_action(
     record(db, actor, "flow.published", flow, {"version": version.number})
     notice = _("Published version %(num)d.") % {"num": version.number}
     if choice == "move":
-        moved = await migrate(db, flow_id, version.id, now=clock.now())
+        moved = await move_journeys(db, flow_id, version.id, now=clock.now())
         record(db, actor, "flow.journeys_moved", flow, moved.details(), at=clock.now())
         notice += " " + _moved_notice(moved)
     await db.refresh(flow)
@@ -86,7 +86,7 @@ async def publish_action(
     return fragments(context, "status", *others)
 
 
-def _moved_notice(moved: Migration) -> str:
+def _moved_notice(moved: Move) -> str:
     text = ngettext(
         "%(num)d customer moved to it.", "%(num)d customers moved to it.", moved.moved
     ) % {"num": moved.moved}
@@ -105,7 +105,7 @@ async def lifecycle_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, flow_id: FromPath[int]
 ) -> Template | Response[Any]:
     """Pause, resume or archive the flow (``action`` in the form)."""
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     action = form.get("action", "")
     await load_flow(db, flow_id)
     try:

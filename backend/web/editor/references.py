@@ -16,14 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.i18n import _
 from backend.models import ContentBlock, Flow, Form, User
-from backend.web.editor.forms import FormField
+from backend.web.editor.fields import ConfigField
 from backend.web.editor.view import CanvasView
 
 # value, name, what is shown under the name (the id, a kind)
 Option = tuple[str, str, str]
 
 
-async def load_options(db: AsyncSession, fields: list[FormField]) -> dict[str, list[Option]]:
+async def load_options(db: AsyncSession, fields: list[ConfigField]) -> dict[str, list[Option]]:
     """The database's choices for the kinds these fields refer to (nodes come from the canvas)."""
     kinds = {f.ref for f in fields if f.ref}
     options: dict[str, list[Option]] = {}
@@ -60,8 +60,8 @@ def node_options(canvas: CanvasView, node_id: str) -> list[Option]:
 
 
 def with_options(
-    fields: list[FormField], options: dict[str, Any], canvas: CanvasView, node_id: str
-) -> list[FormField]:
+    fields: list[ConfigField], options: dict[str, Any], canvas: CanvasView, node_id: str
+) -> list[ConfigField]:
     """``fields`` with each picker's options; a stale id stays chosen, marked as gone."""
     filled = []
     for f in fields:

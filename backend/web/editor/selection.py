@@ -23,7 +23,7 @@ from backend.web.editor.edits import (
     save_edit,
 )
 from backend.web.editor.ops import delete_nodes, move_nodes, paste
-from backend.web.forms import read_form
+from backend.web.posted import read_posted
 
 # Same flow: the copies land this far down and right of the originals.
 PASTE_OFFSET = 40.0
@@ -48,7 +48,7 @@ async def move_selection(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
     """``positions``: a JSON object of node id -> {"x", "y"}."""
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     raw = _json(form, "positions")
     try:
         positions = {
@@ -67,7 +67,7 @@ async def move_selection(
 async def delete_selection(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     ids = set(_ids(form))
     flow = await save_edit(request, db, flow_id, revision_of(form), lambda g: delete_nodes(g, ids))
     context = await editor_context(request, db, actor, flow)
@@ -84,7 +84,7 @@ async def paste_selection(
     middle of the marketer's view); within one flow they sit just beside the
     originals.
     """
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     ids = _ids(form)
     try:
         source_id = int(form.get("source", ""))

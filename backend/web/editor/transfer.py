@@ -21,7 +21,7 @@ from backend.web.editor.compare import diff_graphs
 from backend.web.editor.context import editor_context, fragments, load_flow
 from backend.web.editor.edits import BASE, CANVAS_BLOCKS, refused, revision_of, save_edit
 from backend.web.editor.ops import EditRefused, replace_graph
-from backend.web.forms import read_form
+from backend.web.posted import read_posted
 
 # A flow of the maximum size with long configs stays well under this.
 IMPORT_MAX_BYTES = 5_000_000
@@ -44,7 +44,7 @@ async def import_draft(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
     """Replace the draft with an exported graph (undo brings the previous draft back)."""
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     text = form.get("graph", "")
     if not text.strip():
         raise refused(_("Choose a flow file (.json) to import."))
@@ -80,7 +80,7 @@ async def restore_version(
     number: FromPath[int],
 ) -> Template:
     """Roll the draft back to a published version; publishing it again makes it live."""
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     version = await db.scalar(
         select(FlowVersion).where(FlowVersion.flow_id == flow_id, FlowVersion.number == number)
     )

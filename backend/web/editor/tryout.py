@@ -19,7 +19,7 @@ from backend.models import Contact, Role
 from backend.web.editor.context import editor_context, fragments, load_flow, registry_of
 from backend.web.editor.edits import BASE
 from backend.web.editor.testmode import describe
-from backend.web.forms import read_form
+from backend.web.posted import read_posted
 from nodes.sdk import EventRecord, Profile, Services
 from runtime.profiles import load_profiles
 from runtime.simulate import simulate
@@ -89,7 +89,7 @@ async def run_test_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, flow_id: FromPath[int]
 ) -> Template:
     """Walk the test customer through the draft; nothing is sent or saved."""
-    form = (await read_form(request)).values
+    form = (await read_posted(request)).values
     flow = await load_flow(db, flow_id)
     errors: dict[str, str] = {}
     profile: Profile | None = None

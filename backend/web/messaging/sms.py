@@ -19,7 +19,7 @@ from litestar.params import FromPath, FromQuery
 from sqlalchemy import select
 
 from backend.auth.guards import public, role
-from backend.contacts.service import record_consent_change
+from backend.contacts.identify import record_consent_change
 from backend.deps import Db, Now
 from backend.i18n import _
 from backend.models import Contact, OutboxMessage, Role, SuppressionReason

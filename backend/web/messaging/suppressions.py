@@ -17,7 +17,7 @@ from litestar.response import Template
 from sqlalchemy import delete, func, select
 
 from backend.auth.guards import public, role
-from backend.contacts.service import record_consent_change
+from backend.contacts.identify import record_consent_change
 from backend.deps import Db, Now, Paging
 from backend.i18n import _
 from backend.models import Contact, Role, Suppression, SuppressionReason

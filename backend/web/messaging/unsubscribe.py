@@ -22,7 +22,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from backend.auth.guards import public
-from backend.contacts.service import record_consent_change
+from backend.contacts.identify import record_consent_change
 from backend.deps import Db, Now
 from backend.i18n import _
 from backend.models import Channel, Contact

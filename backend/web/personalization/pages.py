@@ -23,10 +23,9 @@ from backend.deps import Actor, Db, Now
 from backend.i18n import N_, _
 from backend.models import Audience, ContentBlock, ContentRule, ContentVariant, Role, SiteKey
 from backend.personalization.sanitize import MAX_HTML_CHARS, sanitize_html
-from backend.web.forms import Form as Posted
-from backend.web.forms import read_form
 from backend.web.personalization.api import personalizer
 from backend.web.personalization.snippet import ANTI_FLICKER_MS, embed_code, snippet_url
+from backend.web.posted import Posted, read_posted
 from backend.web.render import redirect, render
 from backend.web.urls import public_base_url
 
@@ -131,7 +130,7 @@ async def _block_page(
 async def create_block(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now
 ) -> Response[Any]:
-    posted = await read_form(request)
+    posted = await read_posted(request)
     name = posted.get("name")[:200] or _("Untitled block")
     now = clock.now()
     block = ContentBlock(name=name, description="", created_by_id=actor.id, created_at=now)
@@ -153,7 +152,7 @@ async def save_variant(
 ) -> Response[Any] | Template:
     """Add a variant, or change one (``variant_id``), or delete it (``delete``)."""
     block = await _block(db, block_id)
-    posted = await read_form(request)
+    posted = await read_posted(request)
     variant: ContentVariant | None = None
     if posted.get("variant_id").isdigit():
         variant = await db.get(ContentVariant, int(posted.get("variant_id")))
@@ -209,7 +208,7 @@ async def set_claim_safe(
 ) -> Response[Any]:
     """Whether the block may show to a visitor whose identity is only claimed."""
     block = await _block(db, block_id)
-    block.show_on_claim = bool((await read_form(request)).get("show_on_claim"))
+    block.show_on_claim = bool((await read_posted(request)).get("show_on_claim"))
     block.updated_at = clock.now()
     record(db, actor, "content_block.claim_safety", block, {"show_on_claim": block.show_on_claim})
     personalizer(request).forget()
@@ -221,7 +220,7 @@ async def add_rule(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now
 ) -> Response[Any] | Template:
     """A default rule: in ``slot``, show ``variant_id`` when page, source and audience match."""
-    posted = await read_form(request)
+    posted = await read_posted(request)
     variant = (
         await db.get(ContentVariant, int(posted.get("variant_id")))
         if posted.get("variant_id").isdigit()

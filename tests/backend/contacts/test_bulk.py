@@ -8,12 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.contacts.bulk import identify_many
+from backend.contacts.identify import AttributeSchema, Identified, identify
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import IdentifyIn
-from backend.contacts.service import AttributeSchema, Identified, identify
 from backend.models import Contact, ContactConsent
 from backend.models.ingestion import AttributeDefinition
-from tests.services import truncate_all
+from tests.support.stores import truncate_all
 
 ROWS: list[dict[str, Any]] = [
     {"email": "anna@example.com", "first_name": "Anna", "attributes": {"age": 30}},

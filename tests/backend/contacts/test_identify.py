@@ -7,9 +7,9 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.contacts.identify import AttributeSchema, identify
 from backend.contacts.normalize import InvalidValue, normalize_email, normalize_phone
 from backend.contacts.schemas import IdentifyIn
-from backend.contacts.service import AttributeSchema, identify
 from backend.models import AttributeDefinition, Contact, ContactConsent
 
 

@@ -7,9 +7,9 @@ import json
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.contacts.identify import AttributeSchema, identify
 from backend.contacts.privacy import erase_contact, export_contact
 from backend.contacts.schemas import IdentifyIn
-from backend.contacts.service import AttributeSchema, identify
 from backend.models import Contact, ContactConsent, Event
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from backend.web.editor.forms import config_errors, config_fields, read_config
+from backend.web.editor.fields import config_errors, config_fields, read_config
 from backend.web.editor.geometry import edge_path, midpoint, node_height, port_offset
 from backend.web.editor.history import EditHistory
 from backend.web.editor.ops import EditRefused, add_node, connect, new_node_id

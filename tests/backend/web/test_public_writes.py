@@ -20,8 +20,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.forms import public as public_forms
 from backend.models import ContactConsent, Event, Journey, OutboxMessage, Suppression
-from backend.web import public_forms
 from backend.web.messaging import tracking
 from backend.web.messaging import unsubscribe as unsubscribe_pages
 from runtime import flows

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.models import Contact, Role
 from tests.backend.web.support import add_api_key
-from tests.services import truncate_all
+from tests.support.stores import truncate_all
 
 Client = AsyncTestClient[Litestar]
 # Per operation and mode: enough to find the edges, small enough for `make test`.

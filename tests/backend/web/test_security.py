@@ -32,11 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.app import create_app
 from backend.auth.middleware import SESSION_COOKIE, session_config
+from backend.auth.users import set_password
 from backend.cli import UVICORN_OPTIONS
 from backend.csvfile import CsvWriter
 from backend.models import AuditEntry, Delivery, Event, OutboxMessage, Role, Task, User
 from backend.ratelimit import TrustedProxies
-from backend.services.users import set_password
 from backend.settings import Settings
 from nodes.sdk import ENTRY_POINT_GROUP
 from nodes.sdk.registry import register_all

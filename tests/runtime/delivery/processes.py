@@ -28,7 +28,7 @@ from nodes.sdk import discover
 from runtime import flows
 from runtime.engine import Runtime
 from tests.runtime.delivery.smtp_sink import read_log
-from tests.services import missing_service
+from tests.support.stores import missing_service
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -34,7 +34,13 @@ from tests.runtime.delivery.processes import (
     wait_until,
     worker_env,
 )
-from tests.services import REDIS_URL, fresh_database, missing_service, redis_available, truncate_all
+from tests.support.stores import (
+    REDIS_URL,
+    fresh_database,
+    missing_service,
+    redis_available,
+    truncate_all,
+)
 
 LEASE_SECONDS = 3
 POOL = 4

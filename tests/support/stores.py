@@ -1,4 +1,4 @@
-"""Real services for tests: a fresh database per run on SQLite or PostgreSQL, and Redis.
+"""The stores tests run on: a fresh database per run on SQLite or PostgreSQL, and Redis.
 
 Each test session creates its own PostgreSQL database (``tf_<random>``) through
 the ``test`` database, so parallel runs never collide, and builds the schema

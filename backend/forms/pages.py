@@ -21,8 +21,7 @@ from backend.forms.store import apply, definition_of, unique_slug
 from backend.i18n import N_, _
 from backend.models import Form, Role, User
 from backend.models.ingestion import AttributeDefinition
-from backend.web.forms import Form as Posted
-from backend.web.forms import read_form
+from backend.web.posted import Posted, read_posted
 from backend.web.render import redirect, render
 from backend.web.urls import public_base_url
 
@@ -247,7 +246,7 @@ def _with_blank_row(values: dict[str, Any]) -> dict[str, Any]:
 async def create_form(
     request: Request[Any, Any, Any], db: Db, actor: Actor
 ) -> Response[Any] | Template:
-    posted = await read_form(request)
+    posted = await read_posted(request)
     definition, values, errors = parse_definition(posted)
     if posted.get("add_field"):
         return await _editor(request, db, None, _with_blank_row(values), {})
@@ -282,7 +281,7 @@ async def save_form(
     request: Request[Any, Any, Any], db: Db, actor: Actor, form_id: FromPath[int]
 ) -> Template:
     form = await _form(db, form_id)
-    posted = await read_form(request)
+    posted = await read_posted(request)
     definition, values, errors = parse_definition(posted)
     if posted.get("add_field"):
         return await _editor(request, db, form, _with_blank_row(values), {})

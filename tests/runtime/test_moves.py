@@ -11,7 +11,7 @@ from backend.models import AuditEntry, FlowVersion, Journey
 from runtime import flows
 from runtime.clock import FakeClock
 from runtime.engine import Runtime
-from runtime.migrate import Migration, migrate, plan
+from runtime.moves import Move, move_journeys, plan
 from tests.runtime.conftest import Mailbox, add_contacts, journeys, publish
 from tests.runtime.nodes import graph
 
@@ -54,11 +54,11 @@ async def test_waiting_journeys_move_and_continue_on_the_new_version(
     [old] = set(await _versions(runtime))
     new = _flow(("w", "test.wait", {"hours": 48}), "New")
     async with runtime.sessions() as db:
-        assert await plan(db, flow_id, new, now=clock.now()) == Migration(moved=3)
+        assert await plan(db, flow_id, new, now=clock.now()) == Move(moved=3)
     new_id = await _publish(runtime, flow_id, new)
     async with runtime.sessions() as db, db.begin():
-        done = await migrate(db, flow_id, new_id, now=clock.now())
-    assert done == Migration(moved=3, version=2)
+        done = await move_journeys(db, flow_id, new_id, now=clock.now())
+    assert done == Move(moved=3, version=2)
     assert set(await _versions(runtime)) == {new_id} != {old}
     # The wait goes on where it was: due on its old timer, then the new email goes out.
     assert {j.status for j in await journeys(runtime)} == {"waiting"}
@@ -84,12 +84,12 @@ async def test_journeys_whose_step_is_gone_or_changed_type_stay(
     retyped = _flow(("w", "test.wait_until", {"at": "2030-01-01T00:00:00Z"}), "Retyped")
     async with runtime.sessions() as db:
         for draft in (renamed, retyped):
-            assert await plan(db, flow_id, draft, now=clock.now()) == Migration(
+            assert await plan(db, flow_id, draft, now=clock.now()) == Move(
                 moved=0, missing={"w": 2}
             )
     new_id = await _publish(runtime, flow_id, renamed)
     async with runtime.sessions() as db, db.begin():
-        done = await migrate(db, flow_id, new_id, now=clock.now())
+        done = await move_journeys(db, flow_id, new_id, now=clock.now())
     assert (done.moved, done.staying, dict(done.missing)) == (0, 2, {"w": 2})
     assert set(await _versions(runtime)) == {old}
     clock.advance(hours=48)
@@ -110,30 +110,30 @@ async def test_a_journey_a_worker_holds_stays_and_the_new_versions_own_are_not_c
         )
     new = _flow(("w", "test.wait", {"hours": 1}), "New")
     async with runtime.sessions() as db:
-        assert await plan(db, flow_id, new, now=clock.now()) == Migration(moved=2, busy=1)
+        assert await plan(db, flow_id, new, now=clock.now()) == Move(moved=2, busy=1)
     new_id = await _publish(runtime, flow_id, new)
     async with runtime.sessions() as db, db.begin():
-        assert await migrate(db, flow_id, new_id, now=clock.now()) == Migration(
+        assert await move_journeys(db, flow_id, new_id, now=clock.now()) == Move(
             moved=2, busy=1, version=2
         )
     moved = {j.id: j.flow_version_id for j in await journeys(runtime)}
     assert [j for j, v in moved.items() if v != new_id] == [held]
     # Counting again against the published version leaves its own journeys out.
     async with runtime.sessions() as db:
-        assert await plan(db, flow_id, new, now=clock.now(), current=new_id) == Migration(busy=1)
+        assert await plan(db, flow_id, new, now=clock.now(), current=new_id) == Move(busy=1)
         # Once the lease ran out, the last one can move too.
         later = clock.now() + timedelta(minutes=2)
-        assert await plan(db, flow_id, new, now=later, current=new_id) == Migration(moved=1)
+        assert await plan(db, flow_id, new, now=later, current=new_id) == Move(moved=1)
 
 
-async def test_migrating_to_another_flows_version_is_refused(runtime: Runtime) -> None:
+async def test_moving_to_another_flows_version_is_refused(runtime: Runtime) -> None:
     flow_id = await publish(runtime, V1)
     other = await publish(runtime, V1, name="Other")
     async with runtime.sessions() as db:
         version = await db.scalar(select(FlowVersion.id).where(FlowVersion.flow_id == other))
         assert version is not None
         try:
-            await migrate(db, flow_id, version, now=runtime.clock.now())
+            await move_journeys(db, flow_id, version, now=runtime.clock.now())
         except LookupError as exc:
             assert "has no version" in str(exc)
         else:

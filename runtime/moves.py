@@ -11,8 +11,8 @@ unexpired lease): the worker writes their next step against the version it
 loaded, and the claim check in the journal would not see a version change.
 
 ``plan`` counts without changing anything (the publish dialog shows it);
-``migrate`` moves with one UPDATE per older version, in the caller's
-transaction, and returns the fact (a ``Migration`` naming the version) for
+``move_journeys`` moves with one UPDATE per older version, in the caller's
+transaction, and returns the fact (a ``Move`` naming the version) for
 the caller to record: the web layer writes it to its audit log with the
 person who asked, in that same transaction.
 """
@@ -32,11 +32,11 @@ from runtime.models import FlowVersion, Journey
 from runtime.models.journeys import LIVE_STATUSES
 from runtime.sql import among
 
-__all__ = ["Migration", "migrate", "node_types", "plan"]
+__all__ = ["Move", "move_journeys", "node_types", "plan"]
 
 
 @dataclass(frozen=True)
-class Migration:
+class Move:
     """How many live journeys (would) move to the target version, and why the others stay."""
 
     moved: int = 0
@@ -99,8 +99,8 @@ async def plan(
     *,
     now: datetime,
     current: int | None = None,
-) -> Migration:
-    """What ``migrate`` would do if ``graph`` were published now; nothing changes.
+) -> Move:
+    """What ``move_journeys`` would do if ``graph`` were published now; nothing changes.
 
     ``current`` is the version id ``graph`` already is (its journeys are not
     counted); None counts every live journey, as before publishing a draft.
@@ -115,7 +115,7 @@ async def _count(
     movable: Mapping[int, list[str]],
     current: int | None,
     now: datetime,
-) -> Migration:
+) -> Move:
     """One grouped count of the live journeys, split into movable, held and missing."""
     held = func.sum(case((_held(now), 1), else_=0))
     rows = await session.execute(
@@ -131,21 +131,21 @@ async def _count(
         else:
             busy += int(holding or 0)
             moved += count - int(holding or 0)
-    return Migration(moved, dict(missing), busy)
+    return Move(moved, dict(missing), busy)
 
 
-async def migrate(
+async def move_journeys(
     session: AsyncSession,
     flow_id: int,
     version_id: int,
     *,
     now: datetime,
-) -> Migration:
+) -> Move:
     """Move the flow's live journeys on older versions to ``version_id`` where their node fits.
 
     Runs in the caller's transaction (lock the flow first, as publishing
     does, so no version is published meanwhile). Returns what moved and what
-    stayed, for the caller to record (``Migration.details``).
+    stayed, for the caller to record (``Move.details``).
     """
     version = await session.get(FlowVersion, version_id)
     if version is None or version.flow_id != flow_id:
@@ -168,6 +168,4 @@ async def migrate(
         moved += result.rowcount  # type: ignore[attr-defined]
     # A journey that a worker claimed or released between the count and the move
     # changes the split; the counts reported are the ones the UPDATEs produced.
-    return Migration(
-        moved, before.missing, max(0, before.busy + before.moved - moved), version.number
-    )
+    return Move(moved, before.missing, max(0, before.busy + before.moved - moved), version.number)

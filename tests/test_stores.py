@@ -6,7 +6,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.models import Base, Contact, User
-from tests.services import truncate_all
+from tests.support.stores import truncate_all
 
 
 async def test_truncate_empties_every_table_and_restarts_the_ids(engine: AsyncEngine) -> None:

@@ -1,4 +1,4 @@
-"""Reading submitted forms: field errors are collected and shown next to their inputs."""
+"""Reading any page's posted HTML form: the values as typed and the errors per field."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from litestar import Request
 
 
 @dataclass
-class Form:
+class Posted:
     """The submitted values (as typed, for re-display) and the errors per field."""
 
     values: dict[str, str]
@@ -26,6 +26,6 @@ class Form:
         return not self.errors
 
 
-async def read_form(request: Request[Any, Any, Any]) -> Form:
+async def read_posted(request: Request[Any, Any, Any]) -> Posted:
     data = await request.form()
-    return Form({key: value for key, value in data.items() if isinstance(value, str)})
+    return Posted({key: value for key, value in data.items() if isinstance(value, str)})

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.guards import public
 from backend.auth.keys import normalize_origin
+from backend.contacts.identify import AttributeSchema, identify, record_consent
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import TrackIn
-from backend.contacts.service import AttributeSchema, identify, record_consent
 from backend.contacts.track import EventRuntime, track
 from backend.deps import Db, Now
 from backend.forms.definition import FormDefinition

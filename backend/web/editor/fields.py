@@ -28,7 +28,7 @@ REFERENCES = ("node", "form", "content_block", "user", "flow")
 
 
 @dataclass(frozen=True)
-class FormField:
+class ConfigField:
     """One input of a config form, with its current value as the form shows it."""
 
     name: str
@@ -108,13 +108,13 @@ def _choice_key(value: Any) -> str:
 
 def _field(
     name: str, label: str, prop: dict[str, Any], nullable: bool, required: bool, value: Any
-) -> FormField:
+) -> ConfigField:
     widget = _widget(prop)
     enum_values: tuple[Any, ...] = tuple(prop["enum"]) if "enum" in prop else ()
     if "const" in prop:
         enum_values = (prop["const"],)
     if prop.get("writeOnly"):
-        return FormField(
+        return ConfigField(
             name=name,
             label=label,
             widget=widget,
@@ -124,7 +124,7 @@ def _field(
             checked=bool(value),
             secret=True,
         )
-    return FormField(
+    return ConfigField(
         name=name,
         label=label,
         widget=widget,
@@ -145,7 +145,7 @@ def _title(name: str, prop: dict[str, Any]) -> str:
     return _(str(title)) if title else name.replace("_", " ").capitalize()
 
 
-def config_fields(model: type[BaseModel], config: Mapping[str, Any]) -> list[FormField]:
+def config_fields(model: type[BaseModel], config: Mapping[str, Any]) -> list[ConfigField]:
     """The form for ``model``, filled with ``config`` (or the schema's defaults).
 
     A nested model (a duration: amount and unit) becomes one input per field,
