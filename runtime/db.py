@@ -20,6 +20,7 @@ sessions in (``backend.db`` re-exports it for the web app).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -73,6 +74,11 @@ class _WriterLane(AsyncAdaptedQueuePool):
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         self._holders.pop(id(record), None)
         super()._do_return_conn(record)
+
+
+# SQLAlchemy names a pool's logger after its class, which puts the lane under the
+# "runtime" logger the app shows at INFO: every dispose and re-create would be printed.
+logging.getLogger(f"{__name__}.{_WriterLane.__name__}").setLevel(logging.WARNING)
 
 
 def _current_task() -> asyncio.Task[Any] | None:
