@@ -20,7 +20,6 @@ from babel import Locale, UnknownLocaleError
 from babel.support import Translations
 
 from nodes.sdk.i18n import set_translator
-from runtime.messaging.tracking import set_footer_translator
 
 CATALOG_DIR = Path(__file__).resolve().parent
 DOMAIN = "messages"
@@ -117,10 +116,6 @@ def gettext(message: str) -> str:
     return _active.get().gettext(message)
 
 
-# Node code's validation messages (nodes.sdk.i18n.translate) follow the reader's language.
-set_translator(gettext)
-
-
 def in_locale(message: str, locale: str | None) -> str:
     """``message`` in ``locale`` ("sv", "sv-SE", "sv_SE"...), English when we have no such
     catalogue; for text made outside a request, such as an email's footer."""
@@ -128,8 +123,13 @@ def in_locale(message: str, locale: str | None) -> str:
     return catalogs.get(language).gettext(message) if language else message
 
 
-# Email footers (runtime.messaging.tracking) follow the contact's language.
-set_footer_translator(in_locale)
+def _translate(message: str, locale: str | None) -> str:
+    return gettext(message) if locale is None else in_locale(message, locale)
+
+
+# Node code's validation messages (the reader's language) and email footers (the
+# contact's) are translated through the SDK's hook: nodes and runtime never import us.
+set_translator(_translate)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:

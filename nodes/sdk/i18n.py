@@ -5,19 +5,22 @@ descriptions, field titles and validation messages with ``N_`` (which returns
 its argument unchanged) and the catalogue tool extracts every ``N_(...)`` call,
 so mark literal strings only. The app shows them in the reader's language.
 
-``translate`` is for the one place node code hands a finished sentence to a
-person while the app is serving them: a config validation message. It uses the
-translator the app installed with ``set_translator`` (the request's language),
-and returns the message unchanged when none is installed (tests, the worker).
+``translate`` is for code that hands a finished sentence to a person: a
+config validation message (in the reader's language) or an email footer (in
+the contact's, ``locale="sv"``). It uses the one translator the app installed
+with ``set_translator`` and returns the message unchanged when none is
+installed (tests of the runtime or the nodes alone).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["N_", "set_translator", "translate"]
+__all__ = ["N_", "Translator", "set_translator", "translate"]
 
-_translator: Callable[[str], str] | None = None
+# (message, locale or None for the current reader's language) -> the translated message.
+Translator = Callable[[str, str | None], str]
+_translator: Translator | None = None
 
 
 def N_(message: str) -> str:
@@ -25,12 +28,13 @@ def N_(message: str) -> str:
     return message
 
 
-def set_translator(translator: Callable[[str], str] | None) -> None:
+def set_translator(translator: Translator | None) -> None:
     """Install the app's translator (called once by the app at import time)."""
     global _translator
     _translator = translator
 
 
-def translate(message: str) -> str:
-    """``message`` in the current reader's language, if the app installed a translator."""
-    return message if _translator is None else _translator(message)
+def translate(message: str, locale: str | None = None) -> str:
+    """``message`` in ``locale`` (default: the current reader's language), if the app
+    installed a translator."""
+    return message if _translator is None else _translator(message, locale)

@@ -5,40 +5,29 @@ deliverer calls ``decorate`` right before building the MIME message, so every
 copy of a message (including a retry) carries the same signed links.
 
 The footer's link texts are marked with ``N_`` (extracted into the app's
-catalogue) and shown in the contact's language through the hook the app
-installs with ``set_footer_translator``: the runtime never imports the app.
-Without a hook (tests of the runtime alone) they stay English.
+catalogue) and shown in the contact's language through the SDK's translation
+hook (``nodes.sdk.i18n.translate``), which the app installs: the runtime never
+imports the app. Without it (tests of the runtime alone) they stay English.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nodes.sdk.i18n import N_
+from nodes.sdk.i18n import N_, translate
 from runtime.messaging.links import LinkSigner
 
-__all__ = ["Decorated", "decorate", "footer_text", "set_footer_translator", "track_links"]
+__all__ = ["Decorated", "decorate", "footer_text", "track_links"]
 
 UNSUBSCRIBE = N_("Unsubscribe")
 PREFERENCES = N_("Email preferences")
 
-# (message, the contact's locale or None) -> the message in that language.
-FooterTranslator = Callable[[str, str | None], str]
-_footer_translator: FooterTranslator | None = None
-
-
-def set_footer_translator(translator: FooterTranslator | None) -> None:
-    """Install the app's translator for footer texts (called once by the app at import)."""
-    global _footer_translator
-    _footer_translator = translator
-
 
 def footer_text(message: str, locale: str | None) -> str:
-    """``message`` in ``locale`` when the app installed a translator, else unchanged."""
-    return message if _footer_translator is None else _footer_translator(message, locale)
+    """``message`` in the contact's ``locale``; English when the contact has none."""
+    return translate(message, locale or "en")
 
 
 # An <a ...href="http(s)://..."> attribute; other schemes (mailto:, tel:) are left alone.
