@@ -19,7 +19,6 @@ import asyncio
 import logging
 import os
 import re
-import socket
 import statistics
 import tempfile
 import threading
@@ -39,6 +38,7 @@ from runtime.flows import create_flow
 from tests.backend.editor.nodes import EDITOR_TEST_TYPES
 from tests.backend.web.support import settings_for
 from tests.runtime.nodes import TEST_NODE_TYPES
+from tests.support.net import free_port as _free_port
 from tests.support.stores import fresh_database
 
 ROUNDS = int(os.environ.get("TOUCHFLOW_BENCH_ROUNDS", "5"))
@@ -95,12 +95,6 @@ def _find(pattern: re.Pattern[str], html: str) -> str:
     if match is None:
         raise RuntimeError(f"the editor's answer has no {pattern.pattern!r}")
     return match.group(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _serve(url: str) -> tuple[uvicorn.Server, threading.Thread, str]:

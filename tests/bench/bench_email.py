@@ -20,7 +20,6 @@ import asyncio
 import multiprocessing as mp
 import os
 import secrets
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from runtime.delivery.email import EmailDeliverer
 from runtime.engine import Runtime
 from runtime.messaging.gate import GatedDeliverer, GatePolicy
 from runtime.messaging.links import LinkSigner
+from tests.support.net import free_port as _free_port
 from tests.support.stores import fresh_database
 
 POOL = int(os.environ.get("TOUCHFLOW_BENCH_SMTP_POOL", "4"))
@@ -57,12 +57,6 @@ class Sink:
         if self.delay:
             await asyncio.sleep(self.delay)
         return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _serve(port: int, delay: float, ready: Any, stop: Any, received: Any) -> None:

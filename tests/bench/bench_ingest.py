@@ -32,7 +32,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -49,6 +48,7 @@ from backend.auth.users import create_user
 from backend.contacts.imports import count_rows, run_import
 from backend.db import create_engine, create_sessionmaker
 from backend.models import ApiKey, ImportJob, Role
+from tests.support.net import free_port as _free_port
 from tests.support.stores import fresh_database
 
 BATCHES = int(os.environ.get("TOUCHFLOW_BENCH_BATCHES", "20"))
@@ -57,12 +57,6 @@ IMPORT_ROWS = int(os.environ.get("TOUCHFLOW_BENCH_IMPORT", "20000"))
 CONCURRENCY = 2  # batch requests in flight
 BATCH = 1000
 WRK_CONNECTIONS = (8, 32)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _serve_touchflow(url: str, port: int, uploads: str) -> None:

@@ -71,6 +71,7 @@ from backend.models import (
     SlotAssignment,
     Visitor,
 )
+from tests.support.net import free_port as _free_port
 from tests.support.stores import fresh_database
 
 SECONDS = float(os.environ.get("TOUCHFLOW_BENCH_SECONDS", "8"))
@@ -84,12 +85,6 @@ ORIGIN = "https://shop.example.com"
 SITE_KEY = "tfs_bench"
 ACCEPT_LANGUAGE = "en-US,en;q=0.9,de;q=0.8"  # what a browser sends with every request
 SNIPPET = Path(__file__).parents[2] / "frontend" / "static" / "snippet" / "touchflow.js"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _populate(url: str) -> list[str]:

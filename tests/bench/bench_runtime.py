@@ -26,7 +26,6 @@ import multiprocessing as mp
 import os
 import resource
 import secrets
-import socket
 import statistics
 import tempfile
 import time
@@ -55,6 +54,7 @@ from nodes.sdk import (
 )
 from runtime import flows
 from runtime.engine import Runtime
+from tests.support.net import free_port as _free_port
 from tests.support.stores import REDIS_URL, fresh_database
 
 N = int(os.environ.get("TOUCHFLOW_BENCH_N", "100000"))
@@ -490,12 +490,6 @@ async def run() -> None:
 
 
 # -- end to end: form submitted -> first email accepted by SMTP -------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 FIRST_EMAIL_GRAPH = {

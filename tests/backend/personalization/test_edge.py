@@ -6,7 +6,6 @@ import asyncio
 import html
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from backend.models import Event, Role, Visitor
 from tests.backend.personalization.conftest import VISITOR, Post, Shop
 from tests.backend.web.support import MovableClock, add_user, settings_for, sign_in
 from tests.backend.web.test_forms import answers, make_form
+from tests.support.net import free_port as _free_port
 
 PLAIN = {"url": "https://shop.example.com/pricing", "title": "Pricing"}
 
@@ -44,12 +44,6 @@ async def test_embed_codes_use_the_address_the_request_came_in_on(
     assert 'action="http://touchflow.test:9123/f/signup"' in forms
     assert 'src="http://touchflow.test:9123/snippet/' in personalization
     assert ":8000" not in forms + personalization
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_serve_prints_the_links_of_its_own_port(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import socket
 import sys
 import threading
 import time
@@ -57,6 +56,7 @@ from tests.backend.web.support import (
 from tests.backend.web.test_forms import make_form
 from tests.backend.web.test_imports import finish, upload
 from tests.runtime.test_plugin_identity import _install
+from tests.support.net import free_port as _free_port
 
 Client = AsyncTestClient[Litestar]
 
@@ -262,12 +262,6 @@ async def test_the_outbox_masks_the_secret_and_trims_answers_for_non_admins(
 
 
 # --- 3 and 4. Forwarded headers and login throttling, served like `touchflow serve` ----
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

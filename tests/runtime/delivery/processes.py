@@ -28,15 +28,10 @@ from nodes.sdk import discover
 from runtime import flows
 from runtime.engine import Runtime
 from tests.runtime.delivery.smtp_sink import read_log
+from tests.support.net import free_port
 from tests.support.stores import missing_service
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
