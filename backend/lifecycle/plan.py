@@ -229,20 +229,25 @@ async def _live_flows(db: AsyncSession, *where: object) -> int:
     return int(count or 0)
 
 
-async def retire_process(db: AsyncSession, process_id: int) -> LifecycleProcess:
-    """Retire a process that holds no live touchpoint and no unarchived flow."""
-    process = await get_process(db, process_id)
-    touchpoints = await _live_touchpoints(db, LifecycleProcess.id == process.id)
-    flows = await _live_flows(db, LifecycleProcess.id == process.id)
+async def _refuse_if_in_use(db: AsyncSession, name: str, where: object) -> None:
+    """A phase or process still holding live touchpoints or unarchived flows cannot retire."""
+    touchpoints = await _live_touchpoints(db, where)
+    flows = await _live_flows(db, where)
     if touchpoints or flows:
         raise PlanError(
             _(
                 "“%(name)s” still holds %(touchpoints)d touchpoints and %(flows)d flows: "
                 "move or retire them first."
             )
-            % {"name": process.name, "touchpoints": touchpoints, "flows": flows},
+            % {"name": name, "touchpoints": touchpoints, "flows": flows},
             status=409,
         )
+
+
+async def retire_process(db: AsyncSession, process_id: int) -> LifecycleProcess:
+    """Retire a process that holds no live touchpoint and no unarchived flow."""
+    process = await get_process(db, process_id)
+    await _refuse_if_in_use(db, process.name, LifecycleProcess.id == process.id)
     process.retired_at = utcnow()
     return process
 
@@ -250,17 +255,7 @@ async def retire_process(db: AsyncSession, process_id: int) -> LifecycleProcess:
 async def retire_phase(db: AsyncSession, phase_id: int) -> LifecyclePhaseRow:
     """Retire a phase whose processes hold nothing live; its empty processes retire with it."""
     phase = await get_phase(db, phase_id)
-    touchpoints = await _live_touchpoints(db, LifecycleProcess.phase_id == phase.id)
-    flows = await _live_flows(db, LifecycleProcess.phase_id == phase.id)
-    if touchpoints or flows:
-        raise PlanError(
-            _(
-                "“%(name)s” still holds %(touchpoints)d touchpoints and %(flows)d flows: "
-                "move or retire them first."
-            )
-            % {"name": phase.name, "touchpoints": touchpoints, "flows": flows},
-            status=409,
-        )
+    await _refuse_if_in_use(db, phase.name, LifecycleProcess.phase_id == phase.id)
     now = utcnow()
     phase.retired_at = now
     for process in await db.scalars(
