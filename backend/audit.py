@@ -1,11 +1,26 @@
-"""The audit log: every admin action (and every sign-in attempt) leaves a row.
+"""The audit log: every change a person or API key makes (and every sign-in attempt) leaves a row.
 
 ``record`` only adds the row to the caller's session, so the entry commits or
 rolls back together with the change it describes.
+
+Every state-changing route (POST, PUT, PATCH, DELETE) says in its ``opt`` what
+it writes to the log, next to its role::
+
+    @post("/runs/retry", opt=role(Role.admin) | audited("run.retried"))
+
+or, for the few that a person's change does not pass through (a visitor's form
+post, the tracking pixel, a draft edit that is audited when published), why not::
+
+    @post("/f/{slug:str}", opt=public() | unaudited("a visitor's form post"))
+
+``tests/backend/test_audit_routes.py`` walks the app's routes and fails on a
+handler that declares neither, on an ``unaudited`` route missing from its
+reviewed list, and on a declared action its module never records.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +30,33 @@ from backend.auth.principal import Principal
 from backend.models import AuditEntry, Base, utcnow
 
 Target = Base | tuple[str, object] | None
+
+AUDIT_KEY = "audit"
+CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Unaudited:
+    """Why a state-changing route writes no audit entry (see ``unaudited``)."""
+
+    reason: str
+
+
+# Reasons shared by several routes.
+DRAFT_EDIT = "a draft edit: audited when published, with a diff against the previous version"
+INGESTION = "customer data an API key sends in; the event and contact rows record it"
+
+
+def audited(*actions: str) -> dict[str, Any]:
+    """Route ``opt``: the audit actions (``"user.created"``) this handler records."""
+    if not actions:
+        raise ValueError("audited() needs the actions the handler records")
+    return {AUDIT_KEY: actions}
+
+
+def unaudited(reason: str) -> dict[str, Any]:
+    """Route ``opt`` for a state-changing route that records nothing, and why."""
+    return {AUDIT_KEY: Unaudited(reason)}
 
 
 def _target_ref(target: Target) -> tuple[str | None, str | None]:

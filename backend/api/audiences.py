@@ -11,6 +11,7 @@ from litestar.params import JSONBody
 from pydantic import BaseModel, Field, field_validator
 
 from backend.api.responses import BODY, errors
+from backend.audit import unaudited
 from backend.auth.guards import role
 from backend.deps import Db, Now
 from backend.models import Role
@@ -39,7 +40,12 @@ class AudienceCount(BaseModel):
     count: int
 
 
-@post("/audiences/count", opt=role(Role.viewer), status_code=200, responses=errors(*BODY))
+@post(
+    "/audiences/count",
+    opt=role(Role.viewer) | unaudited("reads only: counts who an audience would select"),
+    status_code=200,
+    responses=errors(*BODY),
+)
 async def audience_count(db: Db, clock: Now, data: JSONBody[AudienceIn]) -> AudienceCount:
     """Count the live contacts the rule selects, with the compiler flows use to enroll."""
     try:

@@ -12,7 +12,7 @@ from litestar.exceptions import NotFoundException
 
 from backend.api.responses import INPUT, errors
 from backend.api.schemas import ContactOut, ContactPage
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.contacts.privacy import erase_contact, export_contact
 from backend.contacts.search import search_contacts
@@ -57,7 +57,7 @@ async def export(db: Db, actor: Actor, contact_id: RowId) -> dict[str, Any]:
 
 @delete(
     "/contacts/{contact_id:int}",
-    opt=role(Role.admin),
+    opt=role(Role.admin) | audited("contact.erased"),
     status_code=204,
     responses=errors(*INPUT, 404),
 )

@@ -14,9 +14,10 @@ from sqlalchemy import select
 from backend.api.ingest import RUNTIME
 from backend.api.responses import AUTH, BODY, errors
 from backend.api.schemas import FlowOut
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.contacts.normalize import InvalidValue, normalize_email
-from backend.deps import Db
+from backend.deps import Actor, Db
 from backend.flows.summaries import flow_summaries
 from backend.i18n import gettext as _
 from backend.models import Contact, Role, Visitor
@@ -98,13 +99,13 @@ async def _contact(db: Db, data: StartIn) -> tuple[int | None, bool]:
 
 @post(
     "/flows/{flow_id:int}/start",
-    opt=role(Role.marketer),
+    opt=role(Role.marketer) | audited("flow.started"),
     status_code=202,
     dependencies=RUNTIME,
     responses=errors(*BODY, 404, 409),
 )
 async def start_flow(
-    db: Db, runtime: FlowRuntime, flow_id: RowId, data: JSONBody[StartIn]
+    db: Db, actor: Actor, runtime: FlowRuntime, flow_id: RowId, data: JSONBody[StartIn]
 ) -> StartOut:
     """Start the flow's "API call" trigger for one customer; ``started`` is false when the
     flow's re-entry policy keeps them out, ``unsubscribed`` says the journey sends them only
@@ -120,6 +121,9 @@ async def start_flow(
     except FlowNotStartable as exc:
         raise ClientException(status_code=409, detail=str(exc)) from exc
     started = journey_id is not None
+    if started:
+        details = {"journey": journey_id, "contact": contact_id, "visitor": data.visitor_id}
+        record(db, actor, "flow.started", ("flows", flow_id), details)
     return StartOut(journey_id=journey_id, started=started, unsubscribed=started and withdrawn)
 
 

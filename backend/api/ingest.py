@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.api.responses import BODY, errors
+from backend.audit import INGESTION, unaudited
 from backend.auth.guards import role
 from backend.auth.principal import Principal
 from backend.contacts.bulk import identify_many
@@ -125,7 +126,7 @@ def _track_out(outcome: IngestResult) -> TrackOut:
 
 @post(
     "/identify",
-    opt=role(Role.marketer),
+    opt=role(Role.marketer) | unaudited(INGESTION),
     request_max_body_size=SINGLE_BODY_LIMIT,
     responses=errors(*BODY),
     status_code=200,
@@ -140,7 +141,7 @@ async def identify_contact(db: Db, actor: Actor, data: JSONBody[IdentifyIn]) -> 
 
 @post(
     "/track",
-    opt=role(Role.marketer),
+    opt=role(Role.marketer) | unaudited(INGESTION),
     request_max_body_size=SINGLE_BODY_LIMIT,
     responses=errors(*BODY),
     status_code=202,
@@ -158,7 +159,7 @@ async def track_event(
 
 @post(
     "/batch/identify",
-    opt=role(Role.marketer),
+    opt=role(Role.marketer) | unaudited(INGESTION),
     request_max_body_size=BATCH_BODY_LIMIT,
     responses=errors(*BODY),
     status_code=200,
@@ -184,7 +185,7 @@ async def identify_batch(db: Db, actor: Actor, data: JSONBody[BatchIn]) -> Batch
 
 @post(
     "/batch/track",
-    opt=role(Role.marketer),
+    opt=role(Role.marketer) | unaudited(INGESTION),
     request_max_body_size=BATCH_BODY_LIMIT,
     responses=errors(*BODY),
     status_code=202,

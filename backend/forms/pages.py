@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
 from backend.forms.definition import CONTACT_TARGETS, FormDefinition
@@ -242,7 +242,7 @@ def _with_blank_row(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, "rows": [*values["rows"], blank]}
 
 
-@post("/forms", opt=role(Role.marketer))
+@post("/forms", opt=role(Role.marketer) | audited("form.created"))
 async def create_form(
     request: Request[Any, Any, Any], db: Db, actor: Actor
 ) -> Response[Any] | Template:
@@ -276,7 +276,7 @@ async def edit_form_page(
     return await _editor(request, db, form, values_of(form), {})
 
 
-@post("/forms/{form_id:int}", opt=role(Role.marketer))
+@post("/forms/{form_id:int}", opt=role(Role.marketer) | audited("form.changed"))
 async def save_form(
     request: Request[Any, Any, Any], db: Db, actor: Actor, form_id: FromPath[int]
 ) -> Template:
@@ -294,7 +294,7 @@ async def save_form(
     return await _editor(request, db, form, values_of(form), {}, saved=True)
 
 
-@post("/forms/{form_id:int}/archive", opt=role(Role.marketer))
+@post("/forms/{form_id:int}/archive", opt=role(Role.marketer) | audited("form.archived"))
 async def archive_form(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, form_id: FromPath[int]
 ) -> Response[Any]:

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.audit import unaudited
 from backend.auth.guards import public
 from backend.auth.keys import normalize_origin
 from backend.contacts.identify import AttributeSchema, identify, record_consent
@@ -176,7 +177,8 @@ def _target_field(definition: FormDefinition, failed: str) -> str:
 
 @post(
     "/f/{slug:str}",
-    opt=public(csrf_exempt=True),
+    opt=public(csrf_exempt=True)
+    | unaudited("a visitor's form post; the event and consent rows record it"),
     request_max_body_size=SUBMIT_BODY_LIMIT,
     status_code=200,
 )
@@ -341,7 +343,13 @@ async def confirm_page(
     )
 
 
-@post("/f/confirm", opt=public(csrf_exempt=True), request_max_body_size=4096, status_code=200)
+@post(
+    "/f/confirm",
+    opt=public(csrf_exempt=True)
+    | unaudited("a visitor confirms their own opt-in; the consent row records it"),
+    request_max_body_size=4096,
+    status_code=200,
+)
 async def confirm(request: Request[Any, Any, Any], db: Db, clock: Now) -> Template | Redirect:
     """Record the consent the link stands for (again is harmless)."""
     now = clock.now()

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from backend.api.responses import AUTH, BODY, INPUT, errors
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
 from backend.i18n import _
@@ -146,7 +146,7 @@ async def list_touchpoints(db: Db, process_id: RowId) -> list[TouchpointOut]:
 
 @patch(
     "/lifecycle/touchpoints/{touchpoint_id:int}",
-    opt=role(Role.marketer),
+    opt=role(Role.marketer) | audited("touchpoint.updated"),
     responses=errors(*BODY, 404, 409),
 )
 async def save_touchpoint(

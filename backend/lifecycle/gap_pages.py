@@ -11,7 +11,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 from sqlalchemy import select
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
 from backend.i18n import _
@@ -73,7 +73,7 @@ async def export_board(db: Db, process_id: FromPath[int]) -> Response[str]:
 
 @post(
     "/lifecycle/processes/{process_id:int}/import",
-    opt=role(Role.marketer),
+    opt=role(Role.marketer) | audited("touchpoint.imported"),
     request_max_body_size=IMPORT_LIMIT,
 )
 async def import_board(

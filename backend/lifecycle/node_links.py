@@ -14,7 +14,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 from sqlalchemy import select
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db
 from backend.i18n import _
@@ -83,7 +83,11 @@ async def node_touchpoints(
     return await _fragment(request, db, actor, flow, node_id)
 
 
-@post(PATH, opt=role(Role.marketer), status_code=200)
+@post(
+    PATH,
+    opt=role(Role.marketer) | audited("touchpoint.linked", "touchpoint.unlinked"),
+    status_code=200,
+)
 async def change_node_touchpoints(
     request: Request[Any, Any, Any],
     db: Db,

@@ -15,7 +15,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 from sqlalchemy import select
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
 from backend.i18n import _
@@ -142,7 +142,10 @@ async def _choices(db: Db) -> dict[str, Any]:
     return {"plan": plan, "customer_cards": customers, "flows": flows}
 
 
-@post("/lifecycle/processes/{process_id:int}/touchpoints", opt=role(Role.marketer))
+@post(
+    "/lifecycle/processes/{process_id:int}/touchpoints",
+    opt=role(Role.marketer) | audited("touchpoint.created"),
+)
 async def create_touchpoint(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, process_id: FromPath[int]
 ) -> Response[Any] | Template:
@@ -254,7 +257,10 @@ async def _answers(db: Db, raw: str, card_id: int) -> tuple[int | None, str | No
     return target.id, None
 
 
-@post("/lifecycle/touchpoints/{touchpoint_id:int}", opt=role(Role.marketer))
+@post(
+    "/lifecycle/touchpoints/{touchpoint_id:int}",
+    opt=role(Role.marketer) | audited("touchpoint.updated"),
+)
 async def save_touchpoint(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, touchpoint_id: FromPath[int]
 ) -> Response[Any] | Template:
@@ -325,7 +331,10 @@ def _int_or_none(raw: Any) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-@post("/lifecycle/touchpoints/{touchpoint_id:int}/move", opt=role(Role.marketer))
+@post(
+    "/lifecycle/touchpoints/{touchpoint_id:int}/move",
+    opt=role(Role.marketer) | audited("touchpoint.moved"),
+)
 async def move_touchpoint(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, touchpoint_id: FromPath[int]
 ) -> Response[Any]:
@@ -368,7 +377,10 @@ async def move_touchpoint(
     return redirect(request, f"/lifecycle/processes/{moved.process_id}#card-{moved.id}")
 
 
-@post("/lifecycle/touchpoints/{touchpoint_id:int}/links", opt=role(Role.marketer))
+@post(
+    "/lifecycle/touchpoints/{touchpoint_id:int}/links",
+    opt=role(Role.marketer) | audited("touchpoint.linked"),
+)
 async def add_link(
     request: Request[Any, Any, Any], db: Db, actor: Actor, touchpoint_id: FromPath[int]
 ) -> Response[Any]:
@@ -406,7 +418,8 @@ async def add_link(
 
 
 @post(
-    "/lifecycle/touchpoints/{touchpoint_id:int}/links/{link_id:int}/delete", opt=role(Role.marketer)
+    "/lifecycle/touchpoints/{touchpoint_id:int}/links/{link_id:int}/delete",
+    opt=role(Role.marketer) | audited("touchpoint.unlinked"),
 )
 async def remove_link(
     request: Request[Any, Any, Any],
@@ -429,7 +442,10 @@ async def remove_link(
     return redirect(request, f"/lifecycle/touchpoints/{touchpoint_id}")
 
 
-@post("/lifecycle/touchpoints/{touchpoint_id:int}/flow", opt=role(Role.marketer))
+@post(
+    "/lifecycle/touchpoints/{touchpoint_id:int}/flow",
+    opt=role(Role.marketer) | audited("flow.created"),
+)
 async def flow_from_touchpoint(
     request: Request[Any, Any, Any], db: Db, actor: Actor, touchpoint_id: FromPath[int]
 ) -> Response[Any]:

@@ -8,7 +8,7 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.response import Template
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db
 from backend.i18n import _
@@ -43,7 +43,7 @@ def _id(raw: str) -> int:
     return int(raw)
 
 
-@post("/lifecycle/plan", opt=role(Role.marketer))
+@post("/lifecycle/plan", opt=role(Role.marketer) | audited("lifecycle.*"))
 async def change_plan(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Response[Any]:
     """One form action per change: ``action`` names it, ``phase_id``/``process_id`` the target."""
     form = await read_posted(request)
@@ -126,7 +126,7 @@ def _ref(phase_id: int | None, process_id: int | None) -> tuple[str, object]:
     return ("lifecycle_processes", process_id)
 
 
-@post("/lifecycle/horizons", opt=role(Role.marketer))
+@post("/lifecycle/horizons", opt=role(Role.marketer) | audited("lifecycle.horizons_changed"))
 async def save_horizons(
     request: Request[Any, Any, Any], db: Db, actor: Actor
 ) -> Response[Any] | Template:

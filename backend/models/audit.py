@@ -1,4 +1,8 @@
-"""Audit log: who did what to which object, for admins."""
+"""Audit log: who did what to which object, for admins.
+
+The table is append-only: migration 0017 adds database triggers that refuse any
+UPDATE or DELETE (and, on PostgreSQL, TRUNCATE) of its rows.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_log_at", "at"),
         Index("ix_audit_log_target", "target_type", "target_id"),
+        Index("ix_audit_log_actor", "actor_type", "actor_id"),
+        Index("ix_audit_log_action", "action"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

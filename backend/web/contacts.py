@@ -20,7 +20,7 @@ from litestar.response import Stream, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.auth.principal import Principal
 from backend.contacts.filtering import (
@@ -332,7 +332,7 @@ async def _apply_edit(db: AsyncSession, contact: Contact, form: Posted) -> None:
     contact.attributes = {k: v for k, v in attributes.items() if v is not None}
 
 
-@post("/contacts/{contact_id:int}", opt=role(Role.marketer))
+@post("/contacts/{contact_id:int}", opt=role(Role.marketer) | audited("contact.changed"))
 async def edit_contact(
     request: Request[Any, Any, Any], db: Db, actor: Actor, contact_id: FromPath[int]
 ) -> Template:
@@ -359,7 +359,7 @@ async def export_contact_json(db: Db, actor: Actor, contact_id: FromPath[int]) -
     )
 
 
-@post("/contacts/{contact_id:int}/erase", opt=role(Role.admin))
+@post("/contacts/{contact_id:int}/erase", opt=role(Role.admin) | audited("contact.erased"))
 async def erase(
     request: Request[Any, Any, Any], db: Db, actor: Actor, contact_id: FromPath[int]
 ) -> Response[Any]:

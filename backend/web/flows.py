@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
 from backend.flows.process import (
@@ -109,7 +109,7 @@ async def new_flow_page(request: Request[Any, Any, Any], db: Db) -> Template:
     return render(request, "flows/new.html", await _new_context(db, {"phase": "attract"}, {}))
 
 
-@post("/flows", opt=role(Role.marketer))
+@post("/flows", opt=role(Role.marketer) | audited("flow.created"))
 async def create_flow_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor
 ) -> Response[Any] | Template:
@@ -183,7 +183,7 @@ async def flow_page(
     )
 
 
-@post("/flows/{flow_id:int}/process", opt=role(Role.marketer))
+@post("/flows/{flow_id:int}/process", opt=role(Role.marketer) | audited("flow.process_changed"))
 async def set_process_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Response[Any]:

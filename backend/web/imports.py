@@ -21,7 +21,7 @@ from litestar.response import File, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.contacts.imports import (
     CONTACT_COLUMNS,
@@ -112,7 +112,11 @@ async def new_import_page(request: Request[Any, Any, Any]) -> Template:
     return render(request, "imports/new.html", {"nav": "contacts", "errors": {}})
 
 
-@post("/imports", opt=role(Role.marketer), request_max_body_size=UPLOAD_LIMIT)
+@post(
+    "/imports",
+    opt=role(Role.marketer) | audited("import.uploaded"),
+    request_max_body_size=UPLOAD_LIMIT,
+)
 async def upload(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Response[Any] | Template:
     """Keep the file and show its preview; nothing is imported before the mapping is confirmed."""
     upload = (await request.form()).get("file")
@@ -140,6 +144,7 @@ async def upload(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Respo
     )
     db.add(job)
     await db.flush()
+    record(db, actor, "import.uploaded", job, {"file": job.filename})
     return redirect(request, f"/imports/{job.id}")
 
 
@@ -217,7 +222,7 @@ async def job_page(request: Request[Any, Any, Any], db: Db, job_id: FromPath[int
     return await _job_page(request, db, await _job(db, job_id))
 
 
-@post("/imports/{job_id:int}/start", opt=role(Role.marketer))
+@post("/imports/{job_id:int}/start", opt=role(Role.marketer) | audited("import.started"))
 async def start(
     request: Request[Any, Any, Any], db: Db, actor: Actor, job_id: FromPath[int]
 ) -> Response[Any] | Template:
@@ -256,11 +261,15 @@ async def start(
     return redirect(request, f"/imports/{job.id}")
 
 
-@post("/imports/{job_id:int}/resume", opt=role(Role.marketer))
-async def resume(request: Request[Any, Any, Any], db: Db, job_id: FromPath[int]) -> Response[Any]:
+@post("/imports/{job_id:int}/resume", opt=role(Role.marketer) | audited("import.resumed"))
+async def resume(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, job_id: FromPath[int]
+) -> Response[Any]:
     """Continue a job a restart interrupted, from its last committed chunk."""
     job = await _job(db, job_id)
     if job.status in ("queued", "running"):
+        record(db, actor, "import.resumed", job, {"file": job.filename})
+        await db.commit()
         start_job(request.app, job.id)
     return redirect(request, f"/imports/{job.id}")
 

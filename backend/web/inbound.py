@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.audit import record
+from backend.audit import audited, record, unaudited
 from backend.auth.guards import public, role
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import TrackIn
@@ -121,7 +121,7 @@ async def sources_page(request: Request[Any, Any, Any], db: Db) -> Template:
     return await _page(request, db)
 
 
-@post("/settings/inbound", opt=role(Role.admin))
+@post("/settings/inbound", opt=role(Role.admin) | audited("inbound_source.created"))
 async def add_source(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Template:
     form = await read_posted(request)
     name = form.get("name")
@@ -142,7 +142,7 @@ async def add_source(request: Request[Any, Any, Any], db: Db, actor: Actor) -> T
     return await _page(request, db, created=source, partial=True)
 
 
-@post("/settings/inbound/{source_id:int}", opt=role(Role.admin))
+@post("/settings/inbound/{source_id:int}", opt=role(Role.admin) | audited("inbound_source.changed"))
 async def change_mapping(
     request: Request[Any, Any, Any], db: Db, actor: Actor, source_id: FromPath[int]
 ) -> Template:
@@ -160,7 +160,10 @@ async def change_mapping(
     return await _page(request, db, partial=True)
 
 
-@post("/settings/inbound/{source_id:int}/revoke", opt=role(Role.admin))
+@post(
+    "/settings/inbound/{source_id:int}/revoke",
+    opt=role(Role.admin) | audited("inbound_source.revoked"),
+)
 async def revoke_source(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, source_id: FromPath[int]
 ) -> Template:
@@ -188,7 +191,8 @@ async def _limited(request: Request[Any, Any, Any], source: InboundSource) -> fl
 
 @post(
     "/hooks/in/{token:str}",
-    opt=public(csrf_exempt=True),
+    opt=public(csrf_exempt=True)
+    | unaudited("an outside system's webhook (by its secret URL); the event rows record it"),
     request_max_body_size=HOOK_BODY_LIMIT,
     status_code=202,
 )

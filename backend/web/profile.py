@@ -11,8 +11,9 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Template
 
+from backend.audit import audited, record
 from backend.auth.guards import current_principal, role
-from backend.deps import Db
+from backend.deps import Actor, Db
 from backend.i18n import _, catalogs
 from backend.models import Role, User
 from backend.web.render import redirect, render
@@ -60,9 +61,9 @@ async def profile_page(
     return render(request, "profile.html", _context(await _me(request, db), saved=saved))
 
 
-@post("/profile", opt=role(Role.viewer))
+@post("/profile", opt=role(Role.viewer) | audited("profile.changed"))
 async def save_profile(
-    request: Request[Any, Any, Any], db: Db, data: URLEncodedBody[ProfileForm]
+    request: Request[Any, Any, Any], db: Db, actor: Actor, data: URLEncodedBody[ProfileForm]
 ) -> Response[Any] | Template:
     user = await _me(request, db)
     locale = data.locale.strip()
@@ -81,8 +82,9 @@ async def save_profile(
             _context(user, _("Choose a time zone from the list, like Europe/Stockholm.")),
             status_code=400,
         )
-    user.locale = locale or None
-    user.time_zone = zone or None
+    changes = {"locale": locale or None, "time_zone": zone or None}
+    user.locale, user.time_zone = changes["locale"], changes["time_zone"]
+    record(db, actor, "profile.changed", user, changes)
     await db.commit()
     return redirect(request, "/profile?saved=true")
 

@@ -10,7 +10,7 @@ from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Template
 from sqlalchemy import func, select
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.csrf import rotate_token
 from backend.auth.guards import current_principal, public, role
 from backend.auth.middleware import end_sessions, sign_in, sign_out
@@ -48,7 +48,7 @@ async def login_page(
     return render(request, "login.html", {"next": safe_next(next), "email": "", "error": None})
 
 
-@post("/login", opt=public())
+@post("/login", opt=public() | audited("auth.login", "auth.login_failed"))
 async def login(
     request: Request[Any, Any, Any],
     db: Db,
@@ -98,13 +98,15 @@ async def login(
     return redirect(request, safe_next(data.next))
 
 
-@post("/logout", opt=role(Role.viewer))
+@post("/logout", opt=role(Role.viewer) | audited("auth.logout"))
 async def logout(request: Request[Any, Any, Any], db: Db) -> Response[Any]:
     """Sign out here and everywhere: copies of this session cookie stop working too."""
     principal = current_principal(request)
     user = await db.get(User, principal.id) if principal and principal.kind == "user" else None
     if user is not None:
         end_sessions(user)
+    if principal is not None:
+        record(db, principal, "auth.logout", user)
     sign_out(request.session)
     return redirect(request, "/login")
 

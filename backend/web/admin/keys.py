@@ -11,7 +11,7 @@ from litestar.response import Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.auth.keys import new_api_key, new_site_key, normalize_origin
 from backend.deps import Actor, Db, Now
@@ -67,7 +67,7 @@ async def api_keys_page(request: Request[Any, Any, Any], db: Db) -> Template:
     return await _api_keys_page(request, db)
 
 
-@post("/settings/api-keys", opt=role(Role.admin))
+@post("/settings/api-keys", opt=role(Role.admin) | audited("api_key.created"))
 async def add_api_key(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Template:
     form = await read_posted(request)
     name = _check_name(form)
@@ -92,7 +92,7 @@ async def add_api_key(request: Request[Any, Any, Any], db: Db, actor: Actor) -> 
     return await _api_keys_page(request, db, new_token=made.token, partial=True)
 
 
-@post("/settings/api-keys/{key_id:int}/revoke", opt=role(Role.admin))
+@post("/settings/api-keys/{key_id:int}/revoke", opt=role(Role.admin) | audited("api_key.revoked"))
 async def revoke_api_key(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, key_id: FromPath[int]
 ) -> Template:
@@ -160,7 +160,7 @@ async def site_keys_page(request: Request[Any, Any, Any], db: Db) -> Template:
     return await _site_keys_page(request, db)
 
 
-@post("/settings/site-keys", opt=role(Role.admin))
+@post("/settings/site-keys", opt=role(Role.admin) | audited("site_key.created"))
 async def add_site_key(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Template:
     form = await read_posted(request)
     name = _check_name(form)
@@ -174,7 +174,7 @@ async def add_site_key(request: Request[Any, Any, Any], db: Db, actor: Actor) ->
     return await _site_keys_page(request, db, partial=True)
 
 
-@post("/settings/site-keys/{key_id:int}", opt=role(Role.admin))
+@post("/settings/site-keys/{key_id:int}", opt=role(Role.admin) | audited("site_key.changed"))
 async def change_site_key(
     request: Request[Any, Any, Any], db: Db, actor: Actor, key_id: FromPath[int]
 ) -> Template:
@@ -198,7 +198,7 @@ async def change_site_key(
     return await _site_keys_page(request, db, partial=True)
 
 
-@post("/settings/site-keys/{key_id:int}/revoke", opt=role(Role.admin))
+@post("/settings/site-keys/{key_id:int}/revoke", opt=role(Role.admin) | audited("site_key.revoked"))
 async def revoke_site_key(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, key_id: FromPath[int]
 ) -> Template:

@@ -11,7 +11,7 @@ from litestar.response import Template
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.auth.middleware import end_sessions
 from backend.auth.users import UserError, create_user
@@ -58,7 +58,7 @@ async def users_page(request: Request[Any, Any, Any], db: Db) -> Template:
     return await _page(request, db)
 
 
-@post("/settings/users", opt=role(Role.admin))
+@post("/settings/users", opt=role(Role.admin) | audited("user.created"))
 async def add_user(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Template:
     form = await read_posted(request)
     try:
@@ -81,7 +81,7 @@ async def add_user(request: Request[Any, Any, Any], db: Db, actor: Actor) -> Tem
     return await _page(request, db, form, status=422)
 
 
-@post("/settings/users/{user_id:int}", opt=role(Role.admin))
+@post("/settings/users/{user_id:int}", opt=role(Role.admin) | audited("user.changed"))
 async def change_user(
     request: Request[Any, Any, Any], db: Db, actor: Actor, user_id: FromPath[int]
 ) -> Template:

@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Template
 
+from backend.audit import DRAFT_EDIT, unaudited
 from backend.auth.guards import role
 from backend.deps import Actor, Db
 from backend.i18n import _
@@ -114,7 +115,7 @@ async def save_edit(
     return flow
 
 
-@post(BASE + "/nodes", opt=role(Role.marketer))
+@post(BASE + "/nodes", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def add_node_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
@@ -133,7 +134,7 @@ async def add_node_action(
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
 
-@post(BASE + "/nodes/{node_id:str}/move", opt=role(Role.marketer))
+@post(BASE + "/nodes/{node_id:str}/move", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def move_node_action(
     request: Request[Any, Any, Any],
     db: Db,
@@ -149,7 +150,7 @@ async def move_node_action(
     return moved_response(await editor_context(request, db, actor, flow, moved={node_id}))
 
 
-@post(BASE + "/nodes/{node_id:str}/delete", opt=role(Role.marketer))
+@post(BASE + "/nodes/{node_id:str}/delete", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def delete_node_action(
     request: Request[Any, Any, Any],
     db: Db,
@@ -165,7 +166,7 @@ async def delete_node_action(
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
 
-@post(BASE + "/nodes/{node_id:str}/label", opt=role(Role.marketer))
+@post(BASE + "/nodes/{node_id:str}/label", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def rename_action(
     request: Request[Any, Any, Any],
     db: Db,
@@ -182,7 +183,7 @@ async def rename_action(
     return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
 
 
-@post(BASE + "/nodes/{node_id:str}/config", opt=role(Role.marketer))
+@post(BASE + "/nodes/{node_id:str}/config", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def configure_action(
     request: Request[Any, Any, Any],
     db: Db,
@@ -222,7 +223,7 @@ async def configure_action(
     return fragments(context, "panel", "graph", *CANVAS_BLOCKS)
 
 
-@post(BASE + "/edges", opt=role(Role.marketer))
+@post(BASE + "/edges", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def connect_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
@@ -239,7 +240,7 @@ async def connect_action(
     return await _connections_changed(request, db, actor, flow, form)
 
 
-@post(BASE + "/edges/delete", opt=role(Role.marketer))
+@post(BASE + "/edges/delete", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def disconnect_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
@@ -265,7 +266,7 @@ async def _connections_changed(
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel_problems")
 
 
-@post(BASE + "/tidy", opt=role(Role.marketer))
+@post(BASE + "/tidy", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def tidy_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
@@ -299,14 +300,14 @@ async def _step_history(
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
 
-@post(BASE + "/undo", opt=role(Role.marketer))
+@post(BASE + "/undo", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def undo_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
     return await _step_history(request, db, actor, flow_id, redo=False)
 
 
-@post(BASE + "/redo", opt=role(Role.marketer))
+@post(BASE + "/redo", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def redo_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:

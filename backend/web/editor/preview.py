@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.auth.principal import Principal
 from backend.contacts.normalize import InvalidValue, normalize_email
@@ -171,7 +172,9 @@ async def contact_choices(db: Db, flow_id: FromPath[int], contact: FromQuery[str
     return _block("choices", {"choices": rows})
 
 
-@post(BASE + "/nodes/{node_id:str}/test-send", opt=role(Role.marketer))
+@post(
+    BASE + "/nodes/{node_id:str}/test-send", opt=role(Role.marketer) | audited("message.test_sent")
+)
 async def test_send(
     request: Request[Any, Any, Any],
     db: Db,
@@ -203,6 +206,8 @@ async def test_send(
         html=email.get("html") or None,
         preheader=email.get("preheader") or None,
     )
+    details = {"to": address, "node": node_id}
+    record(db, actor, "message.test_sent", ("outbox_messages", message_id), details)
     return _preview_answer(
         actor, flow, node_id, contact, rendered, to=to, sent=(address, message_id)
     )

@@ -9,7 +9,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Template
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
 from backend.i18n import _, ngettext
@@ -39,7 +39,7 @@ async def publish_dialog(
     return fragments(context, "panel")
 
 
-@post(BASE + "/publish", opt=role(Role.marketer))
+@post(BASE + "/publish", opt=role(Role.marketer) | audited("flow.published", "flow.journeys_moved"))
 async def publish_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, flow_id: FromPath[int]
 ) -> Template:
@@ -98,9 +98,13 @@ def _moved_notice(moved: Move) -> str:
 
 
 LIFECYCLE = {"pause": pause, "resume": resume}
+LIFECYCLE_ACTIONS = {"pause": "flow.paused", "resume": "flow.resumed", "archive": "flow.archived"}
 
 
-@post(BASE + "/lifecycle", opt=role(Role.marketer))
+@post(
+    BASE + "/lifecycle",
+    opt=role(Role.marketer) | audited("flow.paused", "flow.resumed", "flow.archived"),
+)
 async def lifecycle_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, flow_id: FromPath[int]
 ) -> Template | Response[Any]:
@@ -125,7 +129,7 @@ async def lifecycle_action(
         raise HTTPException(status_code=409, detail=messages.get(action, str(exc))) from None
     flow = await load_flow(db, flow_id)
     await db.refresh(flow)
-    record(db, actor, f"flow.{action}d", flow, details)
+    record(db, actor, LIFECYCLE_ACTIONS[action], flow, details)
     if action == "archive":
         # Archived flows are read-only: reload the page so the palette and handles go away.
         return redirect(request, f"/flows/{flow_id}/edit")

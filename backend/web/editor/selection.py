@@ -9,6 +9,7 @@ from litestar import Request, post
 from litestar.params import FromPath
 from litestar.response import Template
 
+from backend.audit import DRAFT_EDIT, unaudited
 from backend.auth.guards import role
 from backend.deps import Actor, Db
 from backend.i18n import _
@@ -43,7 +44,7 @@ def _ids(form: dict[str, str]) -> list[str]:
     return ids
 
 
-@post(BASE + "/selection/move", opt=role(Role.marketer))
+@post(BASE + "/selection/move", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def move_selection(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
@@ -63,7 +64,7 @@ async def move_selection(
     return moved_response(context)
 
 
-@post(BASE + "/selection/delete", opt=role(Role.marketer))
+@post(BASE + "/selection/delete", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def delete_selection(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
@@ -74,7 +75,7 @@ async def delete_selection(
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
 
-@post(BASE + "/paste", opt=role(Role.marketer))
+@post(BASE + "/paste", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def paste_selection(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:

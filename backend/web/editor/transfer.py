@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from sqlalchemy import select
 
+from backend.audit import DRAFT_EDIT, unaudited
 from backend.auth.guards import role
 from backend.deps import Actor, Db
 from backend.i18n import _
@@ -39,7 +40,7 @@ async def export_draft(db: Db, flow_id: FromPath[int]) -> Response[bytes]:
     )
 
 
-@post(BASE + "/import", opt=role(Role.marketer))
+@post(BASE + "/import", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def import_draft(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Template:
@@ -71,7 +72,7 @@ async def import_draft(
     return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
 
 
-@post(BASE + "/versions/{number:int}/restore", opt=role(Role.marketer))
+@post(BASE + "/versions/{number:int}/restore", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
 async def restore_version(
     request: Request[Any, Any, Any],
     db: Db,

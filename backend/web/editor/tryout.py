@@ -12,6 +12,7 @@ from litestar.response import Template
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
+from backend.audit import unaudited
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
 from backend.i18n import _
@@ -84,7 +85,11 @@ async def test_panel(
     return fragments(context, "panel")
 
 
-@post(BASE + "/test", opt=role(Role.viewer))
+@post(
+    BASE + "/test",
+    opt=role(Role.viewer)
+    | unaudited("test mode: walks the draft for a sample customer and stores nothing"),
+)
 async def run_test_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, flow_id: FromPath[int]
 ) -> Template:

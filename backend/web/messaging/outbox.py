@@ -10,8 +10,9 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from sqlalchemy import func, select
 
+from backend.audit import audited, record
 from backend.auth.guards import role
-from backend.deps import Db, Paging
+from backend.deps import Actor, Db, Paging
 from backend.i18n import N_, _
 from backend.models import Contact, Delivery, OutboxMessage, OutboxStatus, Role
 from backend.web.messaging.common import runtime
@@ -91,15 +92,16 @@ async def outbox_message_page(
     )
 
 
-@post("/outbox/{message_id:int}/retry", opt=role(Role.admin))
+@post("/outbox/{message_id:int}/retry", opt=role(Role.admin) | audited("outbox.retried"))
 async def retry_outbox_message(
-    request: Request[Any, Any, Any], message_id: FromPath[int]
+    request: Request[Any, Any, Any], db: Db, actor: Actor, message_id: FromPath[int]
 ) -> Response[Any]:
     """Send a failed (dead-lettered) message again with a fresh attempt budget."""
     try:
         await runtime(request).retry_message(message_id)
     except AdminError as exc:
         raise ValidationException(_("Only a failed message can be sent again.")) from exc
+    record(db, actor, "outbox.retried", ("outbox_messages", message_id))
     return redirect(request, f"/outbox/{message_id}")
 
 

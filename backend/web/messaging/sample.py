@@ -17,9 +17,10 @@ from litestar.exceptions import ValidationException
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.contacts.normalize import InvalidValue, normalize_email
-from backend.deps import Db, Now
+from backend.deps import Actor, Db, Now
 from backend.i18n import _
 from backend.models import OutboxMessage, Role
 from backend.web.messaging.common import runtime
@@ -73,8 +74,14 @@ async def _fields(request: Request[Any, Any, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in (await request.form()).items()}
 
 
-@post("/messaging/test-send", opt=role(Role.marketer), request_max_body_size=256_000)
-async def send_sample(request: Request[Any, Any, Any], db: Db, clock: Now) -> dict[str, Any]:
+@post(
+    "/messaging/test-send",
+    opt=role(Role.marketer) | audited("message.test_sent"),
+    request_max_body_size=256_000,
+)
+async def send_sample(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now
+) -> dict[str, Any]:
     """Queue one test email now; answers its outbox id and page."""
     fields = await _fields(request)
     try:
@@ -94,6 +101,7 @@ async def send_sample(request: Request[Any, Any, Any], db: Db, clock: Now) -> di
         html=fields.get("html") or None,
         preheader=fields.get("preheader") or None,
     )
+    record(db, actor, "message.test_sent", ("outbox_messages", message_id), {"to": to})
     return {"message_id": message_id, "url": f"/outbox/{message_id}"}
 
 

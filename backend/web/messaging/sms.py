@@ -18,6 +18,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from sqlalchemy import select
 
+from backend.audit import unaudited
 from backend.auth.guards import public, role
 from backend.contacts.identify import record_consent_change
 from backend.deps import Db, Now
@@ -50,7 +51,12 @@ def _reply(request: Request[Any, Any, Any]) -> Response[str]:
     return Response(content="", media_type="text/plain")
 
 
-@post("/hooks/sms/status/{token:str}", opt=public(csrf_exempt=True), request_max_body_size=16384)
+@post(
+    "/hooks/sms/status/{token:str}",
+    opt=public(csrf_exempt=True)
+    | unaudited("the SMS provider's delivery report, recorded on the message"),
+    request_max_body_size=16384,
+)
 async def sms_status(
     request: Request[Any, Any, Any], db: Db, token: FromPath[str]
 ) -> Response[str]:
@@ -79,7 +85,12 @@ async def sms_status(
     return _reply(request)
 
 
-@post("/hooks/sms/inbound/{token:str}", opt=public(csrf_exempt=True), request_max_body_size=16384)
+@post(
+    "/hooks/sms/inbound/{token:str}",
+    opt=public(csrf_exempt=True)
+    | unaudited("the SMS provider's callback: a customer's reply, recorded as an event"),
+    request_max_body_size=16384,
+)
 async def sms_inbound(
     request: Request[Any, Any, Any], db: Db, clock: Now, token: FromPath[str]
 ) -> Response[str]:

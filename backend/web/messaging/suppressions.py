@@ -16,9 +16,10 @@ from litestar.params import FromPath
 from litestar.response import Template
 from sqlalchemy import delete, func, select
 
+from backend.audit import audited, record, unaudited
 from backend.auth.guards import public, role
 from backend.contacts.identify import record_consent_change
-from backend.deps import Db, Now, Paging
+from backend.deps import Actor, Db, Now, Paging
 from backend.i18n import _
 from backend.models import Contact, Role, Suppression, SuppressionReason
 from backend.web.messaging.common import claims, runtime, signer
@@ -55,14 +56,20 @@ async def suppressions_page(request: Request[Any, Any, Any], db: Db, paging: Pag
     )
 
 
-@post("/outbox/suppressions/{suppression_id:int}/remove", opt=role(Role.admin))
+@post(
+    "/outbox/suppressions/{suppression_id:int}/remove",
+    opt=role(Role.admin) | audited("suppression.removed"),
+)
 async def remove_suppression(
-    request: Request[Any, Any, Any], db: Db, suppression_id: FromPath[int]
+    request: Request[Any, Any, Any], db: Db, actor: Actor, suppression_id: FromPath[int]
 ) -> Response[Any]:
     """Lift an entry (a bounce that was the provider's mistake); consent is not changed."""
-    result = await db.execute(delete(Suppression).where(Suppression.id == suppression_id))
-    if not result.rowcount:  # type: ignore[attr-defined]
+    entry = await db.get(Suppression, suppression_id)
+    if entry is None:
         raise NotFoundException(_("This address is not on the list."))
+    details = {"channel": entry.channel, "address": entry.address, "reason": entry.reason}
+    await db.execute(delete(Suppression).where(Suppression.id == suppression_id))
+    record(db, actor, "suppression.removed", ("suppressions", suppression_id), details)
     return redirect(request, "/outbox/suppressions")
 
 
@@ -75,7 +82,8 @@ async def _payload(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 @post(
     "/hooks/email/bounce/{token:str}",
-    opt=public(csrf_exempt=True),
+    opt=public(csrf_exempt=True)
+    | unaudited("the mail provider's bounce report, recorded as a suppression"),
     request_max_body_size=65536,
     status_code=204,
 )

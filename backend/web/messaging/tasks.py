@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from sqlalchemy import func, or_, select
 
+from backend.audit import audited, record
 from backend.auth.guards import RoleRefused, may_act_on, role
 from backend.deps import Actor, Db, Now, Paging
 from backend.i18n import _
@@ -69,7 +70,7 @@ async def tasks_page(
     )
 
 
-@post("/tasks/{task_id:int}/take", opt=role(Role.viewer))
+@post("/tasks/{task_id:int}/take", opt=role(Role.viewer) | audited("task.taken"))
 async def take_task(
     request: Request[Any, Any, Any], db: Db, actor: Actor, task_id: FromPath[int]
 ) -> Response[Any]:
@@ -79,11 +80,12 @@ async def take_task(
         raise NotFoundException(_("There is no task with this number."))
     if task.owner_id is None and actor.kind == "user":
         task.owner_id = actor.id
+        record(db, actor, "task.taken", task, {"title": task.title})
         await db.commit()
     return redirect(request, "/tasks")
 
 
-@post("/tasks/{task_id:int}/done", opt=role(Role.viewer))
+@post("/tasks/{task_id:int}/done", opt=role(Role.viewer) | audited("task.completed"))
 async def complete_task(
     request: Request[Any, Any, Any], db: Db, clock: Now, actor: Actor, task_id: FromPath[int]
 ) -> Response[Any]:
@@ -101,6 +103,7 @@ async def complete_task(
     if task.status != TaskStatus.done.value:
         task.status = TaskStatus.done.value
         task.completed_at = clock.now()
+        record(db, actor, "task.completed", task, {"title": task.title})
         await db.commit()
         if task.contact_id is not None:
             await runtime(request).ingest(

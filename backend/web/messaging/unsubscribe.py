@@ -21,6 +21,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
+from backend.audit import unaudited
 from backend.auth.guards import public
 from backend.contacts.identify import record_consent_change
 from backend.deps import Db, Now
@@ -62,7 +63,13 @@ async def unsubscribe_page(
     )
 
 
-@post("/u/{token:str}", opt=public(csrf_exempt=True), request_max_body_size=4096, status_code=200)
+@post(
+    "/u/{token:str}",
+    opt=public(csrf_exempt=True)
+    | unaudited("a customer's own unsubscribe (signed link); the suppression records it"),
+    request_max_body_size=4096,
+    status_code=200,
+)
 async def unsubscribe_now(
     request: Request[Any, Any, Any], db: Db, clock: Now, token: FromPath[str]
 ) -> Template:
@@ -110,7 +117,8 @@ async def preferences_page(
 
 @post(
     "/preferences/{token:str}",
-    opt=public(csrf_exempt=True),
+    opt=public(csrf_exempt=True)
+    | unaudited("a customer's own preferences (signed link); the consent rows record it"),
     request_max_body_size=4096,
     status_code=200,
 )

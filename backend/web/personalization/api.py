@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.audit import unaudited
 from backend.auth.guards import public
 from backend.contacts.normalize import InvalidValue, normalize_email
 from backend.contacts.schemas import IdentifyIn
@@ -239,7 +240,12 @@ def _event_properties(payload: EventIn) -> dict[str, Any]:
     return properties
 
 
-@post("/events", opt=public(csrf_exempt=True), request_max_body_size=BODY_LIMIT, status_code=202)
+@post(
+    "/events",
+    opt=public(csrf_exempt=True) | unaudited("the web snippet: a visitor's page views and events"),
+    request_max_body_size=BODY_LIMIT,
+    status_code=202,
+)
 async def events(request: Request[Any, Any, Any], db: Db, clock: Now) -> Response[Any]:
     """A page view or a custom event, for the visitor (or the contact it was stitched to)."""
     payload: EventIn = await _read(request, EventIn)
@@ -283,7 +289,12 @@ async def events(request: Request[Any, Any, Any], db: Db, clock: Now) -> Respons
     return response
 
 
-@post("/identify", opt=public(csrf_exempt=True), request_max_body_size=BODY_LIMIT, status_code=200)
+@post(
+    "/identify",
+    opt=public(csrf_exempt=True) | unaudited("the web snippet: a visitor says who they are"),
+    request_max_body_size=BODY_LIMIT,
+    status_code=200,
+)
 async def identify(request: Request[Any, Any, Any], db: Db, clock: Now) -> Response[Any]:
     """The visitor says who it is: a claim, or verified by ``token`` or ``verify``.
 

@@ -17,7 +17,7 @@ from litestar.response import Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
 from backend.i18n import N_, _
@@ -126,7 +126,7 @@ async def _block_page(
     )
 
 
-@post("/personalization/blocks", opt=role(Role.marketer))
+@post("/personalization/blocks", opt=role(Role.marketer) | audited("content_block.created"))
 async def create_block(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now
 ) -> Response[Any]:
@@ -146,7 +146,10 @@ async def block_page(request: Request[Any, Any, Any], db: Db, block_id: FromPath
     return await _block_page(request, db, await _block(db, block_id))
 
 
-@post("/personalization/blocks/{block_id:int}/variants", opt=role(Role.marketer))
+@post(
+    "/personalization/blocks/{block_id:int}/variants",
+    opt=role(Role.marketer) | audited("content_variant.saved", "content_variant.deleted"),
+)
 async def save_variant(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, block_id: FromPath[int]
 ) -> Response[Any] | Template:
@@ -191,7 +194,10 @@ async def save_variant(
     return redirect(request, f"/personalization/blocks/{block.id}")
 
 
-@post("/personalization/blocks/{block_id:int}/archive", opt=role(Role.marketer))
+@post(
+    "/personalization/blocks/{block_id:int}/archive",
+    opt=role(Role.marketer) | audited("content_block.archived"),
+)
 async def archive_block(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, block_id: FromPath[int]
 ) -> Response[Any]:
@@ -202,7 +208,10 @@ async def archive_block(
     return redirect(request, "/personalization")
 
 
-@post("/personalization/blocks/{block_id:int}/claim", opt=role(Role.marketer))
+@post(
+    "/personalization/blocks/{block_id:int}/claim",
+    opt=role(Role.marketer) | audited("content_block.claim_safety"),
+)
 async def set_claim_safe(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now, block_id: FromPath[int]
 ) -> Response[Any]:
@@ -215,7 +224,7 @@ async def set_claim_safe(
     return redirect(request, f"/personalization/blocks/{block.id}")
 
 
-@post("/personalization/rules", opt=role(Role.marketer))
+@post("/personalization/rules", opt=role(Role.marketer) | audited("content_rule.created"))
 async def add_rule(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now
 ) -> Response[Any] | Template:
@@ -258,7 +267,10 @@ async def add_rule(
     return redirect(request, "/personalization")
 
 
-@post("/personalization/rules/{rule_id:int}/delete", opt=role(Role.marketer))
+@post(
+    "/personalization/rules/{rule_id:int}/delete",
+    opt=role(Role.marketer) | audited("content_rule.deleted"),
+)
 async def delete_rule(
     request: Request[Any, Any, Any], db: Db, actor: Actor, rule_id: FromPath[int]
 ) -> Response[Any]:
