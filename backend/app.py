@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from backend.allow import AllowHeaderMiddleware
 from backend.api import api_router, openapi_config
+from backend.audit import unaccounted_routes
 from backend.auth import passwords
 from backend.auth.csrf import CsrfMiddleware
 from backend.auth.guards import public, role_guard, undeclared_routes, unguarded_routes
@@ -133,7 +134,8 @@ def create_app(
 
     ``run_executor`` starts the runtime's in-process executor with the app
     (``touchflow serve``); ``clock`` lets tests move time; ``extra_routes`` is
-    for handlers added by other subsystems, which must declare ``opt`` roles too.
+    for handlers added by other subsystems, which must declare ``opt`` roles (and,
+    when they change state, what they audit) too.
     """
     settings = settings or get_settings()
     passwords.use_environment(settings.environment)
@@ -192,6 +194,12 @@ def create_app(
     missing = undeclared_routes(app)
     if missing:
         raise RuntimeError(f"routes without a declared role or public(): {', '.join(missing)}")
+    unaudited = unaccounted_routes(app)
+    if unaudited:
+        raise RuntimeError(
+            "state-changing routes that declare neither audited(...) nor unaudited(...) "
+            f"(backend/audit.py): {', '.join(unaudited)}"
+        )
     unchecked = unguarded_routes(app)
     if unchecked:
         raise RuntimeError(f"routes with a role but no role guard: {', '.join(unchecked)}")

@@ -13,17 +13,22 @@ post, the tracking pixel, a draft edit that is audited when published), why not:
 
     @post("/f/{slug:str}", opt=public() | unaudited("a visitor's form post"))
 
-``tests/backend/test_audit_routes.py`` walks the app's routes and fails on a
-handler that declares neither, on an ``unaudited`` route missing from its
-reviewed list, and on a declared action its module never records.
+``create_app`` refuses to start with a state-changing handler that declares
+neither, and ``tests/backend/test_audit_routes.py`` fails on an ``unaudited``
+route missing from its reviewed list and on a declared action nothing records.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
+from litestar.handlers.base import BaseRouteHandler
+from litestar.routes import HTTPRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.principal import Principal
@@ -57,6 +62,32 @@ def audited(*actions: str) -> dict[str, Any]:
 def unaudited(reason: str) -> dict[str, Any]:
     """Route ``opt`` for a state-changing route that records nothing, and why."""
     return {AUDIT_KEY: Unaudited(reason)}
+
+
+def declared_audit(handler: BaseRouteHandler) -> tuple[str, ...] | Unaudited | None:
+    """What ``handler`` declared with ``audited``/``unaudited``; None when it declared nothing."""
+    declared = handler.opt.get(AUDIT_KEY)
+    if isinstance(declared, Unaudited) or (
+        isinstance(declared, tuple) and declared and all(isinstance(a, str) for a in declared)
+    ):
+        return declared
+    return None
+
+
+def changing_handlers(app: Litestar) -> Iterator[tuple[str, HTTPRouteHandler]]:
+    """``("METHOD /path", handler)`` for every state-changing route handler of ``app``."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            methods = sorted(set(handler.http_methods) & CHANGING_METHODS)
+            if methods:
+                yield f"{','.join(methods)} {route.path}", handler
+
+
+def unaccounted_routes(app: Litestar) -> list[str]:
+    """State-changing routes that declare neither ``audited(...)`` nor ``unaudited(...)``."""
+    return [name for name, handler in changing_handlers(app) if declared_audit(handler) is None]
 
 
 def _target_ref(target: Target) -> tuple[str | None, str | None]:
