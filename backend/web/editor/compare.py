@@ -1,7 +1,9 @@
-"""What changed between two graphs (two versions, or a version and the draft)."""
+"""What changed between two graphs (two versions, or a version and the draft, or a publish's
+audit entry)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,3 +72,61 @@ def diff_graphs(old: dict[str, Any], new: dict[str, Any]) -> GraphDiff:
         edges_removed=sorted(_edges(old) - _edges(new)),
         settings_changed=_settings(old) != _settings(new),
     )
+
+
+EDGE_KEYS = ("source", "port", "target")
+# An audit entry keeps each changed value up to this many characters (email bodies are long).
+VALUE_LIMIT = 300
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= VALUE_LIMIT else value[:VALUE_LIMIT] + "…"
+    if isinstance(value, dict | list):
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return value if len(text) <= VALUE_LIMIT else text[:VALUE_LIMIT] + "…"
+    return value
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"key": {"from": ..., "to": ...}}`` for every top-level key that differs."""
+    return {
+        f"{prefix}{key}": {"from": _shown(old.get(key)), "to": _shown(new.get(key))}
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    }
+
+
+def _node_ref(node: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(node.get("id")), "type": node.get("type"), "label": node.get("label") or ""}
+
+
+def audit_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """The publish audit entry's diff: nodes, connections and settings added, removed or changed.
+
+    ``old`` is the previous version's graph (None for the first version, where
+    everything counts as added). Changed values keep their before and after.
+    """
+    old = old or {"nodes": [], "edges": []}
+    summary = diff_graphs(old, new)
+    before = {str(n.get("id")): n for n in old.get("nodes", [])}
+    after = {str(n.get("id")): n for n in new.get("nodes", [])}
+    changed = []
+    for node_id, _parts in summary.changed:
+        was, now = before[node_id], after[node_id]
+        changes = _changes(
+            {k: was.get(k) for k in ("type", "label")}, {k: now.get(k) for k in ("type", "label")}
+        )
+        changes.update(_changes(was.get("config") or {}, now.get("config") or {}, "config."))
+        changed.append({**_node_ref(now), "changes": changes})
+    return {
+        "nodes_added": [_node_ref(after[n]) for n in summary.added],
+        "nodes_removed": [_node_ref(before[n]) for n in summary.removed],
+        "nodes_changed": changed,
+        "edges_added": [dict(zip(EDGE_KEYS, e, strict=True)) for e in summary.edges_added],
+        "edges_removed": [dict(zip(EDGE_KEYS, e, strict=True)) for e in summary.edges_removed],
+        "settings_changed": _changes(
+            old.get("settings") or {} if summary.settings_changed else {},
+            new.get("settings") or {} if summary.settings_changed else {},
+        ),
+    }

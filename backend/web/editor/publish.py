@@ -8,12 +8,15 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Template
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
 from backend.i18n import _, ngettext
-from backend.models import Role
+from backend.models import FlowVersion, Role
+from backend.web.editor.compare import audit_diff
 from backend.web.editor.context import editor_context, fragments, load_flow, registry_of
 from backend.web.editor.edits import BASE, refused, revision_of
 from backend.web.posted import read_posted
@@ -57,6 +60,7 @@ async def publish_action(
     flow = await load_flow(db, flow_id, lock=True)
     if flow.draft_revision != revision:
         raise DraftConflict(revision, flow.draft_revision)
+    previous = await _latest_version(db, flow_id)
     try:
         version = await publish(db, flow_id, registry_of(request), actor.id, note=note)
     except InvalidGraph as exc:
@@ -73,7 +77,13 @@ async def publish_action(
         raise HTTPException(
             status_code=409, detail=_("This flow is archived, so it cannot be published.")
         ) from None
-    record(db, actor, "flow.published", flow, {"version": version.number})
+    details = {
+        "version": version.number,
+        "previous": previous.number if previous else None,
+        "note": note,
+        **audit_diff(previous.graph if previous else None, version.graph),
+    }
+    record(db, actor, "flow.published", flow, details)
     notice = _("Published version %(num)d.") % {"num": version.number}
     if choice == "move":
         moved = await move_journeys(db, flow_id, version.id, now=clock.now())
@@ -84,6 +94,15 @@ async def publish_action(
     # From the dialog, the panel it stood in goes back to empty.
     others = ("problems", "versions", "panel") if "journeys" in form else ("problems", "versions")
     return fragments(context, "status", *others)
+
+
+async def _latest_version(db: AsyncSession, flow_id: int) -> FlowVersion | None:
+    return await db.scalar(
+        select(FlowVersion)
+        .where(FlowVersion.flow_id == flow_id)
+        .order_by(FlowVersion.number.desc())
+        .limit(1)
+    )
 
 
 def _moved_notice(moved: Move) -> str:
