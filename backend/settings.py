@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     sms_concurrency: int = Field(default=4, ge=1, le=64)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     max_step_attempts: int = Field(default=5, ge=1)
+
+    # Retention: the worker prunes, in batches, run history (steps) of ended journeys, events
+    # and the bodies of sent messages older than this many days; 0 keeps them for ever.
+    # Journeys, message statuses and what the charts count are kept (docs/database.md).
+    retention_step_days: int = Field(default=180, ge=0)
+    retention_event_days: int = Field(default=365, ge=0)
+    retention_body_days: int = Field(default=90, ge=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=50_000)
+    retention_interval_minutes: float = Field(default=60.0, gt=0)
     queue_name: str = "touchflow"
 
     @field_validator("frequency_caps")

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nodes.sdk import Clock, NodeRegistry, Services, SystemClock, discover
-from runtime import admin, enroll, entries, events
+from runtime import admin, enroll, entries, events, retention
 from runtime.delivery import Deliverer
 from runtime.doorbell import Doorbell, NullDoorbell
 from runtime.outbox import DeliveryReport, deliver_batch
@@ -36,6 +36,9 @@ from runtime.versions import VersionCache
 __all__ = ["Runtime", "WorkReport", "build_runtime", "default_deliverers"]
 
 log = logging.getLogger(__name__)
+
+# How long one ``work`` call may spend pruning before it gets on with stepping.
+RETENTION_BUDGET_SECONDS = 2.0
 
 
 def _worker_id() -> str:
@@ -96,6 +99,10 @@ class Runtime:
     # the last tick each schedule trigger handled here ((version id, node id) -> tick).
     entries_checked_at: datetime | None = field(default=None, init=False)
     handled_ticks: dict[tuple[int, str], datetime] = field(default_factory=dict, init=False)
+    # Rollups register their watermark per pruned table ("steps", "events"): see runtime.retention.
+    retention_watermarks: dict[str, retention.Watermark] = field(default_factory=dict)
+    # When this process prunes next (``work`` runs it once per retention interval).
+    retention_due_at: datetime | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.versions = VersionCache(self.registry)
@@ -114,6 +121,38 @@ class Runtime:
             entered = await self.enter()
             report.entered += entered.scheduled + entered.audience
 
+    async def prune(self, *, budget_seconds: float | None = None) -> retention.PruneReport:
+        """Prune steps, events and message bodies past their age (``runtime.retention``)."""
+        return await retention.prune(
+            self.sessions,
+            retention.RetentionPolicy.from_settings(self.settings),
+            self.clock.now(),
+            watermarks=self.retention_watermarks,
+            budget_seconds=budget_seconds,
+        )
+
+    async def _prune_if_due(self) -> None:
+        # Once per retention interval, within a small time budget, so stepping never waits
+        # long; a backlog continues at the next sweep. A failure must not stop the stepping.
+        now = self.clock.now()
+        if self.retention_due_at is not None and now < self.retention_due_at:
+            return
+        interval = timedelta(minutes=self.settings.retention_interval_minutes)
+        try:
+            report = await self.prune(budget_seconds=RETENTION_BUDGET_SECONDS)
+        except Exception:
+            log.exception("retention failed; trying again in %s", interval)
+            self.retention_due_at = now + interval
+            return
+        if report.total:
+            log.info(
+                "retention: pruned %d steps, %d events, %d message bodies",
+                report.steps,
+                report.events,
+                report.bodies,
+            )
+        self.retention_due_at = now if not report.finished else now + interval
+
     async def step(self, limit: int | None = None) -> StepReport:
         """Claim and walk one batch of due journeys."""
         return await step_batch(self, limit)
@@ -131,6 +170,7 @@ class Runtime:
         report = WorkReport()
         deadline = time.monotonic() + budget_seconds if budget_seconds else None
         await self._enter_if_due(report)
+        await self._prune_if_due()
         while True:
             stepped = await self.step()
             report.add_steps(stepped)

@@ -1,4 +1,4 @@
-"""audit log: append-only at the database level, indexes for filtering by who and what
+"""audit log append-only, indexed by who and what; journeys indexed by their wake event
 
 Revision ID: 0017_audit
 Revises: 0016_lifecycle
@@ -8,12 +8,16 @@ The app has no route that edits or deletes an audit entry; these triggers make
 an UPDATE or DELETE through plain SQL fail as well, on both databases. (On
 PostgreSQL a superuser can still switch triggers off; the log guards against
 mistakes and the application's own credentials, not against the database owner.)
+
+Retention deletes old events; ``ix_journeys_wake_event`` lets it (and the foreign
+key's ON DELETE SET NULL) find the journeys that point at one without a scan.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017_audit"
@@ -49,6 +53,14 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index("ix_audit_log_actor", ["actor_type", "actor_id"], unique=False)
         batch_op.create_index("ix_audit_log_action", ["action"], unique=False)
+    with op.batch_alter_table("journeys", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_journeys_wake_event",
+            ["wake_event_id"],
+            unique=False,
+            postgresql_where=sa.text("wake_event_id IS NOT NULL"),
+            sqlite_where=sa.text("wake_event_id IS NOT NULL"),
+        )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_PG_FUNCTION)
         for statement in _PG_TRIGGERS:
@@ -66,6 +78,12 @@ def downgrade() -> None:
     else:
         for name in ("no_update", "no_delete"):
             op.execute(f"DROP TRIGGER audit_log_{name}")
+    with op.batch_alter_table("journeys", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_journeys_wake_event",
+            postgresql_where=sa.text("wake_event_id IS NOT NULL"),
+            sqlite_where=sa.text("wake_event_id IS NOT NULL"),
+        )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_log_action")
         batch_op.drop_index("ix_audit_log_actor")

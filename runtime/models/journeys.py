@@ -24,6 +24,7 @@ class JourneyStatus(StrEnum):
 LIVE_STATUSES = (JourneyStatus.active.value, JourneyStatus.waiting.value)
 _LIVE_SQL = text("status IN ('active', 'waiting')")
 _WAITING_SQL = text("wait_event_type IS NOT NULL")
+_WOKEN_SQL = text("wake_event_id IS NOT NULL")
 
 
 class Journey(Base):
@@ -67,6 +68,14 @@ class Journey(Base):
         Index("ix_journeys_flow_contact", "flow_id", "contact_id", "status"),
         Index("ix_journeys_flow_visitor", "flow_id", "visitor_id", "status"),
         Index("ix_journeys_contact_id", "contact_id"),
+        # Retention keeps a live journey's wake event, and deleting an event nulls the
+        # references to it: both look journeys up by this column.
+        Index(
+            "ix_journeys_wake_event",
+            "wake_event_id",
+            postgresql_where=_WOKEN_SQL,
+            sqlite_where=_WOKEN_SQL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -88,7 +88,7 @@ class AuditFilter:
             stmt = stmt.where(AuditEntry.at < end)
         return stmt
 
-    def statement(self) -> Select[tuple[AuditEntry]]:
+    def statement(self) -> Select[Any]:
         return self.apply(select(AuditEntry))
 
     def query(self) -> str:
