@@ -29,6 +29,8 @@ PAGES = [
     "/tasks",
     "/outbox",
     "/settings",
+    "/settings/audit",
+    "/settings/retention",
     "/profile",
 ]
 

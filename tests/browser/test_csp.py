@@ -43,6 +43,7 @@ PAGES = [
     "/settings/site-keys",
     "/settings/inbound",
     "/settings/node-types",
+    "/settings/retention",
     "/settings/audit",
 ]
 
