@@ -29,7 +29,9 @@ from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 from litestar.routes import HTTPRoute
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from backend.auth.principal import Principal
 from backend.models import AuditEntry, Base, utcnow
@@ -129,4 +131,53 @@ def record(
         ip=ip,
     )
     session.add(entry)
+    session.info[_RECORDED] = True
     return entry
+
+
+# In tests, a request to an ``audited`` route that changes rows but records nothing fails:
+# every web test that exercises a route checks its declaration too. (Changes made through
+# the runtime's own sessions, such as a retry, are not seen; the guard test covers those.)
+_WATCH = "audit_watch"
+_CHANGED = "audit_changed"
+_RECORDED = "audit_recorded"
+
+
+class UnauditedChange(RuntimeError):
+    """A route declared ``audited(...)`` changed data and recorded no entry."""
+
+
+def watch(session: AsyncSession) -> None:
+    """Notice, for ``check_recorded``, whether ``session`` changes rows other than the log's."""
+    session.info[_WATCH] = True
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _context: object, _instances: object) -> None:
+    if not session.info.get(_WATCH):
+        return
+    touched = [
+        *session.new,
+        *session.deleted,
+        *(o for o in session.dirty if session.is_modified(o)),
+    ]
+    if any(not isinstance(obj, AuditEntry) for obj in touched):
+        session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _on_execute(state: ORMExecuteState) -> None:
+    if not state.session.info.get(_WATCH) or not (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        return
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) != AuditEntry.__tablename__:
+        state.session.info[_CHANGED] = True
+
+
+async def check_recorded(session: AsyncSession, route: str) -> None:
+    """Raise ``UnauditedChange`` when the watched ``session`` changed rows and recorded nothing."""
+    await session.flush()
+    if session.info.get(_CHANGED) and not session.info.get(_RECORDED):
+        raise UnauditedChange(f"{route} changed data but wrote no audit entry (backend/audit.py)")

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter, SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.audit import CHANGING_METHODS, check_recorded, declared_audit, watch
 from backend.auth.guards import current_principal
 from backend.auth.principal import Principal
 from backend.paging import MAX_PAGE_NUMBER, Page
@@ -18,15 +19,30 @@ from backend.settings import Settings
 from nodes.sdk import Clock
 
 
-async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed when the handler succeeds, rolled back otherwise."""
+async def provide_db(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+    """One session per request: committed when the handler succeeds, rolled back otherwise.
+
+    In tests, a route declared ``audited(...)`` that changes rows must also record an
+    audit entry, or the request fails (``backend.audit.check_recorded``).
+    """
     async with state.sessions() as session:
+        checked = _checks_audit(state, request)
+        if checked:
+            watch(session)
         try:
             yield session
+            if checked:
+                await check_recorded(session, f"{request.method} {request.url.path}")
         except BaseException:
             await session.rollback()
             raise
         await session.commit()
+
+
+def _checks_audit(state: State, request: Request[Any, Any, Any]) -> bool:
+    if state.settings.environment != "test" or request.method not in CHANGING_METHODS:
+        return False
+    return isinstance(declared_audit(request.route_handler), tuple)
 
 
 def provide_actor(request: Request[Any, Any, Any]) -> Principal:

@@ -15,12 +15,23 @@ from pathlib import Path
 
 import pytest
 from litestar import Litestar, post
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.app import create_app
-from backend.audit import Unaudited, audited, changing_handlers, declared_audit, unaudited
+from backend.audit import (
+    Unaudited,
+    audited,
+    changing_handlers,
+    declared_audit,
+    record,
+    unaudited,
+)
 from backend.auth.guards import role
-from backend.models import Role
-from tests.backend.web.support import settings_for
+from backend.deps import Actor, Db
+from backend.models import AuditEntry, Role, Task
+from tests.backend.web.support import add_user, post_form, settings_for, sign_in
 
 BACKEND = Path(__file__).resolve().parents[2] / "backend"
 
@@ -162,3 +173,35 @@ def test_the_guard_catches_unreviewed_and_unrecorded_declarations() -> None:
         "POST /runs/planted-cancel: unaudited (forgot to review) but not reviewed",
         "POST /runs/planted-winner: declares 'flow.planted_winner', which nothing records",
     ]
+
+
+async def test_in_tests_an_audited_route_that_changes_data_without_an_entry_fails(
+    db_url: str, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The guard's second half: every web test that calls a route checks its declaration."""
+
+    @post("/runs/planted-forgetful", opt=role(Role.admin) | audited("task.completed"))
+    async def forgetful(db: Db) -> None:
+        db.add(Task(title="Ring Åke"))
+
+    @post("/runs/planted-careful", opt=role(Role.admin) | audited("task.completed"))
+    async def careful(db: Db, actor: Actor) -> None:
+        task = Task(title="Ring Åke")
+        db.add(task)
+        await db.flush()
+        record(db, actor, "task.completed", task)
+
+    app = create_app(settings_for(db_url), extra_routes=[forgetful, careful])
+    await add_user(sessions, "admin@example.com", Role.admin)
+    async with AsyncTestClient(app, base_url="http://testserver.local") as client:
+        await sign_in(client, "admin@example.com")
+        refused = await post_form(client, "/runs/planted-forgetful", {})
+        assert refused.status_code == 500
+        done = await post_form(client, "/runs/planted-careful", {})
+        assert done.status_code == 201
+    async with sessions() as db:
+        # The forgetful change was rolled back; the careful one is there with its entry.
+        assert await db.scalar(select(func.count()).select_from(Task)) == 1
+        assert (
+            await db.scalar(select(func.count()).where(AuditEntry.action == "task.completed")) == 1
+        )
