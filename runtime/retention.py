@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from runtime.models import (
@@ -143,46 +143,33 @@ class Batch:
     pruned: int
 
 
+async def _delete_batch(
+    session: AsyncSession,
+    table: type[Step] | type[Event],
+    condition: ColumnElement[bool],
+    size: int,
+) -> Batch:
+    # One statement per batch: the ids come from a subquery, not a list of bound values.
+    oldest = select(table.id).where(condition).order_by(table.id).limit(size).scalar_subquery()
+    ids = list(await session.scalars(delete(table).where(table.id.in_(oldest)).returning(table.id)))
+    return Batch(len(ids), max(ids, default=0), len(ids))
+
+
 async def _step_batch(session: AsyncSession, cutoff: datetime, after: int, size: int) -> Batch:
-    live = select(Journey.id).where(
+    needed = select(Journey.id).where(
         Journey.id == Step.journey_id, Journey.status.in_(STEPS_NEEDED_BY)
     )
-    ids = list(
-        await session.scalars(
-            select(Step.id)
-            .where(Step.id > after, Step.started_at < cutoff, ~live.exists())
-            .order_by(Step.id)
-            .limit(size)
-        )
-    )
-    if ids:
-        await session.execute(delete(Step).where(Step.id.in_(ids)))
-    return Batch(len(ids), ids[-1] if ids else after, len(ids))
+    condition = and_(Step.id > after, Step.started_at < cutoff, ~needed.exists())
+    return await _delete_batch(session, Step, condition, size)
 
 
 async def _event_batch(session: AsyncSession, cutoff: datetime, after: int, size: int) -> Batch:
-    candidates = list(
-        await session.scalars(
-            select(Event.id)
-            .where(Event.id > after, Event.occurred_at < cutoff)
-            .order_by(Event.id)
-            .limit(size)
-        )
+    # ix_journeys_wake_event finds a live journey woken by the event.
+    needed = select(Journey.id).where(
+        Journey.wake_event_id == Event.id, Journey.status.in_(LIVE_STATUSES)
     )
-    if not candidates:
-        return Batch(0, after, 0)
-    # ix_journeys_wake_event finds the few live journeys woken by one of these.
-    needed = set(
-        await session.scalars(
-            select(Journey.wake_event_id).where(
-                Journey.wake_event_id.in_(candidates), Journey.status.in_(LIVE_STATUSES)
-            )
-        )
-    )
-    doomed = [event_id for event_id in candidates if event_id not in needed]
-    if doomed:
-        await session.execute(delete(Event).where(Event.id.in_(doomed)))
-    return Batch(len(candidates), candidates[-1], len(doomed))
+    condition = and_(Event.id > after, Event.occurred_at < cutoff, ~needed.exists())
+    return await _delete_batch(session, Event, condition, size)
 
 
 async def _body_batch(session: AsyncSession, cutoff: datetime, after: int, size: int) -> Batch:
@@ -246,7 +233,7 @@ async def prune(
         while True:
             async with sessions() as session, session.begin():
                 done = await batch(session, cutoff, after, policy.batch_size)
-            after = done.last_id
+            after = max(after, done.last_id)
             if done.pruned:
                 total += done.pruned
                 report.add(table, done.pruned)
