@@ -226,8 +226,7 @@ async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]], *, re
     stmt = stmt.on_conflict_do_update(
         index_elements=[STEPS.c.journey_id, STEPS.c.node_id, STEPS.c.visit],
         set_={
-            name: excluded[name]
-            for name in ("status", "port", "error", "attempts", "finished_at")
+            name: excluded[name] for name in ("status", "port", "error", "attempts", "finished_at")
         }
         | {"duration_ms": excluded.duration_ms, "output": text(_SQLITE_OUTPUT)},
         # Literal SQL: executemany cannot expand an IN list.

@@ -17,7 +17,14 @@ from runtime.models import JourneyStatus, OutboxStatus, StepStatus
 from runtime.profiles import CustomerKey
 from runtime.versions import CompiledFlow
 
-__all__ = ["MAX_KEPT_ERRORS", "TERMINAL_STATUSES", "Walk", "changes_json", "message_key", "retry_delay"]
+__all__ = [
+    "MAX_KEPT_ERRORS",
+    "TERMINAL_STATUSES",
+    "Walk",
+    "changes_json",
+    "message_key",
+    "retry_delay",
+]
 
 TERMINAL_STATUSES = {
     JourneyStatus.completed.value,

@@ -120,7 +120,7 @@ class _WatchedAttributes(Mapping[str, Any]):
 
 
 class _WatchedProfile(Profile):
-    """The profile a node sees; reading a field notes it (``dataclasses.replace`` copies are plain)."""
+    """The profile a node sees: reading a field notes it (copies made by ``replace`` do not)."""
 
     def __getattribute__(self, name: str) -> Any:
         value = object.__getattribute__(self, name)

@@ -173,9 +173,7 @@ async def transition(
     except Exception as exc:
         log.warning("node %s failed for journey %s: %s", node_id, journey_id, exc)
         error = f"{type(exc).__name__}: {exc}"
-        return Transition(
-            "failed", profile, data, error=error, exception=exc, seen=reads.as_json()
-        )
+        return Transition("failed", profile, data, error=error, exception=exc, seen=reads.as_json())
     elapsed_ms = (time.perf_counter() - tick) * 1000
     if outcome.changes is not None and not outcome.changes.is_empty():
         profile = apply_changes(profile, outcome.changes)
