@@ -82,7 +82,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession]) -> Seeded:
         failed = run(a1, "failed", "send", timedelta(days=3), contact_id=asa.id,
                      last_error="SMTP 550: mailbox unavailable")  # fmt: skip
         stuck = run(a1, "active", "send", timedelta(days=10), contact_id=bo.id,
-                    due_at=NOW - timedelta(hours=1), entry_key=f"{a1.flow_id}:c:{bo.id}")  # fmt: skip
+                    due_at=NOW - timedelta(hours=1))  # fmt: skip
         waiting = run(a2, "waiting", "wait", timedelta(days=1), due_at=NOW + timedelta(days=1))
         done = run(b1, "completed", "send", timedelta(days=2), contact_id=formula.id)
         fresh = run(a2, "active", "send", timedelta(hours=1), due_at=NOW)
