@@ -218,7 +218,10 @@ async def test_bulk_retry_asks_first_then_retries_and_audits(
     assert await _statuses(sessions) == before, "asking changes nothing"
     assert await _audit(sessions, "runs.retried") == []
 
-    done = await _post(client, {"action": "retry", "ids": [str(s.failed)], "confirmed": "yes"})
+    # Confirmed with the confirmation form's own fields, token included.
+    fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', ask.text)
+    assert dict(fields)["csrf_token"] and dict(fields)["confirmed"] == "yes"
+    done = await client.post("/runs/bulk", data=dict(fields))
     assert done.status_code == 200 and "1 run retried." in done.text
     after = await _statuses(sessions)
     assert after[s.failed] == "active"
