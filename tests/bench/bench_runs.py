@@ -47,9 +47,8 @@ async def _populate(url: str, size: int, start: int) -> int:
                 db.add(FlowVersion(flow_id=flow.id, number=1, graph={}))
                 flow_ids.append(flow.id)
             await db.flush()
-        versions = dict(
-            (await db.execute(select(FlowVersion.flow_id, FlowVersion.id))).tuples().all()
-        )
+        rows = await db.execute(select(FlowVersion.flow_id, FlowVersion.id))
+        versions = {row.flow_id: row.id for row in rows}
         batch = []
         for n in range(start, size):
             flow_id = flow_ids[n % FLOWS]
