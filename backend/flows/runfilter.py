@@ -140,27 +140,53 @@ async def held_nodes(
     }
 
 
+def _overdue(now: datetime) -> ColumnElement[bool]:
+    """Live and due long ago, or due with a lease that ran out (a worker died mid-step).
+
+    A claim moves ``due_at`` to the end of its lease, so an expired lease is a past
+    due time with a lease owner. ``due_at < now`` leads, so the partial index on
+    live runs' due times finds these few rows; NULL-safe, since the list's second
+    part shows the runs where this is false.
+    """
+    return and_(
+        LIVE_SQL,
+        Journey.due_at.is_not(None),
+        Journey.due_at < now,
+        or_(Journey.due_at < now - STUCK_AFTER, Journey.lease_owner.is_not(None)),
+    )
+
+
+def _held(held: set[tuple[int, str]]) -> ColumnElement[bool]:
+    """Live at a step whose node type is missing."""
+    return and_(LIVE_SQL, tuple_(Journey.flow_version_id, Journey.node_id).in_(sorted(held)))
+
+
 def stuck_condition(now: datetime, held: set[tuple[int, str]]) -> ColumnElement[bool]:
     """Live and overlooked: due long ago, a lease that ran out, or held at a missing node."""
-    # A claim moves ``due_at`` to the end of its lease, so an expired lease is a past due time.
-    # NULL-safe throughout: the list's second part shows the runs where this is false.
-    overlooked = and_(
-        Journey.due_at.is_not(None),
-        or_(
-            Journey.due_at < now - STUCK_AFTER,
-            and_(Journey.lease_owner.is_not(None), Journey.due_at < now),
-        ),
-    )
-    if held:
-        overlooked = or_(
-            overlooked, tuple_(Journey.flow_version_id, Journey.node_id).in_(sorted(held))
-        )
-    return and_(LIVE_SQL, overlooked)
+    return or_(_overdue(now), _held(held)) if held else _overdue(now)
 
 
-def attention_condition(now: datetime, held: set[tuple[int, str]]) -> ColumnElement[bool]:
+@dataclass(frozen=True)
+class Attention:
+    """What puts a run first, as separate conditions that each use an index of their own.
+
+    One OR of them would make a database walk every live run; the list fetches
+    each part on its own and merges them (``runs_page``).
+    """
+
+    parts: tuple[ColumnElement[bool], ...]
+
+    @property
+    def any(self) -> ColumnElement[bool]:
+        return or_(*self.parts)
+
+
+def attention(now: datetime, held: set[tuple[int, str]]) -> Attention:
     """The runs shown first: failed, or stuck."""
-    return or_(Journey.status == JourneyStatus.failed.value, stuck_condition(now, held))
+    parts = [Journey.status == JourneyStatus.failed.value, _overdue(now)]
+    if held:
+        parts.append(_held(held))
+    return Attention(tuple(parts))
 
 
 def _bounds(run_filter: RunFilter) -> tuple[datetime | None, datetime | None]:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, func, not_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.flows.runfilter import Attention
 from backend.flows.runs import node_labels
 from backend.models import Contact, Flow, FlowVersion, Journey
 
@@ -119,23 +120,39 @@ async def _fetch(
     ]
 
 
+async def _first_part(
+    db: AsyncSession,
+    where: Sequence[ColumnElement[bool]],
+    attention: Attention,
+    after: Cursor | None,
+    limit: int,
+) -> list[RunRow]:
+    """The newest ``limit`` runs needing attention: each part fetched on its index, merged."""
+    found: dict[int, RunRow] = {}
+    for part in attention.parts:
+        for row in await _fetch(db, [*where, part], after, limit, True):
+            found[row.journey.id] = row
+    ordered = sorted(found.values(), key=lambda r: (r.journey.entered_at, r.journey.id))
+    return ordered[::-1][:limit]
+
+
 async def runs_page(
     db: AsyncSession,
     where: Sequence[ColumnElement[bool]],
-    attention: ColumnElement[bool],
+    attention: Attention,
     size: int,
     after: Cursor | None,
 ) -> tuple[list[RunRow], Cursor | None]:
     """One page of runs matching ``where`` and the cursor of the next page (None: last page)."""
     rows: list[RunRow] = []
     if after is None or after.part == ATTENTION:
-        rows = await _fetch(db, [*where, attention], after, size + 1, True)
+        rows = await _first_part(db, where, attention, after, size + 1)
         if len(rows) > size:
             rows = rows[:size]
             last = rows[-1].journey
             return rows, Cursor(ATTENTION, last.entered_at, last.id)
         after = None
-    rest = await _fetch(db, [*where, not_(attention)], after, size - len(rows) + 1, False)
+    rest = await _fetch(db, [*where, not_(attention.any)], after, size - len(rows) + 1, False)
     if len(rows) + len(rest) <= size:
         return rows + rest, None
     if len(rows) == size:
@@ -149,6 +166,17 @@ async def count_runs(db: AsyncSession, where: Sequence[ColumnElement[bool]]) -> 
     """How many runs match, counted up to ``COUNT_LIMIT + 1`` ("more than 10 000")."""
     capped = select(Journey.id).where(*where).limit(COUNT_LIMIT + 1).subquery()
     return await db.scalar(select(func.count()).select_from(capped)) or 0
+
+
+async def count_attention(
+    db: AsyncSession, where: Sequence[ColumnElement[bool]], attention: Attention
+) -> int:
+    """How many matching runs need attention: each part less the ones before it."""
+    total = 0
+    for index, part in enumerate(attention.parts):
+        earlier = [not_(other) for other in attention.parts[:index]]
+        total += await count_runs(db, [*where, part, *earlier])
+    return total
 
 
 async def matching_ids(
@@ -167,7 +195,7 @@ async def matching_ids(
 async def iterate_runs(
     sessions: async_sessionmaker[AsyncSession],
     where: Sequence[ColumnElement[bool]],
-    attention: ColumnElement[bool],
+    attention: Attention,
     batch: int = 500,
 ) -> AsyncIterator[list[RunRow]]:
     """Every matching run, in list order, a keyset batch per short-lived session."""

@@ -24,7 +24,7 @@ from backend.audit import record
 from backend.auth.guards import role
 from backend.csvfile import CsvWriter
 from backend.deps import Actor, Db, Now
-from backend.flows.runfilter import parse_filter
+from backend.flows.runfilter import Attention, parse_filter
 from backend.flows.runlist import iterate_runs, matching_ids
 from backend.i18n import N_, _
 from backend.models import Journey, JourneyStatus, Role
@@ -194,7 +194,7 @@ async def _apply(
 async def _csv(
     sessions: async_sessionmaker[AsyncSession],
     where: list[ColumnElement[bool]],
-    attention: ColumnElement[bool],
+    attention: Attention,
 ) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = CsvWriter(buffer)

@@ -18,13 +18,21 @@ from backend.flows.rundetail import run_story
 from backend.flows.runfilter import (
     FILTER_STATUSES,
     JOURNEY_STATUSES,
+    Attention,
     RunFilter,
-    attention_condition,
+    attention,
     filter_conditions,
     held_nodes,
     parse_filter,
 )
-from backend.flows.runlist import COUNT_LIMIT, BadCursor, Cursor, count_runs, runs_page
+from backend.flows.runlist import (
+    COUNT_LIMIT,
+    BadCursor,
+    Cursor,
+    count_attention,
+    count_runs,
+    runs_page,
+)
 from backend.flows.runs import node_labels
 from backend.i18n import _
 from backend.models import Contact, Flow, FlowVersion, Journey, Role
@@ -41,11 +49,11 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
 
 async def matching(
     request: Request[Any, Any, Any], db: AsyncSession, run_filter: RunFilter, now: Any
-) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
-    """The filter's SQL conditions and the "needs attention" condition, at ``now``."""
+) -> tuple[list[ColumnElement[bool]], Attention]:
+    """The filter's SQL conditions and what "needs attention" means, at ``now``."""
     held = await held_nodes(db, _runtime(request).versions)
     where = await filter_conditions(db, run_filter, now, held)
-    return where, attention_condition(now, held)
+    return where, attention(now, held)
 
 
 @get("/runs", opt=role(Role.viewer))
@@ -66,13 +74,13 @@ async def runs_list(
         ) from None
     rows: list[Any] = []
     following = None
-    total = attention = 0
+    total = urgent = 0
     if not errors:
         now = clock.now()
         where, needs_attention = await matching(request, db, run_filter, now)
         rows, following = await runs_page(db, where, needs_attention, paging.size, cursor)
         total = await count_runs(db, where)
-        attention = await count_runs(db, [*where, needs_attention])
+        urgent = await count_attention(db, where, needs_attention)
     flows = (await db.execute(select(Flow.id, Flow.name).order_by(Flow.name, Flow.id))).all()
     query = urlencode({k: v for k, v in run_filter.values.items() if v})
     return render(
@@ -82,7 +90,7 @@ async def runs_list(
             "nav": "runs",
             "rows": rows,
             "total": total,
-            "attention": attention,
+            "attention": urgent,
             "count_limit": COUNT_LIMIT,
             "values": run_filter.values,
             "errors": errors,

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from backend.db import create_engine, create_sessionmaker
-from backend.flows.runfilter import RunFilter, attention_condition, filter_conditions
+from backend.flows.runfilter import RunFilter, attention, filter_conditions
 from backend.flows.runlist import REST, Cursor, count_runs, runs_page
 from backend.models import Flow, FlowVersion, Journey, utcnow
 from tests.support.stores import fresh_database
@@ -92,7 +92,7 @@ async def _measure(url: str, size: int, flow_id: int) -> dict[str, float]:
     engine = create_engine(url)
     sessions = create_sessionmaker(engine)
     now = utcnow()
-    attention = attention_condition(now, set())
+    first_part = attention(now, set())
     async with sessions() as db:
         everything = await filter_conditions(db, RunFilter(), now, set())
         failed_of_flow = await filter_conditions(
@@ -120,10 +120,10 @@ async def _measure(url: str, size: int, flow_id: int) -> dict[str, float]:
             )
 
         figures = {
-            "first": await _median(lambda: runs_page(db, everything, attention, PAGE, None)),
-            "deep": await _median(lambda: runs_page(db, everything, attention, PAGE, cursor)),
+            "first": await _median(lambda: runs_page(db, everything, first_part, PAGE, None)),
+            "deep": await _median(lambda: runs_page(db, everything, first_part, PAGE, cursor)),
             "flow+failed": await _median(
-                lambda: runs_page(db, failed_of_flow, attention, PAGE, None)
+                lambda: runs_page(db, failed_of_flow, first_part, PAGE, None)
             ),
             "count": await _median(lambda: count_runs(db, everything)),
             "offset (old)": await _median(offset_page),
