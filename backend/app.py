@@ -50,6 +50,7 @@ from backend.web import (
     messaging,
     personalization,
     profile,
+    runbulk,
     runs,
     signin,
 )
@@ -101,6 +102,7 @@ def _route_handlers(extra: Sequence[ControllerRouterHandler]) -> list[Controller
             *public_forms.ROUTES,
             *personalization.ROUTES,
             *runs.ROUTES,
+            *runbulk.ROUTES,
             *admin.ROUTES,
             *messaging.ROUTES,
             *LIFECYCLE_ROUTES,

@@ -76,10 +76,24 @@ _STEP_FIELDS = (
     "finished_at",
     "duration_ms",
 )
-# A step row may be completed again only while it waits or failed.
+# A step row may be completed again only while it waits or failed. Its output is
+# the new one, with the errors of earlier attempts kept in front of this one's
+# (each write brings at most one: ``Walk.fail_or_retry``).
+_PG_OUTPUT = (
+    "CASE WHEN steps.output -> 'errors' IS NULL THEN excluded.output "
+    "ELSE jsonb_set(excluded.output, '{errors}', (steps.output -> 'errors') "
+    "|| COALESCE(excluded.output -> 'errors', CAST('[]' AS JSONB))) END"
+)
+_SQLITE_OUTPUT = (
+    "CASE WHEN json_extract(steps.output, '$.errors') IS NULL THEN excluded.output "
+    "WHEN json_extract(excluded.output, '$.errors[0]') IS NULL "
+    "THEN json_set(excluded.output, '$.errors', json_extract(steps.output, '$.errors')) "
+    "ELSE json_set(excluded.output, '$.errors', json_insert(json_extract(steps.output, "
+    "'$.errors'), '$[#]', json_extract(excluded.output, '$.errors[0]'))) END"
+)
 _REOPEN = (
     "ON CONFLICT (journey_id, node_id, visit) DO UPDATE SET status = excluded.status, "
-    "port = excluded.port, output = excluded.output, error = excluded.error, "
+    f"port = excluded.port, output = {_PG_OUTPUT}, error = excluded.error, "
     "attempts = excluded.attempts, finished_at = excluded.finished_at, "
     "duration_ms = excluded.duration_ms WHERE steps.status IN ('waiting', 'error')"
 )
@@ -212,10 +226,9 @@ async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]], *, re
     stmt = stmt.on_conflict_do_update(
         index_elements=[STEPS.c.journey_id, STEPS.c.node_id, STEPS.c.visit],
         set_={
-            name: excluded[name]
-            for name in ("status", "port", "output", "error", "attempts", "finished_at")
+            name: excluded[name] for name in ("status", "port", "error", "attempts", "finished_at")
         }
-        | {"duration_ms": excluded.duration_ms},
+        | {"duration_ms": excluded.duration_ms, "output": text(_SQLITE_OUTPUT)},
         # Literal SQL: executemany cannot expand an IN list.
         where=text("steps.status IN ('waiting', 'error')"),
     )

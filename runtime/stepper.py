@@ -157,12 +157,16 @@ async def _run_node(rt: Runtime, walk: Walk, events: tuple[EventRecord, ...]) ->
         return
     if done.outcome is None:
         walk.fail_or_retry(
-            done.error or "node cannot run", visit, started, rt.settings.max_step_attempts
+            done.error or "node cannot run",
+            visit,
+            started,
+            rt.settings.max_step_attempts,
+            seen=done.seen,
         )
         return
     assert node is not None
     outcome = done.outcome
-    walk.record(node.id, node.type_id, visit, outcome, started, done.elapsed_ms)
+    walk.record(node.id, node.type_id, visit, outcome, started, done.elapsed_ms, done.seen)
     walk.profile = done.profile
     if done.kind == "waited":
         walk.park(outcome, started)

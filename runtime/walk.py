@@ -7,6 +7,7 @@ wait. Nothing in this module does I/O; ``runtime.journal`` writes the rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +17,14 @@ from runtime.models import JourneyStatus, OutboxStatus, StepStatus
 from runtime.profiles import CustomerKey
 from runtime.versions import CompiledFlow
 
-__all__ = ["TERMINAL_STATUSES", "Walk", "changes_json", "message_key", "retry_delay"]
+__all__ = [
+    "MAX_KEPT_ERRORS",
+    "TERMINAL_STATUSES",
+    "Walk",
+    "changes_json",
+    "message_key",
+    "retry_delay",
+]
 
 TERMINAL_STATUSES = {
     JourneyStatus.completed.value,
@@ -24,6 +32,11 @@ TERMINAL_STATUSES = {
     JourneyStatus.failed.value,
     JourneyStatus.cancelled.value,
 }
+
+
+# A step row keeps the errors of its first attempts; a node held back for ever
+# (its package is missing) retries without end, and its row must stay small.
+MAX_KEPT_ERRORS = 10
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -93,9 +106,16 @@ class Walk:
         outcome: Outcome,
         started: datetime,
         elapsed_ms: float,
+        seen: Mapping[str, Any] | None = None,
     ) -> None:
-        """Turn a node's outcome into its step row and outbox rows."""
+        """Turn a node's outcome into its step row and outbox rows.
+
+        ``seen`` (the profile fields and events the node read) goes into the
+        row's output, next to what it decided.
+        """
         output: dict[str, Any] = {}
+        if seen:
+            output["seen"] = dict(seen)
         if self.wake is not None:
             output["woke"] = {
                 "reason": self.wake.reason,
@@ -223,10 +243,28 @@ class Walk:
         self.due_at = now
         self.running = False
 
-    def fail_or_retry(self, error: str, visit: int, started: datetime, max_attempts: int) -> None:
-        """Record a node error; retry later with back-off, or fail for good at the limit."""
+    def fail_or_retry(
+        self,
+        error: str,
+        visit: int,
+        started: datetime,
+        max_attempts: int,
+        seen: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a node error; retry later with back-off, or fail for good at the limit.
+
+        The row's ``output.errors`` gains this attempt's error (the journal appends it
+        to those of earlier attempts when it completes the same row again).
+        """
         self.attempts += 1
         self.last_error = error
+        output: dict[str, Any] = {}
+        if self.attempts <= MAX_KEPT_ERRORS:
+            output["errors"] = [
+                {"attempt": self.attempts, "at": started.isoformat(), "error": error}
+            ]
+        if seen:
+            output["seen"] = dict(seen)
         self.steps.append(
             {
                 "journey_id": self.row.id,
@@ -238,7 +276,7 @@ class Walk:
                 "status": StepStatus.error.value,
                 "port": None,
                 "input": self.input_snapshot(),
-                "output": {},
+                "output": output,
                 "error": error,
                 "attempts": self.attempts,
                 "started_at": started,

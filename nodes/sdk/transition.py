@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from nodes.sdk.context import Clock, Context, Services
 from nodes.sdk.node import NodeType
+from nodes.sdk.seen import Reads
 from nodes.sdk.types import ContactChanges, EventRecord, JourneyInfo, Outcome, Profile, Wake
 
 __all__ = [
@@ -53,7 +54,8 @@ class Transition:
     port: ``error`` says which, ``exception`` holds it), "cannot_run" (the node
     type is missing or its config no longer valid: ``error`` says why) or
     "interrupted" (the flow's exit rules ended the journey before the node ran:
-    ``reason``). ``profile`` and ``data`` are what the next node sees.
+    ``reason``). ``profile`` and ``data`` are what the next node sees; ``seen``
+    holds the profile fields and events the node read (``nodes.sdk.seen``).
     """
 
     kind: TransitionKind
@@ -64,6 +66,7 @@ class Transition:
     exception: BaseException | None = field(default=None, compare=False)
     reason: str | None = None
     elapsed_ms: float = 0.0
+    seen: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def port(self) -> str | None:
@@ -139,6 +142,8 @@ async def transition(
         return Transition("interrupted", profile, data, reason="unsubscribed")
     if node is None or config is None:
         return Transition("cannot_run", profile, data, error=problem or "node cannot run")
+    reads = Reads()
+    watched_profile, watched_events = reads.watch(profile, events)
     ctx: Context[Any] = Context(
         config=config,
         journey=JourneyInfo(
@@ -150,8 +155,8 @@ async def transition(
             entered_at=entered_at,
             data=MappingProxyType(data if isinstance(data, dict) else dict(data)),
         ),
-        profile=profile,
-        events=events,
+        profile=watched_profile,
+        events=watched_events,
         clock=clock,
         log=logging.LoggerAdapter(log, {"journey_id": journey_id, "node_id": node_id}),
         services=services,
@@ -168,7 +173,7 @@ async def transition(
     except Exception as exc:
         log.warning("node %s failed for journey %s: %s", node_id, journey_id, exc)
         error = f"{type(exc).__name__}: {exc}"
-        return Transition("failed", profile, data, error=error, exception=exc)
+        return Transition("failed", profile, data, error=error, exception=exc, seen=reads.as_json())
     elapsed_ms = (time.perf_counter() - tick) * 1000
     if outcome.changes is not None and not outcome.changes.is_empty():
         profile = apply_changes(profile, outcome.changes)
@@ -180,4 +185,12 @@ async def transition(
         kind = "ended"
     else:
         kind = "went"
-    return Transition(kind, profile, data, outcome, reason=outcome.reason, elapsed_ms=elapsed_ms)
+    return Transition(
+        kind,
+        profile,
+        data,
+        outcome,
+        reason=outcome.reason,
+        elapsed_ms=elapsed_ms,
+        seen=reads.as_json(),
+    )

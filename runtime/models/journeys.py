@@ -76,6 +76,12 @@ class Journey(Base):
             postgresql_where=_WOKEN_SQL,
             sqlite_where=_WOKEN_SQL,
         ),
+        # The Runs list pages newest entries first by keyset (entered_at, id), alone or
+        # within one status, flow or flow version: each filter walks its own index.
+        Index("ix_journeys_entered", "entered_at", "id"),
+        Index("ix_journeys_status_entered", "status", "entered_at", "id"),
+        Index("ix_journeys_flow_entered", "flow_id", "entered_at", "id"),
+        Index("ix_journeys_version_entered", "flow_version_id", "entered_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -6,6 +6,7 @@ from backend.web.editor import (
     preview,
     publish,
     rules,
+    runpath,
     selection,
     transfer,
     tryout,
@@ -21,6 +22,7 @@ ROUTES = [
     *tryout.ROUTES,
     *preview.ROUTES,
     *rules.ROUTES,
+    *runpath.ROUTES,
 ]
 
 # A stale draft revision, wherever it is found, gets the editor's conflict answer.

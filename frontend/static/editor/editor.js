@@ -13,6 +13,7 @@
 //   pointer.js    drag, connect, pan, zoom       actions.js  buttons and forms
 //   keyboard.js   shortcuts                      tools.js    room, find a step, help
 //   rename.js     rename a step in place (double-click, F2)
+//   runpath.js    a run's path on the canvas (loaded by "Show on canvas" only)
 import { root } from "./state.js";
 import { installResync } from "./requests.js";
 import { installPalette } from "./palette.js";
