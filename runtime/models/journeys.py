@@ -6,7 +6,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.models.base import Base, BigId, Json, UTCDateTime, utcnow
@@ -24,6 +33,8 @@ class JourneyStatus(StrEnum):
 LIVE_STATUSES = (JourneyStatus.active.value, JourneyStatus.waiting.value)
 _LIVE_SQL = text("status IN ('active', 'waiting')")
 _WAITING_SQL = text("wait_event_type IS NOT NULL")
+# Steps the results fold has yet to count: new ones, and counted waits that have since finished.
+_UNCOUNTED_STEPS_SQL = text("counted IS NULL OR (counted = 1 AND status <> 'waiting')")
 
 
 class Journey(Base):
@@ -67,6 +78,14 @@ class Journey(Base):
         Index("ix_journeys_flow_contact", "flow_id", "contact_id", "status"),
         Index("ix_journeys_flow_visitor", "flow_id", "visitor_id", "status"),
         Index("ix_journeys_contact_id", "contact_id"),
+        # The results overlay's "waiting there now", per version and node.
+        Index(
+            "ix_journeys_version_node_live",
+            "flow_version_id",
+            "node_id",
+            postgresql_where=_LIVE_SQL,
+            sqlite_where=_LIVE_SQL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -117,6 +136,12 @@ class Step(Base):
     __table_args__ = (
         UniqueConstraint("journey_id", "node_id", "visit"),
         Index("ix_steps_node_started", "node_id", "started_at"),
+        Index(
+            "ix_steps_uncounted",
+            "id",
+            postgresql_where=_UNCOUNTED_STEPS_SQL,
+            sqlite_where=_UNCOUNTED_STEPS_SQL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -133,3 +158,6 @@ class Step(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_ms: Mapped[float | None] = mapped_column()
+    # What the results rollup has counted of this row: NULL nothing yet, 1 that it
+    # was reached (it was still waiting or retrying), 2 everything. See runtime.results.
+    counted: Mapped[int | None] = mapped_column(SmallInteger)
