@@ -5,6 +5,7 @@ from backend.web.editor import (
     pages,
     preview,
     publish,
+    results,
     rules,
     selection,
     transfer,
@@ -21,6 +22,7 @@ ROUTES = [
     *tryout.ROUTES,
     *preview.ROUTES,
     *rules.ROUTES,
+    *results.ROUTES,
 ]
 
 # A stale draft revision, wherever it is found, gets the editor's conflict answer.
