@@ -83,6 +83,8 @@ def _summary(found: FlowResults) -> str:
 def overlay(found: FlowResults) -> dict[str, Any]:
     return {
         "summary": _summary(found),
+        "from": found.filter.start.isoformat(),
+        "to": found.filter.end.isoformat(),
         "layout": found.layout.number if found.layout is not None else None,
         "nodes": [
             {"id": node.node_id, "label": node.label, "items": _node_items(node)}
