@@ -1,4 +1,4 @@
-"""Results in Chromium: the canvas overlay's numbers after real journeys, and the flow page's charts."""
+"""Results in Chromium: the canvas overlay's numbers after real journeys; the flow page's charts."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from backend.db import create_engine, create_sessionmaker
 from backend.models import Role
 from runtime import flows
 from runtime.engine import Runtime
+from tests.backend.web.support import settings_for
 from tests.browser.conftest import LiveServer, sign_in
 from tests.browser.test_accessibility import _axe, _report
-from tests.backend.web.support import settings_for
 from tests.runtime.conftest import add_contacts
 from tests.runtime.nodes import graph, test_registry
 
