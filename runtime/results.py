@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, and_, exists, func, or_, select, update
+from sqlalchemy import Table, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.models import (
@@ -60,6 +60,18 @@ ENGAGEMENT: dict[str, Metric] = {
 _OUTCOME, _CLICK, _BOTH = 1, 2, 3
 # ``counted`` on steps: reached only (it was waiting or retrying), or everything.
 _REACHED, _SETTLED = 1, 2
+
+# The partial indexes' predicates, literally (bind parameters would hide from the
+# PostgreSQL planner that a query asks only for rows the index holds).
+_STEPS_TO_COUNT = text("steps.counted IS NULL OR (steps.counted = 1 AND steps.status <> 'waiting')")
+_MESSAGES_TO_COUNT = text(
+    "(outbox_messages.counted IS NULL OR outbox_messages.counted = 2) "
+    "AND outbox_messages.status IN ('sent', 'suppressed', 'dead')"
+)
+_ENGAGEMENT_EVENTS = text(
+    "events.type IN ('email.opened', 'email.clicked', 'email.bounced', 'email.unsubscribed', "
+    "'sms.unsubscribed', 'sms.delivered')"
+)
 
 # A key of ``flow_results`` plus the flow it belongs to.
 _Key = tuple[int, int, str, str, str, date]
@@ -129,10 +141,7 @@ async def _fold_steps(
             JOURNEYS.c.flow_version_id,
         )
         .join(JOURNEYS, JOURNEYS.c.id == s.journey_id)
-        .where(
-            s.id > after,
-            or_(s.counted.is_(None), and_(s.counted == _REACHED, s.status != "waiting")),
-        )
+        .where(s.id > after, _STEPS_TO_COUNT)
         .order_by(s.id)
         .limit(batch)
     )
@@ -177,13 +186,7 @@ async def _fold_messages(session: AsyncSession, after: int, batch: int) -> tuple
             JOURNEYS.c.flow_version_id,
         )
         .outerjoin(JOURNEYS, JOURNEYS.c.id == o.journey_id)
-        .where(
-            o.id > after,
-            or_(o.counted.is_(None), o.counted == _CLICK),
-            o.status.in_(
-                (OutboxStatus.sent.value, OutboxStatus.suppressed.value, OutboxStatus.dead.value)
-            ),
-        )
+        .where(o.id > after, _MESSAGES_TO_COUNT)
         .order_by(o.id)
         .limit(batch)
     )
@@ -220,7 +223,7 @@ async def _fold_events(
         select(e.id, e.type, e.contact_id, e.properties, e.occurred_at)
         .where(
             e.id > max(floor, after),
-            e.type.in_(list(ENGAGEMENT)),
+            _ENGAGEMENT_EVENTS,
             ~exists().where(MARKS.c.event_id == e.id),
         )
         .order_by(e.id)
@@ -235,16 +238,22 @@ async def _fold_events(
         claim.returning(MARKS.c.event_id), [{"event_id": row.id} for row in rows]
     )
     claimed = set(marked.all())
+    mine = [row for row in rows if row.id in claimed]
+    named = await _messages(session, {_named(row) for row in mine} - {None})
+    clicked = await _first_clicks(
+        session, {_named(row) for row in mine if row.type == "email.clicked"} - {None}
+    )
     counts: Counter[_Key] = Counter()
-    for row in rows:
-        if row.id not in claimed:
-            continue
-        message = await _message_of(session, row)
+    for row in mine:
+        message_id = _named(row)
+        message = named.get(message_id) if message_id is not None else await _bounced(session, row)
         if message is None:
             continue
         metric = ENGAGEMENT[row.type]
-        if metric is Metric.clicked and not await _first_click(session, message.id):
-            continue
+        if metric is Metric.clicked:
+            if message.id not in clicked:
+                continue  # this message's click is already counted
+            clicked.discard(message.id)
         where = (message.flow_id, message.flow_version_id, message.node_id)
         day = message.created_at.date()
         counts[(*where, metric.value, "", day)] += 1
@@ -276,42 +285,60 @@ async def _events_floor(session: AsyncSession, now: datetime) -> int:
     return int(row.candidate_id)
 
 
-async def _message_of(session: AsyncSession, event: Any) -> Any:
-    """The flow message an engagement event is about: named by the event, or for a bounce
-    report (which names only the address) the contact's last email sent before it."""
-    o = OUTBOX.c
-    query = select(
-        o.id, o.node_id, o.created_at, JOURNEYS.c.flow_id, JOURNEYS.c.flow_version_id
-    ).join(JOURNEYS, JOURNEYS.c.id == o.journey_id)
+def _named(event: Any) -> int | None:
     message_id = (event.properties or {}).get("message_id")
-    if message_id is not None and str(message_id).isdigit():
-        query = query.where(o.id == int(message_id))
-    elif event.type == "email.bounced" and event.contact_id is not None:
-        query = (
-            query.where(
-                o.contact_id == event.contact_id,
-                o.channel == "email",
-                o.status == OutboxStatus.sent.value,
-                o.created_at <= event.occurred_at,
-            )
-            .order_by(o.created_at.desc(), o.id.desc())
-            .limit(1)
-        )
-    else:
-        return None
-    found = (await session.execute(query)).first()
-    return found if found is not None and found.node_id is not None else None
+    return int(message_id) if message_id is not None and str(message_id).isdigit() else None
 
 
-async def _first_click(session: AsyncSession, message_id: int) -> bool:
-    """Clicks count once per message (the events are once per link), so rates stay rates."""
+def _flow_messages() -> Any:
     o = OUTBOX.c
-    result = await session.execute(
-        update(OUTBOX)
-        .where(o.id == message_id, or_(o.counted.is_(None), o.counted == _OUTCOME))
-        .values(counted=func.coalesce(o.counted, 0) + _CLICK)
+    return (
+        select(o.id, o.node_id, o.created_at, JOURNEYS.c.flow_id, JOURNEYS.c.flow_version_id)
+        .join(JOURNEYS, JOURNEYS.c.id == o.journey_id)
+        .where(o.node_id.is_not(None))
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _messages(session: AsyncSession, ids: set[int | None]) -> dict[int, Any]:
+    """The flow messages the events name, in one query."""
+    if not ids:
+        return {}
+    rows = await session.execute(_flow_messages().where(among(session, OUTBOX.c.id, ids)))
+    return {row.id: row for row in rows}
+
+
+async def _bounced(session: AsyncSession, event: Any) -> Any:
+    """A bounce report names only the address: the contact's last email sent before it."""
+    if event.type != "email.bounced" or event.contact_id is None:
+        return None
+    o = OUTBOX.c
+    query = (
+        _flow_messages()
+        .where(
+            o.contact_id == event.contact_id,
+            o.channel == "email",
+            o.status == OutboxStatus.sent.value,
+            o.created_at <= event.occurred_at,
+        )
+        .order_by(o.created_at.desc(), o.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).first()
+
+
+async def _first_clicks(session: AsyncSession, ids: set[int | None]) -> set[int]:
+    """Of these messages, those whose first click this is (marked now): clicks count once
+    per message (the events are once per link), so click rates stay rates."""
+    if not ids:
+        return set()
+    o = OUTBOX.c
+    marked = await session.execute(
+        update(OUTBOX)
+        .where(among(session, o.id, ids), or_(o.counted.is_(None), o.counted == _OUTCOME))
+        .values(counted=func.coalesce(o.counted, 0) + _CLICK)
+        .returning(o.id)
+    )
+    return {row[0] for row in marked}
 
 
 async def _add(session: AsyncSession, counts: Counter[_Key]) -> None:

@@ -26,6 +26,8 @@ GRAPH = graph(
     ],
     [("t", "next", "c"), ("c", "yes", "w"), ("c", "no", "e")],
 )
+for _node, (_x, _y) in zip(GRAPH["nodes"], ((0, 100), (300, 100), (600, 0), (600, 260)), strict=True):
+    _node["position"] = {"x": _x, "y": _y}
 
 
 async def _walk_customers(live_server: LiveServer) -> int:

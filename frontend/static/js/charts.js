@@ -94,7 +94,17 @@
         spanGaps: true,
       };
     });
-    var value = { beginAtZero: true, stacked: kind === "stacked", title: { display: !!unit, text: unit } };
+    var whole = data.series.every(function (s) {
+      return s.values.every(function (v) { return v === null || Number.isInteger(v); });
+    });
+    var format = new Intl.NumberFormat(document.documentElement.lang || undefined);
+    var value = {
+      beginAtZero: true,
+      stacked: kind === "stacked",
+      title: { display: !!unit, text: unit },
+      // Counts get whole ticks; every tick in the reader's number format.
+      ticks: { precision: whole ? 0 : undefined, callback: function (v) { return format.format(v); } },
+    };
     var label = { stacked: kind === "stacked" };
     return {
       type: line ? "line" : "bar",
