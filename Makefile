@@ -25,6 +25,7 @@ $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p frontend/static/vendor
 	cp frontend/node_modules/htmx.org/dist/htmx.min.js frontend/static/vendor/htmx.min.js
+	cp frontend/node_modules/chart.js/dist/chart.umd.min.js frontend/static/vendor/chart.umd.min.js
 	@touch $@
 
 install: $(STAMP) $(FRONTEND_STAMP) catalogs

@@ -91,6 +91,8 @@ def create_environment() -> Environment:
     env.filters["masked"] = _masked
     env.filters["provider_answer"] = _provider_answer
     env.filters["number"] = formats.format_number
+    env.filters["day"] = formats.format_day
+    env.filters["percent"] = formats.format_percent
     env.globals["Role"] = Role
     return env
 

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nodes.sdk import Clock, NodeRegistry, Services, SystemClock, discover
-from runtime import admin, enroll, entries, events, retention
+from runtime import admin, enroll, entries, events, results, retention
 from runtime.delivery import Deliverer
 from runtime.doorbell import Doorbell, NullDoorbell
 from runtime.outbox import DeliveryReport, deliver_batch
@@ -59,6 +59,7 @@ class WorkReport:
     withheld: int = 0
     lost: int = 0
     entered: int = 0
+    folded: int = 0
 
     def add_steps(self, report: StepReport) -> None:
         self.batches += 1
@@ -120,6 +121,12 @@ class Runtime:
         if last is None or self.clock.now() - last >= interval:
             entered = await self.enter()
             report.entered += entered.scheduled + entered.audience
+            # The results rollup is folded on the same beat, off the step hot path.
+            report.folded += (await self.fold_results()).total
+
+    async def fold_results(self) -> results.FoldReport:
+        """Count new steps, messages and engagement events into the results rollup."""
+        return await results.fold_results(self)
 
     async def prune(self, *, budget_seconds: float | None = None) -> retention.PruneReport:
         """Prune steps, events and message bodies past their age (``runtime.retention``)."""

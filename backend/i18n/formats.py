@@ -7,7 +7,7 @@ profile on signed-in pages, the browser's Accept-Language on public ones.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -50,8 +50,18 @@ def format_date(value: datetime | None) -> str:
     return dates.format_date(value.astimezone(zone()), format="medium", locale=current_locale())
 
 
+def format_day(value: date) -> str:
+    """A calendar day (no time, so no zone): ``27 nov. 2026``."""
+    return dates.format_date(value, format="medium", locale=current_locale())
+
+
 def format_number(value: float | int) -> str:
     return numbers.format_decimal(value, locale=current_locale())
+
+
+def format_percent(value: float) -> str:
+    """``67 %`` in Swedish, ``67%`` in English; one decimal when it matters."""
+    return numbers.format_percent(value, "#,##0.#%", locale=current_locale())
 
 
 def format_duration(value: timedelta) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.params import FromPath
 from litestar.response import Template
 
@@ -23,7 +23,7 @@ from backend.flows.process import (
     process_options,
     set_flow_process,
 )
-from backend.flows.results import flow_results
+from backend.flows.results import ResultsFilter, ResultsFilterError, flow_results
 from backend.flows.runs import list_journeys
 from backend.flows.summaries import NO_PROCESS, flow_summaries, flow_versions, journey_counts
 from backend.i18n import N_, _
@@ -162,7 +162,11 @@ async def flow_page(
         raise NotFoundException(_("There is no flow with this number."))
     counts = (await journey_counts(db, [flow.id])).get(flow.id)
     recent, _total = await list_journeys(db, None, Page.of(1, 10), flow_id=flow.id)
-    results = await flow_results(db, flow.id, flow.published_version_id, now=clock.now())
+    try:
+        wanted = ResultsFilter.parse(dict(request.query_params), today=clock.now().date())
+        results = await flow_results(db, flow.id, flow.published_version_id, wanted)
+    except ResultsFilterError as exc:
+        raise ValidationException(str(exc)) from exc
     options = await process_options(db)
     return render(
         request,

@@ -1,5 +1,6 @@
 """The tables the runtime runs on: flows and versions, journeys and steps, events,
-contacts and visitors, the outbox, deliveries and suppressions, call-list tasks.
+contacts and visitors, the outbox, deliveries and suppressions, call-list tasks,
+the results rollup.
 
 ``backend.models`` re-exports them beside the web app's own tables (users, audit,
 forms, personalization), all on one ``Base`` metadata.
@@ -12,6 +13,7 @@ from runtime.models.flows import Flow, FlowStatus, FlowVersion, LifecyclePhase
 from runtime.models.journeys import LIVE_STATUSES, Journey, JourneyStatus, Step, StepStatus
 from runtime.models.messaging import Delivery, DeliveryState, Suppression, SuppressionReason
 from runtime.models.outbox import OutboxMessage, OutboxStatus
+from runtime.models.results import FlowResult, Metric, ResultsFloor, ResultsMark
 from runtime.models.tasks import Task, TaskStatus
 
 __all__ = [
@@ -26,14 +28,18 @@ __all__ = [
     "DeliveryState",
     "Event",
     "Flow",
+    "FlowResult",
     "FlowStatus",
     "FlowVersion",
     "Journey",
     "JourneyStatus",
     "Json",
     "LifecyclePhase",
+    "Metric",
     "OutboxMessage",
     "OutboxStatus",
+    "ResultsFloor",
+    "ResultsMark",
     "Step",
     "StepStatus",
     "Suppression",

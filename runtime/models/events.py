@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.models.base import Base, BigId, Json, UTCDateTime, utcnow
+
+_ENGAGEMENT_SQL = text(
+    "type IN ('email.opened', 'email.clicked', 'email.bounced', 'email.unsubscribed', "
+    "'sms.unsubscribed', 'sms.delivered')"
+)
 
 
 class Event(Base):
@@ -23,6 +28,13 @@ class Event(Base):
         Index("ix_events_contact_id_occurred_at", "contact_id", "occurred_at"),
         Index("ix_events_visitor_id_occurred_at", "visitor_id", "occurred_at"),
         Index("ix_events_type_occurred_at", "type", "occurred_at"),
+        # The results fold reads only what became of messages (runtime.results.ENGAGEMENT).
+        Index(
+            "ix_events_engagement",
+            "id",
+            postgresql_where=_ENGAGEMENT_SQL,
+            sqlite_where=_ENGAGEMENT_SQL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -6,7 +6,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.models.base import Base, BigId, Json, UTCDateTime, utcnow
@@ -25,6 +34,8 @@ LIVE_STATUSES = (JourneyStatus.active.value, JourneyStatus.waiting.value)
 _LIVE_SQL = text("status IN ('active', 'waiting')")
 _WAITING_SQL = text("wait_event_type IS NOT NULL")
 _WOKEN_SQL = text("wake_event_id IS NOT NULL")
+# Steps the results fold has yet to count: new ones, and counted waits that have since finished.
+_UNCOUNTED_STEPS_SQL = text("counted IS NULL OR (counted = 1 AND status <> 'waiting')")
 
 
 class Journey(Base):
@@ -82,6 +93,14 @@ class Journey(Base):
         Index("ix_journeys_status_entered", "status", "entered_at", "id"),
         Index("ix_journeys_flow_entered", "flow_id", "entered_at", "id"),
         Index("ix_journeys_version_entered", "flow_version_id", "entered_at", "id"),
+        # The results overlay's "waiting there now", per version and node.
+        Index(
+            "ix_journeys_version_node_live",
+            "flow_version_id",
+            "node_id",
+            postgresql_where=_LIVE_SQL,
+            sqlite_where=_LIVE_SQL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -132,6 +151,12 @@ class Step(Base):
     __table_args__ = (
         UniqueConstraint("journey_id", "node_id", "visit"),
         Index("ix_steps_node_started", "node_id", "started_at"),
+        Index(
+            "ix_steps_uncounted",
+            "id",
+            postgresql_where=_UNCOUNTED_STEPS_SQL,
+            sqlite_where=_UNCOUNTED_STEPS_SQL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -148,3 +173,6 @@ class Step(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_ms: Mapped[float | None] = mapped_column()
+    # What the results rollup has counted of this row: NULL nothing yet, 1 that it
+    # was reached (it was still waiting or retrying), 2 everything. See runtime.results.
+    counted: Mapped[int | None] = mapped_column(SmallInteger)

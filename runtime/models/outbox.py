@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import ForeignKey, Index, Integer, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.models.base import Base, BigId, Json, UTCDateTime, utcnow
@@ -19,6 +19,11 @@ class OutboxStatus(StrEnum):
     deferred = "deferred"  # held back by a frequency cap or sending window
     suppressed = "suppressed"  # not sent: unsubscribed, bounced, no consent, dropped by cap
     dead = "dead"  # gave up after retries; an admin can retry
+
+
+_UNCOUNTED_SQL = text(
+    "(counted IS NULL OR counted = 2) AND status IN ('sent', 'suppressed', 'dead')"
+)
 
 
 class OutboxMessage(Base):
@@ -53,6 +58,13 @@ class OutboxMessage(Base):
         ),
         Index("ix_outbox_messages_contact_created", "contact_id", "created_at"),
         Index("ix_outbox_messages_journey_node", "journey_id", "node_id"),
+        # Messages whose outcome the results fold has yet to count.
+        Index(
+            "ix_outbox_messages_uncounted",
+            "id",
+            postgresql_where=_UNCOUNTED_SQL,
+            sqlite_where=_UNCOUNTED_SQL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -73,3 +85,5 @@ class OutboxMessage(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the results rollup has counted: 1 the outcome, 2 a click, 3 both (runtime.results).
+    counted: Mapped[int | None] = mapped_column(SmallInteger)

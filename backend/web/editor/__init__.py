@@ -5,6 +5,7 @@ from backend.web.editor import (
     pages,
     preview,
     publish,
+    results,
     rules,
     runpath,
     selection,
@@ -23,6 +24,7 @@ ROUTES = [
     *preview.ROUTES,
     *rules.ROUTES,
     *runpath.ROUTES,
+    *results.ROUTES,
 ]
 
 # A stale draft revision, wherever it is found, gets the editor's conflict answer.
