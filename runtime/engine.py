@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nodes.sdk import Clock, NodeRegistry, Services, SystemClock, discover
-from runtime import admin, enroll, entries, events
+from runtime import admin, conversions, enroll, entries, events
 from runtime.delivery import Deliverer
 from runtime.doorbell import Doorbell, NullDoorbell
 from runtime.outbox import DeliveryReport, deliver_batch
@@ -56,6 +56,7 @@ class WorkReport:
     withheld: int = 0
     lost: int = 0
     entered: int = 0
+    converted: int = 0
 
     def add_steps(self, report: StepReport) -> None:
         self.batches += 1
@@ -113,6 +114,12 @@ class Runtime:
         if last is None or self.clock.now() - last >= interval:
             entered = await self.enter()
             report.entered += entered.scheduled + entered.audience
+            report.converted += await self.record_conversions()
+
+    async def record_conversions(self) -> int:
+        """Credit the flow goals met since the last sweep (``runtime.conversions``)."""
+        async with self.sessions() as session, session.begin():
+            return await conversions.record_flow_goals(session, self.clock.now())
 
     async def step(self, limit: int | None = None) -> StepReport:
         """Claim and walk one batch of due journeys."""

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nodes.sdk import Family, NodeRegistry, Port, upgrade_config
+from runtime.goals import FlowGoal
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -59,6 +60,8 @@ class FlowSettings(BaseModel):
     exit_on: list[ExitRule] = Field(default_factory=lambda: list(DEFAULT_EXITS))
     # Rule (runtime.rules JSON) that defines the flow's audience; used by "left_audience".
     audience: dict[str, Any] | None = None
+    # What success means for this flow (conversion reports, A/B verdicts); None: goal nodes only.
+    goal: FlowGoal | None = None
 
     @model_validator(mode="after")
     def _days_with_after_days(self) -> FlowSettings:
