@@ -105,6 +105,24 @@ def _label(node: dict[str, Any], registry: NodeRegistry) -> str:
     return str(node_type.name) if node_type is not None else str(node.get("id"))
 
 
+def _port_label(label: str, config: dict[str, Any]) -> str:
+    """A branch name the marketer wrote stays as is; a node type's own (Holdout) is translated."""
+    written: list[str] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, str):
+            written.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    collect(config)
+    return label if label in written else _(label)
+
+
 def main_path(
     graph: FlowGraph, traffic: dict[tuple[str, str], int], triggers: list[str]
 ) -> list[str]:
@@ -246,8 +264,7 @@ async def _along_graph(
         arms = [
             Arm(
                 port.id,
-                # Built-in port names (Holdout) are catalogue strings; branch names are the user's.
-                _(str(port.label)),
+                _port_label(port.label or port.id.upper(), node.config),
                 traffic.get((node.id, port.id), 0),
                 won.get((node.id, port.id), 0),
             )

@@ -19,9 +19,10 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+from babel import numbers
 from scipy import stats
 
-from backend.i18n import _
+from backend.i18n import _, current_locale
 from backend.i18n.formats import format_number
 
 __all__ = [
@@ -187,7 +188,7 @@ def _more(arms: list[Arm], compared: tuple[Arm, Arm], needed: int) -> int:
 
 def verdict_text(verdict: Verdict) -> str:
     """The verdict in plain words, in the reader's language."""
-    percent = format_number(round(CONFIDENCE * 100))
+    confidence = numbers.format_percent(CONFIDENCE, locale=current_locale())
     match verdict.outcome:
         case Outcome.empty:
             return _("No customers have reached this split yet.")
@@ -197,8 +198,8 @@ def verdict_text(verdict: Verdict) -> str:
             return _("Not enough data yet: no customer on any branch has converted.")
         case Outcome.winner:
             assert verdict.leader is not None
-            return _("{branch} converts better, {percent} % confident.").format(
-                branch=verdict.leader.label, percent=percent
+            return _("{branch} converts better, {confidence} confident.").format(
+                branch=verdict.leader.label, confidence=confidence
             )
         case Outcome.need_more:
             return _("Not enough data yet: about {count} more customers needed.").format(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from babel import numbers
+from babel import Locale, numbers
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
@@ -37,7 +37,10 @@ BASE = "/flows/{flow_id:int}"
 
 
 def _percent(value: float) -> str:
-    return numbers.format_percent(value, format="#,##0.0%", locale=current_locale())
+    # The locale's own percent pattern ("#,##0%", "#,##0 %") with one decimal.
+    locale = Locale.parse(current_locale())
+    pattern = locale.percent_formats[None].pattern.replace("0", "0.0", 1)
+    return numbers.format_percent(value, format=pattern, locale=locale)
 
 
 def _points(value: float) -> str:

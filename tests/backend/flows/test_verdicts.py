@@ -50,7 +50,7 @@ def test_a_clear_difference_names_the_winner() -> None:
     verdict = judge([Arm("a", A, 200, 20), Arm("b", B, 200, 40)])
     assert verdict.outcome is Outcome.winner
     assert verdict.leader is not None and verdict.leader.key == "b"
-    assert verdict_text(verdict) == "B converts better, 95 % confident."
+    assert verdict_text(verdict) == "B converts better, 95% confident."
 
 
 def test_a_hint_of_a_difference_says_how_many_more_customers_are_needed() -> None:

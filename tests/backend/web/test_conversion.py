@@ -177,10 +177,10 @@ async def test_the_conversion_page_shows_the_seeded_answers(
         ["Converted", "60"],
     ]
     assert cells(html, "split-ab-rates") == [["Email", "10.0"], ["SMS", "20.0"]]
-    assert "SMS converts better, 95 % confident." in html
+    assert "SMS converts better, 95% confident." in html
     detail = re.search(r'id="split-ab-detail".*?</table>', html, re.S)
     assert detail
-    assert "+10.0 (+3.1 – +16.9)" in detail.group(0)  # B's lead over A, in points
+    assert "+10.0 (+3.1 \u2013 +16.9)" in detail.group(0)  # B's lead over A, in points
     assert "0.005" in detail.group(0)
     assert "Send everyone down" not in html  # a viewer may look, not act
 
@@ -191,7 +191,7 @@ async def test_swedish_readers_get_swedish_numbers_and_verdicts(
     flow_id = await seed(sessions)
     client = await signed_in(Role.viewer)
     page = await client.get(f"/flows/{flow_id}/conversion", headers={"Accept-Language": "sv"})
-    assert "SMS konverterar bättre, 95 % säkert." in page.text
+    assert "SMS konverterar bättre, 95\xa0% säkert." in page.text
     assert "15,0" in page.text
 
 
