@@ -21,6 +21,7 @@ from backend.audit import record
 from backend.auth.guards import role
 from backend.deps import Actor, Db
 from backend.flows.conversion import FlowConversion, SplitResult, flow_conversion
+from backend.flows.goal_form import GOAL_KINDS, STAGE_LABELS, goal_values, read_goal
 from backend.flows.verdicts import Comparison, Outcome, verdict_text
 from backend.flows.winner import WinnerError, route_to_winner
 from backend.i18n import _, current_locale
@@ -28,9 +29,10 @@ from backend.i18n.formats import format_duration
 from backend.models import Flow, FlowStatus, FlowVersion, Role
 from backend.web.editor.compare import diff_graphs
 from backend.web.editor.context import registry_of
-from backend.web.posted import read_posted
+from backend.web.posted import Posted, read_posted
 from backend.web.render import redirect, render
 from runtime.flows import publish, save_draft
+from runtime.goals import FlowGoal
 from runtime.graph import FlowGraph, InvalidGraph
 
 BASE = "/flows/{flow_id:int}"
@@ -87,11 +89,22 @@ def _same_graph(live: dict[str, Any], draft: dict[str, Any]) -> bool:
     return diff_graphs(live, normal).empty
 
 
-@get(BASE + "/conversion", opt=role(Role.viewer))
-async def conversion_page(
-    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+def _draft_goal(flow: Flow) -> FlowGoal | None:
+    raw = (flow.draft_graph.get("settings") or {}).get("goal")
+    try:
+        return FlowGoal.model_validate(raw) if raw else None
+    except ValidationError:
+        return None  # a goal an older release wrote: the form starts afresh
+
+
+async def _page(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    flow: Flow,
+    form: Posted | None = None,
+    status_code: int = 200,
 ) -> Template:
-    flow = await _flow(db, flow_id)
     conversion = await _conversion(request, db, flow)
     return render(
         request,
@@ -101,10 +114,50 @@ async def conversion_page(
             "flow": flow,
             "conversion": conversion,
             "verdicts": {s.node_id: verdict_text(s.verdict) for s in conversion.splits},
-            **FORMATS,
             "can_edit": actor.allows(Role.marketer) and flow.status != FlowStatus.archived.value,
+            "goal_kinds": GOAL_KINDS,
+            "stage_labels": STAGE_LABELS,
+            "goal_values": form.values if form else goal_values(_draft_goal(flow)),
+            "goal_errors": form.errors if form else {},
+            **FORMATS,
         },
+        status_code=status_code,
     )
+
+
+@get(BASE + "/conversion", opt=role(Role.viewer))
+async def conversion_page(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Template:
+    return await _page(request, db, actor, await _flow(db, flow_id))
+
+
+@post(BASE + "/goal", opt=role(Role.marketer))
+async def goal_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Response[Any] | Template:
+    """Save the flow's goal into the draft settings; it counts from the next publish."""
+    flow = await _flow(db, flow_id, lock=True)
+    if flow.status == FlowStatus.archived.value:
+        raise HTTPException(
+            status_code=409, detail=_("This flow is archived, so it cannot be changed.")
+        )
+    form = await read_posted(request)
+    goal = read_goal(form, _draft_goal(flow))
+    if not form.ok:
+        return await _page(request, db, actor, flow, form, status_code=422)
+    settings = dict(flow.draft_graph.get("settings") or {})
+    before = settings.pop("goal", None)
+    if goal is not None:
+        settings["goal"] = goal.model_dump(mode="json", exclude_defaults=False)
+    await save_draft(
+        db,
+        flow.id,
+        {**flow.draft_graph, "settings": settings},
+        expected_revision=flow.draft_revision,
+    )
+    record(db, actor, "flow.goal_changed", flow, {"before": before, "after": settings.get("goal")})
+    return redirect(request, f"/flows/{flow.id}/conversion#goal")
 
 
 def _split(conversion: FlowConversion, node_id: str, branch: str) -> SplitResult:
@@ -203,4 +256,4 @@ async def winner_action(
     return redirect(request, f"/flows/{flow.id}/conversion")
 
 
-ROUTES = [conversion_page, winner_dialog, winner_action]
+ROUTES = [conversion_page, goal_action, winner_dialog, winner_action]

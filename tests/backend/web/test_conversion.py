@@ -273,3 +273,48 @@ async def test_the_winner_action_refuses_what_it_cannot_do_and_publishes_nothing
         assert not (
             await db.execute(select(AuditEntry).where(AuditEntry.action == "flow.split_winner"))
         ).first()
+
+
+async def test_a_marketer_sets_the_flow_goal_on_the_conversion_page(
+    sessions: async_sessionmaker[AsyncSession], signed_in: SignedIn
+) -> None:
+    flow_id = await seed(sessions)
+    client = await signed_in(Role.marketer)
+    page = f"/flows/{flow_id}/conversion"
+    url = f"/flows/{flow_id}/goal"
+    missing = await post_form(client, url, {"kind": "event", "event_type": ""}, form_page=page)
+    assert missing.status_code == 422
+    assert "Name the event" in missing.text
+    bad_days = {"kind": "stage", "stage": "customer", "within_days": "0"}
+    assert "from 1 to 365" in (await post_form(client, url, bad_days, form_page=page)).text
+    async with sessions() as db:
+        flow = await db.get(Flow, flow_id)
+        assert flow is not None and flow.draft_revision == 0
+
+    saved = await post_form(
+        client,
+        url,
+        {"kind": "stage", "stage": "customer", "label": "Blev kund", "within_days": "14"},
+        form_page=page,
+    )
+    assert saved.status_code == 303, saved.text
+    async with sessions() as db:
+        flow = await db.get(Flow, flow_id)
+        assert flow is not None
+        goal = flow.draft_graph["settings"]["goal"]
+        assert (goal["kind"], goal["stage"], goal["label"], goal["within_days"]) == (
+            "stage",
+            "customer",
+            "Blev kund",
+            14,
+        )
+        audit = (
+            await db.execute(select(AuditEntry).where(AuditEntry.action == "flow.goal_changed"))
+        ).scalar_one()
+        assert audit.details["before"]["event_type"] == "purchase"
+        assert audit.details["after"]["stage"] == "customer"
+    shown = (await client.get(page)).text
+    assert 'value="Blev kund"' in shown
+    # The draft now differs from the live version: no winner can be published over it.
+    winner = await post_form(client, await winner_url(flow_id), {"branch": "b"}, form_page=page)
+    assert winner.status_code == 409
