@@ -11,22 +11,34 @@ after the flow goal, records nothing twice.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.goals import FLOW_GOAL, FlowGoal, stages_from
 from runtime.graph import FlowSettings
-from runtime.models import FlowVersion
-from runtime.rules import matches_filter
+from runtime.models import LIVE_STATUSES, FlowVersion, JourneyStatus
+from runtime.rules import InvalidRule, matches_filter, parse_rule
 from runtime.rules.evaluate import RuleClock
 from runtime.rules.sql import to_sql
-from runtime.sql import CONTACTS, CONVERSIONS, EVENTS, JOURNEYS, dialect_name, upsert_insert
+from runtime.sql import (
+    CONTACTS,
+    CONVERSIONS,
+    EVENTS,
+    JOURNEYS,
+    close_open_steps,
+    dialect_name,
+    upsert_insert,
+)
+from runtime.versions import CompiledFlow, CompiledNode, VersionCache
 
-__all__ = ["flow_goals", "record_flow_goals"]
+__all__ = ["flow_goals", "reach_condition_goals", "record_flow_goals"]
+
+log = logging.getLogger(__name__)
 
 # Journeys are looked at for this long after their window closed, so a worker
 # that was down for a while still credits conversions that happened in time.
@@ -149,3 +161,105 @@ async def record_flow_goals(session: AsyncSession, now: datetime) -> int:
         )
         recorded += len(found)
     return recorded
+
+
+async def reach_condition_goals(
+    session: AsyncSession, versions: VersionCache, now: datetime
+) -> int:
+    """Goal nodes met by a contact change (a stage, an attribute value): reach them.
+
+    A live journey whose contact now meets such a goal, and was changed after
+    entering, moves onto the goal node like an event goal moves it (flow
+    setting "exit when the goal is reached"); the goal runs next and records
+    the conversion. Without that exit rule the conversion is recorded and the
+    journey goes on. Returns how many journeys converted or moved.
+    """
+    version_ids = set(
+        (
+            await session.execute(
+                select(JOURNEYS.c.flow_version_id)
+                .where(JOURNEYS.c.status.in_(LIVE_STATUSES))
+                .distinct()
+            )
+        ).scalars()
+    )
+    if not version_ids:
+        return 0
+    reached = 0
+    for flow in (await versions.get_many(session, version_ids)).values():
+        for goal in flow.condition_goals:
+            reached += await _reach(session, flow, goal, now)
+    return reached
+
+
+async def _reach(
+    session: AsyncSession, flow: CompiledFlow, goal: CompiledNode, now: datetime
+) -> int:
+    assert goal.trigger is not None
+    try:
+        rule = parse_rule(goal.trigger.audience)
+    except InvalidRule as exc:
+        log.error("flow %s goal %s has an invalid condition: %s", flow.flow_id, goal.id, exc)
+        return 0
+    moving = "goal_reached" in flow.settings.exit_on
+    query = (
+        select(JOURNEYS.c.id, JOURNEYS.c.visits)
+        .join(CONTACTS, CONTACTS.c.id == JOURNEYS.c.contact_id)
+        .where(
+            JOURNEYS.c.flow_version_id == flow.version_id,
+            JOURNEYS.c.status.in_(LIVE_STATUSES),
+            JOURNEYS.c.node_id != goal.id,
+            CONTACTS.c.erased_at.is_(None),
+            CONTACTS.c.updated_at >= JOURNEYS.c.entered_at,
+            to_sql(rule, dialect=dialect_name(session), now=now),
+        )
+    )
+    if not moving:
+        query = query.where(~exists().where(CONVERSIONS.c.journey_id == JOURNEYS.c.id))
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return 0
+    if not moving:
+        label = getattr(goal.config, "label", None)
+        stmt = upsert_insert(session, CONVERSIONS).on_conflict_do_nothing(
+            index_elements=[CONVERSIONS.c.journey_id]
+        )
+        await session.execute(
+            stmt,
+            [
+                {
+                    "journey_id": journey_id,
+                    "flow_id": flow.flow_id,
+                    "goal": goal.id,
+                    "label": label if isinstance(label, str) else goal.id,
+                    "converted_at": now,
+                }
+                for journey_id, _visits in rows
+            ],
+        )
+        return len(rows)
+    for journey_id, visits in rows:
+        # Goals are rare next to steps: one statement per journey, like an event goal.
+        this = select(JOURNEYS.c.id).where(JOURNEYS.c.id == journey_id)
+        await close_open_steps(session, this, "goal_reached", now)
+        counted = dict(visits or {})
+        counted[goal.id] = counted.get(goal.id, 0) + 1
+        await session.execute(
+            update(JOURNEYS)
+            .where(JOURNEYS.c.id == journey_id, JOURNEYS.c.status.in_(LIVE_STATUSES))
+            .values(
+                status=JourneyStatus.active.value,
+                node_id=goal.id,
+                visits=counted,
+                due_at=now,
+                wake_event_id=None,
+                wait_event_type=None,
+                wait_match=None,
+                waiting_since=None,
+                attempts=0,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+            )
+        )
+    return len(rows)

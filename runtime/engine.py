@@ -117,9 +117,19 @@ class Runtime:
             report.converted += await self.record_conversions()
 
     async def record_conversions(self) -> int:
-        """Credit the flow goals met since the last sweep (``runtime.conversions``)."""
+        """Credit the goals contact changes and events met since the last sweep.
+
+        Goal nodes met by a stage or attribute move their journeys on (they
+        record the conversion when they run); flow goals record it at once
+        (``runtime.conversions``).
+        """
+        now = self.clock.now()
         async with self.sessions() as session, session.begin():
-            return await conversions.record_flow_goals(session, self.clock.now())
+            reached = await conversions.reach_condition_goals(session, self.versions, now)
+            reached += await conversions.record_flow_goals(session, now)
+        if reached:
+            self.doorbell.ring()  # journeys moved onto a goal are due now
+        return reached
 
     async def step(self, limit: int | None = None) -> StepReport:
         """Claim and walk one batch of due journeys."""

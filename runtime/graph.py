@@ -192,7 +192,8 @@ def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]
 
     ports: dict[str, tuple[Port, ...]] = {}
     families: dict[str, Family] = {}
-    # Goals reached by an event need no incoming connection: the event moves journeys there.
+    # Goals reached by an event or a contact change need no incoming connection: the
+    # runtime moves journeys there.
     event_goals: list[str] = []
     for node in graph.nodes:
         node_errors, config = _config_errors(node, registry)
@@ -205,7 +206,7 @@ def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]
                 goal_trigger = (
                     node_type.trigger(config) if node_type.family is Family.goal else None
                 )
-                if goal_trigger is not None and goal_trigger.event_type:
+                if goal_trigger is not None and (goal_trigger.event_type or goal_trigger.audience):
                     event_goals.append(node.id)
 
     successors: dict[str, set[str]] = defaultdict(set)

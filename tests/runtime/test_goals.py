@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.settings import Settings
+from nodes.builtin.goals import ConversionConfig
 from runtime.clock import FakeClock
 from runtime.engine import Runtime
 from runtime.goals import FlowGoal
@@ -166,3 +167,68 @@ async def test_an_attribute_goal_follows_changes_the_flow_makes(
 def test_a_goal_says_what_it_waits_for(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         FlowGoal.model_validate(raw)
+
+
+def stage_goal_flow(**settings: Any) -> dict[str, Any]:
+    """signed up -> wait 3 days -> tag; a goal node met when the contact becomes a customer."""
+    return graph(
+        [
+            ("signup", "trigger.event", {"event_type": "signed.up"}),
+            ("wait", "wait.duration", {"amount": 3, "unit": "days"}),
+            ("tag", "action.tag", {"add": ["nudged"]}),
+            ("won", "goal.conversion", {"label": "Customer", "stage": "customer"}),
+        ],
+        [("signup", "next", "wait"), ("wait", "next", "tag")],
+        **settings,
+    )
+
+
+async def test_a_stage_goal_node_takes_the_journey_over_when_the_contact_gets_there(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    became, stayed, already = await add_contacts(rt, 3)
+    await update_contact(rt, already, lifecycle_stage="customer", updated_at=clock.now())
+    clock.advance(minutes=1)
+    await publish(rt, stage_goal_flow())
+    await enter(rt, [became, stayed, already])
+    clock.advance(days=1)
+    await update_contact(rt, became, lifecycle_stage="customer", updated_at=clock.now())
+    reached_at = clock.now()
+    await rt.drain()
+    clock.advance(days=3)
+    await rt.drain()
+    async with rt.sessions() as session:
+        ended = {j.contact_id: j for j in (await session.execute(select(Journey))).scalars()}
+    assert (ended[became].status, ended[became].exit_reason) == (
+        "completed",
+        "goal reached: Customer",
+    )
+    assert {ended[c].exit_reason for c in (stayed, already)} == {"end of flow"}
+    found = await conversions(rt)
+    assert set(found) == {became}
+    assert (found[became].goal, found[became].converted_at) == ("won", reached_at)
+
+
+async def test_without_the_goal_exit_a_stage_goal_node_counts_and_the_journey_goes_on(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    (x,) = await add_contacts(rt, 1)
+    await publish(rt, stage_goal_flow(exit_on=["unsubscribed"]))
+    await enter(rt, [x])
+    clock.advance(days=1)
+    await update_contact(rt, x, lifecycle_stage="evangelist", updated_at=clock.now())
+    assert await rt.record_conversions() == 1
+    assert await rt.record_conversions() == 0
+    clock.advance(days=3)
+    await rt.drain()
+    async with rt.sessions() as session:
+        journey = (await session.execute(select(Journey))).scalar_one()
+    assert (journey.status, journey.exit_reason) == ("completed", "end of flow")
+    assert (await conversions(rt))[x].goal == "won"
+
+
+def test_a_goal_node_needs_both_the_attribute_and_its_value() -> None:
+    with pytest.raises(ValidationError, match="both the attribute and the value"):
+        ConversionConfig(attribute="plan")
+    condition = ConversionConfig(attribute="plan", attribute_value="pro").condition()
+    assert condition == {"attribute": "plan", "value": "pro"}
