@@ -38,6 +38,12 @@ __all__ = ["Runtime", "WorkReport", "build_runtime", "default_deliverers"]
 log = logging.getLogger(__name__)
 
 
+# Goals are checked set-based over every flow with a goal (``runtime.conversions``):
+# a minute's delay in a conversion report costs nobody anything, a join every
+# few seconds would.
+CONVERSION_INTERVAL = timedelta(minutes=1)
+
+
 def _worker_id() -> str:
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(3)}"
 
@@ -96,6 +102,7 @@ class Runtime:
     # When schedule and audience triggers were last checked (see ``enter``), and
     # the last tick each schedule trigger handled here ((version id, node id) -> tick).
     entries_checked_at: datetime | None = field(default=None, init=False)
+    conversions_checked_at: datetime | None = field(default=None, init=False)
     handled_ticks: dict[tuple[int, str], datetime] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +121,8 @@ class Runtime:
         if last is None or self.clock.now() - last >= interval:
             entered = await self.enter()
             report.entered += entered.scheduled + entered.audience
+        last = self.conversions_checked_at
+        if last is None or self.clock.now() - last >= max(interval, CONVERSION_INTERVAL):
             report.converted += await self.record_conversions()
 
     async def record_conversions(self) -> int:
@@ -123,7 +132,7 @@ class Runtime:
         record the conversion when they run); flow goals record it at once
         (``runtime.conversions``).
         """
-        now = self.clock.now()
+        now = self.conversions_checked_at = self.clock.now()
         async with self.sessions() as session, session.begin():
             reached = await conversions.reach_condition_goals(session, self.versions, now)
             reached += await conversions.record_flow_goals(session, now)
