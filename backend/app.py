@@ -41,6 +41,7 @@ from backend.templating import HTMX_FILE, STATIC_DIR, template_config
 from backend.web import (
     admin,
     contacts,
+    conversion,
     editor,
     favicon,
     flows,
@@ -90,6 +91,7 @@ def _route_handlers(extra: Sequence[ControllerRouterHandler]) -> list[Controller
             *favicon.ROUTES,
             health.healthz,
             *flows.ROUTES,
+            *conversion.ROUTES,
             Router(
                 path="/",
                 route_handlers=editor.ROUTES,

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nodes.sdk import Clock, NodeRegistry, Services, SystemClock, discover
-from runtime import admin, enroll, entries, events, results, retention
+from runtime import admin, conversions, enroll, entries, events, results, retention
 from runtime.delivery import Deliverer
 from runtime.doorbell import Doorbell, NullDoorbell
 from runtime.outbox import DeliveryReport, deliver_batch
@@ -39,6 +39,12 @@ log = logging.getLogger(__name__)
 
 # How long one ``work`` call may spend pruning before it gets on with stepping.
 RETENTION_BUDGET_SECONDS = 2.0
+
+
+# Goals are checked set-based over every flow with a goal (``runtime.conversions``):
+# a minute's delay in a conversion report costs nobody anything, a join every
+# few seconds would.
+CONVERSION_INTERVAL = timedelta(minutes=1)
 
 
 def _worker_id() -> str:
@@ -60,6 +66,7 @@ class WorkReport:
     lost: int = 0
     entered: int = 0
     folded: int = 0
+    converted: int = 0
 
     def add_steps(self, report: StepReport) -> None:
         self.batches += 1
@@ -99,6 +106,7 @@ class Runtime:
     # When schedule and audience triggers were last checked (see ``enter``), and
     # the last tick each schedule trigger handled here ((version id, node id) -> tick).
     entries_checked_at: datetime | None = field(default=None, init=False)
+    conversions_checked_at: datetime | None = field(default=None, init=False)
     handled_ticks: dict[tuple[int, str], datetime] = field(default_factory=dict, init=False)
     # Rollups register their watermark per pruned table ("steps", "events"): see runtime.retention.
     retention_watermarks: dict[str, retention.Watermark] = field(default_factory=dict)
@@ -123,6 +131,24 @@ class Runtime:
             report.entered += entered.scheduled + entered.audience
             # The results rollup is folded on the same beat, off the step hot path.
             report.folded += (await self.fold_results()).total
+        last = self.conversions_checked_at
+        if last is None or self.clock.now() - last >= max(interval, CONVERSION_INTERVAL):
+            report.converted += await self.record_conversions()
+
+    async def record_conversions(self) -> int:
+        """Credit the goals contact changes and events met since the last sweep.
+
+        Goal nodes met by a stage or attribute move their journeys on (they
+        record the conversion when they run); flow goals record it at once
+        (``runtime.conversions``).
+        """
+        now = self.conversions_checked_at = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            reached = await conversions.reach_condition_goals(session, self.versions, now)
+            reached += await conversions.record_flow_goals(session, now)
+        if reached:
+            self.doorbell.ring()  # journeys moved onto a goal are due now
+        return reached
 
     async def fold_results(self) -> results.FoldReport:
         """Count new steps, messages and engagement events into the results rollup."""

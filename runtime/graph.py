@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nodes.sdk import Family, NodeRegistry, Port, upgrade_config
+from runtime.goals import FlowGoal
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -59,6 +60,8 @@ class FlowSettings(BaseModel):
     exit_on: list[ExitRule] = Field(default_factory=lambda: list(DEFAULT_EXITS))
     # Rule (runtime.rules JSON) that defines the flow's audience; used by "left_audience".
     audience: dict[str, Any] | None = None
+    # What success means for this flow (conversion reports, A/B verdicts); None: goal nodes only.
+    goal: FlowGoal | None = None
 
     @model_validator(mode="after")
     def _days_with_after_days(self) -> FlowSettings:
@@ -189,7 +192,8 @@ def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]
 
     ports: dict[str, tuple[Port, ...]] = {}
     families: dict[str, Family] = {}
-    # Goals reached by an event need no incoming connection: the event moves journeys there.
+    # Goals reached by an event or a contact change need no incoming connection: the
+    # runtime moves journeys there.
     event_goals: list[str] = []
     for node in graph.nodes:
         node_errors, config = _config_errors(node, registry)
@@ -202,7 +206,7 @@ def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]
                 goal_trigger = (
                     node_type.trigger(config) if node_type.family is Family.goal else None
                 )
-                if goal_trigger is not None and goal_trigger.event_type:
+                if goal_trigger is not None and (goal_trigger.event_type or goal_trigger.audience):
                     event_goals.append(node.id)
 
     successors: dict[str, set[str]] = defaultdict(set)

@@ -29,6 +29,7 @@ from runtime.models import JourneyStatus
 from runtime.profiles import CustomerKey
 from runtime.sql import (
     CONTACTS,
+    CONVERSIONS,
     JOURNEYS,
     OUTBOX,
     STEPS,
@@ -266,7 +267,7 @@ async def _write(session: AsyncSession, owner: str, walks: list[Walk], now: date
         log.info("claim %s lost %d journeys to another writer", owner, len(walks) - len(mine))
     if not mine:
         return []
-    await _apply_changes(session, [w for w in mine if w.changes])
+    await _apply_changes(session, [w for w in mine if w.changes], now)
     for reopen, steps in (
         (True, [step for w in mine for step in w.reopenable_steps()]),
         (False, [step for w in mine for step in w.fresh_steps()]),
@@ -279,11 +280,17 @@ async def _write(session: AsyncSession, owner: str, walks: list[Walk], now: date
             index_elements=[OUTBOX.c.idempotency_key]
         )
         await session.execute(stmt, messages)
+    conversions = [c for w in mine for c in w.conversions]
+    if conversions:
+        stmt = upsert_insert(session, CONVERSIONS).on_conflict_do_nothing(
+            index_elements=[CONVERSIONS.c.journey_id]
+        )
+        await session.execute(stmt, conversions)
     await _write_journeys(session, mine, now)
     return mine
 
 
-async def _apply_changes(session: AsyncSession, walks: list[Walk]) -> None:
+async def _apply_changes(session: AsyncSession, walks: list[Walk], now: datetime) -> None:
     """Write contact (and visitor trait) changes, reading the current values under lock."""
     by_customer: dict[CustomerKey, list[ContactChanges]] = defaultdict(list)
     for walk in walks:
@@ -321,6 +328,8 @@ async def _apply_changes(session: AsyncSession, walks: list[Walk]) -> None:
                 attributes=bindparam("c_attributes"),
                 tags=bindparam("c_tags"),
                 lifecycle_stage=bindparam("c_stage"),
+                # A flow's attribute and stage goals read this as when the change happened.
+                updated_at=now,
             ),
             updates,
         )

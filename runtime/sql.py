@@ -19,6 +19,7 @@ from runtime.models import (
     Event,
     Flow,
     Journey,
+    JourneyConversion,
     OutboxMessage,
     Step,
     StepStatus,
@@ -34,6 +35,7 @@ CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 VISITORS: Table = Visitor.__table__  # type: ignore[assignment]
 FLOWS: Table = Flow.__table__  # type: ignore[assignment]
 TASKS: Table = Task.__table__  # type: ignore[assignment]
+CONVERSIONS: Table = JourneyConversion.__table__  # type: ignore[assignment]
 
 
 def dialect_name(session: AsyncSession) -> str:

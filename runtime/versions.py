@@ -64,6 +64,8 @@ class CompiledFlow:
     routes: dict[tuple[str, str], str]
     triggers: tuple[CompiledNode, ...] = ()
     goals: tuple[CompiledNode, ...] = field(default=())
+    # Goal nodes met by a change to the contact (a stage, an attribute): runtime.conversions.
+    condition_goals: tuple[CompiledNode, ...] = field(default=())
     # Nodes from which a transactional message step can still be reached (itself included).
     transactional_ahead: frozenset[str] = frozenset()
 
@@ -185,6 +187,9 @@ def compile_version(
         triggers=tuple(n for n in compiled if n.family is Family.trigger and n.node is not None),
         goals=tuple(
             n for n in compiled if n.family is Family.goal and n.trigger and n.trigger.event_type
+        ),
+        condition_goals=tuple(
+            n for n in compiled if n.family is Family.goal and n.trigger and n.trigger.audience
         ),
     )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nodes.sdk import ContactChanges, Outcome, Profile, Wake, message_key
+from nodes.sdk import ContactChanges, Family, Outcome, Profile, Wake, message_key
 from runtime.models import JourneyStatus, OutboxStatus, StepStatus
 from runtime.profiles import CustomerKey
 from runtime.versions import CompiledFlow
@@ -58,6 +58,8 @@ class Walk:
     steps: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     changes: list[ContactChanges] = field(default_factory=list)
+    # At most one: the goal node that ended this journey (``runtime.conversions``).
+    conversions: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         row = self.row
@@ -162,6 +164,7 @@ class Walk:
             status = StepStatus.waiting.value
         elif outcome.end is not None:
             status = StepStatus.ended.value
+            self._convert_at(node_id, started)
         else:
             status = StepStatus.done.value
         waiting = status == StepStatus.waiting.value
@@ -187,6 +190,22 @@ class Walk:
             self._input = None
         self.attempts = 0
         self.last_error = None
+
+    def _convert_at(self, node_id: str, started: datetime) -> None:
+        """A goal node that ends the journey is a conversion, written with its step."""
+        node = self.flow.nodes.get(node_id)
+        if node is None or node.family is not Family.goal:
+            return
+        label = getattr(node.config, "label", None)
+        self.conversions.append(
+            {
+                "journey_id": self.row.id,
+                "flow_id": self.flow.flow_id,
+                "goal": node_id,
+                "label": label if isinstance(label, str) else node_id,
+                "converted_at": started,
+            }
+        )
 
     def park(self, outcome: Outcome, now: datetime) -> None:
         wait = outcome.wait

@@ -10,6 +10,7 @@ from runtime.models.base import NAMING_CONVENTION, Base, BigId, Json, UTCDateTim
 from runtime.models.contacts import Channel, Contact, ContactConsent, Visitor
 from runtime.models.events import Event
 from runtime.models.flows import Flow, FlowStatus, FlowVersion, LifecyclePhase
+from runtime.models.goals import JourneyConversion
 from runtime.models.journeys import LIVE_STATUSES, Journey, JourneyStatus, Step, StepStatus
 from runtime.models.messaging import Delivery, DeliveryState, Suppression, SuppressionReason
 from runtime.models.outbox import OutboxMessage, OutboxStatus
@@ -32,6 +33,7 @@ __all__ = [
     "FlowStatus",
     "FlowVersion",
     "Journey",
+    "JourneyConversion",
     "JourneyStatus",
     "Json",
     "LifecyclePhase",
