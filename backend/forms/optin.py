@@ -68,15 +68,18 @@ def read_optin(secret: str, token: str, now: float) -> OptIn:
 CLAIM_COOKIE = "tf_claim"
 
 
-def claim_cookie(secret: str, event_id: int) -> str:
-    """The cookie value that binds this browser to submission ``event_id``."""
-    body = f"claim:{event_id}"
-    return f"{event_id}.{_mac(secret, body.encode())}"
+def claim_cookie(secret: str, event_id: int, visitor_id: str) -> str:
+    """The cookie value binding this browser (its snippet's visitor) to submission ``event_id``."""
+    body = f"{event_id}.{visitor_id}"
+    return f"{body}.{_mac(secret, b'claim:' + body.encode())}"
 
 
-def claimed_event(secret: str, value: str | None) -> int | None:
-    """The submission a ``claim_cookie`` value names; None when absent or altered."""
-    event, _, mac = (value or "").partition(".")
-    if not event.isdigit() or not hmac.compare_digest(mac, _mac(secret, f"claim:{event}".encode())):
+def claimed_by(secret: str, value: str | None) -> tuple[int, str] | None:
+    """The submission and visitor a ``claim_cookie`` value names; None when absent or altered."""
+    body, _, mac = (value or "").rpartition(".")
+    event, _, visitor = body.partition(".")
+    if not event.isdigit() or not visitor:
         return None
-    return int(event)
+    if not hmac.compare_digest(mac, _mac(secret, b"claim:" + body.encode())):
+        return None
+    return int(event), visitor

@@ -39,7 +39,7 @@ from backend.forms.optin import (
     BadToken,
     OptIn,
     claim_cookie,
-    claimed_event,
+    claimed_by,
     read_optin,
     sign_optin,
 )
@@ -249,8 +249,8 @@ async def submit_form(
                         "Almost done: we sent you an email. Click the link in it to confirm."
                     )
                 answer = _page(request, form.name, message=thanks, embed=embed)
-            if stored.pending:
-                _remember_claim(request, answer, stored.event_id)
+            if stored.pending and stored.visitor_id:
+                _remember_claim(request, answer, stored.event_id, stored.visitor_id)
             return answer
     return _page(
         request,
@@ -271,6 +271,7 @@ class _Stored:
     """What an accepted submission wrote: its event, and whether it waits for a proof."""
 
     event_id: int
+    visitor_id: str | None  # the snippet's visitor that sent it, when the form carried one
     pending: bool  # consent waits for the confirmation email
     claimed: bool  # the address belongs to a contact this browser is not verified as
 
@@ -326,11 +327,11 @@ async def _store(
         properties[PENDING_PROFILE] = data.model_dump(
             mode="json", exclude_none=True, exclude_defaults=True
         )
-    # The visitor stays on the event, so a confirmation can tell which browser sent it.
+    # A claim keeps its visitor, so a proof for that browser can verify it.
     event = EventIn(
         type=EVENT_TYPE,
         contact_id=contact.id,
-        visitor_id=visitor_id,
+        visitor_id=visitor_id if claimed else None,
         properties=properties,
         dedupe_key=checked.dedupe_key(form.id, now),
         source=source,
@@ -342,7 +343,7 @@ async def _store(
     if pending and not result.duplicate:
         _queue_confirmation(request, db, form, contact, result.event_id, now)
         ring_after_commit(db, runtime.doorbell)
-    return _Stored(event_id=result.event_id, pending=pending, claimed=claimed)
+    return _Stored(result.event_id, visitor_id, pending=pending, claimed=claimed)
 
 
 def _queue_confirmation(
@@ -379,13 +380,13 @@ def _queue_confirmation(
 
 
 def _remember_claim(
-    request: Request[Any, Any, Any], response: Response[Any], event_id: int
+    request: Request[Any, Any, Any], response: Response[Any], event_id: int, visitor_id: str
 ) -> None:
     """The cookie that lets a confirmation in this same browser verify it too."""
     secret = request.app.state.settings.resolved_secret_key()
     response.set_cookie(
         CLAIM_COOKIE,
-        claim_cookie(secret, event_id),
+        claim_cookie(secret, event_id, visitor_id),
         path="/f/confirm",
         max_age=MAX_AGE_SECONDS,
         httponly=True,
@@ -445,8 +446,9 @@ async def confirm(request: Request[Any, Any, Any], db: Db, clock: Now) -> Templa
     )
     if optin.event_id:
         secret = request.app.state.settings.resolved_secret_key()
-        here = claimed_event(secret, request.cookies.get(CLAIM_COOKIE)) == optin.event_id
-        await confirm_claim(db, contact.id, optin.event_id, now, same_browser=here)
+        bound = claimed_by(secret, request.cookies.get(CLAIM_COOKIE))
+        browser = bound[1] if bound is not None and bound[0] == optin.event_id else None
+        await confirm_claim(db, contact.id, optin.event_id, now, browser=browser)
     redirect_url = definition_of(form).redirect_url
     if redirect_url:
         # The click came from the person's inbox: on the site it also verifies this browser.

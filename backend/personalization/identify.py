@@ -24,7 +24,7 @@ from backend.auth.keys import normalize_origin
 from backend.contacts.identify import AttributeSchema, identify
 from backend.contacts.normalize import normalize_email
 from backend.contacts.schemas import IdentifyIn
-from backend.models import Contact, Event, SiteKey, Visitor
+from backend.models import Contact, SiteKey, Visitor
 from backend.personalization.claims import verify_claims
 from backend.personalization.recent import changed_on_commit
 from backend.personalization.stitch import stitch
@@ -145,25 +145,20 @@ async def stitch_submission(
 
 
 async def confirm_claim(
-    session: AsyncSession, contact_id: int, event_id: int, now: datetime, *, same_browser: bool
+    session: AsyncSession, contact_id: int, event_id: int, now: datetime, *, browser: str | None
 ) -> None:
     """The address's owner confirmed the double opt-in sent for submission ``event_id``.
 
-    The submission becomes the contact's history whichever browser confirmed. The
-    browser that sent it is verified too when the confirmation came from that same
-    browser (its claim cookie): whatever page the form redirects to afterwards, its
-    snippet learns it on its next call. A confirmation from elsewhere proves the
-    address, not the browser that typed it.
+    The submission becomes the contact's history whichever browser confirmed.
+    ``browser`` is the visitor that sent it when the confirmation comes from that
+    same browser (its claim cookie, on Touchflow's origin): it is verified too, so
+    whatever page the form redirects to, its snippet learns it on its next call. A
+    confirmation from elsewhere proves the address, not the browser that typed it.
     """
     await verify_claims(session, contact_id, event_id=event_id)
-    if not same_browser:
+    if browser is None:
         return
-    visitor_id = await session.scalar(
-        select(Event.visitor_id).where(Event.id == event_id, Event.contact_id == contact_id)
-    )
-    if visitor_id is None:
-        return
-    visitor = await session.get(Visitor, visitor_id)
+    visitor = await session.get(Visitor, browser)
     if visitor is None or visitor.forgotten_at is not None:
         return
-    await stitch(session, visitor_id=visitor_id, contact_id=contact_id, now=now)
+    await stitch(session, visitor_id=browser, contact_id=contact_id, now=now)
