@@ -92,7 +92,9 @@ def personalization_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        engine = Personalizer.for_database(app.state.settings.database_url, app.state.sessions)
+        engine = Personalizer.for_database(
+            app.state.settings.database_url, app.state.sessions, app.state.redis
+        )
         app.state.personalizer = engine
         try:
             yield
@@ -155,7 +157,7 @@ async def site_for(engine: Personalizer, key: str, origin: str | None) -> Site:
 
 
 async def within_limits(engine: Personalizer, site: Site, vid: str) -> None:
-    """Per key and per visitor (in this process): a 429 with Retry-After beyond them."""
+    """Per key and per visitor (across processes with Redis): a 429 with Retry-After beyond them."""
     wait = await engine.limiter.hit(f"p:k:{site.id}", engine.key_limit)
     if wait is None:
         wait = await engine.limiter.hit(f"p:v:{vid}", engine.visitor_limit)
