@@ -335,7 +335,8 @@ async def test_linkedin_visitor_signs_up_and_the_emailed_link_verifies(
 
     async def all_hers() -> bool:
         owners = await _owners(servers, visitor_id)
-        return len(owners) >= 3 and set(owners) == {contact.id}
+        # The landing and the welcome page views, made before she was verified.
+        return len(owners) >= 2 and set(owners) == {contact.id}
 
     await _eventually(all_hers, "the anonymous history moved to the verified contact")
 
