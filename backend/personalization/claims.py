@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,7 +60,7 @@ async def verify_claims(
             schema = schema or await AttributeSchema.load(session)
             # The contact may have changed since (its address now on another record, say):
             # then the held fields lapse, and the event is verified all the same.
-            with suppress(InvalidValue):
+            with suppress(InvalidValue, ValidationError):
                 await identify(
                     session,
                     IdentifyIn.model_validate(held),
