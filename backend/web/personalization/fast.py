@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from litestar import Litestar, asgi
+from litestar.enums import ScopeType
 from litestar.types import Receive, Scope, Send
 
 from backend.auth.guards import public
@@ -151,7 +152,7 @@ def serve_decide_first(app: Litestar) -> None:
     inner = app.asgi_handler
 
     async def handler(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == DECIDE_PATH:
+        if scope["type"] == ScopeType.HTTP and scope["path"] == DECIDE_PATH:
             await serve_decide(scope, receive, send)
         else:
             await inner(scope, receive, send)
