@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
 from backend.auth.keys import normalize_origin
 from backend.models import ContentBlock, ContentRule, ContentVariant, SiteKey
 from backend.personalization.decide import RuleEntry
-from backend.personalization.recent import RecentVisitors
+from backend.personalization.recent import RecentVisitors, everything_changed
 from backend.personalization.visitors import (
     STATE_PARAMS,
     STATE_SQL,
@@ -199,7 +199,7 @@ class Personalizer:
         """Drop everything cached (after a marketer's edit in this process)."""
         self._sites.clear()
         self._rules = None
-        self.visitors.clear()  # an assignment shows its variant's current HTML
+        everything_changed()  # an assignment shows its variant's current HTML, in every process
 
     async def visitor(self, visitor_id: str, now: datetime) -> VisitorState:
         """The visitor's state: from the last few seconds' read, else one query."""

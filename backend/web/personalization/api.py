@@ -33,7 +33,9 @@ from backend.i18n import _
 from backend.models import Contact, Visitor
 from backend.personalization.cache import Personalizer, Site
 from backend.personalization.decide import UTM_KEYS, choose, page_context, url_utm
+from backend.personalization.feed import ChangeFeed
 from backend.personalization.identify import claim, create_contact, find_contact
+from backend.personalization.recent import drop_here, use_feed
 from backend.personalization.stitch import stitch
 from backend.personalization.verify import (
     BadToken,
@@ -92,13 +94,22 @@ def personalization_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
+        settings = app.state.settings
         engine = Personalizer.for_database(
-            app.state.settings.database_url, app.state.sessions, app.state.redis
+            settings.database_url, app.state.sessions, app.state.redis
         )
         app.state.personalizer = engine
+        # With Redis there may be other processes: hear of their visitor changes.
+        feed = ChangeFeed(settings.redis_url) if settings.redis_url else None
+        if feed is not None:
+            use_feed(feed)
+            feed.listen(drop_here)
         try:
             yield
         finally:
+            if feed is not None:
+                use_feed(None)
+                await feed.close()
             await engine.close()
 
     return lifespan()
