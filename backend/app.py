@@ -207,4 +207,6 @@ def create_app(
     unchecked = unguarded_routes(app)
     if unchecked:
         raise RuntimeError(f"routes with a role but no role guard: {', '.join(unchecked)}")
+    # The snippet's decide call, on every page view, skips the router and middleware.
+    personalization.serve_decide_first(app)
     return app

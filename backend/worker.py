@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import backend.i18n  # noqa: F401  (installs the translators: node messages, email footers)
 from backend.db import create_engine, create_sessionmaker
 from backend.personalization.delivery import WebContentDeliverer
+from backend.personalization.feed import ChangeFeed
+from backend.personalization.recent import use_feed
 from backend.settings import Settings
 from nodes.sdk import Clock
 from runtime.delivery import Deliverer
@@ -108,5 +110,8 @@ def extra_deliverers(
 def run_arq_worker(settings: Settings) -> None:
     """Blocking: the ``touchflow worker`` command."""
     sessions = create_sessionmaker(create_engine(settings.database_url))
+    if settings.redis_url:
+        # Content this worker delivers shows in the web processes at once.
+        use_feed(ChangeFeed(settings.redis_url))
     runtime = build_runtime(settings, sessions=sessions, deliverers=extra_deliverers(sessions))
     run_worker(settings, runtime=runtime, owns_runtime=True)

@@ -62,6 +62,9 @@ class EventIn:
     dedupe_key: str | None = None
     occurred_at: datetime | None = None
     source: str = "api"
+    # Unverified (see ``runtime.models.Event.claimed``): kept with its visitor so a
+    # later proof for that visitor can verify it.
+    claimed: bool = False
 
     def __post_init__(self) -> None:
         if self.contact_id is None and self.visitor_id is None:
@@ -198,6 +201,7 @@ async def _insert(session: AsyncSession, batch: _Batch) -> None:
             "dedupe_key": batch.items[i].dedupe_key,
             "occurred_at": batch.items[i].occurred_at or batch.now,
             "received_at": batch.now,
+            "claimed": batch.items[i].claimed,
         }
         for i in fresh
     ]

@@ -121,6 +121,8 @@ async def load_recent_events(
     for kind, idents in by_kind.items():
         owner = EVENTS.c.contact_id if kind == "contact" else EVENTS.c.visitor_id
         values: list[Any] = [int(i) for i in idents] if kind == "contact" else list(idents)
+        # A contact's history holds what is proven; a claim stays its visitor's until then.
+        unverified = [EVENTS.c.claimed.is_(False)] if kind == "contact" else []
         ranked = (
             select(
                 owner.label("owner"),
@@ -133,7 +135,7 @@ async def load_recent_events(
                 .over(partition_by=owner, order_by=EVENTS.c.occurred_at.desc())
                 .label("rank"),
             )
-            .where(owner.in_(values), EVENTS.c.occurred_at >= since)
+            .where(owner.in_(values), EVENTS.c.occurred_at >= since, *unverified)
             .subquery()
         )
         rows = await session.execute(

@@ -12,6 +12,7 @@ keyed so that a double click is stored, and enrolls flows, once.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,16 +34,33 @@ from backend.contacts.schemas import TrackIn
 from backend.contacts.track import EventRuntime, track
 from backend.deps import Db, Now
 from backend.forms.definition import FormDefinition
-from backend.forms.optin import BadToken, OptIn, read_optin, sign_optin
+from backend.forms.optin import (
+    CLAIM_COOKIE,
+    MAX_AGE_SECONDS,
+    BadToken,
+    OptIn,
+    claim_cookie,
+    claimed_by,
+    read_optin,
+    sign_optin,
+)
 from backend.forms.store import definition_of
 from backend.forms.submit import CheckedSubmission, check_submission
 from backend.i18n import _
 from backend.models import Contact, Form, OutboxMessage, SiteKey
-from backend.personalization.identify import VISITOR_ID, stitch_submission, verifying_link
+from backend.personalization.claims import PENDING_PROFILE
+from backend.personalization.identify import (
+    VISITOR_ID,
+    confirm_claim,
+    find_contact,
+    stitch_submission,
+    verifying_link,
+)
 from backend.ratelimit import RateLimiter
 from backend.web.render import render
 from backend.web.urls import public_base_url
 from runtime.doorbell import ring_after_commit
+from runtime.events import EventIn, ingest_many
 
 log = logging.getLogger("touchflow.forms")
 SUBMIT_BODY_LIMIT = 64 * 1024
@@ -220,15 +238,22 @@ async def submit_form(
         assert checked.identify is not None
         try:
             async with db.begin_nested():
-                pending = await _store(request, db, form, definition, checked, now)
+                stored = await _store(request, db, form, definition, checked, now)
         except InvalidValue as exc:
             checked.errors[_target_field(definition, exc.field)] = exc.message
         else:
+            answer: Response[Any]
             if definition.redirect_url:
-                return Redirect(path=definition.redirect_url, status_code=303)
-            if pending:
-                thanks = _("Almost done: we sent you an email. Click the link in it to confirm.")
-            return _page(request, form.name, message=thanks, embed=embed)
+                answer = Redirect(path=definition.redirect_url, status_code=303)
+            else:
+                if stored.pending:
+                    thanks = _(
+                        "Almost done: we sent you an email. Click the link in it to confirm."
+                    )
+                answer = _page(request, form.name, message=thanks, embed=embed)
+            if stored.pending and stored.visitor_id:
+                _remember_claim(request, answer, stored.event_id, stored.visitor_id)
+            return answer
     return _page(
         request,
         form.name,
@@ -243,6 +268,16 @@ async def submit_form(
     )
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """What an accepted submission wrote: its event, and whether it waits for a proof."""
+
+    event_id: int
+    visitor_id: str | None  # the snippet's visitor that sent it, when the form carried one
+    pending: bool  # consent waits for the confirmation email
+    claimed: bool  # the address belongs to a contact this browser is not verified as
+
+
 async def _store(
     request: Request[Any, Any, Any],
     db: AsyncSession,
@@ -250,54 +285,81 @@ async def _store(
     definition: FormDefinition,
     checked: CheckedSubmission,
     now: datetime,
-) -> bool:
-    """Write an accepted submission; True when consent waits for the confirmation email."""
+) -> _Stored:
+    """Write an accepted submission: a new contact, a verified one's update, or a claim.
+
+    A claim (a known address, typed in a browser not verified as its owner) changes
+    nothing of the contact: its event is stored ``claimed`` with the fields held back
+    (``backend.personalization.claims``) until a proof.
+    """
     runtime: EventRuntime = request.app.state.runtime
     source = f"form:{form.slug}"
-    assert checked.identify is not None
-    identified = await identify(
-        db, checked.identify, source=source, schema=await AttributeSchema.load(db)
-    )
-    assert identified is not None
-    contact = identified.contact
-    if contact.owner_id is None and form.owner_id is not None:
+    data = checked.identify
+    assert data is not None
+    schema = await AttributeSchema.load(db)
+    found = await find_contact(db, email=data.email, external_id=data.external_id)
+    if found is None:
+        visitor_id, verified = None, False
+    else:
+        visitor_id, verified = await stitch_submission(request, db, found[0], now)
+    claimed = found is not None and not verified
+    # A claim's answers are still checked, so a browser cannot tell a claim from a sign-up.
+    identified = await identify(db, data, source=source, schema=schema, update=not claimed)
+    if identified is None:
+        assert found is not None
+        contact = await db.get(Contact, found[0])
+        assert contact is not None
+    else:
+        contact = identified.contact
+    if found is None:
+        visitor_id, verified = await stitch_submission(request, db, contact.id, now)
+    if not claimed and contact.owner_id is None and form.owner_id is not None:
         # The form's owner takes the contacts it brings, so their follow-up tasks reach someone.
         contact.owner_id = form.owner_id
-    await stitch_submission(request, db, contact.id, now)
     channel = definition.consent_channel
     pending = bool(channel and checked.consent and definition.double_opt_in)
-    result = await track(
-        db,
-        runtime,
-        TrackIn(
-            type=EVENT_TYPE,
-            contact_id=contact.id,
-            properties={
-                "form": form.slug,
-                "form_id": form.id,
-                "fields": checked.values,
-                "consent": checked.consent,
-                "confirmation_pending": pending,
-            },
-            idempotency_key=checked.dedupe_key(form.id, now),
-        ),
+    properties: dict[str, Any] = {
+        "form": form.slug,
+        "form_id": form.id,
+        "fields": checked.values,
+        "consent": checked.consent,
+        "confirmation_pending": pending,
+    }
+    if claimed:
+        properties[PENDING_PROFILE] = data.model_dump(
+            mode="json", exclude_none=True, exclude_defaults=True
+        )
+    # A claim keeps its visitor, so a proof for that browser can verify it.
+    event = EventIn(
+        type=EVENT_TYPE,
+        contact_id=contact.id,
+        visitor_id=visitor_id if claimed else None,
+        properties=properties,
+        dedupe_key=checked.dedupe_key(form.id, now),
         source=source,
-        now=now,
+        claimed=claimed,
     )
+    (result,) = await ingest_many(db, runtime.versions, [event], now=now, doorbell=runtime.doorbell)
     if channel and checked.consent and not definition.double_opt_in:
         record_consent(db, contact, channel, True, source, now)
     if pending and not result.duplicate:
-        _queue_confirmation(request, db, form, contact, now)
+        _queue_confirmation(request, db, form, contact, result.event_id, now)
         ring_after_commit(db, runtime.doorbell)
-    return pending
+    return _Stored(result.event_id, visitor_id, pending=pending, claimed=claimed)
 
 
 def _queue_confirmation(
-    request: Request[Any, Any, Any], db: AsyncSession, form: Form, contact: Contact, now: datetime
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    form: Form,
+    contact: Contact,
+    event_id: int,
+    now: datetime,
 ) -> None:
     settings = request.app.state.settings
     issued = int(now.timestamp())
-    token = sign_optin(settings.resolved_secret_key(), OptIn(form.id, contact.id, issued))
+    optin = OptIn(form.id, contact.id, issued, event_id)
+    token = sign_optin(settings.resolved_secret_key(), optin)
     link = f"{public_base_url(request)}/f/confirm?token={token}"
     text = _(
         "Please confirm that you want to hear from us by opening this link:\n\n%(link)s\n\n"
@@ -316,6 +378,22 @@ def _queue_confirmation(
             },
             next_attempt_at=now,
         )
+    )
+
+
+def _remember_claim(
+    request: Request[Any, Any, Any], response: Response[Any], event_id: int, visitor_id: str
+) -> None:
+    """The cookie that lets a confirmation in this same browser verify it too."""
+    secret = request.app.state.settings.resolved_secret_key()
+    response.set_cookie(
+        CLAIM_COOKIE,
+        claim_cookie(secret, event_id, visitor_id),
+        path="/f/confirm",
+        max_age=MAX_AGE_SECONDS,
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="lax",
     )
 
 
@@ -374,6 +452,11 @@ async def confirm(request: Request[Any, Any, Any], db: Db, clock: Now) -> Templa
         source=source,
         now=now,
     )
+    if optin.event_id:
+        secret = request.app.state.settings.resolved_secret_key()
+        bound = claimed_by(secret, request.cookies.get(CLAIM_COOKIE))
+        browser = bound[1] if bound is not None and bound[0] == optin.event_id else None
+        await confirm_claim(db, contact.id, optin.event_id, now, browser=browser)
     redirect_url = definition_of(form).redirect_url
     if redirect_url:
         # The click came from the person's inbox: on the site it also verifies this browser.

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
+from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
 from backend.auth.keys import normalize_origin
 from backend.models import ContentBlock, ContentRule, ContentVariant, SiteKey
 from backend.personalization.decide import RuleEntry
-from backend.personalization.recent import RecentVisitors
+from backend.personalization.recent import RecentVisitors, everything_changed
 from backend.personalization.visitors import (
     STATE_PARAMS,
     STATE_SQL,
@@ -39,7 +40,8 @@ from backend.personalization.visitors import (
     read_visitor,
     visitor_state,
 )
-from backend.ratelimit import Limit, MemoryRateLimiter
+from backend.ratebudget import ReservingRateLimiter
+from backend.ratelimit import Limit, MemoryRateLimiter, RateLimiter
 
 __all__ = ["Personalizer", "Site"]
 
@@ -68,6 +70,18 @@ class Site:
         return given is not None and given in self.origins
 
 
+class _ReadOnlyConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A decision reader's connection: nothing to reset when it goes back to the pool.
+
+    It only ever runs the visitor read in autocommit (no session settings, locks,
+    cursors or listeners), so asyncpg's reset query on release (``RESET ALL``,
+    ``UNLISTEN *``, ...) would be a second round trip per decision for nothing.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 @dataclass
 class Personalizer:
     """Per-process caches and limits for the snippet endpoints (kept in ``app.state``)."""
@@ -76,11 +90,10 @@ class Personalizer:
     ttl: float = 5.0
     visitor_limit: Limit = field(default_factory=lambda: Limit(count=120, seconds=60))
     key_limit: Limit = field(default_factory=lambda: Limit(count=600_000, seconds=60))
-    # Per process: a Redis round trip per request cost decide over a third of its
-    # throughput. With N web processes a key gets up to N times its limit, which
-    # still stops a flood; what must hold across processes (browser-made contacts)
-    # uses the app's shared limiter.
-    limiter: MemoryRateLimiter = field(default_factory=MemoryRateLimiter)
+    # Shared by every web process when Redis is configured, without a round trip per
+    # request (a Redis call per request cost decide over a third of its throughput):
+    # each process reserves blocks of a key's budget (``backend.ratebudget``).
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     timer: Callable[[], float] = time.monotonic
     # The decision read's own small pool (PostgreSQL): autocommit and no ping on
     # checkout, so a decision costs one round trip instead of four (ping, BEGIN,
@@ -95,11 +108,20 @@ class Personalizer:
 
     @classmethod
     def for_database(
-        cls, database_url: str, sessions: async_sessionmaker[AsyncSession]
+        cls,
+        database_url: str,
+        sessions: async_sessionmaker[AsyncSession],
+        redis: Redis | None = None,
     ) -> Personalizer:
-        """The app's personalizer: SQLite shares the app's engine, PostgreSQL gets a reader."""
+        """The app's personalizer: SQLite shares the app's engine, PostgreSQL gets a reader.
+
+        With ``redis``, the snippet's rate limits are shared by every process.
+        """
+        limiter: RateLimiter = (
+            ReservingRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+        )
         if not database_url.startswith("postgresql"):
-            return cls(sessions=sessions)
+            return cls(sessions=sessions, limiter=limiter)
         reader = create_async_engine(
             database_url,
             pool_size=READERS,
@@ -108,7 +130,7 @@ class Personalizer:
             pool_recycle=600,
             isolation_level="AUTOCOMMIT",
         )
-        return cls(sessions=sessions, reader=reader)
+        return cls(sessions=sessions, reader=reader, limiter=limiter)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
@@ -118,6 +140,8 @@ class Personalizer:
             yield conn
 
     async def close(self) -> None:
+        if isinstance(self.limiter, ReservingRateLimiter):
+            await self.limiter.close()
         if self._raw is not None:
             await self._raw.close()
         if self.reader is not None:
@@ -175,7 +199,7 @@ class Personalizer:
         """Drop everything cached (after a marketer's edit in this process)."""
         self._sites.clear()
         self._rules = None
-        self.visitors.clear()  # an assignment shows its variant's current HTML
+        everything_changed()  # an assignment shows its variant's current HTML, in every process
 
     async def visitor(self, visitor_id: str, now: datetime) -> VisitorState:
         """The visitor's state: from the last few seconds' read, else one query."""
@@ -203,7 +227,10 @@ class Personalizer:
                     assert self.reader is not None
                     url = self.reader.url.set(drivername="postgresql")
                     self._raw = await asyncpg.create_pool(
-                        url.render_as_string(hide_password=False), min_size=1, max_size=READERS
+                        url.render_as_string(hide_password=False),
+                        min_size=1,
+                        max_size=READERS,
+                        connection_class=_ReadOnlyConnection,
                     )
         values = {"vid": visitor_id, "now": now}
         rows = await self._raw.fetch(STATE_SQL, *(values[name] for name in STATE_PARAMS))

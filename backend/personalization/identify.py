@@ -25,13 +25,16 @@ from backend.contacts.identify import AttributeSchema, identify
 from backend.contacts.normalize import normalize_email
 from backend.contacts.schemas import IdentifyIn
 from backend.models import Contact, SiteKey, Visitor
+from backend.personalization.claims import verify_claims
 from backend.personalization.recent import changed_on_commit
+from backend.personalization.stitch import stitch
 from backend.personalization.verify import sign_link_token, with_link_token
 
 __all__ = [
     "FORM_FIELD",
     "VISITOR_ID",
     "claim",
+    "confirm_claim",
     "create_contact",
     "find_contact",
     "stitch_submission",
@@ -124,16 +127,38 @@ async def verifying_link(
 
 async def stitch_submission(
     request: Request[Any, Any, Any], session: AsyncSession, contact_id: int, now: datetime
-) -> bool:
+) -> tuple[str | None, bool]:
     """After a form made or found ``contact_id``: the visitor the form carried claims it.
 
-    A claim only: anyone can type someone else's address into a form.
+    A claim only: anyone can type someone else's address into a form. Returns
+    the visitor's id (None when the form carried no usable one) and whether that
+    browser was verified as ``contact_id`` already.
     """
     posted = (await request.form()).get(FORM_FIELD)
     if not isinstance(posted, str) or not VISITOR_ID.match(posted):
-        return False
+        return None, False
     visitor = await session.get(Visitor, posted)
     if visitor is not None and visitor.forgotten_at is not None:
-        return False
-    await claim(session, visitor_id=posted, contact_id=contact_id, now=now)
-    return True
+        return None, False
+    verified = await claim(session, visitor_id=posted, contact_id=contact_id, now=now)
+    return posted, verified
+
+
+async def confirm_claim(
+    session: AsyncSession, contact_id: int, event_id: int, now: datetime, *, browser: str | None
+) -> None:
+    """The address's owner confirmed the double opt-in sent for submission ``event_id``.
+
+    The submission becomes the contact's history whichever browser confirmed.
+    ``browser`` is the visitor that sent it when the confirmation comes from that
+    same browser (its claim cookie, on Touchflow's origin): it is verified too, so
+    whatever page the form redirects to, its snippet learns it on its next call. A
+    confirmation from elsewhere proves the address, not the browser that typed it.
+    """
+    await verify_claims(session, contact_id, event_id=event_id)
+    if browser is None:
+        return
+    visitor = await session.get(Visitor, browser)
+    if visitor is None or visitor.forgotten_at is not None:
+        return
+    await stitch(session, visitor_id=browser, contact_id=contact_id, now=now)

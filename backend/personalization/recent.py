@@ -1,16 +1,19 @@
-"""Each visitor's decision state, kept in memory for a few seconds.
+"""Each visitor's decision state, kept in memory for half a minute.
 
-A visitor asks for decisions in bursts (page after page, several tabs), and the
-answer rarely changes in between, so each web process keeps the last read per
-visitor for ``ttl`` seconds and a burst costs one query.
+A visitor asks for decisions page after page, and the answer rarely changes in
+between, so each web process keeps the last read per visitor for ``ttl``
+seconds and a visit costs few queries.
 
 How stale an answer can be:
 
 - a change made in *this* process (the ``web_content`` deliverer writing an
-  assignment, stitching linking a visitor to a contact) drops the entries it
-  affects as soon as its transaction commits (``changed``/``changed_on_commit``);
-- a change made anywhere else (an arq worker delivering, another web process
-  stitching, an erasure) is seen within ``ttl`` seconds;
+  assignment, stitching linking a visitor to a contact, an erasure, a marketer's
+  edit) drops the entries it affects as soon as its transaction commits
+  (``changed``/``changed_on_commit``/``everything_changed``);
+- with Redis, the same call tells every other process (``feed.py``: an arq
+  worker delivering, another web process stitching), which drop them at once;
+- only a change that reached no one (Redis down, a lost message) waits for
+  ``ttl``; without Redis there is one process, so nothing is elsewhere;
 - an assignment's expiry is checked against the request's clock on every read,
   so expired content is never served from memory.
 
@@ -29,21 +32,37 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.personalization.feed import ChangeFeed
 from backend.personalization.visitors import VisitorState
 
-__all__ = ["RecentVisitors", "changed", "changed_on_commit"]
+__all__ = [
+    "RecentVisitors",
+    "changed",
+    "changed_on_commit",
+    "drop_here",
+    "everything_changed",
+    "use_feed",
+]
 
 # Past this many visitors the cache starts over (memory stays bounded under a flood of ids).
 MAX_VISITORS = 50_000
 
 _LIVE: weakref.WeakSet[RecentVisitors] = weakref.WeakSet()
+_FEED: list[ChangeFeed] = []  # the process's feed to the others, when Redis is configured
+
+
+def use_feed(feed: ChangeFeed | None) -> None:
+    """Tell other processes of this process's changes through ``feed`` (None: stop)."""
+    _FEED.clear()
+    if feed is not None:
+        _FEED.append(feed)
 
 
 @dataclass(eq=False)
 class RecentVisitors:
     """Visitor id to its last read state, for ``ttl`` seconds (one per ``Personalizer``)."""
 
-    ttl: float = 3.0
+    ttl: float = 30.0
     timer: Callable[[], float] = time.monotonic
     # Bumped by every change: a read started before it must not be cached.
     epoch: int = 0
@@ -91,8 +110,26 @@ def changed(
     """Content or identity of these visitors/contacts changed (and is committed)."""
     visitors = [v for v in visitor_ids if v]
     contacts = [c for c in contact_ids if c is not None]
+    drop_here(visitors, contacts, False)
+    for feed in _FEED:
+        feed.publish(visitors, contacts)
+
+
+def everything_changed() -> None:
+    """Content every visitor may see changed (a marketer's edit): forget all, everywhere."""
+    drop_here((), (), True)
+    for feed in _FEED:
+        feed.publish((), (), everything=True)
+
+
+def drop_here(visitor_ids: Iterable[str], contact_ids: Iterable[int], everything: bool) -> None:
+    """Drop entries from this process's memory only (what the feed applies)."""
+    visitors, contacts = list(visitor_ids), list(contact_ids)
     for cache in list(_LIVE):
-        cache.drop(visitors, contacts)
+        if everything:
+            cache.clear()
+        else:
+            cache.drop(visitors, contacts)
 
 
 def changed_on_commit(

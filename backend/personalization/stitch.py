@@ -10,7 +10,9 @@ the claims before that) and makes the visitor's past count for the contact:
   contact already has a live journey ends as ``exited``/``merged`` instead, so
   no one is in a flow twice;
 - content a flow assigned to the visitor follows the contact;
-- the visitor row is linked, so later page views are the contact's events.
+- the visitor row is linked, so later page views are the contact's events;
+- forms it sent for this contact (claimed events, see ``claims.py``) become the
+  contact's history, and the profile fields they held are applied.
 
 The contact's own data is never touched: anonymous traits stay on the visitor.
 Stitching again (the same pair) changes nothing.
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import JourneyStatus, SlotAssignment, Visitor
 from backend.models.journeys import LIVE_STATUSES
+from backend.personalization.claims import verify_claims
 from backend.personalization.recent import changed_on_commit
 from runtime.enroll import entry_key
 from runtime.sql import EVENTS, JOURNEYS, close_open_steps
@@ -91,6 +94,7 @@ async def stitch(
         .where(SlotAssignment.visitor_id == visitor_id, SlotAssignment.contact_id.is_(None))
         .values(contact_id=contact_id)
     )
+    await verify_claims(session, contact_id, visitor_id=visitor_id)
     return Stitched(
         events=int(events.rowcount),  # type: ignore[attr-defined]
         journeys=moved,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.models.base import Base, BigId, Json, UTCDateTime, utcnow
@@ -48,3 +48,6 @@ class Event(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A browser's word, not yet proven (a form typed with a known contact's address):
+    # flows still react, but it is not the contact's history until verified.
+    claimed: Mapped[bool] = mapped_column(Boolean, default=False)

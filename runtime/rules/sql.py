@@ -208,7 +208,12 @@ class _Compiler:
         return self.compare(item.type, item.op, reading, item.value)
 
     def event(self, condition: EventCondition) -> Bool:
-        where: list[Bool] = [Event.contact_id == Contact.id, Event.type == condition.event]
+        # A claimed event (a browser's unproven word) is not yet the contact's history.
+        where: list[Bool] = [
+            Event.contact_id == Contact.id,
+            Event.type == condition.event,
+            Event.claimed.is_(False),
+        ]
         if condition.within_days is not None:
             where.append(Event.occurred_at >= self.clock.since(condition.within_days))
         where.extend(self.property_filter(item) for item in condition.where)

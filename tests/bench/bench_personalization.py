@@ -17,8 +17,9 @@ middleware, guards or dependencies), which reads the body, parses it with
 ``json.loads`` and answers a small JSON object serialised by Litestar; no
 database, no cache, no validation. Touchflow's decide runs in the full app
 (session, CSRF, locale, auth and compression middleware, role guard), validates
-the body, checks the site key and origin, applies its per-process rate limits
-(in memory, with or without Redis) and reads the visitor from
+the body, checks the site key and origin, applies its rate limits
+(shared through Redis when it is running, as with several web processes: blocks
+reserved in the background, see ``backend.ratebudget``) and reads the visitor from
 PostgreSQL unless it was read in the last few seconds (the per-visitor cache: the
 mix holds 5,000 visitors, so at 2,000 req/s a visitor comes back every ~2.5 s
 and about half the requests are hits).
@@ -72,7 +73,7 @@ from backend.models import (
     Visitor,
 )
 from tests.support.net import free_port as _free_port
-from tests.support.stores import fresh_database
+from tests.support.stores import REDIS_URL, fresh_database, redis_available
 
 SECONDS = float(os.environ.get("TOUCHFLOW_BENCH_SECONDS", "8"))
 # Moderate and heavy load: latency is queueing once the server is saturated.
@@ -155,13 +156,13 @@ async def _populate(url: str) -> list[str]:
     return ids
 
 
-def _serve_touchflow(url: str, port: int) -> None:
+def _serve_touchflow(url: str, port: int, redis_url: str | None) -> None:
     import uvicorn
 
     from backend.app import create_app
     from tests.backend.web.support import settings_for
 
-    app = create_app(settings_for(url, base_url=f"http://127.0.0.1:{port}"))
+    app = create_app(settings_for(url, base_url=f"http://127.0.0.1:{port}", redis_url=redis_url))
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -433,16 +434,20 @@ def main() -> None:
         f"  load: {generator}; keep-alive connections as listed, {SECONDS:.0f} s each after warm-up"
     )
 
+    # With Redis (as several web processes run), the rate limits are shared through it.
+    redis_url = REDIS_URL if asyncio.run(redis_available(REDIS_URL)) else None
+    print(f"  rate limits: {'shared through Redis' if redis_url else 'in the process (no Redis)'}")
+
     def run(url: str, visitors: list[str]) -> None:
         port = _free_port()
         bare = _measure(_serve_bare, (port,), port, visitors)
         port = _free_port()
-        decide = _measure(_serve_touchflow, (url, port), port, visitors)
+        decide = _measure(_serve_touchflow, (url, port, redis_url), port, visitors)
         # Mostly without the database read: 1,500 returning visitors, each read once
         # per cache period (few enough to come back within it, enough to stay under
         # the per-visitor rate limit). The rest of the gap to the mix is that read.
         port = _free_port()
-        cached = _measure(_serve_touchflow, (url, port), port, visitors[:1500])
+        cached = _measure(_serve_touchflow, (url, port, redis_url), port, visitors[:1500])
         for connections, plain, ours, warm in zip(CONNECTIONS, bare, decide, cached, strict=True):
             print(f"  {connections} connections:")
             _report("bare Litestar endpoint", *plain)

@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -51,11 +52,12 @@ from backend.web.personalization.snippet import embed_code
 from tests.backend.web.support import settings_for
 from tests.browser.conftest import STARTUP_SECONDS, _free_port
 from tests.runtime.conftest import Mailbox
-from tests.support.stores import migrate
+from tests.support.stores import fresh_database, migrate
 
 pytestmark = pytest.mark.browser
 
 SITE_KEY = "tfs_demo-shop"
+DATABASES = ("sqlite", "postgresql")
 WAIT_SECONDS = 15
 
 
@@ -140,12 +142,9 @@ def _shop_server(touchflow: str) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'touchflow.db'}"
-    migration = threading.Thread(target=lambda: asyncio.run(migrate(database_url)))
-    migration.start()
-    migration.join()
+@contextmanager
+def _serve(database_url: str) -> Iterator[Servers]:
+    """Touchflow on ``database_url`` (migrated), the shop, and a third origin."""
     mailbox = Mailbox()
     smtp_port = _free_port()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
@@ -168,14 +167,9 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
         time.sleep(0.05)
     shop, shop_url = _shop_server(touchflow)
     stranger, stranger_url = _shop_server(touchflow)
+    engine = create_engine(database_url)
     try:
-        yield Servers(
-            touchflow,
-            shop_url,
-            create_sessionmaker(create_engine(database_url)),
-            mailbox,
-            stranger_url,
-        )
+        yield Servers(touchflow, shop_url, create_sessionmaker(engine), mailbox, stranger_url)
     finally:
         shop.shutdown()
         stranger.shutdown()
@@ -184,7 +178,26 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
         smtp.stop()
 
 
-async def _content(servers: Servers) -> None:
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'touchflow.db'}"
+    migration = threading.Thread(target=lambda: asyncio.run(migrate(database_url)))
+    migration.start()
+    migration.join()
+    with _serve(database_url) as servers:
+        yield servers
+
+
+@pytest.fixture(params=DATABASES)
+async def servers_on(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Servers]:
+    """``servers`` on SQLite and on PostgreSQL."""
+    async with fresh_database(request.param, tmp_path) as database_url:
+        with _serve(database_url) as servers:
+            yield servers
+            await servers.sessions.kw["bind"].dispose()
+
+
+async def _content(servers: Servers, redirect: str = "/welcome") -> None:
     async with servers.sessions() as db, db.begin():
         db.add(SiteKey(name="Demo shop", key=SITE_KEY, allowed_origins=[servers.shop]))
         block = ContentBlock(name="Hero", description="")
@@ -228,7 +241,7 @@ async def _content(servers: Servers) -> None:
                 consent_label="Email me",
                 consent_channel="email",
                 double_opt_in=True,
-                redirect_url=f"{servers.shop}/welcome",
+                redirect_url=f"{servers.shop}{redirect}" if redirect else None,
             ),
         )
         db.add(form)
@@ -322,7 +335,8 @@ async def test_linkedin_visitor_signs_up_and_the_emailed_link_verifies(
 
     async def all_hers() -> bool:
         owners = await _owners(servers, visitor_id)
-        return len(owners) >= 3 and set(owners) == {contact.id}
+        # The landing and the welcome page views, made before she was verified.
+        return len(owners) >= 2 and set(owners) == {contact.id}
 
     await _eventually(all_hers, "the anonymous history moved to the verified contact")
 

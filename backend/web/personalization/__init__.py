@@ -15,7 +15,7 @@ from backend.web.personalization.api import (
     personalization_lifespan,
     preflight,
 )
-from backend.web.personalization.fast import decide
+from backend.web.personalization.fast import decide, serve_decide_first
 from backend.web.personalization.pages import ROUTES
 from backend.web.personalization.snippet import snippet_router, snippet_url
 
@@ -23,6 +23,7 @@ __all__ = [
     "ROUTES",
     "personalization_lifespan",
     "personalization_router",
+    "serve_decide_first",
     "snippet_router",
     "snippet_url",
 ]

@@ -34,7 +34,9 @@ from backend.i18n import _
 from backend.models import Contact, Visitor
 from backend.personalization.cache import Personalizer, Site
 from backend.personalization.decide import UTM_KEYS, choose, page_context, url_utm
+from backend.personalization.feed import ChangeFeed
 from backend.personalization.identify import claim, create_contact, find_contact
+from backend.personalization.recent import drop_here, use_feed
 from backend.personalization.stitch import stitch
 from backend.personalization.verify import (
     BadToken,
@@ -93,11 +95,22 @@ def personalization_lifespan(app: Litestar) -> AbstractAsyncContextManager[None]
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        engine = Personalizer.for_database(app.state.settings.database_url, app.state.sessions)
+        settings = app.state.settings
+        engine = Personalizer.for_database(
+            settings.database_url, app.state.sessions, app.state.redis
+        )
         app.state.personalizer = engine
+        # With Redis there may be other processes: hear of their visitor changes.
+        feed = ChangeFeed(settings.redis_url) if settings.redis_url else None
+        if feed is not None:
+            use_feed(feed)
+            feed.listen(drop_here)
         try:
             yield
         finally:
+            if feed is not None:
+                use_feed(None)
+                await feed.close()
             await engine.close()
 
     return lifespan()
@@ -156,7 +169,7 @@ async def site_for(engine: Personalizer, key: str, origin: str | None) -> Site:
 
 
 async def within_limits(engine: Personalizer, site: Site, vid: str) -> None:
-    """Per key and per visitor (in this process): a 429 with Retry-After beyond them."""
+    """Per key and per visitor (across processes with Redis): a 429 with Retry-After beyond them."""
     wait = await engine.limiter.hit(f"p:k:{site.id}", engine.key_limit)
     if wait is None:
         wait = await engine.limiter.hit(f"p:v:{vid}", engine.visitor_limit)
