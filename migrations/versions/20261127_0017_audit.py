@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_audit"
-down_revision: str | None = "0016_lifecycle"
+revision: str = '0017_audit'
+down_revision: str | None = '0016_lifecycle'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """runs: indexes for the Runs list's keyset paging (all runs, by status, flow, version)
 
-Revision ID: 0017_runs
-Revises: 0016_lifecycle
+Revision ID: 0018_runs
+Revises: 0017_audit
 Create Date: 2026-11-27 18:00:00.000000
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0017_runs"
-down_revision: str | None = "0016_lifecycle"
+revision: str = '0018_runs'
+down_revision: str | None = '0017_audit'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

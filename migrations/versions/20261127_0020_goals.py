@@ -1,7 +1,7 @@
 """goals: conversions, one per journey that reached its flow's goal
 
-Revision ID: 0017_goals
-Revises: 0016_lifecycle
+Revision ID: 0020_goals
+Revises: 0019_results
 Create Date: 2026-11-27 18:10:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import backend.models.base
 
-revision: str = "0017_goals"
-down_revision: str | None = "0016_lifecycle"
+revision: str = '0020_goals'
+down_revision: str | None = '0019_results'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

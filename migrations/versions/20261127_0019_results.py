@@ -1,7 +1,7 @@
 """results rollup: per version, node and day counters; steps and messages remember what was counted
 
-Revision ID: 0017_results
-Revises: 0016_lifecycle
+Revision ID: 0019_results
+Revises: 0018_runs
 Create Date: 2026-11-27 17:54:28.102565
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import backend.models.base
 
-revision: str = '0017_results'
-down_revision: str | None = '0016_lifecycle'
+revision: str = '0019_results'
+down_revision: str | None = '0018_runs'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """claimed events: a browser's form submission for a contact, held apart until verified
 
-Revision ID: 0017_claimed_events
-Revises: 0016_lifecycle
+Revision ID: 0021_claimed_events
+Revises: 0020_goals
 Create Date: 2026-11-27 18:05:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_claimed_events"
-down_revision: str | None = "0016_lifecycle"
+revision: str = '0021_claimed_events'
+down_revision: str | None = '0020_goals'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
