@@ -17,7 +17,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 from pydantic import ValidationError
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db
 from backend.flows.conversion import FlowConversion, SplitResult, flow_conversion
@@ -132,7 +132,7 @@ async def conversion_page(
     return await _page(request, db, actor, await _flow(db, flow_id))
 
 
-@post(BASE + "/goal", opt=role(Role.marketer))
+@post(BASE + "/goal", opt=role(Role.marketer) | audited("flow.goal_changed"))
 async def goal_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Response[Any] | Template:
@@ -193,7 +193,7 @@ async def winner_dialog(
     )
 
 
-@post(BASE + "/splits/{node_id:str}/winner", opt=role(Role.marketer))
+@post(BASE + "/splits/{node_id:str}/winner", opt=role(Role.marketer) | audited("flow.split_winner"))
 async def winner_action(
     request: Request[Any, Any, Any],
     db: Db,

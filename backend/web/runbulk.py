@@ -20,7 +20,7 @@ from litestar.response import Stream, Template
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.audit import record
+from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.csvfile import CsvWriter
 from backend.deps import Actor, Db, Now
@@ -112,7 +112,7 @@ async def _chosen(
     return found
 
 
-@post("/runs/bulk", opt=role(Role.admin))
+@post("/runs/bulk", opt=role(Role.admin) | audited("runs.retried", "runs.cancelled"))
 async def bulk_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, clock: Now
 ) -> Template:
@@ -145,7 +145,7 @@ async def bulk_action(
     record(
         db,
         actor,
-        f"runs.{'retried' if action == 'retry' else 'cancelled'}",
+        "runs.retried" if action == "retry" else "runs.cancelled",
         None,
         {"count": len(done), "skipped": len(skipped), "runs": done[:100]},
     )
