@@ -318,3 +318,18 @@ async def test_a_marketer_sets_the_flow_goal_on_the_conversion_page(
     # The draft now differs from the live version: no winner can be published over it.
     winner = await post_form(client, await winner_url(flow_id), {"branch": "b"}, form_page=page)
     assert winner.status_code == 409
+
+
+async def test_a_draft_flow_has_an_empty_conversion_page_and_unknown_flows_are_404(
+    sessions: async_sessionmaker[AsyncSession], signed_in: SignedIn
+) -> None:
+    async with sessions() as db, db.begin():
+        draft = await flows.create_flow(db, "Utkast", graph=graph())
+    client = await signed_in(Role.viewer)
+    page = await client.get(f"/flows/{draft.id}/conversion")
+    assert page.status_code == 200
+    assert "Nobody has entered this flow yet" in page.text
+    assert "A/B test" not in page.text
+    missing = await client.get("/flows/999999/conversion")
+    assert missing.status_code == 404
+    assert "There is no flow with this number." in missing.text
