@@ -76,7 +76,8 @@ async def _event_matches(
 ) -> dict[int, datetime]:
     """Each open journey's first goal event after it entered, within the window."""
     same_customer = or_(
-        EVENTS.c.contact_id == JOURNEYS.c.contact_id,
+        # A claimed event (a browser's unproven word) is not the contact's until verified.
+        (EVENTS.c.contact_id == JOURNEYS.c.contact_id) & EVENTS.c.claimed.is_(False),
         (EVENTS.c.visitor_id == JOURNEYS.c.visitor_id) & JOURNEYS.c.contact_id.is_(None),
     )
     rows = await session.execute(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.settings import Settings
@@ -18,7 +18,7 @@ from nodes.builtin.goals import ConversionConfig
 from runtime.clock import FakeClock
 from runtime.engine import Runtime
 from runtime.goals import FlowGoal
-from runtime.models import Journey, JourneyConversion
+from runtime.models import Event, Journey, JourneyConversion
 from tests.runtime.conftest import add_contacts, publish, update_contact
 from tests.runtime.nodes import graph
 from tests.runtime.test_builtin_flows import builtin_registry
@@ -108,6 +108,29 @@ async def test_an_event_goal_counts_matching_events_within_its_window(
     assert set(found) == {on_time}
     assert (found[on_time].flow_id, found[on_time].goal) == (flow_id, "flow")
     assert (found[on_time].label, found[on_time].converted_at) == ("Bought", bought_at)
+
+
+async def test_a_claimed_goal_event_counts_only_once_verified(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    """A form typed with someone's address is a claim: it converts nobody until verified."""
+    (contact,) = await add_contacts(rt, 1)
+    goal = {"kind": "event", "label": "Asked", "event_type": "form.submitted", "within_days": 7}
+    await publish(rt, signup_flow(goal=goal))
+    await enter(rt, [contact])
+    clock.advance(hours=1)
+    await rt.ingest("form.submitted", contact_id=contact)
+    async with rt.sessions() as session, session.begin():
+        await session.execute(
+            update(Event).where(Event.type == "form.submitted").values(claimed=True)
+        )
+
+    assert await rt.record_conversions() == 0
+    async with rt.sessions() as session, session.begin():
+        await session.execute(update(Event).values(claimed=False))
+    clock.advance(minutes=2)
+    assert await rt.record_conversions() == 1
+    assert set(await conversions(rt)) == {contact}
 
 
 async def test_a_stage_goal_counts_reaching_that_stage_or_a_later_one_after_entering(
