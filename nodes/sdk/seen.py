@@ -52,6 +52,8 @@ def _small(value: Any) -> Any:
 class Reads:
     """The fields and events one node run read; ``as_json`` is what the step row keeps."""
 
+    __slots__ = ("events", "events_read", "fields")
+
     def __init__(self) -> None:
         self.fields: dict[str, Any] = {}
         self.events: dict[int, EventRecord] = {}
@@ -72,8 +74,12 @@ class Reads:
 
     def watch(self, profile: Profile, events: tuple[EventRecord, ...]) -> tuple[Profile, Events]:
         """Stand-ins for ``profile`` and ``events`` that report every read here."""
-        watched = _WatchedProfile(**{name: getattr(profile, name) for name in _ALL_FIELDS})
-        object.__setattr__(watched, "_reads", self)
+        # A copy of the instance's fields, not a call to the dataclass's __init__:
+        # this runs for every step, and the fields were validated when ``profile`` was made.
+        watched = object.__new__(_WatchedProfile)
+        fields = object.__getattribute__(watched, "__dict__")
+        fields.update(vars(profile))
+        fields["_reads"] = self
         return watched, Events(events, self)
 
     def as_json(self) -> dict[str, Any]:
@@ -91,9 +97,6 @@ class Reads:
             ]
             out["events_read"] = self.events_read
         return out
-
-
-_ALL_FIELDS = tuple(Profile.__dataclass_fields__)
 
 
 class _WatchedAttributes(Mapping[str, Any]):
