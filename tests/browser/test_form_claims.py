@@ -13,21 +13,21 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from backend.models import Contact, Event, Visitor
-from tests.browser.test_personalization import (
+from tests.browser.shop import (
     PRIVATE_OFFER,
     VICTIM,
     WAIT_SECONDS,
     Servers,
-    _content,
-    _eventually,
-    _text,
-    _victim,
+    add_content,
+    add_victim,
+    eventually,
     servers_on,
     tab,
+    text_of,
 )
 
 pytestmark = pytest.mark.browser
-__all__ = ["servers_on", "tab"]  # fixtures shared with the personalization tests
+__all__ = ["servers_on", "tab"]  # the fixtures of tests/browser/shop.py
 
 
 async def _form_events(servers: Servers, contact_id: int) -> list[Event]:
@@ -56,9 +56,9 @@ async def _confirmation_link(servers: Servers, to: str) -> str:
     async def arrived() -> bool:
         return any(m["To"] == to for m in servers.mailbox.messages)
 
-    await _eventually(arrived, f"the confirmation email to {to}")
+    await eventually(arrived, f"the confirmation email to {to}")
     [message] = [m for m in servers.mailbox.messages if m["To"] == to]
-    link = re.search(r"(http://\S+/f/confirm\?token=\S+)", _text(message))
+    link = re.search(r"(http://\S+/f/confirm\?token=\S+)", text_of(message))
     assert link is not None
     return link.group(1)
 
@@ -67,8 +67,8 @@ async def test_a_form_with_someone_elses_address_is_only_a_claim(
     tab: Page, browser: Browser, servers_on: Servers
 ) -> None:
     servers = servers_on
-    await _content(servers)
-    victim = await _victim(servers)
+    await add_content(servers)
+    victim = await add_victim(servers)
     attacker = await _sign_up(tab, servers, VICTIM, "Mallory")
     await tab.wait_for_url(f"{servers.shop}/welcome")
 
@@ -121,8 +121,8 @@ async def test_confirming_in_the_same_browser_verifies_it_whatever_the_redirect(
 ) -> None:
     servers = servers_on
     # The form sends people to a site that is no site key's: no proof can ride the redirect.
-    await _content(servers, redirect="")
-    victim = await _victim(servers)
+    await add_content(servers, redirect="")
+    victim = await add_victim(servers)
     visitor_id = await _sign_up(tab, servers, VICTIM, "Vicky")
     await expect(tab.get_by_text("Almost done")).to_be_visible()
     link = await _confirmation_link(servers, VICTIM)
