@@ -19,6 +19,7 @@ from backend.deps import Actor, Db, Now
 from backend.forms.definition import CONTACT_TARGETS, FormDefinition
 from backend.forms.store import apply, definition_of, unique_slug
 from backend.i18n import N_, _
+from backend.i18n.problems import pydantic_message
 from backend.models import Form, Role, User
 from backend.models.ingestion import AttributeDefinition
 from backend.web.posted import Posted, read_posted
@@ -159,7 +160,11 @@ def parse_definition(
             loc = tuple(err["loc"])
             key = _error_key(loc)
             friendly = _FRIENDLY.get((str(loc[-1]) if loc else "", err["type"]))
-            message = _(friendly) if friendly else str(err["msg"]).removeprefix("Value error, ")
+            message = (
+                _(friendly)
+                if friendly
+                else pydantic_message(err["type"], err.get("ctx") or {}, str(err["msg"]))
+            )
             errors.setdefault(key, message)
         return None, values, errors
 

@@ -7,7 +7,7 @@ profile on signed-in pages, the browser's Accept-Language on public ones.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,6 +48,11 @@ def format_date(value: datetime | None) -> str:
     if value is None:
         return "—"
     return dates.format_date(value.astimezone(zone()), format="medium", locale=current_locale())
+
+
+def format_day(value: date) -> str:
+    """A calendar day as charts label it: ``27 nov. 2026`` (sv), ``Nov 27, 2026`` (en)."""
+    return dates.format_date(value, format="medium", locale=current_locale())
 
 
 def format_number(value: float | int) -> str:
