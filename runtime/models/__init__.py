@@ -12,6 +12,7 @@ from runtime.models.flows import Flow, FlowStatus, FlowVersion, LifecyclePhase
 from runtime.models.journeys import LIVE_STATUSES, Journey, JourneyStatus, Step, StepStatus
 from runtime.models.messaging import Delivery, DeliveryState, Suppression, SuppressionReason
 from runtime.models.outbox import OutboxMessage, OutboxStatus
+from runtime.models.routing import RoutingMember
 from runtime.models.tasks import Task, TaskStatus
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "LifecyclePhase",
     "OutboxMessage",
     "OutboxStatus",
+    "RoutingMember",
     "Step",
     "StepStatus",
     "Suppression",
