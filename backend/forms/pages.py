@@ -16,11 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.audit import record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
+from backend.flows.routing import (
+    assignable_users,
+    chosen_members,
+    chosen_owner,
+    members_of,
+    set_members,
+    ticked_members,
+)
 from backend.forms.definition import CONTACT_TARGETS, FormDefinition
 from backend.forms.store import apply, definition_of, unique_slug
 from backend.i18n import N_, _
 from backend.i18n.problems import pydantic_message
-from backend.models import Form, Role, User
+from backend.models import Form, Role
 from backend.models.ingestion import AttributeDefinition
 from backend.web.posted import Posted, read_posted
 from backend.web.render import redirect, render
@@ -52,6 +60,7 @@ def blank_values() -> dict[str, Any]:
         "consent_label": _("Yes, send me news and offers by email."),
         "consent_channel": "email",
         "owner_id": "",
+        "members": [],
         "success_message": _("Thank you!"),
         "redirect_url": "",
         "double_opt_in": False,
@@ -76,7 +85,7 @@ def blank_values() -> dict[str, Any]:
     }
 
 
-def values_of(form: Form) -> dict[str, Any]:
+def values_of(form: Form, members: list[int]) -> dict[str, Any]:
     return {
         "name": form.name,
         "consent_label": form.consent_label,
@@ -85,6 +94,7 @@ def values_of(form: Form) -> dict[str, Any]:
         "redirect_url": form.redirect_url or "",
         "double_opt_in": form.double_opt_in,
         "owner_id": str(form.owner_id or ""),
+        "members": members,
         "rows": [{**f, "options": "\n".join(f.get("options", []))} for f in form.fields],
     }
 
@@ -135,10 +145,11 @@ def parse_definition(
         "redirect_url": posted.get("redirect_url"),
         "double_opt_in": bool(posted.get("double_opt_in")),
         "owner_id": posted.get("owner_id"),
+        "members": ticked_members(posted),
         "rows": rows,
     }
     raw = {
-        **{k: v for k, v in values.items() if k not in ("rows", "owner_id")},
+        **{k: v for k, v in values.items() if k not in ("rows", "owner_id", "members")},
         "consent_channel": values["consent_channel"] or None,
         "redirect_url": values["redirect_url"] or None,
         "fields": [
@@ -169,12 +180,8 @@ def parse_definition(
         return None, values, errors
 
 
-async def _owner(db: AsyncSession, posted: str) -> int | None:
-    """The chosen owner of the form's new contacts, if that user exists and is active."""
-    if not posted.strip().isdigit():
-        return None
-    user = await db.get(User, int(posted))
-    return user.id if user is not None and user.is_active else None
+async def _values(db: AsyncSession, form: Form) -> dict[str, Any]:
+    return values_of(form, await members_of(db, form_id=form.id))
 
 
 async def _attribute_keys(db: AsyncSession) -> list[str]:
@@ -205,13 +212,7 @@ async def _editor(
             "targets": [*CONTACT_TARGETS, *(f"attr:{k}" for k in await _attribute_keys(db))],
             "base_url": base_url,
             "definition": definition_of(form) if form is not None else None,
-            "owners": (
-                await db.execute(
-                    select(User.id, User.name, User.email)
-                    .where(User.is_active, User.role != Role.viewer.value)
-                    .order_by(User.name)
-                )
-            ).all(),
+            "owners": await assignable_users(db),
         },
         block="editor",
         status_code=status,
@@ -259,9 +260,10 @@ async def create_form(
         return await _editor(request, db, None, values, errors, status=422)
     form = Form(slug=await unique_slug(db, definition.name), created_by_id=actor.id)
     apply(form, definition)
-    form.owner_id = await _owner(db, posted.get("owner_id"))
+    form.owner_id = await chosen_owner(db, posted.get("owner_id"))
     db.add(form)
     await db.flush()
+    await set_members(db, chosen_members(posted, await assignable_users(db)), form_id=form.id)
     record(db, actor, "form.created", form, {"name": form.name, "slug": form.slug})
     return redirect(request, f"/forms/{form.id}")
 
@@ -278,7 +280,7 @@ async def edit_form_page(
     request: Request[Any, Any, Any], db: Db, form_id: FromPath[int]
 ) -> Template:
     form = await _form(db, form_id)
-    return await _editor(request, db, form, values_of(form), {})
+    return await _editor(request, db, form, await _values(db, form), {})
 
 
 @post("/forms/{form_id:int}", opt=role(Role.marketer))
@@ -293,10 +295,11 @@ async def save_form(
     if definition is None:
         return await _editor(request, db, form, values, errors, status=422)
     apply(form, definition)
-    form.owner_id = await _owner(db, posted.get("owner_id"))
+    form.owner_id = await chosen_owner(db, posted.get("owner_id"))
+    await set_members(db, chosen_members(posted, await assignable_users(db)), form_id=form.id)
     record(db, actor, "form.changed", form, {"name": form.name})
     await db.flush()
-    return await _editor(request, db, form, values_of(form), {}, saved=True)
+    return await _editor(request, db, form, await _values(db, form), {}, saved=True)
 
 
 @post("/forms/{form_id:int}/archive", opt=role(Role.marketer))

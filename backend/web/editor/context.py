@@ -180,7 +180,7 @@ async def editor_context(
         "can_undo": history.can_undo(flow.id, flow.draft_revision),
         "can_redo": history.can_redo(flow.id, flow.draft_revision),
         "versions": await version_rows(db, flow),
-        "warnings": await reach_warnings(db, flow.draft_graph),
+        "warnings": await reach_warnings(db, flow, registry),
         "in_flight": counts.active if counts else 0,
         "panel": None,
         "comparison": None,
