@@ -13,6 +13,7 @@
 //   pointer.js    drag, connect, pan, zoom       actions.js  buttons and forms
 //   keyboard.js   shortcuts                      tools.js    room, find a step, help
 //   rename.js     rename a step in place (double-click, F2)
+//   connect.js    connect steps from the keyboard (C)
 import { root } from "./state.js";
 import { installResync } from "./requests.js";
 import { installPalette } from "./palette.js";
@@ -21,6 +22,7 @@ import { installActions } from "./actions.js";
 import { installKeyboard } from "./keyboard.js";
 import { installTools } from "./tools.js";
 import { installRename } from "./rename.js";
+import { installConnect } from "./connect.js";
 import { vp } from "./view.js";
 
 if (root && window.htmx) {
@@ -31,6 +33,7 @@ if (root && window.htmx) {
   installKeyboard();
   installTools();
   installRename();
+  installConnect();
   vp.restore();
   root.classList.add("editor-ready");
 }
