@@ -44,7 +44,7 @@ FIELD_TYPES = {
     "select": N_("Drop-down"),
     "textarea": N_("Long text"),
 }
-_ROW = re.compile(r"^field-(\d+)-(name|label|type|required|target|options|remove)$")
+_ROW = re.compile(r"^field-(\d+)-(name|label|type|required|target|options|remove|position)$")
 _FRIENDLY = {
     ("name", "string_pattern_mismatch"): N_(
         "Use lowercase letters, digits and _, starting with a letter (at most 40)."
@@ -107,7 +107,8 @@ def _rows(posted: Posted) -> list[dict[str, Any]]:
         if match:
             by_index.setdefault(int(match[1]), {})[match[2]] = value.strip()
     rows = []
-    for index in sorted(by_index):
+    # The editor reorders fields by their position (drag or arrows), not by their numbers.
+    for index in sorted(by_index, key=lambda i: (_position(by_index[i], i), i)):
         row = by_index[index]
         if row.get("remove") or not (row.get("name") or row.get("label")):
             continue
@@ -122,6 +123,25 @@ def _rows(posted: Posted) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _position(row: dict[str, str], index: int) -> int:
+    value = row.get("position", "")
+    return int(value) if value.isdigit() and len(value) < 6 else index
+
+
+def _selected(posted: Posted, values: dict[str, Any], errors: dict[str, str]) -> int:
+    """Which field's settings are shown: the first with a problem, else the one chosen."""
+    bad = _bad_rows(errors)
+    if bad:
+        return min(bad)
+    chosen = posted.get("selected_field")
+    index = int(chosen) if chosen.isdigit() and len(chosen) < 6 else 0
+    return min(index, max(len(values["rows"]) - 1, 0))
+
+
+def _bad_rows(errors: dict[str, str]) -> set[int]:
+    return {int(key.split("-")[1]) for key in errors if _ROW.match(key)}
 
 
 def _error_key(loc: tuple[Any, ...]) -> str:
@@ -197,6 +217,7 @@ async def _editor(
     *,
     status: int = 200,
     saved: bool = False,
+    selected: int = 0,
 ) -> Template:
     base_url = public_base_url(request)
     return render(
@@ -208,6 +229,8 @@ async def _editor(
             "values": values,
             "errors": errors,
             "saved": saved,
+            "selected": selected,
+            "bad_rows": _bad_rows(errors),
             "field_types": FIELD_TYPES,
             "targets": [*CONTACT_TARGETS, *(f"attr:{k}" for k in await _attribute_keys(db))],
             "base_url": base_url,
@@ -255,9 +278,11 @@ async def create_form(
     posted = await read_posted(request)
     definition, values, errors = parse_definition(posted)
     if posted.get("add_field"):
-        return await _editor(request, db, None, _with_blank_row(values), {})
+        grown = _with_blank_row(values)
+        return await _editor(request, db, None, grown, {}, selected=len(grown["rows"]) - 1)
     if definition is None:
-        return await _editor(request, db, None, values, errors, status=422)
+        chosen = _selected(posted, values, errors)
+        return await _editor(request, db, None, values, errors, status=422, selected=chosen)
     form = Form(slug=await unique_slug(db, definition.name), created_by_id=actor.id)
     apply(form, definition)
     form.owner_id = await chosen_owner(db, posted.get("owner_id"))
@@ -291,15 +316,19 @@ async def save_form(
     posted = await read_posted(request)
     definition, values, errors = parse_definition(posted)
     if posted.get("add_field"):
-        return await _editor(request, db, form, _with_blank_row(values), {})
+        grown = _with_blank_row(values)
+        return await _editor(request, db, form, grown, {}, selected=len(grown["rows"]) - 1)
     if definition is None:
-        return await _editor(request, db, form, values, errors, status=422)
+        chosen = _selected(posted, values, errors)
+        return await _editor(request, db, form, values, errors, status=422, selected=chosen)
     apply(form, definition)
     form.owner_id = await chosen_owner(db, posted.get("owner_id"))
     await set_members(db, chosen_members(posted, await assignable_users(db)), form_id=form.id)
     record(db, actor, "form.changed", form, {"name": form.name})
     await db.flush()
-    return await _editor(request, db, form, await _values(db, form), {}, saved=True)
+    values = await _values(db, form)
+    chosen = _selected(posted, values, {})
+    return await _editor(request, db, form, values, {}, saved=True, selected=chosen)
 
 
 @post("/forms/{form_id:int}/archive", opt=role(Role.marketer))
