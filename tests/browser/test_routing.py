@@ -18,7 +18,7 @@ NO_OWNER = "have no owner, so this task would be unassigned"
 async def _user_ids(live_server: LiveServer) -> dict[str, int]:
     engine = create_engine(live_server.database_url)
     async with create_sessionmaker(engine)() as db:
-        found = dict((await db.execute(select(User.email, User.id))).tuples().all())
+        found = {row.email: row.id for row in await db.execute(select(User.email, User.id))}
     await engine.dispose()
     return found
 
