@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import Role, RoutingMember, User
+from backend.validation import DB_INT_MAX
 from backend.web.posted import Posted
 
 MEMBER_FIELD = "round_robin-%d"
@@ -54,7 +55,7 @@ async def members_of(
 
 async def chosen_owner(db: AsyncSession, posted: str) -> int | None:
     """The chosen owner if that user exists, is active and can take tasks."""
-    if not posted.strip().isdigit():
+    if not posted.strip().isdigit() or int(posted) > DB_INT_MAX:
         return None
     user = await db.get(User, int(posted))
     ok = user is not None and user.is_active and user.role != Role.viewer.value
