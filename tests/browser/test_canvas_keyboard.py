@@ -8,6 +8,7 @@ from playwright.async_api import Page, expect
 
 from backend.models import Role
 from tests.browser.conftest import LiveServer, sign_in
+from tests.browser.test_accessibility import _axe, _report
 from tests.browser.test_marketer import _flow, _marketer_flow
 
 pytestmark = pytest.mark.browser
@@ -46,6 +47,8 @@ async def test_connect_and_disconnect_two_steps_with_the_keyboard_alone(
     dialog = page.locator("#connect-dialog")
     await expect(dialog).to_be_visible()
     await expect(dialog.get_by_role("heading")).to_contain_text("Connect")
+    violations = await _axe(page)
+    assert not violations, _report("the connect list", violations)
     # A condition has two outputs: the first is chosen, Tab moves on to the steps.
     ports = dialog.locator("#connect-port")
     await expect(ports).to_be_focused()
