@@ -16,6 +16,7 @@ from backend import i18n
 from backend.auth.csrf import session_token
 from backend.auth.principal import Principal
 from backend.i18n import formats
+from backend.i18n.problems import graph_problem
 from backend.models import Role
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -93,6 +94,7 @@ def create_environment() -> Environment:
     env.filters["number"] = formats.format_number
     env.filters["day"] = formats.format_day
     env.filters["percent"] = formats.format_percent
+    env.filters["problem"] = graph_problem
     env.globals["Role"] = Role
     return env
 

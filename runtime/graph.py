@@ -92,17 +92,45 @@ class FlowGraph(BaseModel):
 
 @dataclass(frozen=True)
 class GraphError:
-    """One problem, tied to a node (or edge) when it has one, for the editor to mark."""
+    """One problem, tied to a node (or edge) when it has one, for the editor to mark.
+
+    ``message`` is the English text. So that the editor can show it in the reader's
+    language, a message with values keeps its ``template`` (``{name}`` placeholders)
+    and the ``params`` filled in; a config error keeps pydantic's error ``code``
+    with its context as ``params``.
+    """
 
     message: str
     node_id: str | None = None
     field: str | None = None
+    template: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    code: str | None = None
 
     def __str__(self) -> str:
         where = f"node {self.node_id!r}" if self.node_id else "flow"
         if self.field:
             where += f", field {self.field!r}"
         return f"{where}: {self.message}"
+
+
+def _problem(template: str, node_id: str | None = None, **params: str) -> GraphError:
+    return GraphError(
+        template.format(**params), node_id, template=template, params=tuple(params.items())
+    )
+
+
+def _pydantic_problem(err: Any, node_id: str | None, field: str | None) -> GraphError:
+    context = tuple((str(k), str(v)) for k, v in (err.get("ctx") or {}).items())
+    return GraphError(err["msg"], node_id, field, params=context, code=err["type"])
+
+
+def model_problems(exc: ValidationError) -> list[GraphError]:
+    """A graph's shape errors (pydantic's), each with the place it is about."""
+    return [
+        _pydantic_problem(err, None, ".".join(str(p) for p in err["loc"]) or None)
+        for err in exc.errors()
+    ]
 
 
 class InvalidGraph(ValueError):
@@ -136,7 +164,7 @@ def upgrade_graph(graph: FlowGraph, registry: NodeRegistry) -> FlowGraph:
 def _config_errors(node: NodeSpec, registry: NodeRegistry) -> tuple[list[GraphError], Any]:
     node_type = registry.get(node.type)
     if node_type is None:
-        return [GraphError(f"unknown node type {node.type!r}", node.id)], None
+        return [_problem("unknown node type {type!r}", node.id, type=node.type)], None
     try:
         raw = upgrade_config(node_type, node.config, node.version)
     except ValueError as exc:
@@ -145,7 +173,7 @@ def _config_errors(node: NodeSpec, registry: NodeRegistry) -> tuple[list[GraphEr
         config = node_type.parse_config(raw)
     except ValidationError as exc:
         return [
-            GraphError(err["msg"], node.id, ".".join(str(p) for p in err["loc"]) or None)
+            _pydantic_problem(err, node.id, ".".join(str(p) for p in err["loc"]) or None)
             for err in exc.errors()
         ], None
     return [], config
@@ -213,18 +241,25 @@ def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]
     used: set[tuple[str, str]] = set()
     for edge in graph.edges:
         if edge.source not in graph.node_map:
-            errors.append(GraphError(f"an edge starts at missing node {edge.source!r}"))
+            errors.append(_problem("an edge starts at missing node {source!r}", source=edge.source))
             continue
         if edge.target not in graph.node_map:
             errors.append(
-                GraphError(f"port {edge.port!r} leads to missing node {edge.target!r}", edge.source)
+                _problem(
+                    "port {port!r} leads to missing node {target!r}",
+                    edge.source,
+                    port=edge.port,
+                    target=edge.target,
+                )
             )
             continue
         known = ports.get(edge.source)
         if known is not None and edge.port not in {p.id for p in known}:
-            errors.append(GraphError(f"this node has no output port {edge.port!r}", edge.source))
+            errors.append(
+                _problem("this node has no output port {port!r}", edge.source, port=edge.port)
+            )
         if (edge.source, edge.port) in used:
-            errors.append(GraphError(f"port {edge.port!r} is connected twice", edge.source))
+            errors.append(_problem("port {port!r} is connected twice", edge.source, port=edge.port))
         used.add((edge.source, edge.port))
         if families.get(edge.target) is Family.trigger:
             errors.append(GraphError("a trigger cannot have incoming connections", edge.target))
@@ -248,7 +283,9 @@ def validate_graph(graph: FlowGraph, registry: NodeRegistry) -> list[GraphError]
     cycle = _cycle_without_wait(graph.node_map, successors, waits)
     if cycle:
         loop = " -> ".join([*cycle, cycle[0]])
-        errors.append(GraphError(f"this loop has no wait and would never pause: {loop}", cycle[0]))
+        errors.append(
+            _problem("this loop has no wait and would never pause: {loop}", cycle[0], loop=loop)
+        )
     return errors
 
 
@@ -260,12 +297,7 @@ def parse_graph(raw: dict[str, Any], registry: NodeRegistry) -> FlowGraph:
     try:
         graph = FlowGraph.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidGraph(
-            [
-                GraphError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
-                for err in exc.errors()
-            ]
-        ) from exc
+        raise InvalidGraph(model_problems(exc)) from exc
     errors = validate_graph(graph, registry)
     if errors:
         raise InvalidGraph(errors)

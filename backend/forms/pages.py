@@ -16,10 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.audit import audited, record
 from backend.auth.guards import role
 from backend.deps import Actor, Db, Now
+from backend.flows.routing import (
+    assignable_users,
+    chosen_members,
+    chosen_owner,
+    members_of,
+    set_members,
+    ticked_members,
+)
 from backend.forms.definition import CONTACT_TARGETS, FormDefinition
 from backend.forms.store import apply, definition_of, unique_slug
 from backend.i18n import N_, _
-from backend.models import Form, Role, User
+from backend.i18n.problems import pydantic_message
+from backend.models import Form, Role
 from backend.models.ingestion import AttributeDefinition
 from backend.web.posted import Posted, read_posted
 from backend.web.render import redirect, render
@@ -35,7 +44,7 @@ FIELD_TYPES = {
     "select": N_("Drop-down"),
     "textarea": N_("Long text"),
 }
-_ROW = re.compile(r"^field-(\d+)-(name|label|type|required|target|options|remove)$")
+_ROW = re.compile(r"^field-(\d+)-(name|label|type|required|target|options|remove|position)$")
 _FRIENDLY = {
     ("name", "string_pattern_mismatch"): N_(
         "Use lowercase letters, digits and _, starting with a letter (at most 40)."
@@ -51,6 +60,7 @@ def blank_values() -> dict[str, Any]:
         "consent_label": _("Yes, send me news and offers by email."),
         "consent_channel": "email",
         "owner_id": "",
+        "members": [],
         "success_message": _("Thank you!"),
         "redirect_url": "",
         "double_opt_in": False,
@@ -75,7 +85,7 @@ def blank_values() -> dict[str, Any]:
     }
 
 
-def values_of(form: Form) -> dict[str, Any]:
+def values_of(form: Form, members: list[int]) -> dict[str, Any]:
     return {
         "name": form.name,
         "consent_label": form.consent_label,
@@ -84,6 +94,7 @@ def values_of(form: Form) -> dict[str, Any]:
         "redirect_url": form.redirect_url or "",
         "double_opt_in": form.double_opt_in,
         "owner_id": str(form.owner_id or ""),
+        "members": members,
         "rows": [{**f, "options": "\n".join(f.get("options", []))} for f in form.fields],
     }
 
@@ -96,7 +107,8 @@ def _rows(posted: Posted) -> list[dict[str, Any]]:
         if match:
             by_index.setdefault(int(match[1]), {})[match[2]] = value.strip()
     rows = []
-    for index in sorted(by_index):
+    # The editor reorders fields by their position (drag or arrows), not by their numbers.
+    for index in sorted(by_index, key=lambda i: (_position(by_index[i], i), i)):
         row = by_index[index]
         if row.get("remove") or not (row.get("name") or row.get("label")):
             continue
@@ -111,6 +123,25 @@ def _rows(posted: Posted) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _position(row: dict[str, str], index: int) -> int:
+    value = row.get("position", "")
+    return int(value) if value.isdigit() and len(value) < 6 else index
+
+
+def _selected(posted: Posted, values: dict[str, Any], errors: dict[str, str]) -> int:
+    """Which field's settings are shown: the first with a problem, else the one chosen."""
+    bad = _bad_rows(errors)
+    if bad:
+        return min(bad)
+    chosen = posted.get("selected_field")
+    index = int(chosen) if chosen.isdigit() and len(chosen) < 6 else 0
+    return min(index, max(len(values["rows"]) - 1, 0))
+
+
+def _bad_rows(errors: dict[str, str]) -> set[int]:
+    return {int(key.split("-")[1]) for key in errors if _ROW.match(key)}
 
 
 def _error_key(loc: tuple[Any, ...]) -> str:
@@ -134,10 +165,11 @@ def parse_definition(
         "redirect_url": posted.get("redirect_url"),
         "double_opt_in": bool(posted.get("double_opt_in")),
         "owner_id": posted.get("owner_id"),
+        "members": ticked_members(posted),
         "rows": rows,
     }
     raw = {
-        **{k: v for k, v in values.items() if k not in ("rows", "owner_id")},
+        **{k: v for k, v in values.items() if k not in ("rows", "owner_id", "members")},
         "consent_channel": values["consent_channel"] or None,
         "redirect_url": values["redirect_url"] or None,
         "fields": [
@@ -159,17 +191,17 @@ def parse_definition(
             loc = tuple(err["loc"])
             key = _error_key(loc)
             friendly = _FRIENDLY.get((str(loc[-1]) if loc else "", err["type"]))
-            message = _(friendly) if friendly else str(err["msg"]).removeprefix("Value error, ")
+            message = (
+                _(friendly)
+                if friendly
+                else pydantic_message(err["type"], err.get("ctx") or {}, str(err["msg"]))
+            )
             errors.setdefault(key, message)
         return None, values, errors
 
 
-async def _owner(db: AsyncSession, posted: str) -> int | None:
-    """The chosen owner of the form's new contacts, if that user exists and is active."""
-    if not posted.strip().isdigit():
-        return None
-    user = await db.get(User, int(posted))
-    return user.id if user is not None and user.is_active else None
+async def _values(db: AsyncSession, form: Form) -> dict[str, Any]:
+    return values_of(form, await members_of(db, form_id=form.id))
 
 
 async def _attribute_keys(db: AsyncSession) -> list[str]:
@@ -185,6 +217,7 @@ async def _editor(
     *,
     status: int = 200,
     saved: bool = False,
+    selected: int = 0,
 ) -> Template:
     base_url = public_base_url(request)
     return render(
@@ -196,17 +229,13 @@ async def _editor(
             "values": values,
             "errors": errors,
             "saved": saved,
+            "selected": selected,
+            "bad_rows": _bad_rows(errors),
             "field_types": FIELD_TYPES,
             "targets": [*CONTACT_TARGETS, *(f"attr:{k}" for k in await _attribute_keys(db))],
             "base_url": base_url,
             "definition": definition_of(form) if form is not None else None,
-            "owners": (
-                await db.execute(
-                    select(User.id, User.name, User.email)
-                    .where(User.is_active, User.role != Role.viewer.value)
-                    .order_by(User.name)
-                )
-            ).all(),
+            "owners": await assignable_users(db),
         },
         block="editor",
         status_code=status,
@@ -249,14 +278,17 @@ async def create_form(
     posted = await read_posted(request)
     definition, values, errors = parse_definition(posted)
     if posted.get("add_field"):
-        return await _editor(request, db, None, _with_blank_row(values), {})
+        grown = _with_blank_row(values)
+        return await _editor(request, db, None, grown, {}, selected=len(grown["rows"]) - 1)
     if definition is None:
-        return await _editor(request, db, None, values, errors, status=422)
+        chosen = _selected(posted, values, errors)
+        return await _editor(request, db, None, values, errors, status=422, selected=chosen)
     form = Form(slug=await unique_slug(db, definition.name), created_by_id=actor.id)
     apply(form, definition)
-    form.owner_id = await _owner(db, posted.get("owner_id"))
+    form.owner_id = await chosen_owner(db, posted.get("owner_id"))
     db.add(form)
     await db.flush()
+    await set_members(db, chosen_members(posted, await assignable_users(db)), form_id=form.id)
     record(db, actor, "form.created", form, {"name": form.name, "slug": form.slug})
     return redirect(request, f"/forms/{form.id}")
 
@@ -273,7 +305,7 @@ async def edit_form_page(
     request: Request[Any, Any, Any], db: Db, form_id: FromPath[int]
 ) -> Template:
     form = await _form(db, form_id)
-    return await _editor(request, db, form, values_of(form), {})
+    return await _editor(request, db, form, await _values(db, form), {})
 
 
 @post("/forms/{form_id:int}", opt=role(Role.marketer) | audited("form.changed"))
@@ -284,14 +316,19 @@ async def save_form(
     posted = await read_posted(request)
     definition, values, errors = parse_definition(posted)
     if posted.get("add_field"):
-        return await _editor(request, db, form, _with_blank_row(values), {})
+        grown = _with_blank_row(values)
+        return await _editor(request, db, form, grown, {}, selected=len(grown["rows"]) - 1)
     if definition is None:
-        return await _editor(request, db, form, values, errors, status=422)
+        chosen = _selected(posted, values, errors)
+        return await _editor(request, db, form, values, errors, status=422, selected=chosen)
     apply(form, definition)
-    form.owner_id = await _owner(db, posted.get("owner_id"))
+    form.owner_id = await chosen_owner(db, posted.get("owner_id"))
+    await set_members(db, chosen_members(posted, await assignable_users(db)), form_id=form.id)
     record(db, actor, "form.changed", form, {"name": form.name})
     await db.flush()
-    return await _editor(request, db, form, values_of(form), {}, saved=True)
+    values = await _values(db, form)
+    chosen = _selected(posted, values, {})
+    return await _editor(request, db, form, values, {}, saved=True, selected=chosen)
 
 
 @post("/forms/{form_id:int}/archive", opt=role(Role.marketer) | audited("form.archived"))

@@ -61,6 +61,7 @@ from backend.web.render import render
 from backend.web.urls import public_base_url
 from runtime.doorbell import ring_after_commit
 from runtime.events import EventIn, ingest_many
+from runtime.routing import next_member
 
 log = logging.getLogger("touchflow.forms")
 SUBMIT_BODY_LIMIT = 64 * 1024
@@ -313,9 +314,10 @@ async def _store(
         contact = identified.contact
     if found is None:
         visitor_id, verified = await stitch_submission(request, db, contact.id, now)
-    if not claimed and contact.owner_id is None and form.owner_id is not None:
-        # The form's owner takes the contacts it brings, so their follow-up tasks reach someone.
-        contact.owner_id = form.owner_id
+    if not claimed and contact.owner_id is None:
+        # The form's round-robin (else its owner) takes the contacts it brings, so their
+        # follow-up tasks reach someone.
+        contact.owner_id = await next_member(db, form_id=form.id) or form.owner_id
     channel = definition.consent_channel
     pending = bool(channel and checked.consent and definition.double_opt_in)
     properties: dict[str, Any] = {

@@ -51,7 +51,7 @@ def format_date(value: datetime | None) -> str:
 
 
 def format_day(value: date) -> str:
-    """A calendar day (no time, so no zone): ``27 nov. 2026``."""
+    """A calendar day as charts label it: ``27 nov. 2026`` (sv), ``Nov 27, 2026`` (en)."""
     return dates.format_date(value, format="medium", locale=current_locale())
 
 

@@ -27,6 +27,7 @@ from backend.models.personalization import (
 )
 from backend.models.tasks import Task, TaskStatus
 from backend.models.users import ApiKey, Role, SiteKey, User
+from runtime.models.routing import RoutingMember
 
 __all__ = [
     "LIVE_STATUSES",
@@ -59,6 +60,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "Role",
+    "RoutingMember",
     "SiteKey",
     "SlotAssignment",
     "Step",

@@ -24,6 +24,13 @@ from backend.flows.process import (
     set_flow_process,
 )
 from backend.flows.results import ResultsFilter, ResultsFilterError, flow_results
+from backend.flows.routing import (
+    assignable_users,
+    chosen_members,
+    chosen_owner,
+    members_of,
+    set_members,
+)
 from backend.flows.runs import list_journeys
 from backend.flows.summaries import NO_PROCESS, flow_summaries, flow_versions, journey_counts
 from backend.i18n import N_, _
@@ -182,6 +189,8 @@ async def flow_page(
             "can_edit": actor.allows(Role.marketer),
             "process": options.get(flow.process_id) if flow.process_id else None,
             "process_groups": group_options(options, keep=flow.process_id),
+            "routing_users": await assignable_users(db),
+            "routing_members": await members_of(db, flow_id=flow.id),
             **_labels(),
         },
     )
@@ -205,4 +214,32 @@ async def set_process_action(
     return redirect(request, f"/flows/{flow.id}")
 
 
-ROUTES = [flows_page, new_flow_page, create_flow_action, flow_page, set_process_action]
+@post("/flows/{flow_id:int}/routing", opt=role(Role.marketer))
+async def set_routing_action(
+    request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
+) -> Response[Any]:
+    """Choose who takes the flow's tasks for contacts without an owner."""
+    flow = await db.get(Flow, flow_id, with_for_update=True)
+    if flow is None:
+        raise NotFoundException(_("There is no flow with this number."))
+    form = await read_posted(request)
+    owner = await chosen_owner(db, form.get("owner_id"))
+    if form.get("owner_id") and owner is None:
+        raise HTTPException(status_code=400, detail=_("Choose an active user who can take tasks."))
+    users = await assignable_users(db)
+    members = chosen_members(form, users)
+    changed = await set_members(db, members, flow_id=flow.id)
+    if changed or owner != flow.owner_id:
+        flow.owner_id = owner
+        record(db, actor, "flow.routing_changed", flow, {"owner": owner, "round_robin": members})
+    return redirect(request, f"/flows/{flow.id}")
+
+
+ROUTES = [
+    flows_page,
+    new_flow_page,
+    create_flow_action,
+    flow_page,
+    set_process_action,
+    set_routing_action,
+]

@@ -4,6 +4,9 @@ Payload: ``nodes.sdk.TaskPayload`` (``owner_id``, ``contact_id``, ``title``, ``n
 ``due_at`` an ISO 8601 string or absent, ``email_owner``). The task's ``idempotency_key`` is the
 outbox message's key, so a retried delivery finds the task it already created.
 
+A task for a contact without an owner goes to the flow's routing (``runtime.routing``):
+the next of its round-robin, else its fallback owner; the contact keeps that owner.
+
 With ``email_owner`` (or the deliverer's ``email_owners`` default) the owner is
 also told by email: a transactional outbox message queued in the same
 transaction as the task, keyed after it, so it is sent once and only when the
@@ -22,6 +25,7 @@ from nodes.sdk import Clock, SystemClock
 from nodes.sdk.payloads import TaskPayload
 from runtime.delivery import Delivered, Outgoing, PermanentError, read_payload
 from runtime.models import TaskStatus
+from runtime.routing import owner_for_journey
 from runtime.sql import OUTBOX, TASKS, upsert_insert
 
 # The web app's users table (its owner): only the salesperson's address is read here.
@@ -54,6 +58,10 @@ def owner_email(to: str, row: dict[str, Any], task_id: int, base_url: str) -> di
         lines += ["", f"Contact: {base_url}/contacts/{row['contact_id']}"]
     lines += [f"Your tasks: {base_url}/tasks"]
     return {"to": to, "subject": f"New task: {row['title']}"[:200], "text": "\n".join(lines)}
+
+
+class _AlreadyThere(Exception):
+    """The task exists already; raised to roll back what creating it again began."""
 
 
 class TaskDeliverer:
@@ -89,21 +97,47 @@ class TaskDeliverer:
             "idempotency_key": message.idempotency_key,
             "created_at": now,
         }
-        async with self.sessions() as session, session.begin():
-            stmt = (
-                upsert_insert(session, TASKS)
-                .values(row)
-                .on_conflict_do_nothing(index_elements=[TASKS.c.idempotency_key])
-                .returning(TASKS.c.id)
-            )
-            task_id = await session.scalar(stmt)
-            if task_id is None:
-                task_id = await session.scalar(
+        try:
+            async with self.sessions() as session, session.begin():
+                task_id = await self._create(session, message, payload, row, now)
+        except _AlreadyThere:
+            async with self.sessions() as session:
+                existing = await session.scalar(
                     select(TASKS.c.id).where(TASKS.c.idempotency_key == message.idempotency_key)
                 )
-            elif payload.email_owner if payload.email_owner is not None else self.email_owners:
-                await self._email_owner(session, message, row, task_id, now)
+            return Delivered(provider_message_id=f"task:{existing}")
         return Delivered(provider_message_id=f"task:{task_id}")
+
+    async def _create(
+        self,
+        session: AsyncSession,
+        message: Outgoing,
+        payload: TaskPayload,
+        row: dict[str, Any],
+        now: datetime,
+    ) -> int:
+        found = await session.scalar(
+            select(TASKS.c.id).where(TASKS.c.idempotency_key == message.idempotency_key)
+        )
+        if found is not None:
+            return int(found)
+        if row["owner_id"] is None and message.journey_id is not None:
+            row["owner_id"] = await owner_for_journey(
+                session, message.journey_id, row["contact_id"]
+            )
+        stmt = (
+            upsert_insert(session, TASKS)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=[TASKS.c.idempotency_key])
+            .returning(TASKS.c.id)
+        )
+        task_id = await session.scalar(stmt)
+        if task_id is None:
+            # A twin delivery created it in between: undo this one's turn of the routing.
+            raise _AlreadyThere
+        if payload.email_owner if payload.email_owner is not None else self.email_owners:
+            await self._email_owner(session, message, row, task_id, now)
+        return int(task_id)
 
     async def _email_owner(
         self,

@@ -15,6 +15,7 @@ from runtime.models.journeys import LIVE_STATUSES, Journey, JourneyStatus, Step,
 from runtime.models.messaging import Delivery, DeliveryState, Suppression, SuppressionReason
 from runtime.models.outbox import OutboxMessage, OutboxStatus
 from runtime.models.results import FlowResult, Metric, ResultsFloor, ResultsMark
+from runtime.models.routing import RoutingMember
 from runtime.models.tasks import Task, TaskStatus
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "OutboxStatus",
     "ResultsFloor",
     "ResultsMark",
+    "RoutingMember",
     "Step",
     "StepStatus",
     "Suppression",

@@ -51,6 +51,8 @@ class Flow(Base):
         ForeignKey("flow_versions.id", ondelete="SET NULL", use_alter=True)
     )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Who takes the flow's tasks for contacts without an owner when no round-robin is set.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from backend.models import Role
+from backend.db import create_engine, create_sessionmaker
+from backend.models import Contact, Role
+from runtime.messaging.channels import link_signer
 from tests.browser.conftest import LiveServer, sign_in
 from tests.browser.test_marketer import _flow, _marketer_flow
 
@@ -81,3 +83,43 @@ async def test_main_pages_have_no_serious_accessibility_violations(
     if violations:
         found["editor panel"] = violations
     assert not found, "\n".join(_report(path, v) for path, v in found.items())
+
+
+async def _contact(live_server: LiveServer) -> int:
+    engine = create_engine(live_server.database_url)
+    async with create_sessionmaker(engine)() as db, db.begin():
+        contact = Contact(
+            email="åsa.lindqvist-with-a-long-address@exempel.se",
+            first_name="Åsa",
+            tags=["vip"],
+            attributes={"company": "Exempel AB"},
+            consent={
+                "email": {"granted": True, "at": "2026-11-27T13:48:30+00:00", "source": "form"}
+            },
+        )
+        db.add(contact)
+        await db.flush()
+        contact_id = contact.id
+    await engine.dispose()
+    return contact_id
+
+
+async def test_contact_unsubscribe_and_preference_pages_have_no_serious_violations(
+    page: Page, live_server: LiveServer
+) -> None:
+    contact_id = await _contact(live_server)
+    links = link_signer(live_server.app.state.settings)
+    found = {}
+    await sign_in(page, Role.admin)
+    for where in (
+        f"/contacts/{contact_id}",
+        links.unsubscribe_url(1, contact_id, "email"),
+        links.preferences_url(contact_id),
+    ):
+        response = await page.goto(where)
+        assert response is not None and response.status == 200, where
+        violations = await _axe(page)
+        print(_report(where, violations))
+        if violations:
+            found[where] = violations
+    assert not found, "\n".join(_report(where, v) for where, v in found.items())

@@ -79,7 +79,7 @@ async def test_build_configure_and_publish_a_flow(page: Page, artifacts: Path) -
 
     # An unconfigured step is marked red on the canvas, with pydantic's message.
     await expect(email).to_have_class(INVALID)
-    await expect(email.locator(".node-error")).to_contain_text("subject: Field required")
+    await expect(email.locator(".node-error")).to_contain_text("subject: Fill this in.")
     await page.locator("#canvas").screenshot(path=str(artifacts / "editor-invalid.png"))
 
     # Configure the trigger from its generated form.

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.principal import Principal
 from backend.flows.summaries import journey_counts
 from backend.i18n import _
+from backend.i18n.problems import graph_problem
 from backend.models import Flow, FlowVersion, Role, User
 from backend.web.contacts import filter_choices
 from backend.web.editor.fields import ConfigField, config_errors, config_fields
@@ -136,7 +137,7 @@ def build_panel(
     }
     # Field errors sit next to their inputs; the rest (no trigger leads here...) above them.
     other = [message for key, message in errors.items() if key not in names]
-    other += [e.message for e in canvas.node_errors.get(node_id, []) if e.field is None]
+    other += [graph_problem(e) for e in canvas.node_errors.get(node_id, []) if e.field is None]
     return Panel(
         node=view,
         description=_(node_type.description) if node_type else "",
@@ -179,7 +180,7 @@ async def editor_context(
         "can_undo": history.can_undo(flow.id, flow.draft_revision),
         "can_redo": history.can_redo(flow.id, flow.draft_revision),
         "versions": await version_rows(db, flow),
-        "warnings": await reach_warnings(db, flow.draft_graph),
+        "warnings": await reach_warnings(db, flow, registry),
         "in_flight": counts.active if counts else 0,
         "panel": None,
         "comparison": None,

@@ -162,8 +162,7 @@ async def delete_node_action(
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: delete_node(g, node_id)
     )
-    context = await editor_context(request, db, actor, flow)
-    return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
+    return await after_change(request, db, actor, flow, form, closes_panel=True)
 
 
 @post(BASE + "/nodes/{node_id:str}/label", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
@@ -237,7 +236,7 @@ async def connect_action(
         revision_of(form),
         lambda g: connect(g, source, port, target, registry),
     )
-    return await _connections_changed(request, db, actor, flow, form)
+    return await after_change(request, db, actor, flow, form)
 
 
 @post(BASE + "/edges/delete", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
@@ -249,21 +248,36 @@ async def disconnect_action(
     flow = await save_edit(
         request, db, flow_id, revision_of(form), lambda g: disconnect(g, source, port)
     )
-    return await _connections_changed(request, db, actor, flow, form)
+    return await after_change(request, db, actor, flow, form)
 
 
-async def _connections_changed(
-    request: Request[Any, Any, Any], db: Db, actor: Actor, flow: Flow, form: dict[str, str]
+async def after_change(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: Actor,
+    flow: Flow,
+    form: dict[str, str],
+    *,
+    refill: bool = False,
+    closes_panel: bool = False,
 ) -> Template:
-    """The canvas after a connection came or went, and the open panel's problems with it:
-    what leads to a step decides whether "no trigger leads to this node" still holds. Only
-    that list is redrawn, so what the marketer is typing in the panel stays."""
+    """The canvas after steps or connections came or went, and the open panel with it.
+
+    What leads to a step decides whether "no trigger leads to this node" still
+    holds, so the open step's problems are redrawn; only that list, so what the
+    marketer is typing stays, unless ``refill`` (undo and redo change the step's
+    settings too). A panel whose step is gone closes; with no step open, the panel
+    is closed only when ``closes_panel`` (a test run or a publish dialog stays
+    open while connecting).
+    """
     shown = form.get("panel", "")
     known = {str(n.get("id")) for n in flow.draft_graph.get("nodes", []) if isinstance(n, dict)}
     if shown not in known:
-        return fragments(await editor_context(request, db, actor, flow), "graph", *CANVAS_BLOCKS)
+        context = await editor_context(request, db, actor, flow)
+        panel = ("panel",) if shown or closes_panel else ()
+        return fragments(context, "graph", *CANVAS_BLOCKS, *panel)
     context = await editor_context(request, db, actor, flow, selected=shown)
-    return fragments(context, "graph", *CANVAS_BLOCKS, "panel_problems")
+    return fragments(context, "graph", *CANVAS_BLOCKS, "panel" if refill else "panel_problems")
 
 
 @post(BASE + "/tidy", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))
@@ -296,8 +310,7 @@ async def _step_history(
     except FlowStateError:
         raise archived() from None
     history.stepped(flow_id, current, flow.draft_revision, redo=redo)
-    context = await editor_context(request, db, actor, flow)
-    return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
+    return await after_change(request, db, actor, flow, form, refill=True, closes_panel=True)
 
 
 @post(BASE + "/undo", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))

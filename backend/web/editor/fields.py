@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from backend.i18n import N_, _
+from backend.i18n import _
+from backend.i18n.problems import pydantic_message
 
 Widget = Literal["text", "textarea", "integer", "number", "select", "checkbox", "list", "json"]
 FORM_ERROR = "__all__"
@@ -240,36 +241,8 @@ def _nested(model: type[BaseModel]) -> set[str]:
     return {f.name.partition(".")[0] for f in config_fields(model, {}) if "." in f.name}
 
 
-# pydantic's own messages, as a person reads them (and translated); others are shown as is.
-_PYDANTIC_MESSAGES = {
-    "missing": N_("Fill this in."),
-    "greater_than_equal": N_("Use {ge} or more."),
-    "less_than_equal": N_("Use {le} or less."),
-    "greater_than": N_("Use more than {gt}."),
-    "less_than": N_("Use less than {lt}."),
-    "string_too_long": N_("Use at most {max_length} characters."),
-    "string_too_short": N_("Use at least {min_length} characters."),
-    "string_pattern_mismatch": N_("Use letters, digits, _ and - only."),
-    "int_parsing": N_("Use a whole number."),
-    "int_type": N_("Use a whole number."),
-    "int_from_float": N_("Use a whole number."),
-    "float_parsing": N_("Use a number."),
-    "float_type": N_("Use a number."),
-    "literal_error": N_("Choose one of: {expected}."),
-    "enum": N_("Choose one of: {expected}."),
-    "too_long": N_("Use at most {max_length} items."),
-    "extra_forbidden": N_("This setting is not known to this step."),
-}
-
-
 def _message(error: Any) -> str:
-    template = _PYDANTIC_MESSAGES.get(error["type"])
-    if template is None:
-        return str(error["msg"])
-    try:
-        return _(template).format(**error.get("ctx", {}))
-    except (KeyError, IndexError):
-        return str(error["msg"])
+    return pydantic_message(error["type"], error.get("ctx", {}), str(error["msg"]))
 
 
 def config_errors(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str, str]:

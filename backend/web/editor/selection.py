@@ -18,6 +18,7 @@ from backend.web.editor.context import editor_context, fragments, load_flow
 from backend.web.editor.edits import (
     BASE,
     CANVAS_BLOCKS,
+    after_change,
     moved_response,
     refused,
     revision_of,
@@ -71,8 +72,7 @@ async def delete_selection(
     form = (await read_posted(request)).values
     ids = set(_ids(form))
     flow = await save_edit(request, db, flow_id, revision_of(form), lambda g: delete_nodes(g, ids))
-    context = await editor_context(request, db, actor, flow)
-    return fragments(context, "graph", *CANVAS_BLOCKS, "panel")
+    return await after_change(request, db, actor, flow, form, closes_panel=True)
 
 
 @post(BASE + "/paste", opt=role(Role.marketer) | unaudited(DRAFT_EDIT))

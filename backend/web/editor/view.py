@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from backend.i18n import N_, _
+from backend.i18n.problems import graph_problem
 from backend.web.editor.geometry import (
     NODE_WIDTH,
     edge_path,
@@ -22,7 +23,7 @@ from backend.web.editor.geometry import (
 )
 from backend.web.editor.ops import node_ports
 from nodes.sdk import ICONS, Family, NodeRegistry
-from runtime.graph import FlowGraph, GraphError, validate_graph
+from runtime.graph import FlowGraph, GraphError, model_problems, validate_graph
 
 FAMILY_LABELS = {
     Family.trigger: N_("Triggers"),
@@ -95,24 +96,12 @@ def graph_errors(raw: dict[str, Any], registry: NodeRegistry) -> list[GraphError
     try:
         graph = FlowGraph.model_validate(raw)
     except ValidationError as exc:
-        return [
-            GraphError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
-            for err in exc.errors()
-        ]
+        return model_problems(exc)
     return validate_graph(graph, registry)
 
 
-# The graph checks' fixed messages (runtime/graph.py), so the editor can show them translated.
-GRAPH_MESSAGES = (
-    N_("two nodes share this id"),
-    N_("a trigger cannot have incoming connections"),
-    N_("the flow needs a trigger to enroll anyone"),
-    N_("no trigger leads to this node"),
-)
-
-
 def _error_text(error: GraphError) -> str:
-    message = _(error.message)
+    message = graph_problem(error)
     return f"{error.field}: {message}" if error.field else message
 
 

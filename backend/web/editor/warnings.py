@@ -1,9 +1,10 @@
 """What the editor warns about without refusing to publish: who the flow's steps can reach.
 
 A "notify salesperson" step reached by contacts without an owner puts tasks on
-nobody's list; a marketing message reached by contacts who never gave consent
-for its channel will be held back. Both are decided by the forms that start
-the flow: their owner and the consent they ask for.
+nobody's list unless the flow's routing takes them; a marketing message reached
+by contacts who never gave consent for its channel will be held back. The forms
+that start the flow decide both: their owner or round-robin, and the consent
+they ask for; any other trigger may bring contacts without an owner.
 """
 
 from __future__ import annotations
@@ -13,44 +14,30 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.flows.routing import members_of
 from backend.i18n import _
-from backend.models import Form
+from backend.models import Flow, Form, RoutingMember
+from nodes.sdk import Family, NodeRegistry
 
 FORM_TRIGGER = "trigger.form_submitted"
 CHANNELS = {"action.email": "email", "action.sms": "sms"}
 
 
-async def reach_warnings(db: AsyncSession, graph: dict[str, Any]) -> list[tuple[str, str]]:
+async def reach_warnings(
+    db: AsyncSession, flow: Flow, registry: NodeRegistry
+) -> list[tuple[str, str]]:
     """``(node id, message)`` for each step that can reach contacts it cannot serve well."""
-    nodes = [n for n in graph.get("nodes", []) if isinstance(n, dict)]
-    triggers = [n for n in nodes if n.get("type") == FORM_TRIGGER]
-    if not triggers:
-        return []
-    wanted = [(n.get("config") or {}).get("form_id") for n in triggers]
-    stmt = select(Form).where(Form.archived_at.is_(None))
-    if None not in wanted:
-        stmt = stmt.where(Form.id.in_([i for i in wanted if isinstance(i, int)]))
-    forms = list(await db.scalars(stmt))
-    if not forms:
-        return []
+    nodes = [n for n in flow.draft_graph.get("nodes", []) if isinstance(n, dict)]
+    forms = await _starting_forms(db, nodes)
     warnings: list[tuple[str, str]] = []
+    tasks = [n for n in nodes if n.get("type") == "action.task"]
+    if tasks and not await _routed(db, flow):
+        owner_warning = await _ownerless(db, nodes, forms, registry)
+        warnings += [(str(n.get("id")), owner_warning) for n in tasks if owner_warning]
     for node in nodes:
         node_id, config = str(node.get("id")), node.get("config") or {}
-        if node.get("type") == "action.task":
-            ownerless = [f.name for f in forms if f.owner_id is None]
-            if ownerless:
-                warnings.append(
-                    (
-                        node_id,
-                        _(
-                            "Contacts from %(forms)s have no owner, so this task would be "
-                            "unassigned: choose an owner on the form."
-                        )
-                        % {"forms": ", ".join(ownerless)},
-                    )
-                )
         channel = CHANNELS.get(str(node.get("type")))
-        if channel and config.get("category", "marketing") == "marketing":
+        if forms and channel and config.get("category", "marketing") == "marketing":
             unasked = [f.name for f in forms if f.consent_channel != channel]
             if unasked:
                 warnings.append(
@@ -64,3 +51,49 @@ async def reach_warnings(db: AsyncSession, graph: dict[str, Any]) -> list[tuple[
                     )
                 )
     return warnings
+
+
+async def _starting_forms(db: AsyncSession, nodes: list[dict[str, Any]]) -> list[Form]:
+    triggers = [n for n in nodes if n.get("type") == FORM_TRIGGER]
+    if not triggers:
+        return []
+    wanted = [(n.get("config") or {}).get("form_id") for n in triggers]
+    stmt = select(Form).where(Form.archived_at.is_(None))
+    if None not in wanted:
+        stmt = stmt.where(Form.id.in_([i for i in wanted if isinstance(i, int)]))
+    return list(await db.scalars(stmt))
+
+
+async def _routed(db: AsyncSession, flow: Flow) -> bool:
+    """Whether the flow's routing takes the tasks of contacts without an owner."""
+    return flow.owner_id is not None or bool(await members_of(db, flow_id=flow.id))
+
+
+async def _ownerless(
+    db: AsyncSession, nodes: list[dict[str, Any]], forms: list[Form], registry: NodeRegistry
+) -> str:
+    """Why contacts without an owner can enter the flow, or "" when none can."""
+    others = [
+        str(n.get("label") or n.get("id"))
+        for n in nodes
+        if n.get("type") != FORM_TRIGGER
+        and (node_type := registry.get(str(n.get("type")))) is not None
+        and node_type.family is Family.trigger
+    ]
+    if others:
+        return _(
+            "Contacts who enter through %(steps)s may have no owner, so this task could be "
+            "unassigned: choose who takes the tasks on the flow's page."
+        ) % {"steps": ", ".join(others)}
+    routed_forms = set(
+        await db.scalars(
+            select(RoutingMember.form_id).where(RoutingMember.form_id.in_([f.id for f in forms]))
+        )
+    )
+    ownerless = [f.name for f in forms if f.owner_id is None and f.id not in routed_forms]
+    if not ownerless:
+        return ""
+    return _(
+        "Contacts from %(forms)s have no owner, so this task would be unassigned: choose an "
+        "owner on the form, or who takes the tasks on the flow's page."
+    ) % {"forms": ", ".join(ownerless)}

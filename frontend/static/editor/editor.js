@@ -14,6 +14,7 @@
 //   keyboard.js   shortcuts                      tools.js    room, find a step, help
 //   rename.js     rename a step in place (double-click, F2)
 //   runpath.js    a run's path on the canvas (loaded by "Show on canvas" only)
+//   connect.js    connect steps from the keyboard (C)
 import { root } from "./state.js";
 import { installResync } from "./requests.js";
 import { installPalette } from "./palette.js";
@@ -22,6 +23,7 @@ import { installActions } from "./actions.js";
 import { installKeyboard } from "./keyboard.js";
 import { installTools } from "./tools.js";
 import { installRename } from "./rename.js";
+import { installConnect } from "./connect.js";
 import { vp } from "./view.js";
 
 if (root && window.htmx) {
@@ -32,6 +34,7 @@ if (root && window.htmx) {
   installKeyboard();
   installTools();
   installRename();
+  installConnect();
   vp.restore();
   root.classList.add("editor-ready");
 }

@@ -5,6 +5,7 @@ import { clearSelection, deleteSelection, select, selectNode, selectedIds } from
 import { copySelection, moveSelectionBy, pasteClipboard } from "./arrange.js";
 import { vp } from "./view.js";
 import { showShortcuts } from "./tools.js";
+import { openConnect } from "./connect.js";
 
 function onKeyDown(event) {
   if (typing(event.target)) return;
@@ -30,6 +31,8 @@ function onKeyDown(event) {
     return;
   } else if (key === "Delete" || key === "Backspace") {
     if (state.selection) { event.preventDefault(); deleteSelection(); }
+  } else if ((key === "c" || key === "C") && !event.altKey) {
+    if (openConnect()) event.preventDefault();
   } else if (key === "?") {
     event.preventDefault();
     showShortcuts();

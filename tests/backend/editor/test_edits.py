@@ -47,7 +47,7 @@ async def test_adding_a_node_saves_it_and_opens_its_form(editor: Editor) -> None
     assert 'name="cfg.event_type"' in html
     # A trigger without its required event type is marked invalid on the canvas.
     assert "node-invalid" in html
-    assert "Field required" in html
+    assert "Fill this in." in html
 
 
 async def test_unknown_type_is_refused_with_a_message(editor: Editor) -> None:
@@ -138,8 +138,8 @@ async def test_invalid_config_is_kept_shown_on_the_form_and_marked(editor: Edito
     assert response.status_code == 200, response.text
     html = response.text
     assert "Saved, but this step still has problems." in html
-    assert "String should have at least 3 characters" in html
-    assert "Input should be a valid integer" in html
+    assert "Use at least 3 characters." in html
+    assert "Use a whole number." in html
     assert "This is not valid JSON (line 1, column 2)." in html
     assert 'aria-invalid="true"' in html
     config = (await editor.flow()).draft_graph["nodes"][0]["config"]

@@ -30,7 +30,7 @@ async def test_publishing_an_invalid_draft_lists_problems_by_node(editor: Editor
     assert "Not published: fix these 2 problems first." in html
     assert "the flow needs a trigger to enroll anyone" in html
     # Each node problem links to its node on the canvas.
-    assert 'data-select-node="email"' in html and "subject: Field required" in html
+    assert 'data-select-node="email"' in html and "subject: Fill this in." in html
     assert await _versions(editor) == 0
 
 

@@ -57,3 +57,33 @@ async def test_task_without_owner_and_marketing_without_consent_are_flagged(
         form.owner_id, form.consent_channel, form.consent_label = seller.id, "email", "Yes"
     page = (await editor.client.get(editor.base)).text
     assert NO_OWNER not in page and NO_CONSENT not in page
+
+
+async def test_the_flows_routing_takes_the_tasks_any_trigger_may_bring_without_owner(
+    editor: Editor, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    form_id = await _draw(editor, sessions)
+    seller = await add_user(sessions, "sara@example.com", Role.marketer)
+    async with sessions() as db, db.begin():
+        form = await db.get(Form, form_id)
+        flow = await db.get(Flow, editor.flow_id)
+        assert form is not None and flow is not None
+        form.owner_id = seller.id
+        signup = {"id": "signup", "type": "trigger.event", "config": {"event_type": "signup"}}
+        flow.draft_graph = {
+            **flow.draft_graph,
+            "nodes": [*flow.draft_graph["nodes"], signup],
+            "edges": [
+                *flow.draft_graph["edges"],
+                {"source": "signup", "port": "next", "target": "call"},
+            ],
+        }
+    page = (await editor.client.get(editor.base)).text
+    assert "Contacts who enter through signup may have no owner" in page
+
+    async with sessions() as db, db.begin():
+        flow = await db.get(Flow, editor.flow_id)
+        assert flow is not None
+        flow.owner_id = seller.id
+    page = (await editor.client.get(editor.base)).text
+    assert "may have no owner" not in page and NO_OWNER not in page
