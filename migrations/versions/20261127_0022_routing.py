@@ -1,7 +1,7 @@
 """task routing: a flow's fallback owner and round-robin members of flows and forms
 
-Revision ID: 0017_routing
-Revises: 0016_lifecycle
+Revision ID: 0022_routing
+Revises: 0021_claimed_events
 Create Date: 2026-11-27 18:06:56.683392
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import backend.models.base
 
-revision: str = '0017_routing'
-down_revision: str | None = '0016_lifecycle'
+revision: str = '0022_routing'
+down_revision: str | None = '0021_claimed_events'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
