@@ -214,7 +214,7 @@ async def set_process_action(
     return redirect(request, f"/flows/{flow.id}")
 
 
-@post("/flows/{flow_id:int}/routing", opt=role(Role.marketer))
+@post("/flows/{flow_id:int}/routing", opt=role(Role.marketer) | audited("flow.routing_changed"))
 async def set_routing_action(
     request: Request[Any, Any, Any], db: Db, actor: Actor, flow_id: FromPath[int]
 ) -> Response[Any]:
