@@ -26,7 +26,8 @@ GRAPH = graph(
     ],
     [("t", "next", "c"), ("c", "yes", "w"), ("c", "no", "e")],
 )
-for _node, (_x, _y) in zip(GRAPH["nodes"], ((0, 100), (300, 100), (600, 0), (600, 260)), strict=True):
+PLACES = ((0, 100), (300, 100), (600, 0), (600, 260))  # left to right, the branches apart
+for _node, (_x, _y) in zip(GRAPH["nodes"], PLACES, strict=True):
     _node["position"] = {"x": _x, "y": _y}
 
 
