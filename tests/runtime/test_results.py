@@ -218,9 +218,15 @@ def test_the_fold_asks_for_exactly_the_rows_its_partial_indexes_hold() -> None:
     }
     engagement = indexes["ix_events_engagement"]
     assert sorted(engagement.split("'")[1::2]) == sorted(results.ENGAGEMENT)
-    assert str(results._ENGAGEMENT_EVENTS).replace("events.", "") == engagement
-    assert str(results._STEPS_TO_COUNT).replace("steps.", "") == indexes["ix_steps_uncounted"]
+
+    def spelled(clause: Any, table: str) -> str:
+        text = str(clause).replace(f"{table}.", "")
+        assert text.startswith("(") and text.endswith(")"), "a bare OR would bind to the cursor"
+        return text[1:-1]
+
+    assert spelled(results._ENGAGEMENT_EVENTS, "events") == engagement
+    assert spelled(results._STEPS_TO_COUNT, "steps") == indexes["ix_steps_uncounted"]
     assert (
-        str(results._MESSAGES_TO_COUNT).replace("outbox_messages.", "")
+        spelled(results._MESSAGES_TO_COUNT, "outbox_messages")
         == indexes["ix_outbox_messages_uncounted"]
     )
