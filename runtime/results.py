@@ -46,7 +46,8 @@ RESULTS: Table = FlowResult.__table__  # type: ignore[assignment]
 MARKS: Table = ResultsMark.__table__  # type: ignore[assignment]
 FLOORS: Table = ResultsFloor.__table__  # type: ignore[assignment]
 
-EVENTS_SETTLE = timedelta(hours=1)
+# Far longer than a request stays open; every fold rechecks the events this far back.
+EVENTS_SETTLE = timedelta(minutes=10)
 # Events that say what became of a message, and the counter each one adds to.
 ENGAGEMENT: dict[str, Metric] = {
     "email.opened": Metric.opened,
