@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, exists, func, or_, select, text, update
+from sqlalchemy import Table, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.models import (
@@ -46,7 +46,8 @@ RESULTS: Table = FlowResult.__table__  # type: ignore[assignment]
 MARKS: Table = ResultsMark.__table__  # type: ignore[assignment]
 FLOORS: Table = ResultsFloor.__table__  # type: ignore[assignment]
 
-EVENTS_SETTLE = timedelta(hours=1)
+# Far longer than a request stays open; every fold rechecks the events this far back.
+EVENTS_SETTLE = timedelta(minutes=10)
 # Events that say what became of a message, and the counter each one adds to.
 ENGAGEMENT: dict[str, Metric] = {
     "email.opened": Metric.opened,
@@ -63,16 +64,18 @@ _REACHED, _SETTLED = 1, 2
 
 # The partial indexes' predicates, literally (bind parameters would hide from the
 # PostgreSQL planner that a query asks only for rows the index holds).
-_STEPS_TO_COUNT = text("steps.counted IS NULL OR (steps.counted = 1 AND steps.status <> 'waiting')")
+# Each in parentheses: text() goes into the WHERE clause as it is written.
+_STEPS_TO_COUNT = text(
+    "(steps.counted IS NULL OR (steps.counted = 1 AND steps.status <> 'waiting'))"
+)
 _MESSAGES_TO_COUNT = text(
-    "(outbox_messages.counted IS NULL OR outbox_messages.counted = 2) "
-    "AND outbox_messages.status IN ('sent', 'suppressed', 'dead')"
+    "((outbox_messages.counted IS NULL OR outbox_messages.counted = 2) "
+    "AND outbox_messages.status IN ('sent', 'suppressed', 'dead'))"
 )
 _ENGAGEMENT_EVENTS = text(
-    "events.type IN ('email.opened', 'email.clicked', 'email.bounced', 'email.unsubscribed', "
-    "'sms.unsubscribed', 'sms.delivered')"
+    "(events.type IN ('email.opened', 'email.clicked', 'email.bounced', 'email.unsubscribed', "
+    "'sms.unsubscribed', 'sms.delivered'))"
 )
-
 # A key of ``flow_results`` plus the flow it belongs to.
 _Key = tuple[int, int, str, str, str, date]
 
@@ -141,11 +144,12 @@ async def _fold_steps(
             JOURNEYS.c.flow_version_id,
         )
         .join(JOURNEYS, JOURNEYS.c.id == s.journey_id)
-        .where(s.id > after, _STEPS_TO_COUNT)
+        .where(s.id > bindparam("after"), _STEPS_TO_COUNT)
         .order_by(s.id)
-        .limit(batch)
+        .limit(bindparam("batch"))
     )
-    rows = (await session.execute(_locked(session, query, STEPS))).all()
+    params = {"after": after, "batch": batch}
+    rows = (await session.execute(_locked(session, query, STEPS), params)).all()
     counts: Counter[_Key] = Counter()
     marks: dict[int, list[int]] = {_REACHED: [], _SETTLED: []}
     for row in rows:

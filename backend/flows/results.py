@@ -254,10 +254,11 @@ async def _rollup(
 
 async def _waiting(db: AsyncSession, flow_id: int, version_id: int | None) -> Any:
     """Live journeys per node now, whatever the date range: a state, not a count over time."""
+    # The ids as values, not a subquery: SQLite then walks the (version, node) index.
     versions = (
         [version_id]
         if version_id is not None
-        else select(FlowVersion.id).where(FlowVersion.flow_id == flow_id).scalar_subquery()
+        else list(await db.scalars(select(FlowVersion.id).where(FlowVersion.flow_id == flow_id)))
     )
     return await db.execute(
         select(Journey.node_id, func.count())

@@ -26,9 +26,8 @@ GRAPH = graph(
     ],
     [("t", "next", "c"), ("c", "yes", "w"), ("c", "no", "e")],
 )
-for _node, (_x, _y) in zip(
-    GRAPH["nodes"], ((0, 100), (300, 100), (600, 0), (600, 260)), strict=True
-):
+PLACES = ((0, 100), (300, 100), (600, 0), (600, 260))  # left to right, the branches apart
+for _node, (_x, _y) in zip(GRAPH["nodes"], PLACES, strict=True):
     _node["position"] = {"x": _x, "y": _y}
 
 
@@ -64,6 +63,7 @@ async def test_results_toggle_overlays_the_counts_on_the_canvas(
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     toggle = page.get_by_role("button", name="Results")
     await expect(toggle).to_have_attribute("aria-pressed", "false")
+    await expect(page.locator("#results-filter")).to_be_hidden()  # until asked for
     await toggle.click()
     await expect(toggle).to_have_attribute("aria-pressed", "true")
     await expect(page.locator("#results-summary")).to_contain_text("every version")

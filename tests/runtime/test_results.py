@@ -206,3 +206,27 @@ async def test_an_event_committed_late_below_a_counted_one_is_still_counted(
     assert (await rollup(runtime))[("mail", "opened", "")] == 2
     async with runtime.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(ResultsMark)) == 0
+
+
+def test_the_fold_asks_for_exactly_the_rows_its_partial_indexes_hold() -> None:
+    """The fold spells the indexes' predicates out literally (for PostgreSQL's planner):
+    a type added to ENGAGEMENT or a predicate changed on one side only would slip past."""
+    indexes = {
+        index.name: str(index.dialect_options["postgresql"]["where"])
+        for table in (Event.__table__, Step.__table__, OutboxMessage.__table__)
+        for index in table.indexes  # type: ignore[attr-defined]
+    }
+    engagement = indexes["ix_events_engagement"]
+    assert sorted(engagement.split("'")[1::2]) == sorted(results.ENGAGEMENT)
+
+    def spelled(clause: Any, table: str) -> str:
+        text = str(clause).replace(f"{table}.", "")
+        assert text.startswith("(") and text.endswith(")"), "a bare OR would bind to the cursor"
+        return text[1:-1]
+
+    assert spelled(results._ENGAGEMENT_EVENTS, "events") == engagement
+    assert spelled(results._STEPS_TO_COUNT, "steps") == indexes["ix_steps_uncounted"]
+    assert (
+        spelled(results._MESSAGES_TO_COUNT, "outbox_messages")
+        == indexes["ix_outbox_messages_uncounted"]
+    )
