@@ -115,6 +115,9 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.versions = VersionCache(self.registry)
+        # Retention never prunes a step or event the results rollup has yet to count.
+        self.retention_watermarks.setdefault("steps", results.steps_counted_before)
+        self.retention_watermarks.setdefault("events", results.events_counted_before)
 
     async def enter(self) -> entries.EntryReport:
         """Fire due schedule ticks and enroll new audience matches (``runtime.entries``)."""

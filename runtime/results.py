@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, bindparam, exists, func, or_, select, text, update
@@ -374,3 +374,26 @@ async def _add(session: AsyncSession, counts: Counter[_Key]) -> None:
         set_={"count": RESULTS.c.count + stmt.excluded["count"]},
     )
     await session.execute(stmt, rows)
+
+
+# Retention's watermarks (``Runtime.retention_watermarks``): rows older than these are
+# in the rollup, so pruning them loses no count. Nothing pending holds nothing back.
+_NOTHING_PENDING = datetime.max.replace(tzinfo=UTC)
+
+
+async def steps_counted_before(session: AsyncSession) -> datetime | None:
+    """Every step that started before this moment is counted in full."""
+    oldest = await session.scalar(select(func.min(STEPS.c.started_at)).where(_STEPS_TO_COUNT))
+    return oldest if oldest is not None else _NOTHING_PENDING
+
+
+async def events_counted_before(session: AsyncSession) -> datetime | None:
+    """Every engagement event that occurred before this moment is counted; None before
+    the first fold, when nothing is known to be counted."""
+    floor = await session.scalar(select(FLOORS.c.floor_id).where(FLOORS.c.name == "events"))
+    if floor is None:
+        return None
+    oldest = await session.scalar(
+        select(func.min(EVENTS.c.occurred_at)).where(EVENTS.c.id > floor, _ENGAGEMENT_EVENTS)
+    )
+    return oldest if oldest is not None else _NOTHING_PENDING

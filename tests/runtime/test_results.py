@@ -168,6 +168,24 @@ async def test_pruning_steps_and_messages_keeps_the_counts(
     assert await rollup(runtime) == BEFORE_THE_WAIT_ENDS
 
 
+async def test_retention_prunes_steps_only_once_the_fold_has_counted_them(
+    runtime: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_fold() -> results.FoldReport:
+        return results.FoldReport()
+
+    monkeypatch.setattr(runtime, "fold_results", no_fold)  # a fold that has fallen behind
+    await run_customers(runtime, clock)
+    monkeypatch.undo()
+    clock.advance(days=400)  # far past every retention age
+    assert (await runtime.prune()).steps == 0  # nothing is counted yet: nothing goes
+    await runtime.fold_results()
+    # Now the three finished journeys' steps (trigger, condition, email) go; live and
+    # failed journeys keep theirs, and the rollup keeps every count.
+    assert (await runtime.prune()).steps == 9
+    assert await rollup(runtime) == BEFORE_THE_WAIT_ENDS
+
+
 async def test_an_event_committed_late_below_a_counted_one_is_still_counted(
     runtime: Runtime, clock: FakeClock
 ) -> None:
