@@ -174,9 +174,10 @@ def _on_execute(state: ORMExecuteState) -> Result[Any] | None:
     table = getattr(state.statement, "table", None)
     if getattr(table, "name", None) == AuditEntry.__tablename__:
         return None
-    # An UPDATE that matched nothing (a stale revision, say) changed nothing.
+    # An UPDATE that matched nothing (a stale revision, say) changed nothing; a result
+    # without a count (INSERT ... RETURNING through the ORM) counts as a change.
     result = state.invoke_statement()
-    if result.rowcount != 0:  # type: ignore[attr-defined]
+    if getattr(result, "rowcount", -1) != 0:
         state.session.info[_CHANGED] = True
     return result
 
