@@ -29,7 +29,7 @@ from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 from litestar.routes import HTTPRoute
-from sqlalchemy import event
+from sqlalchemy import Result, event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 
@@ -166,14 +166,20 @@ def _before_flush(session: Session, _context: object, _instances: object) -> Non
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _on_execute(state: ORMExecuteState) -> None:
+def _on_execute(state: ORMExecuteState) -> Result[Any] | None:
     if not state.session.info.get(_WATCH) or not (
         state.is_insert or state.is_update or state.is_delete
     ):
-        return
+        return None
     table = getattr(state.statement, "table", None)
-    if getattr(table, "name", None) != AuditEntry.__tablename__:
+    if getattr(table, "name", None) == AuditEntry.__tablename__:
+        return None
+    # An UPDATE that matched nothing (a stale revision, say) changed nothing; a result
+    # without a count (INSERT ... RETURNING through the ORM) counts as a change.
+    result = state.invoke_statement()
+    if getattr(result, "rowcount", -1) != 0:
         state.session.info[_CHANGED] = True
+    return result
 
 
 async def check_recorded(session: AsyncSession, route: str) -> None:

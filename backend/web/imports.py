@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.audit import audited, record
 from backend.auth.guards import role
+from backend.auth.principal import Principal
 from backend.contacts.imports import (
     CONTACT_COLUMNS,
     IGNORE,
@@ -216,13 +217,21 @@ def _fail(job: ImportJob, exc: InvalidValue) -> None:
     job.status, job.error, job.finished_at = "failed", exc.message, utcnow()
 
 
+def _refused(db: AsyncSession, actor: Principal, job: ImportJob) -> None:
+    """A person's start that failed the job (its file cannot be read) is audited too."""
+    record(db, actor, "import.refused", job, {"file": job.filename, "error": job.error})
+
+
 @get("/imports/{job_id:int}", opt=role(Role.marketer))
 async def job_page(request: Request[Any, Any, Any], db: Db, job_id: FromPath[int]) -> Template:
     """The mapping form, the progress bar (polled by htmx), or the summary."""
     return await _job_page(request, db, await _job(db, job_id))
 
 
-@post("/imports/{job_id:int}/start", opt=role(Role.marketer) | audited("import.started"))
+@post(
+    "/imports/{job_id:int}/start",
+    opt=role(Role.marketer) | audited("import.started", "import.refused"),
+)
 async def start(
     request: Request[Any, Any, Any], db: Db, actor: Actor, job_id: FromPath[int]
 ) -> Response[Any] | Template:
@@ -232,6 +241,7 @@ async def start(
     form = await request.form()
     shown = await _readable(job)
     if shown is None:
+        _refused(db, actor, job)
         return await _job_page(request, db, job)
     wanted = {h: str(form.get(f"map-{i}", IGNORE)) for i, h in enumerate(shown.headers)}
     mode = str(form.get("mode", "upsert"))
@@ -252,6 +262,7 @@ async def start(
         job.total_rows = await asyncio.to_thread(count_rows, Path(job.path), shown.delimiter)
     except InvalidValue as exc:
         _fail(job, exc)
+        _refused(db, actor, job)
         return await _job_page(request, db, job)
     job.status = "queued"
     record(db, actor, "import.started", job, {"file": job.filename, "rows": job.total_rows})
