@@ -219,7 +219,11 @@ async def track_batch(
         elif isinstance(outcome, InvalidValue):
             results.append(ItemResult(index=index, ok=False, error=_item_error(outcome)))
         else:
-            results.append(ItemResult(index=index, ok=True, result=_track_out(outcome)))
+            results.append(
+                ItemResult.model_construct(
+                    index=index, ok=True, result=_track_out(outcome), error=None
+                )
+            )
     return _batch(results)
 
 

@@ -34,7 +34,7 @@ from runtime.events import IngestResult
 log = logging.getLogger(__name__)
 
 # Transactions in flight at once: one is in Python while the other waits on the database.
-MAX_IN_FLIGHT = 4
+MAX_IN_FLIGHT = 2
 # Items per shared transaction; a longer queue is split.
 MAX_GROUP = 500
 
