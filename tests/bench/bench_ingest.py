@@ -92,7 +92,7 @@ def _serve_bare(port: int) -> None:
 
 async def _wait_up(base: str) -> None:
     async with httpx.AsyncClient() as client:
-        for _ in range(300):
+        for _ in range(1200):  # two minutes: a loaded machine imports the app slowly
             try:
                 if (await client.get(f"{base}/healthz")).status_code < 500:
                     return
