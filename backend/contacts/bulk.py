@@ -219,6 +219,9 @@ async def _insert_new(
     """Insert new contacts in one statement; (the created, as loaded), (rows someone beat)."""
     if not new:
         return [], []
+    # In key order, as every writer of contacts inserts: two requests inserting the
+    # same new people in other orders would otherwise wait on each other (a deadlock).
+    new = sorted(new, key=lambda pair: (pair[1].external_id or "", pair[1].email or ""))
     values = [
         {
             "external_id": c.external_id,
