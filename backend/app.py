@@ -21,7 +21,7 @@ from backend.auth import passwords
 from backend.auth.csrf import CsrfMiddleware
 from backend.auth.guards import public, role_guard, undeclared_routes, unguarded_routes
 from backend.auth.headers import SecurityHeadersMiddleware
-from backend.auth.middleware import AuthMiddleware, session_config
+from backend.auth.middleware import ApiKeyCache, AuthMiddleware, session_config
 from backend.bodies import TouchflowRequest
 from backend.db import create_engine, create_sessionmaker
 from backend.deps import DEPENDENCIES
@@ -155,6 +155,7 @@ def create_app(
             # Connects on first use, so the app starts while Redis is down.
             "redis": redis,
             "rate_limiter": _rate_limiter(redis),
+            "api_keys": ApiKeyCache(),
         }
     )
     if not HTMX_FILE.exists():

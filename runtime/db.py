@@ -37,6 +37,8 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, StaticPo
 
 from runtime.rules.evaluate import SQLITE_FOLD, sql_fold
 
+# PostgreSQL connections are replaced after this long (idle firewalls and proxies drop older ones).
+POOL_RECYCLE_SECONDS = 1800
 # How long a SQLite transaction waits for the write lock held by another process.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # How long a task waits for this process's writer lane before giving up (a stuck
@@ -136,7 +138,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return _sqlite_engine(url, **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before each checkout: it is a round trip on every request and
+    # step. A connection the server dropped fails its first statement
+    # instead; SQLAlchemy then discards every connection older than the
+    # failure, so one request per process sees a database restart.
+    # Recycling keeps idle connections younger than common proxy timeouts.
+    kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     return create_async_engine(url, **kwargs)
 
 

@@ -10,8 +10,8 @@ does each stage once for the whole batch, inside the caller's transaction:
    event types, one read of the customers' profiles and of earlier journeys
    (re-entry rules), then one ``INSERT`` of the new journeys,
    ``ON CONFLICT (entry_key) DO NOTHING``;
-3. one read of the journeys waiting for these event types (and live ones,
-   for goals), then one ``UPDATE`` waking them;
+3. one read of the customers' live journeys (goals) with their waits, then
+   one ``UPDATE`` waking those waiting for these event types;
 4. one doorbell ring after commit, whatever the batch size.
 
 The per-event decisions are made in Python in the order of the items, so a
@@ -297,27 +297,11 @@ def _owners(session: AsyncSession, batch: _Batch) -> Any:
 async def _load_live(
     session: AsyncSession, batch: _Batch, types: set[str]
 ) -> dict[CustomerKey, list[_Live]]:
-    """The batch's customers' live journeys (for goals) and waits (for wake-ups): two queries.
+    """The batch's customers' live journeys (for goals) with their waits (for wake-ups).
 
-    The waits are read on their own so the query can use the partial
-    ``(wait_event_type, customer)`` indexes.
+    One query: the customer indexes find every live journey of the batch's
+    customers, and the waits for these event types are among them.
     """
-    owners = _owners(session, batch)
-    waits = {
-        row.id: row
-        for row in await session.execute(
-            select(
-                JOURNEYS.c.id,
-                JOURNEYS.c.wait_event_type,
-                JOURNEYS.c.wait_match,
-                JOURNEYS.c.waiting_since,
-            ).where(
-                among(session, JOURNEYS.c.wait_event_type, types),
-                owners,
-                JOURNEYS.c.status == JourneyStatus.waiting.value,
-            )
-        )
-    }
     rows = await session.execute(
         select(
             JOURNEYS.c.id,
@@ -327,13 +311,16 @@ async def _load_live(
             JOURNEYS.c.node_id,
             JOURNEYS.c.visits,
             JOURNEYS.c.status,
+            JOURNEYS.c.wait_event_type,
+            JOURNEYS.c.wait_match,
+            JOURNEYS.c.waiting_since,
         )
-        .where(owners, JOURNEYS.c.status.in_(LIVE_STATUSES))
+        .where(_owners(session, batch), JOURNEYS.c.status.in_(LIVE_STATUSES))
         .order_by(JOURNEYS.c.id)
     )
     live: dict[CustomerKey, list[_Live]] = {}
     for row in rows:
-        wait = waits.get(row.id)
+        waits = row.status == JourneyStatus.waiting.value and row.wait_event_type in types
         live.setdefault(customer_key(row.contact_id, row.visitor_id), []).append(
             _Live(
                 id=row.id,
@@ -341,9 +328,9 @@ async def _load_live(
                 node_id=row.node_id,
                 visits=dict(row.visits or {}),
                 status=row.status,
-                wait_event_type=wait.wait_event_type if wait else None,
-                wait_match=wait.wait_match if wait else None,
-                waiting_since=wait.waiting_since if wait else None,
+                wait_event_type=row.wait_event_type if waits else None,
+                wait_match=row.wait_match if waits else None,
+                waiting_since=row.waiting_since if waits else None,
             )
         )
     return live

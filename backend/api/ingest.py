@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from litestar import post
+from litestar import Request, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
@@ -22,13 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.api.responses import BODY, errors
 from backend.audit import INGESTION, unaudited
-from backend.auth.guards import role
+from backend.auth.guards import current_principal, role
 from backend.auth.principal import Principal
 from backend.contacts.bulk import identify_many
 from backend.contacts.identify import AttributeSchema, identify
+from backend.contacts.intake import TrackIntake
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import IdentifyIn, TrackIn
-from backend.contacts.track import EventRuntime, track, track_many
+from backend.contacts.track import EventRuntime, track_many
 from backend.deps import Actor, Db
 from backend.models import Role
 from runtime.events import IngestResult
@@ -42,6 +43,14 @@ BATCH_BODY_LIMIT = 8 * 1024 * 1024
 def provide_runtime(state: State) -> EventRuntime:
     runtime: EventRuntime = state.runtime
     return runtime
+
+
+def intake_of(state: State) -> TrackIntake:
+    """The process's group-commit intake for single track calls, made on first use."""
+    intake: TrackIntake | None = state.get("track_intake")
+    if intake is None or intake.runtime is not state.runtime:
+        intake = state.track_intake = TrackIntake(state.sessions, state.runtime)
+    return intake
 
 
 RUNTIME = {"runtime": Provide(provide_runtime, sync_to_thread=False)}
@@ -145,16 +154,21 @@ async def identify_contact(db: Db, actor: Actor, data: JSONBody[IdentifyIn]) -> 
     request_max_body_size=SINGLE_BODY_LIMIT,
     responses=errors(*BODY),
     status_code=202,
-    dependencies=RUNTIME,
 )
-async def track_event(
-    db: Db, actor: Actor, runtime: RuntimeDep, data: JSONBody[TrackIn]
-) -> TrackOut:
-    """Append an event; flows it triggers start and journeys waiting for it wake at once."""
-    try:
-        return _track_out(await track(db, runtime, data, source=_source(actor)))
-    except (ValidationError, InvalidValue) as exc:
-        raise _refuse(exc) from exc
+async def track_event(request: Request[Any, Any, Any], data: JSONBody[TrackIn]) -> TrackOut:
+    """Append an event; flows it triggers start and journeys waiting for it wake at once.
+
+    Calls arriving together share a transaction (``backend.contacts.intake``);
+    the answer comes after the commit that stored this event.
+    """
+    # No injected dependencies: resolving two of them costs a task group per
+    # call, as much as the rest of the handler on this hot path.
+    actor = current_principal(request)
+    assert actor is not None  # the role guard let the call in
+    outcome = await intake_of(request.app.state).track(data, source=_source(actor))
+    if isinstance(outcome, InvalidValue):
+        raise _refuse(outcome)
+    return _track_out(outcome)
 
 
 @post(
@@ -206,7 +220,11 @@ async def track_batch(
         elif isinstance(outcome, InvalidValue):
             results.append(ItemResult(index=index, ok=False, error=_item_error(outcome)))
         else:
-            results.append(ItemResult(index=index, ok=True, result=_track_out(outcome)))
+            results.append(
+                ItemResult.model_construct(
+                    index=index, ok=True, result=_track_out(outcome), error=None
+                )
+            )
     return _batch(results)
 
 

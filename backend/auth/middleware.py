@@ -14,8 +14,11 @@ every session of that user stops working at once. Sessions also end after
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +29,7 @@ from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy import select, update
 
-from backend.auth.keys import api_key_matches, api_key_prefix
+from backend.auth.keys import api_key_matches, api_key_prefix, hash_api_key
 from backend.auth.principal import Principal
 from backend.i18n import activate_locale, activate_time_zone
 from backend.models import ApiKey, Role, User
@@ -43,6 +46,57 @@ SEEN_PRECISION = timedelta(minutes=1)
 API_PREFIX = "/api/"
 # Writing last_used_at on every API call would turn reads into writes; a coarse stamp is enough.
 LAST_USED_PRECISION = timedelta(minutes=5)
+# A checked API key is trusted this long without reading its row again: the
+# read was a third of a single track call's round trips. A key revoked in
+# another process stops working within this time (in this one, at once).
+API_KEY_TRUST_SECONDS = 1.0
+_API_KEY_CACHE_SIZE = 1024
+
+
+class ApiKeyCache:
+    """Keys checked in the last ``API_KEY_TRUST_SECONDS``, by the hash of the whole token.
+
+    Concurrent calls with a key not (or no longer) in the cache share one
+    read of its row, so a burst does not become a burst of reads.
+    """
+
+    def __init__(self, trust_seconds: float = API_KEY_TRUST_SECONDS) -> None:
+        self.trust_seconds = trust_seconds
+        self._checked: dict[str, tuple[float, Principal]] = {}
+        self._reading: dict[str, asyncio.Future[Principal | None]] = {}
+
+    async def principal(
+        self, token_hash: str, read: Callable[[], Awaitable[Principal | None]]
+    ) -> Principal | None:
+        """The key's caller (None for a refused key), read with ``read`` when not trusted."""
+        hit = self._checked.get(token_hash)
+        if hit is not None and hit[0] >= time.monotonic():
+            return hit[1]
+        pending = self._reading.get(token_hash)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = self._reading[token_hash] = asyncio.get_running_loop().create_future()
+        try:
+            found = await read()
+        except Exception as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved here, so no "never retrieved" log when none waits
+            raise
+        except BaseException:
+            pending.cancel()
+            raise
+        finally:
+            del self._reading[token_hash]
+        pending.set_result(found)
+        if found is not None:  # a refused token is read again: it may be a key being created
+            if len(self._checked) >= _API_KEY_CACHE_SIZE:
+                self._checked.clear()
+            self._checked[token_hash] = (time.monotonic() + self.trust_seconds, found)
+        return found
+
+    def clear(self) -> None:
+        """Forget every checked key (a key was revoked)."""
+        self._checked.clear()
 
 
 def session_config(settings: Settings) -> CookieBackendConfig:
@@ -138,12 +192,21 @@ async def _api_key_principal(scope: Scope) -> Principal | None:
     if prefix is None:
         return None
     state = scope["litestar_app"].state
-    now: datetime = state.clock.now()
-    async with state.sessions() as db:
-        key = await db.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-        if key is None or key.revoked_at is not None or not api_key_matches(token, key.key_hash):
-            return None
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
-            await db.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-            await db.commit()
-    return Principal("api_key", key.id, key.name, key.name, Role(key.role))
+    cache: ApiKeyCache = state.api_keys
+
+    async def read() -> Principal | None:
+        now: datetime = state.clock.now()
+        async with state.sessions() as db:
+            key = await db.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+            if (
+                key is None
+                or key.revoked_at is not None
+                or not api_key_matches(token, key.key_hash)
+            ):
+                return None
+            if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
+                await db.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+                await db.commit()
+        return Principal("api_key", key.id, key.name, key.name, Role(key.role))
+
+    return await cache.principal(hash_api_key(token), read)

@@ -2,22 +2,24 @@
 
 ``identify`` costs several round trips per contact (a savepoint, a lookup, an
 insert). For a chunk of rows this module looks every contact up with one
-query, applies the rows in memory and writes them with one flush. Whatever
-the fast path cannot decide alone goes through ``identify`` one by one, with
-its full checks: a row naming an attribute not yet declared (at once, so the
-rows after it can take the fast path), a second row for the same person (after
-the batch), a row whose email and external id belong to two contacts, and the
-whole chunk if the database refuses the batch (a concurrent writer).
+query, applies the rows in memory and writes them with one insert of the new
+contacts and one flush, without a savepoint. Whatever the fast path cannot
+decide alone goes through ``identify`` one by one, with its full checks: a
+row naming an attribute not yet declared (at once, so the rows after it can
+take the fast path), a second row for the same person (after the batch), a
+row whose email and external id belong to two contacts, a row that would
+give a contact a new email or external id, and a new contact another writer
+created meanwhile.
 The outcome per row is the same as calling ``identify`` for each in order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.contacts.identify import (
@@ -30,7 +32,8 @@ from backend.contacts.identify import (
 )
 from backend.contacts.normalize import InvalidValue, normalize_email, normalize_phone
 from backend.contacts.schemas import IdentifyIn
-from backend.models import Contact, utcnow
+from backend.models import Channel, Contact, utcnow
+from runtime.sql import CONTACTS, upsert_insert
 
 Outcome = Identified | InvalidValue | None  # None: skipped by the create/update mode
 
@@ -134,47 +137,120 @@ async def _write_fast(
     create: bool,
     update: bool,
 ) -> list[int]:
-    """Write the prepared rows with one flush; returns the indices left for the slow path."""
+    """Write the prepared rows in a few statements; returns the indices left for the slow path.
+
+    No savepoint: nothing written here can be refused by the database. New
+    contacts go in with ``INSERT ... ON CONFLICT DO NOTHING`` (a row someone
+    else created meanwhile is left to ``identify``); updates never touch the
+    unique email or external id (a row that would is left to ``identify``,
+    which checks it); unknown consent channels and two rows normalising to one
+    address are found in Python first.
+    """
     if not rows:
         return []
     found = await _existing(session, rows)
     by_email = {c.email: c for c in found if c.email}
     by_external = {c.external_id: c for c in found if c.external_id}
     slow: list[int] = []
+    new: list[tuple[_Row, Contact]] = []
     written: list[tuple[_Row, Contact, bool]] = []
+    emails: set[str] = set()
     now = utcnow()
-    try:
-        async with session.begin_nested():
-            for row in rows:
-                one = by_external.get(row.data.external_id) if row.data.external_id else None
-                other = by_email.get(row.email) if row.email else None
-                if one is not None and other is not None and one is not other:
-                    slow.append(row.index)  # identify explains the conflict
-                    continue
-                contact = one or other
-                created = contact is None
-                if (created and not create) or (not created and not update):
-                    continue
-                if contact is None:
-                    contact = Contact(
-                        external_id=row.data.external_id, attributes={}, tags=[], consent={}
-                    )
-                    session.add(contact)
-                apply_identify(
-                    contact, row.data, row.email, row.phone, row.timezone, row.attributes
-                )
-                contact.updated_at = now
-                written.append((row, contact, created))
-            await session.flush()
-            for row, contact, _created in written:
-                for channel, granted in row.data.consent.items():
-                    record_consent(session, contact, channel, granted, source, now)
-            await session.flush()
-    except (IntegrityError, InvalidValue):
-        # Someone else wrote one of these people meanwhile, two rows normalise to the
-        # same email, or a consent channel is unknown: the savepoint's rollback expunged
-        # the new contacts and expired the changed ones; redo the chunk row by row.
-        return [row.index for row in rows]
+    for row in rows:
+        if (row.email and row.email in emails) or any(c not in _CHANNELS for c in row.data.consent):
+            slow.append(row.index)  # identify explains or orders it
+            continue
+        if row.email:
+            emails.add(row.email)
+        one = by_external.get(row.data.external_id) if row.data.external_id else None
+        other = by_email.get(row.email) if row.email else None
+        if one is not None and other is not None and one is not other:
+            slow.append(row.index)  # identify explains the conflict
+            continue
+        contact = one or other
+        created = contact is None
+        if (created and not create) or (not created and not update):
+            continue
+        if contact is None:
+            if not (row.email or row.data.external_id):
+                slow.append(row.index)
+                continue
+            contact = Contact(external_id=row.data.external_id, attributes={}, tags=[], consent={})
+            apply_identify(contact, row.data, row.email, row.phone, row.timezone, row.attributes)
+            new.append((row, contact))
+            continue
+        if _takes_a_key(contact, row):
+            slow.append(row.index)
+            continue
+        apply_identify(contact, row.data, row.email, row.phone, row.timezone, row.attributes)
+        contact.updated_at = now
+        written.append((row, contact, False))
+    created_now, raced = await _insert_new(session, new, now)
+    slow.extend(raced)
+    written.extend((row, contact, True) for row, contact in created_now)
+    await session.flush()
+    for row, contact, _created in written:
+        for channel, granted in row.data.consent.items():
+            record_consent(session, contact, channel, granted, source, now)
+    await session.flush()
     for row, contact, created in written:
         outcomes[row.index] = Identified(contact, created)
     return slow
+
+
+_CHANNELS = {c.value for c in Channel}
+_DEFAULT_STAGE = CONTACTS.c.lifecycle_stage.default.arg  # type: ignore[union-attr]
+
+
+def _takes_a_key(contact: Contact, row: _Row) -> bool:
+    """Whether updating ``contact`` from ``row`` would set its email or external id.
+
+    Another writer may have taken that value since the look-up; ``identify``
+    writes such a row in a savepoint of its own.
+    """
+    if row.email is not None and contact.email != row.email:
+        return True
+    return bool(row.data.external_id) and not contact.external_id
+
+
+async def _insert_new(
+    session: AsyncSession, new: list[tuple[_Row, Contact]], now: datetime
+) -> tuple[list[tuple[_Row, Contact]], list[int]]:
+    """Insert new contacts in one statement; (the created, as loaded), (rows someone beat)."""
+    if not new:
+        return [], []
+    # In key order, as every writer of contacts inserts: two requests inserting the
+    # same new people in other orders would otherwise wait on each other (a deadlock).
+    new = sorted(new, key=lambda pair: (pair[1].external_id or "", pair[1].email or ""))
+    values = [
+        {
+            "external_id": c.external_id,
+            "email": c.email,
+            "phone": c.phone,
+            "first_name": c.first_name or "",
+            "last_name": c.last_name or "",
+            "attributes": c.attributes or {},
+            "tags": c.tags or [],
+            "lifecycle_stage": c.lifecycle_stage or _DEFAULT_STAGE,
+            "timezone": c.timezone,
+            "consent": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for _row, c in new
+    ]
+    stmt = upsert_insert(session, CONTACTS).on_conflict_do_nothing()
+    returned = await session.execute(
+        stmt.returning(CONTACTS.c.id, CONTACTS.c.external_id, CONTACTS.c.email), values
+    )
+    ids = {(r.external_id, None if r.external_id else r.email): r.id for r in returned}
+    mine = {
+        row.index: ids[key]
+        for row, c in new
+        if (key := (c.external_id, None if c.external_id else c.email)) in ids
+    }
+    loaded = {
+        c.id: c for c in await session.scalars(select(Contact).where(Contact.id.in_(mine.values())))
+    }
+    created = [(row, loaded[mine[row.index]]) for row, _c in new if row.index in mine]
+    return created, [row.index for row, _c in new if row.index not in mine]

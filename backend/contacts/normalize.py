@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -18,6 +19,8 @@ from backend.i18n import gettext as _
 MAX_ATTRIBUTES = 200
 MAX_STRING = 2_000
 ATTRIBUTE_KEY_MAX = 64
+# Checked addresses remembered per process (a few MB at most).
+EMAIL_CACHE_SIZE = 65_536
 
 
 class InvalidValue(ValueError):
@@ -36,17 +39,23 @@ class AttributeType(StrEnum):
     date = "date"
 
 
+@lru_cache(maxsize=EMAIL_CACHE_SIZE)
+def _checked_email(stripped: str) -> str:
+    # Checking an address costs more than storing its event; senders repeat addresses.
+    # Only good addresses are remembered (lru_cache keeps no exceptions).
+    return str(validate_email(stripped, check_deliverability=False).normalized.lower())
+
+
 def normalize_email(raw: str, field: str = "email") -> str:
     """Lower-cased, syntax-checked address (no DNS look-up: ingestion must not block)."""
     try:
-        result = validate_email(raw.strip(), check_deliverability=False)
+        return _checked_email(raw.strip())
     except EmailNotValidError as exc:
         raise InvalidValue(
             field,
             _("“%(value)s” is not a valid email address: %(reason)s")
             % {"value": raw, "reason": exc},
         ) from exc
-    return result.normalized.lower()
 
 
 def normalize_phone(raw: str, default_region: str = "SE", field: str = "phone") -> str:

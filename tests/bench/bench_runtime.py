@@ -541,22 +541,23 @@ def _e2e_worker(url: str, port: int, ready: Any, stop: Any) -> None:
     from runtime.messaging.channels import close_deliverers
 
     async def run() -> None:
-        rt = build_runtime(_e2e_settings(url, port))
+        engine = create_engine(url, pool_size=4)
+        rt = build_runtime(_e2e_settings(url, port), sessions=create_sessionmaker(engine))
         ready.set()
         while not stop.is_set():
             report = await rt.work()
             if report.claimed == 0 and report.sent == 0:
                 await asyncio.sleep(0.02)
         await close_deliverers(rt.deliverers)
+        await engine.dispose()
 
     asyncio.run(run())
 
 
 async def _pooled_ceiling(port: int, count: int, received: Any) -> float:
-    from runtime.delivery import Outgoing
+    from runtime.delivery import Outgoing, concurrency_of
     from runtime.delivery.email import EmailDeliverer
     from runtime.messaging.channels import link_signer
-    from runtime.outbox import CONCURRENCY
 
     settings = _e2e_settings("", port)
     senders = [
@@ -569,7 +570,8 @@ async def _pooled_ceiling(port: int, count: int, received: Any) -> float:
         )
         for _ in range(E2E_WORKERS)
     ]
-    gate = asyncio.Semaphore(CONCURRENCY * E2E_WORKERS)
+    # As many in flight as the outbox lets each worker's deliverer take.
+    gate = asyncio.Semaphore(concurrency_of(senders[0]) * E2E_WORKERS)
 
     async def one(n: int) -> None:
         message = Outgoing(

@@ -13,6 +13,7 @@ from typing import Any
 
 from litestar import Litestar
 
+from backend.auth.middleware import ApiKeyCache
 from backend.ratelimit import MemoryRateLimiter
 from backend.settings import Settings
 from nodes.sdk import Clock
@@ -37,4 +38,6 @@ class SharedApp:
         state.clock = clock
         # settings_for() leaves Redis out, so the limiter is the in-process one.
         state.rate_limiter = MemoryRateLimiter()
+        # No API key checked by an earlier test is trusted in this one.
+        state.api_keys = ApiKeyCache()
         return self.app

@@ -102,6 +102,8 @@ async def revoke_api_key(
     if key.revoked_at is None:
         key.revoked_at = clock.now()
         record(db, actor, "api_key.revoked", key, {"name": key.name})
+        await db.commit()
+        request.app.state.api_keys.clear()
     return await _api_keys_page(request, db, partial=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.contacts.bulk import identify_many
@@ -97,3 +97,42 @@ async def test_same_outcome_and_state_as_row_by_row(
         assert got == expected, mode
         assert await _state(sessions) == expected_state, mode
     assert expected[1] == ("refused", "email")
+
+
+async def test_a_chunk_of_new_and_known_people_is_written_without_a_savepoint(
+    sessions: async_sessionmaker[AsyncSession], engine: Any
+) -> None:
+    await _seed(sessions)
+    rows = [{"email": f"ny{n}@exempel.se", "first_name": f"Åsa {n}"} for n in range(20)]
+    rows += [
+        {"email": "old@example.com", "first_name": "Örjan", "consent": {"email": True}},
+        {"external_id": "c-2", "last_name": "Ström", "attributes": {"age": 41}},
+    ]
+    items = [IdentifyIn.model_validate(r) for r in rows]
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.lstrip().split()[0].upper())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with sessions() as db, db.begin():
+            schema = await AttributeSchema.load(db)
+            outcomes = await identify_many(db, items, source="t", schema=schema)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert [_summary(o) for o in outcomes][-3:] == [
+        ("ok", "ny19@exempel.se", True),
+        ("ok", "old@example.com", False),
+        ("ok", "two@example.com", False),
+    ]
+    assert "SAVEPOINT" not in statements, statements
+    # Known and new people alike in a handful of statements, not a few per row.
+    assert len(statements) <= 10, statements
+    async with sessions() as db:
+        old = await db.scalar(select(Contact).where(Contact.email == "old@example.com"))
+        two = await db.scalar(select(Contact).where(Contact.external_id == "c-2"))
+        created = await db.scalar(select(Contact).where(Contact.email == "ny7@exempel.se"))
+    assert old is not None and old.first_name == "Örjan" and old.consent["email"]["granted"]
+    assert two is not None and two.last_name == "Ström" and two.attributes == {"age": 41}
+    assert created is not None and created.first_name == "Åsa 7"
