@@ -8,6 +8,7 @@ the flow: their owner and the consent they ask for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -17,11 +18,16 @@ from backend.i18n import _
 from backend.models import Form
 
 FORM_TRIGGER = "trigger.form_submitted"
-CHANNELS = {"action.email": "email", "action.sms": "sms"}
 
 
-async def reach_warnings(db: AsyncSession, graph: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(node id, message)`` for each step that can reach contacts it cannot serve well."""
+async def reach_warnings(
+    db: AsyncSession, graph: dict[str, Any], consent_channels: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """``(node id, message)`` for each step that can reach contacts it cannot serve well.
+
+    ``consent_channels`` maps the node types whose marketing needs consent to their
+    channel (``editor.channels.consent_channels``, from the channel registry).
+    """
     nodes = [n for n in graph.get("nodes", []) if isinstance(n, dict)]
     triggers = [n for n in nodes if n.get("type") == FORM_TRIGGER]
     if not triggers:
@@ -49,7 +55,7 @@ async def reach_warnings(db: AsyncSession, graph: dict[str, Any]) -> list[tuple[
                         % {"forms": ", ".join(ownerless)},
                     )
                 )
-        channel = CHANNELS.get(str(node.get("type")))
+        channel = consent_channels.get(str(node.get("type")))
         if channel and config.get("category", "marketing") == "marketing":
             unasked = [f.name for f in forms if f.consent_channel != channel]
             if unasked:
