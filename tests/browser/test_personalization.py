@@ -51,7 +51,7 @@ from backend.web.personalization.snippet import embed_code
 from tests.backend.web.support import settings_for
 from tests.browser.conftest import STARTUP_SECONDS, _free_port
 from tests.runtime.conftest import Mailbox
-from tests.support.stores import migrate
+from tests.support.stores import migrated_sqlite
 
 pytestmark = pytest.mark.browser
 
@@ -142,10 +142,7 @@ def _shop_server(touchflow: str) -> tuple[ThreadingHTTPServer, str]:
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[Servers]:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'touchflow.db'}"
-    migration = threading.Thread(target=lambda: asyncio.run(migrate(database_url)))
-    migration.start()
-    migration.join()
+    database_url = migrated_sqlite(tmp_path / "touchflow.db")
     mailbox = Mailbox()
     smtp_port = _free_port()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
