@@ -197,7 +197,7 @@ async def test_workers_outlive_a_redis_outage_and_deliver_everything_once(
     children.append(redis)
     redis_url = f"redis://127.0.0.1:{port}/0"
     rt = _runtime(pg_url, pg_sessions)
-    first = _addresses(COUNT // 2)
+    first = _addresses(COUNT)
     await confirmations(rt, first)
     sink = start_sink(tmp_path, delay=0.2)
     children.append(sink.child)
@@ -208,7 +208,7 @@ async def test_workers_outlive_a_redis_outage_and_deliver_everything_once(
     outage = time.monotonic()
     # Form submissions keep coming while Redis is away: their journeys are stepped and
     # their confirmations sent from the database alone.
-    second = [f"under.avbrottet.{n}@example.com" for n in range(COUNT // 4)]
+    second = [f"under.avbrottet.{n}@example.com" for n in range(COUNT // 2)]
     await confirmations(rt, second, flow=False)
     await wait_until(
         lambda: len(sink.received()) >= len(first) + len(second),
@@ -223,7 +223,7 @@ async def test_workers_outlive_a_redis_outage_and_deliver_everything_once(
     await wait_until(
         lambda: all("Redis is back" in w.output() for w in workers), timeout=60, what="reconnects"
     )
-    third = [f"efter.{n}@example.com" for n in range(COUNT // 8)]
+    third = [f"efter.{n}@example.com" for n in range(COUNT // 4)]
     await confirmations(rt, third, flow=False)
     everyone = first + second + third
     await wait_until(lambda: len(sink.received()) >= len(everyone), timeout=60, what="the rest")
