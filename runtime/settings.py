@@ -3,7 +3,9 @@
 The runtime never loads settings itself (no environment, no files): the web
 app and ``touchflow worker`` read theirs (``backend.settings.Settings``) and
 hand them in. Anything with these read-only attributes will do, so tests and
-embedders may pass their own.
+embedders may pass their own. A new setting goes here and into the app's
+settings: mypy checks typed reads, and tests/runtime/test_settings_protocol.py
+fails on any other read of a name this protocol lacks (``getattr``, ``Any``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -26,10 +27,34 @@ from tests.support.stores import (
 from tests.support.web import SharedApp
 
 DATABASES = ["sqlite", "postgresql"]
+BROWSER = Path(__file__).parent / "browser"
 
 # Users the tests add (tests/backend/web/support.add_user, the browser tests' three)
 # are hashed before any app exists to pick the environment's cost.
 passwords.use_environment("test")
+
+
+def _block(item: pytest.Item) -> int:
+    """Where ``item`` runs: long tests of no database first, then each database's tests."""
+    callspec = getattr(item, "callspec", None)
+    kind = callspec.params.get("db_url") if callspec is not None else None
+    if kind is None:
+        return 0 if item.get_closest_marker("long") or BROWSER in item.path.parents else 3
+    return 1 + DATABASES.index(kind)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start what takes longest first, so two workers end together instead of one waiting.
+
+    Long tests go to the front of their database's run (the session keeps one
+    database of each kind at a time: its tests stay together). The browser
+    tests are one xdist group, on one worker: one live server, one Chromium.
+    """
+    for item in items:
+        if BROWSER in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+    items.sort(key=lambda item: (_block(item), item.get_closest_marker("long") is None))
 
 
 @pytest.fixture(scope="session", params=DATABASES)

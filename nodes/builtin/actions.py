@@ -193,6 +193,7 @@ class EmailConfig(Strict):
 
 class SendEmail(NodeType[EmailConfig]):
     type_id = "action.email"
+    channel = "email"
     name = N_("Send email")
     description = N_("Sends a personalised email to the contact.")
     family = Family.action
@@ -253,6 +254,7 @@ class SmsConfig(Strict):
 
 class SendSms(NodeType[SmsConfig]):
     type_id = "action.sms"
+    channel = "sms"
     name = N_("Send SMS")
     description = N_("Sends a text message to the contact's phone.")
     family = Family.action
@@ -304,6 +306,7 @@ class TaskConfig(Strict):
 
 class NotifyOwner(NodeType[TaskConfig]):
     type_id = "action.task"
+    channel = "task"
     name = N_("Notify salesperson")
     description = N_(
         "Puts a task on the call list of the contact's owner (unassigned when the "
@@ -364,6 +367,7 @@ class WebhookConfig(Strict):
 
 class SendWebhook(NodeType[WebhookConfig]):
     type_id = "action.webhook"
+    channel = "webhook"
     name = N_("Call a webhook")
     description = N_("Posts the contact to another system, signed so it can trust the call.")
     family = Family.action
@@ -444,6 +448,7 @@ class WebContentConfig(Strict):
 
 class ShowWebContent(NodeType[WebContentConfig]):
     type_id = "action.web_content"
+    channel = "web_content"
     name = N_("Show web content")
     description = N_("Personalises your website for this customer: a banner, an offer.")
     family = Family.action

@@ -27,6 +27,7 @@ class NodeType(ABC, Generic[ConfigT]):
     ``ports`` are the static output ports;
     override ``output_ports`` when they depend on the config (split percentages).
     Trigger nodes also override ``trigger`` (and ``accepts`` for event filters).
+    Actions that send declare their ``channel``.
     """
 
     type_id: ClassVar[str]
@@ -41,6 +42,10 @@ class NodeType(ABC, Generic[ConfigT]):
     # Loading a customer's recent events costs a query; only nodes that read
     # ``ctx.events`` (rule conditions, engagement checks) ask for them.
     needs_events: ClassVar[bool] = False
+    # The outbox channel an action's messages go on ("email", "sms", a plugin's), or
+    # None. The editor asks that channel how to preview the step and whether marketing
+    # on it needs the contact's consent, so a plugin channel's steps get the same tools.
+    channel: ClassVar[str | None] = None
 
     @classmethod
     def parse_config(cls, raw: dict[str, Any] | None) -> BaseModel:

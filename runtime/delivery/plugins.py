@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from runtime.delivery import Deliverer
 
@@ -65,13 +65,21 @@ class Channel:
 
     ``build`` returns ``None`` when the channel is not configured. ``gated``
     channels pass the send gate (suppression, consent, the ledger); ``personal``
-    ones also count against the frequency caps and keep to the sending window.
+    ones also count against the frequency caps and keep to the sending window,
+    and their marketing needs the contact's consent for the channel.
+
+    ``preview`` is how the flow editor shows a step whose node type sends on
+    this channel (``NodeType.channel``): ``"email"`` runs the step for a
+    contact and shows the payload's subject, preheader and body, with a test
+    send; ``"text"`` counts the step's ``text`` field in SMS parts as it is
+    typed; empty: no message tools.
     """
 
     name: str
     build: Callable[[ChannelSetup], Deliverer | None]
     gated: bool = True
     personal: bool = False
+    preview: Literal["email", "text", ""] = ""
 
 
 class SmsProviderPlugin(Protocol):

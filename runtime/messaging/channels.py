@@ -131,8 +131,8 @@ def _task(setup: ChannelSetup) -> Deliverer:
 
 
 BUILTIN_CHANNELS = (
-    Channel("email", _email, personal=True),
-    Channel("sms", _sms, personal=True),
+    Channel("email", _email, personal=True, preview="email"),
+    Channel("sms", _sms, personal=True, preview="text"),
     Channel("webhook", _webhook),
     Channel("task", _task, gated=False),
 )

@@ -8,9 +8,7 @@ downloaded browser): missing, it fails the run under CI=true and skips locally.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from tests.backend.web.support import settings_for
 from tests.runtime.nodes import TEST_NODE_TYPES
 from tests.support.live import STARTUP_SECONDS, live_app
 from tests.support.net import free_port
-from tests.support.stores import IN_CI, migrate, truncate_all
+from tests.support.stores import IN_CI, migrated_sqlite, truncate_all
 
 __all__ = ["STARTUP_SECONDS", "USERS", "LiveServer", "_free_port", "sign_in"]
 
@@ -66,11 +64,7 @@ async def _reset(database_url: str) -> None:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    database_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('browser') / 'touchflow.db'}"
-    # pytest-asyncio's loop is already running in this thread; the migration gets its own.
-    thread = threading.Thread(target=lambda: asyncio.run(migrate(database_url)))
-    thread.start()
-    thread.join()
+    database_url = migrated_sqlite(tmp_path_factory.mktemp("browser") / "touchflow.db")
     with live_app(lambda url: create_app(settings_for(database_url, base_url=url))) as (url, app):
         # Node types come from the registry; the tests use their own tiny ones.
         for node_type in [*TEST_NODE_TYPES, *EDITOR_TEST_TYPES]:

@@ -50,7 +50,7 @@ from backend.web.personalization.snippet import embed_code
 from tests.backend.web.support import settings_for
 from tests.browser.conftest import STARTUP_SECONDS, _free_port
 from tests.runtime.conftest import Mailbox
-from tests.support.stores import fresh_database, migrate
+from tests.support.stores import fresh_database, migrated_sqlite
 
 SITE_KEY = "tfs_demo-shop"
 DATABASES = ("sqlite", "postgresql")
@@ -176,10 +176,7 @@ def serve(database_url: str) -> Iterator[Servers]:
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[Servers]:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'touchflow.db'}"
-    migration = threading.Thread(target=lambda: asyncio.run(migrate(database_url)))
-    migration.start()
-    migration.join()
+    database_url = migrated_sqlite(tmp_path / "touchflow.db")
     with serve(database_url) as servers:
         yield servers
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from sqlalchemy import select
 
 from backend.models import Journey, OutboxMessage, Step, Task
@@ -15,6 +16,7 @@ from tests.runtime.nodes import canonical_graph
 CONTACTS = 200
 
 
+@pytest.mark.long
 async def test_canonical_flow_sends_each_contact_down_the_right_branch(
     runtime: Runtime, clock: FakeClock, mailbox: Mailbox
 ) -> None:

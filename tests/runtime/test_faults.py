@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from backend.db import create_engine, create_sessionmaker
@@ -181,6 +182,7 @@ def _doomed_worker(url: str, start: str, smtp_port: int, stuck: Any) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.long
 async def test_a_worker_process_killed_mid_batch_loses_nothing(
     runtime: Runtime,
     clock: FakeClock,
@@ -189,7 +191,8 @@ async def test_a_worker_process_killed_mid_batch_loses_nothing(
     smtp: tuple[Mailbox, int],
     db_url: str,
 ) -> None:
-    ids = await _enroll(runtime, 200, receiver.url)
+    # Three batches of ten finished, one claimed and lost, and twenty more for the others.
+    ids = await _enroll(runtime, 60, receiver.url)
     context = mp.get_context("spawn")
     stuck = context.Event()
     worker = context.Process(
@@ -212,10 +215,10 @@ async def test_a_worker_process_killed_mid_batch_loses_nothing(
     assert stepped == 30  # the three batches it finished are durable
     assert len(mailbox.messages) == 30
 
-    assert (await runtime.drain()).claimed == 160  # the dead worker's claim is still leased
+    assert (await runtime.drain()).claimed == 20  # the dead worker's claim is still leased
     clock.advance(runtime.lease + timedelta(seconds=1))
     await runtime.drain()
-    openers = ids[:50]
+    openers = ids[:15]
     await _finish(runtime, clock, openers)
     await _assert_exactly_once(runtime, ids, mailbox, receiver, openers)
 
@@ -263,23 +266,25 @@ async def test_the_same_trigger_twice_at_once_without_a_dedupe_key_enrolls_once(
     assert sorted(j.contact_id for j in await journeys(runtime)) == ids
 
 
+@pytest.mark.long
 async def test_two_workers_draining_the_same_work_at_once(
     runtime: Runtime, clock: FakeClock, mailbox: Mailbox, receiver: Receiver
 ) -> None:
     """The same job run twice: two runtimes (two workers) claim from one database concurrently."""
-    ids = await _enroll(runtime, 300, receiver.url)
+    # Ten batches of ten between the two, as many claims as 300 in batches of 25 made.
+    ids = await _enroll(runtime, 100, receiver.url)
     twin = Runtime(
         sessions=runtime.sessions,
         registry=test_registry(),
-        settings=runtime.settings.model_copy(update={"batch_size": 25}),
+        settings=runtime.settings.model_copy(update={"batch_size": 10}),
         clock=clock,
         deliverers=runtime.deliverers,
         worker_id="twin",
     )
-    runtime.settings = runtime.settings.model_copy(update={"batch_size": 25})
+    runtime.settings = runtime.settings.model_copy(update={"batch_size": 10})
     first, second = await asyncio.gather(runtime.drain(), twin.drain())
-    assert first.claimed + second.claimed == 300
-    assert first.steps + second.steps == 300 * 4
+    assert first.claimed + second.claimed == 100
+    assert first.steps + second.steps == 100 * 4
     openers = ids[::2]
     clock.advance(minutes=1)
     for contact in openers:
@@ -287,5 +292,5 @@ async def test_two_workers_draining_the_same_work_at_once(
     await asyncio.gather(runtime.drain(), twin.drain(), runtime.drain())
     clock.advance(hours=25)
     reports = await asyncio.gather(twin.drain(), runtime.drain())
-    assert sum(r.sent for r in reports) == 300 - len(openers)
+    assert sum(r.sent for r in reports) == 100 - len(openers)
     await _assert_exactly_once(runtime, ids, mailbox, receiver, openers)

@@ -184,6 +184,7 @@ _SETTINGS = {
 _GIVEN = given(flow=flows(), script=actions, vips=st.lists(st.booleans(), min_size=3, max_size=3))
 
 
+@pytest.mark.long
 @settings(max_examples=EXAMPLES, **_SETTINGS)  # type: ignore[arg-type]
 @_GIVEN
 async def test_random_flows_and_event_orders_on_sqlite(
@@ -200,6 +201,7 @@ async def test_random_flows_and_event_orders_on_sqlite(
     await _run(runtime, engine, clock, mailbox, flow, script, vips)
 
 
+@pytest.mark.long
 @settings(max_examples=PG_EXAMPLES, **_SETTINGS)  # type: ignore[arg-type]
 @_GIVEN
 async def test_random_flows_and_event_orders_on_postgresql(

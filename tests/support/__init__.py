@@ -7,6 +7,7 @@
   built on it (``receiver()``, ``hook_receiver()``, ``http_server(Script)``).
 - ``net``: loopback sockets bound to a kernel-picked port, for servers that take one.
 - ``live``: ``live_app()``, the real app under uvicorn in a thread (the browser tests).
+- ``plugins``: ``install()``, a plugin package's entry points on ``sys.path`` for one test.
 - ``web``: ``SharedApp``, one web app per database for the session.
 - ``stores``: a fresh SQLite or PostgreSQL database per session (migrated with Alembic), emptied
   between tests, and whether Redis is there.

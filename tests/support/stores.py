@@ -1,17 +1,28 @@
 """The stores tests run on: a fresh database per run on SQLite or PostgreSQL, and Redis.
 
 Each test session creates its own PostgreSQL database (``tf_<random>``) through
-the ``test`` database, so parallel runs never collide, and builds the schema
-with the Alembic migrations: the same path production takes. With CI=true a
-missing service fails the run; locally it skips the tests that need it.
+the ``test`` database, so parallel runs never collide, with the schema the
+Alembic migrations build: the same path production takes. The migrations run
+once per version of them, not once per session and xdist worker: into a
+template database (``tf_template_<hash of migrations/>``) that every session
+copies with ``CREATE DATABASE ... TEMPLATE``, and for SQLite into a file every
+session copies. A template is only used once the migrations completed in it;
+tests/backend/test_migrations.py still runs them down and up on every run.
+With CI=true a missing service fails the run; locally it skips the tests that
+need it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -29,6 +40,11 @@ PG_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("TOUCHFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = ROOT / "migrations"
+# The migrations import the models' column types.
+_SCHEMA_SOURCES = [ROOT / "backend" / "models" / "base.py"]
+_LOCK_KEY = 0x7F0F  # pg_advisory_lock: one template builder at a time
 
 
 def missing_service(what: str) -> None:
@@ -38,11 +54,12 @@ def missing_service(what: str) -> None:
     pytest.skip(f"{what} is not available")
 
 
-async def _pg_admin(sql: str) -> None:
+async def _pg_admin(*statements: str) -> None:
     engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
-            await conn.execute(text(sql))
+            for sql in statements:
+                await conn.execute(text(sql))
     finally:
         await engine.dispose()
 
@@ -52,22 +69,82 @@ async def migrate(url: str) -> None:
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
 
 
+def _schema_version() -> str:
+    """A hash of what the migrations build from: a changed migration gets a new template."""
+    digest = hashlib.sha256()
+    for path in sorted([*MIGRATIONS.rglob("*.py"), *_SCHEMA_SOURCES]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+async def _pg_template() -> str:
+    """The migrated template database of these migrations, built by the first session to ask.
+
+    A session-level advisory lock makes the other sessions (xdist workers, other
+    checkouts) wait for the builder; ``datistemplate`` marks a finished build, so
+    one interrupted half-way is dropped and built again.
+    """
+    version = _schema_version()
+    name = f"tf_template_{version}"
+    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+            try:
+                ready = await conn.scalar(
+                    text("SELECT datistemplate FROM pg_database WHERE datname = :name"),
+                    {"name": name},
+                )
+                if ready is not True:
+                    await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    await conn.execute(text(f'CREATE DATABASE "{name}"'))
+                    await migrate(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+                    await conn.execute(text(f'ALTER DATABASE "{name}" IS_TEMPLATE true'))
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+    finally:
+        await engine.dispose()
+    return name
+
+
+def _sqlite_template() -> Path:
+    """A migrated SQLite file of these migrations, built once (under a file lock) and copied."""
+    folder = Path(tempfile.gettempdir()) / "touchflow-test-schemas"
+    folder.mkdir(exist_ok=True)
+    template = folder / f"{_schema_version()}.db"
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            building = folder / f"{template.stem}.{os.getpid()}.building"
+            building.unlink(missing_ok=True)
+            asyncio.run(migrate(f"sqlite+aiosqlite:///{building}"))
+            building.replace(template)  # atomic: a template file is always a finished one
+    return template
+
+
+def migrated_sqlite(path: Path) -> str:
+    """A new migrated SQLite database at ``path`` (a copy of the template); its URL."""
+    # A thread of its own: the caller's event loop may be running, the build runs one.
+    with ThreadPoolExecutor(1) as pool:
+        template = pool.submit(_sqlite_template).result()
+    shutil.copyfile(template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
 @asynccontextmanager
 async def fresh_database(kind: str, tmp_dir: Path) -> AsyncIterator[str]:
     """Yield the URL of a new, migrated database of ``kind`` ("sqlite" or "postgresql")."""
     if kind == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_dir / 'touchflow-test.db'}"
-        await migrate(url)
-        yield url
+        yield await asyncio.to_thread(migrated_sqlite, tmp_dir / "touchflow-test.db")
         return
     name = f"tf_{secrets.token_hex(6)}"
     try:
-        await _pg_admin(f'CREATE DATABASE "{name}"')
+        await _pg_admin("SELECT 1")
     except Exception as exc:  # connection refused, auth failure...
         missing_service(f"PostgreSQL at {PG_ADMIN_URL} ({type(exc).__name__}: {exc})")
+    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{await _pg_template()}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
-        await migrate(url)
         yield url
     finally:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -144,6 +221,7 @@ __all__ = [
     "REDIS_URL",
     "create_engine",
     "fresh_database",
+    "migrated_sqlite",
     "missing_service",
     "redis_available",
     "truncate_all",

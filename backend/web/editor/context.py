@@ -8,7 +8,7 @@ out-of-band swaps (jinja2-fragments).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jinja2_fragments.litestar import HTMXBlockTemplate
@@ -24,6 +24,7 @@ from backend.i18n import _
 from backend.i18n.problems import graph_problem
 from backend.models import Flow, FlowVersion, Role, User
 from backend.web.contacts import filter_choices
+from backend.web.editor.channels import channels_of, consent_channels, sending
 from backend.web.editor.fields import ConfigField, config_errors, config_fields
 from backend.web.editor.history import EditHistory
 from backend.web.editor.ops import current_config
@@ -87,6 +88,8 @@ class Panel:
     outputs: list[tuple[str, str, str]]  # port id, port label, target id ("" when open)
     targets: list[tuple[str, str]]  # node id, what to call it
     saved: bool = False
+    # The message tools under the form, as the step's channel asks: "email", "text" or "".
+    preview: str = ""
 
 
 async def version_rows(db: AsyncSession, flow: Flow) -> list[VersionRow]:
@@ -164,6 +167,7 @@ async def editor_context(
 ) -> dict[str, Any]:
     """Everything editor.html needs; ``extra`` adds the panel, a notice, publish errors..."""
     registry = registry_of(request)
+    channels = channels_of(request)
     history = history_of(request)
     readonly = not actor.allows(Role.marketer) or flow.status == "archived"
     canvas = build_canvas(flow.draft_graph, registry)
@@ -180,7 +184,7 @@ async def editor_context(
         "can_undo": history.can_undo(flow.id, flow.draft_revision),
         "can_redo": history.can_redo(flow.id, flow.draft_revision),
         "versions": await version_rows(db, flow),
-        "warnings": await reach_warnings(db, flow, registry),
+        "warnings": await reach_warnings(db, flow, registry, consent_channels(registry, channels)),
         "in_flight": counts.active if counts else 0,
         "panel": None,
         "comparison": None,
@@ -198,7 +202,7 @@ async def editor_context(
         raw = next((n for n in nodes if n.get("id") == selected), {})
         node_type = registry.get(str(raw.get("type")))
         wanted = config_fields(node_type.config_model, {}) if node_type else []
-        context["panel"] = build_panel(
+        panel = build_panel(
             flow,
             canvas,
             registry,
@@ -207,6 +211,10 @@ async def editor_context(
             saved=extra.pop("saved", False),
             options=await load_options(db, wanted),
         )
+        sends = sending(registry, channels, str(raw.get("type")))
+        if panel is not None and sends is not None:
+            panel = replace(panel, preview=sends.preview)
+        context["panel"] = panel
         if any(f.rule for f in wanted):
             context.update(await filter_choices(db))
     context.update(extra)

@@ -1,5 +1,9 @@
 """Message tools in the side panel: an email preview as a contact gets it, a test send, SMS length.
 
+Which steps get which tool is the channel's say (``editor.channels``): any node
+type sending on a channel whose ``preview`` is "email" gets the preview and the
+test send, "text" the length counter.
+
 The email preview runs the step's own node (through the SDK test kit, as test
 mode does) on its saved config, so what the panel shows is exactly the
 message payload the runtime would put in the outbox: same merge fields, same
@@ -27,18 +31,19 @@ from backend.contacts.normalize import InvalidValue, normalize_email
 from backend.deps import Actor, Db, Now
 from backend.i18n import _, ngettext
 from backend.models import Contact, Flow, Role
+from backend.web.editor.channels import channels_of, sending
 from backend.web.editor.context import load_flow, registry_of
 from backend.web.editor.edits import BASE
 from backend.web.messaging.sample import queue_test_email
 from backend.web.posted import read_posted
 from nodes.sdk import Profile, Services
+from nodes.sdk.payloads import EmailPayload
 from nodes.sdk.testing import contact as sample_profile
 from nodes.sdk.testing import run_node
 from runtime.messaging.phone import segments
 from runtime.profiles import load_profiles
 
 PREVIEW = "editor/preview.html"
-EMAIL_TYPE = "action.email"
 # The counter refuses absurd input rather than counting megabytes on every keystroke.
 MAX_SMS_COUNT = 5000
 SEARCH_LIMIT = 10
@@ -73,8 +78,11 @@ async def render_email(
     validate, or a customer the node would skip, is reported in words.
     """
     raw = next((n for n in flow.draft_graph.get("nodes", []) if n.get("id") == node_id), None)
-    node_type = registry_of(request).get(str(raw.get("type"))) if raw else None
-    if raw is None or node_type is None or node_type.type_id != EMAIL_TYPE:
+    registry = registry_of(request)
+    type_id = str(raw.get("type")) if raw else ""
+    node_type = registry.get(type_id)
+    sends = sending(registry, channels_of(request), type_id)
+    if raw is None or node_type is None or sends is None or sends.preview != "email":
         return None, _("This step does not send an email.")
     services: Services = request.app.state.runtime.services
     try:
@@ -89,11 +97,15 @@ async def render_email(
         )
     except ValidationError:
         return None, _("Save a subject and a message for this step to see its preview.")
-    email = next((m for m in outcome.messages if m.channel == "email"), None)
+    email = next((m for m in outcome.messages if m.channel == sends.channel), None)
     if email is None:
         reason = (outcome.data.get(node_id) or {}).get("skipped", "")
         return None, _("This contact would not get this email (%(reason)s).") % {"reason": reason}
-    return dict(email.payload), ""
+    try:
+        # Read as the deliverer reads it: a plugin channel's payload gets the same defaults.
+        return EmailPayload.read(email.payload).model_dump(by_alias=True, mode="json"), ""
+    except ValidationError as exc:
+        return None, _("This step's message cannot be shown: %(reason)s") % {"reason": exc}
 
 
 async def _render_for(

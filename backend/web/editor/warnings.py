@@ -9,6 +9,7 @@ they ask for; any other trigger may bring contacts without an owner.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -20,13 +21,16 @@ from backend.models import Flow, Form, RoutingMember
 from nodes.sdk import Family, NodeRegistry
 
 FORM_TRIGGER = "trigger.form_submitted"
-CHANNELS = {"action.email": "email", "action.sms": "sms"}
 
 
 async def reach_warnings(
-    db: AsyncSession, flow: Flow, registry: NodeRegistry
+    db: AsyncSession, flow: Flow, registry: NodeRegistry, consent_channels: Mapping[str, str]
 ) -> list[tuple[str, str]]:
-    """``(node id, message)`` for each step that can reach contacts it cannot serve well."""
+    """``(node id, message)`` for each step that can reach contacts it cannot serve well.
+
+    ``consent_channels`` maps the node types whose marketing needs consent to their
+    channel (``editor.channels.consent_channels``, from the channel registry).
+    """
     nodes = [n for n in flow.draft_graph.get("nodes", []) if isinstance(n, dict)]
     forms = await _starting_forms(db, nodes)
     warnings: list[tuple[str, str]] = []
@@ -36,7 +40,7 @@ async def reach_warnings(
         warnings += [(str(n.get("id")), owner_warning) for n in tasks if owner_warning]
     for node in nodes:
         node_id, config = str(node.get("id")), node.get("config") or {}
-        channel = CHANNELS.get(str(node.get("type")))
+        channel = consent_channels.get(str(node.get("type")))
         if forms and channel and config.get("category", "marketing") == "marketing":
             unasked = [f.name for f in forms if f.consent_channel != channel]
             if unasked:

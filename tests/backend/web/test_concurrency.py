@@ -30,6 +30,8 @@ from tests.backend.web.support import settings_for
 from tests.backend.web.test_forms import make_form
 from tests.runtime.conftest import Mailbox, _free_port
 
+pytestmark = pytest.mark.long
+
 PEOPLE = 20
 POSTS_EACH = 10
 SMTP_SECONDS = 0.2

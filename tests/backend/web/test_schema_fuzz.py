@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from litestar import Litestar
@@ -25,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from backend.models import Contact, Role
 from tests.backend.web.support import add_api_key
 from tests.support.stores import truncate_all
+
+pytestmark = pytest.mark.long
 
 Client = AsyncTestClient[Litestar]
 # Per operation and mode: enough to find the edges, small enough for `make test`.

@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.db import create_engine, create_sessionmaker
@@ -23,9 +24,13 @@ from tests.runtime.delivery.conftest import queue
 from tests.runtime.delivery.processes import Sink, start_sink, unfinished, wait_until
 from tests.runtime.nodes import test_registry
 
+pytestmark = pytest.mark.long
+
 POOL = 2
 LEASE = timedelta(seconds=2)
-COUNT = 40
+# 24 messages at 0.3 s over two connections: 3.6 s of sending, so the quarter sent before
+# the kill leaves more than a lease of work. A claim (ROUNDS x POOL) takes 1.2 s of its lease.
+COUNT = 24
 
 
 def _sender(settings: Settings, sessions: async_sessionmaker[AsyncSession], port: int) -> Runtime:

@@ -21,23 +21,9 @@ from runtime.messaging.channels import installed_channels, sms_provider
 from runtime.messaging.gate import GatedDeliverer
 from tests.runtime.conftest import Receiver
 from tests.runtime.delivery.conftest import outbox_row, queue
+from tests.support.plugins import install
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def install(
-    site: Path, monkeypatch: pytest.MonkeyPatch, name: str, groups: dict[str, dict[str, str]]
-) -> None:
-    """Install a distribution's metadata (its entry points) into ``site`` and put it on the path."""
-    info = site / f"{name}-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    lines = []
-    for group, entries in groups.items():
-        lines.append(f"[{group}]")
-        lines += [f"{key} = {value}" for key, value in entries.items()]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    monkeypatch.syspath_prepend(str(site))
 
 
 ACME = '''

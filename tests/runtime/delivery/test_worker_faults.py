@@ -2,9 +2,13 @@
 recording SMTP server, a sender SIGKILLed mid-run, Redis stopped mid-run.
 
 The demo flow's confirmation goes to every contact. The SMTP server answers each
-message only after a delay, and the lease is short (a few seconds), so a batch
+message only after a delay, and the lease is short (a few seconds), so a run
 takes several leases to send: a claim that outlived its sender would be taken
-over by the other worker and its messages sent twice.
+over by the other worker and its messages sent twice. One claim (``ROUNDS``
+times the pool, 16 messages) takes 1.2 s of a 3 s lease; ``COUNT`` (120) is
+7-8 claims, 4.5 s of sending for two workers, more than a lease, and a sender
+killed after a third leaves the survivor 6 s of work: it takes over the dead
+sender's claims while it is still sending its own.
 """
 
 from __future__ import annotations
@@ -42,8 +46,11 @@ from tests.support.stores import (
     truncate_all,
 )
 
+pytestmark = pytest.mark.long
+
 LEASE_SECONDS = 3
 POOL = 4
+COUNT = 120
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +127,7 @@ async def test_a_slow_server_gets_every_message_exactly_once_from_two_workers(
     tmp_path: Path,
     children: list[Child],
 ) -> None:
-    count = 240
+    count = COUNT
     rt = _runtime(pg_url, pg_sessions)
     await confirmations(rt, _addresses(count))
     sink = start_sink(tmp_path, delay=0.3)
@@ -152,7 +159,7 @@ async def test_a_sender_killed_mid_run_resends_at_most_its_open_connections(
     tmp_path: Path,
     children: list[Child],
 ) -> None:
-    count = 240
+    count = COUNT
     rt = _runtime(pg_url, pg_sessions)
     await confirmations(rt, _addresses(count))
     sink = start_sink(tmp_path, delay=0.3)
@@ -190,7 +197,7 @@ async def test_workers_outlive_a_redis_outage_and_deliver_everything_once(
     children.append(redis)
     redis_url = f"redis://127.0.0.1:{port}/0"
     rt = _runtime(pg_url, pg_sessions)
-    first = _addresses(120)
+    first = _addresses(COUNT)
     await confirmations(rt, first)
     sink = start_sink(tmp_path, delay=0.2)
     children.append(sink.child)
@@ -201,7 +208,7 @@ async def test_workers_outlive_a_redis_outage_and_deliver_everything_once(
     outage = time.monotonic()
     # Form submissions keep coming while Redis is away: their journeys are stepped and
     # their confirmations sent from the database alone.
-    second = [f"under.avbrottet.{n}@example.com" for n in range(60)]
+    second = [f"under.avbrottet.{n}@example.com" for n in range(COUNT // 2)]
     await confirmations(rt, second, flow=False)
     await wait_until(
         lambda: len(sink.received()) >= len(first) + len(second),
@@ -216,7 +223,7 @@ async def test_workers_outlive_a_redis_outage_and_deliver_everything_once(
     await wait_until(
         lambda: all("Redis is back" in w.output() for w in workers), timeout=60, what="reconnects"
     )
-    third = [f"efter.{n}@example.com" for n in range(30)]
+    third = [f"efter.{n}@example.com" for n in range(COUNT // 4)]
     await confirmations(rt, third, flow=False)
     everyone = first + second + third
     await wait_until(lambda: len(sink.received()) >= len(everyone), timeout=60, what="the rest")

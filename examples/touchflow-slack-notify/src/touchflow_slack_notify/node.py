@@ -75,6 +75,7 @@ class SlackNotify(NodeType[SlackConfig]):
     """Tell a team channel that a customer reached this step of the flow."""
 
     type_id = "slack.notify"
+    channel = "webhook"  # the built-in channel posts it
     version = 2
     name = N_("Post to Slack")
     description = N_("Posts a message about the customer to a Slack-compatible channel.")
