@@ -7,6 +7,12 @@ exit: it logs the outage once, lets the jobs in progress finish, and runs
 keep stepping and messages keep leaving. Meanwhile it tries Redis again with
 back-off (1 s, 2 s, 4 s ... 30 s) and, once Redis answers, logs that once and
 starts a fresh arq worker. Only SIGINT/SIGTERM (or ``stop``) end it.
+
+Redis going away does not always look like a connection error: a connection
+lost while a command WATCHes a key (arq's enqueue and job start do) surfaces as
+redis-py's ``WatchError``, raised while handling the ``ConnectionError``
+("Connection closed by server"). So an error counts as an outage when any
+exception in its chain is one.
 """
 
 from __future__ import annotations
@@ -39,7 +45,15 @@ _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError
 
 
 def _redis_down(exc: BaseException) -> bool:
-    return isinstance(exc, _REDIS_DOWN)
+    """Whether ``exc``, or an exception it was raised from or while handling, is Redis away."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _REDIS_DOWN):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 async def _drop_pool(worker: Worker) -> None:
@@ -148,8 +162,13 @@ async def serve(
         kwargs = worker_settings(settings, runtime=runtime, **worker_kwargs)
         kwargs["handle_signals"] = False
         failure = await _run_worker(Worker(**kwargs), stop)
-        if failure is None:
+        if failure is None and (stop.is_set() or kwargs["burst"]):
             return
+        if failure is None:  # arq ended without an error or a stop: not an end, start afresh
+            log.warning("the arq worker stopped by itself; starting a fresh one")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            continue
         if not _redis_down(failure):
             raise failure
         log.warning(
