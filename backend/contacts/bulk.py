@@ -11,15 +11,24 @@ row whose email and external id belong to two contacts, a row that would
 give a contact a new email or external id, and a new contact another writer
 created meanwhile.
 The outcome per row is the same as calling ``identify`` for each in order.
+
+Those stages lock contacts in different orders (item order, key order, id
+order), so two batches naming the same people in opposite orders could each
+hold a row the other waits for: a deadlock on PostgreSQL. A batch therefore
+first takes a transaction-scoped advisory lock per person it names, in one
+global order; a batch overlapping another waits for it whole before touching
+a row.
 """
 
 from __future__ import annotations
 
+import hashlib
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.contacts.identify import (
@@ -33,7 +42,7 @@ from backend.contacts.identify import (
 from backend.contacts.normalize import InvalidValue, normalize_email, normalize_phone
 from backend.contacts.schemas import IdentifyIn
 from backend.models import Channel, Contact, utcnow
-from runtime.sql import CONTACTS, upsert_insert
+from runtime.sql import CONTACTS, dialect_name, upsert_insert
 
 Outcome = Identified | InvalidValue | None  # None: skipped by the create/update mode
 
@@ -74,6 +83,7 @@ async def identify_many(
     fast: list[_Row] = []
     slow: list[int] = []
     claimed: set[tuple[str, str]] = set()
+    await _lock_people(session, items)
 
     async def one_by_one(index: int) -> None:
         try:
@@ -114,6 +124,37 @@ async def identify_many(
     for index in sorted(slow):
         await one_by_one(index)
     return outcomes
+
+
+def _person_keys(data: IdentifyIn) -> set[str]:
+    keys = {f"external_id:{data.external_id}"} if data.external_id else set()
+    if data.email:
+        # An address that does not normalise is refused later: nothing to lock.
+        with suppress(InvalidValue):
+            keys.add(f"email:{normalize_email(data.email)}")
+    return keys
+
+
+async def _lock_people(session: AsyncSession, items: list[IdentifyIn]) -> None:
+    """Take an advisory lock per person named, in ascending order, until the transaction ends.
+
+    SQLite has one writer at a time and needs none. One statement per lock,
+    sent in order (a single statement may evaluate its locks in any order).
+    """
+    if dialect_name(session) != "postgresql":
+        return
+    keys = sorted({_lock_key(key) for data in items for key in _person_keys(data)})
+    if keys:
+        await session.execute(_ADVISORY_LOCK, [{"key": key} for key in keys])
+
+
+def _lock_key(person: str) -> int:
+    """A stable signed 64-bit key (Python's ``hash`` differs between processes)."""
+    digest = hashlib.blake2b(f"touchflow.contact:{person}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 async def _existing(session: AsyncSession, rows: list[_Row]) -> list[Contact]:

@@ -137,8 +137,6 @@ async def test_identify_batches_racing_on_the_same_new_people_make_each_once(
     items = [{"email": f"p{i}@example.se", "first_name": f"Åke {i}"} for i in range(50)]
     posts = [
         served.post("/api/v1/batch/identify", json={"items": items[::step]}, headers=auth)
-        # In one order: batches naming the same people in opposite orders can still
-        # deadlock on PostgreSQL when the losers update them row by row (not yet solved).
         for step in (1, 1, 2, 3)
     ]
     responses = await asyncio.gather(*posts)
@@ -146,6 +144,40 @@ async def test_identify_batches_racing_on_the_same_new_people_make_each_once(
     assert all(r.json()["rejected"] == 0 for r in responses)
     assert sum(item["result"]["created"] for r in responses for item in r.json()["results"]) == 50
     assert await _count(sessions, Contact) == 50
+
+
+async def test_identify_batches_naming_the_same_people_in_opposite_orders_all_succeed(
+    served: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Each loser of the create race updates the people one by one: in its own item order,
+    two such batches took the same row locks in opposite orders and PostgreSQL killed one."""
+    auth = await _auth(sessions)
+    people = 40
+    for round_ in range(4):
+        items: list[dict[str, Any]] = [
+            {"email": f"p{i}@example.se", "first_name": f"Åke {round_}", "attributes": {"n": i}}
+            for i in range(people)
+        ]
+        # A second row for someone follows the first: its later value is the one kept.
+        items.append({"email": "p0@example.se", "last_name": f"Öst {round_}"})
+        batches = [items, items[::-1], items, items[::-1]]
+        responses = await asyncio.gather(
+            *(
+                served.post("/api/v1/batch/identify", json={"items": batch}, headers=auth)
+                for batch in batches
+            )
+        )
+        assert [r.status_code for r in responses] == [200] * len(batches), [
+            r.text[:300] for r in responses if r.status_code != 200
+        ]
+        assert all(r.json()["rejected"] == 0 for r in responses)
+        created = sum(item["result"]["created"] for r in responses for item in r.json()["results"])
+        assert created == (people if round_ == 0 else 0)
+        async with sessions() as db:
+            contacts = list(await db.scalars(select(Contact)))
+        assert len(contacts) == people
+        assert {c.first_name for c in contacts} == {f"Åke {round_}"}
+        assert {c.attributes["n"] for c in contacts} == set(range(people))
 
 
 # -- the batch path -------------------------------------------------------------------------------
