@@ -13,11 +13,12 @@ created meanwhile.
 The outcome per row is the same as calling ``identify`` for each in order.
 
 Those stages lock contacts in different orders (item order, key order, id
-order), so two batches naming the same people in opposite orders could each
-hold a row the other waits for: a deadlock on PostgreSQL. A batch therefore
-first takes a transaction-scoped advisory lock per person it names, in one
-global order; a batch overlapping another waits for it whole before touching
-a row.
+order), and declare new attributes in item order, so two batches naming the
+same people or new attributes in opposite orders could each hold a row the
+other waits for: a deadlock on PostgreSQL. A batch therefore first takes a
+transaction-scoped advisory lock per person and per new attribute it names,
+in one global order; a batch overlapping another waits for it whole before
+touching a row.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ async def identify_many(
     fast: list[_Row] = []
     slow: list[int] = []
     claimed: set[tuple[str, str]] = set()
-    await _lock_people(session, items)
+    await _lock_names(session, items, schema)
 
     async def one_by_one(index: int) -> None:
         try:
@@ -135,22 +136,31 @@ def _person_keys(data: IdentifyIn) -> set[str]:
     return keys
 
 
-async def _lock_people(session: AsyncSession, items: list[IdentifyIn]) -> None:
-    """Take an advisory lock per person named, in ascending order, until the transaction ends.
+def _new_attributes(data: IdentifyIn, schema: AttributeSchema) -> set[str]:
+    return {f"attribute:{k}" for k, v in data.attributes.items() if v is not None} - {
+        f"attribute:{k}" for k in schema.types
+    }
+
+
+async def _lock_names(
+    session: AsyncSession, items: list[IdentifyIn], schema: AttributeSchema
+) -> None:
+    """Lock every person and new attribute named, in ascending order, until the transaction ends.
 
     SQLite has one writer at a time and needs none. One statement per lock,
     sent in order (a single statement may evaluate its locks in any order).
     """
     if dialect_name(session) != "postgresql":
         return
-    keys = sorted({_lock_key(key) for data in items for key in _person_keys(data)})
+    names = {n for data in items for n in _person_keys(data) | _new_attributes(data, schema)}
+    keys = sorted({_lock_key(name) for name in names})
     if keys:
         await session.execute(_ADVISORY_LOCK, [{"key": key} for key in keys])
 
 
-def _lock_key(person: str) -> int:
+def _lock_key(name: str) -> int:
     """A stable signed 64-bit key (Python's ``hash`` differs between processes)."""
-    digest = hashlib.blake2b(f"touchflow.contact:{person}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"touchflow.identify:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

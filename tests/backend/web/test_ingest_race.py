@@ -180,6 +180,38 @@ async def test_identify_batches_naming_the_same_people_in_opposite_orders_all_su
         assert {c.attributes["n"] for c in contacts} == set(range(people))
 
 
+async def test_identify_batches_declaring_the_same_attributes_in_opposite_orders_all_succeed(
+    served: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Different people, so no lock on a person orders them: the new attributes are declared
+    in opposite orders, PostgreSQL breaks the cycle, and the chosen request does it again."""
+    auth = await _auth(sessions)
+    keys = 12
+    for round_ in range(4):
+        names = [f"r{round_}_k{i}" for i in range(keys)]
+        batches = [
+            [
+                {"email": f"{who}{round_}.{i}@example.se", "attributes": {name: i}}
+                for i, name in enumerate(order)
+            ]
+            for who, order in (("a", names), ("b", names[::-1]), ("c", names))
+        ]
+        responses = await asyncio.gather(
+            *(
+                served.post("/api/v1/batch/identify", json={"items": batch}, headers=auth)
+                for batch in batches
+            )
+        )
+        assert [r.status_code for r in responses] == [200] * len(batches), [
+            r.text[:300] for r in responses if r.status_code != 200
+        ]
+        assert all(r.json()["accepted"] == keys for r in responses)
+    async with sessions() as db:
+        contacts = list(await db.scalars(select(Contact)))
+    assert len(contacts) == 4 * 3 * keys
+    assert all(len(c.attributes) == 1 for c in contacts)
+
+
 # -- the batch path -------------------------------------------------------------------------------
 
 
