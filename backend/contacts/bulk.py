@@ -43,7 +43,7 @@ from backend.contacts.identify import (
 from backend.contacts.normalize import InvalidValue, normalize_email, normalize_phone
 from backend.contacts.schemas import IdentifyIn
 from backend.models import Channel, Contact, utcnow
-from runtime.sql import CONTACTS, dialect_name, upsert_insert
+from runtime.sql import CONTACTS, among, dialect_name, upsert_insert
 
 Outcome = Identified | InvalidValue | None  # None: skipped by the create/update mode
 
@@ -127,13 +127,11 @@ async def identify_many(
     return outcomes
 
 
-def _person_keys(data: IdentifyIn) -> set[str]:
-    keys = {f"external_id:{data.external_id}"} if data.external_id else set()
-    if data.email:
-        # An address that does not normalise is refused later: nothing to lock.
-        with suppress(InvalidValue):
-            keys.add(f"email:{normalize_email(data.email)}")
-    return keys
+def _email_of(data: IdentifyIn) -> str | None:
+    # An address that does not normalise is refused later: nothing to lock.
+    with suppress(InvalidValue):
+        return normalize_email(data.email) if data.email else None
+    return None
 
 
 def _new_attributes(data: IdentifyIn, schema: AttributeSchema) -> set[str]:
@@ -145,17 +143,36 @@ def _new_attributes(data: IdentifyIn, schema: AttributeSchema) -> set[str]:
 async def _lock_names(
     session: AsyncSession, items: list[IdentifyIn], schema: AttributeSchema
 ) -> None:
-    """Lock every person and new attribute named, in ascending order, until the transaction ends.
+    """Lock every person and new attribute named, until the transaction ends, in one order.
 
-    SQLite has one writer at a time and needs none. One statement per lock,
-    sent in order (a single statement may evaluate its locks in any order).
+    First an advisory lock per name (email, external id, attribute key) in
+    ascending order: one statement per lock, sent in order (a single
+    statement may evaluate its locks in any order). Then the existing
+    contacts' rows, by id: a batch naming someone by email and another by
+    external id share no name but do share the row. ``FOR NO KEY UPDATE`` is
+    the lock an update takes anyway; events and consent rows pointing at the
+    contact are not held up. SQLite has one writer at a time and needs none.
     """
     if dialect_name(session) != "postgresql":
         return
-    names = {n for data in items for n in _person_keys(data) | _new_attributes(data, schema)}
+    emails = {e for data in items if (e := _email_of(data))}
+    external_ids = {data.external_id for data in items if data.external_id}
+    names = {f"email:{e}" for e in emails} | {f"external_id:{x}" for x in external_ids}
+    names |= {n for data in items for n in _new_attributes(data, schema)}
     keys = sorted({_lock_key(name) for name in names})
     if keys:
         await session.execute(_ADVISORY_LOCK, [{"key": key} for key in keys])
+    if emails or external_ids:
+        named = or_(
+            among(session, CONTACTS.c.email, emails),
+            among(session, CONTACTS.c.external_id, external_ids),
+        )
+        await session.execute(
+            select(CONTACTS.c.id)
+            .where(named)
+            .order_by(CONTACTS.c.id)
+            .with_for_update(key_share=True)
+        )
 
 
 def _lock_key(name: str) -> int:

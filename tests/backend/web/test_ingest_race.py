@@ -212,6 +212,47 @@ async def test_identify_batches_declaring_the_same_attributes_in_opposite_orders
     assert all(len(c.attributes) == 1 for c in contacts)
 
 
+async def test_identify_batches_naming_one_contact_by_other_keys_retry_a_cancelled_batch(
+    served: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """One batch names the people by external id, the other by email: no common name to lock
+    on, so they may deadlock; the batch PostgreSQL cancels runs again and applies each row once.
+    """
+    auth = await _auth(sessions)
+    people = 10
+    async with sessions() as db, db.begin():
+        db.add_all(
+            Contact(external_id=f"crm-{i}", email=f"p{i}@example.se", attributes={}, tags=[])
+            for i in range(people)
+        )
+    for round_ in range(3):
+        # A new attribute per row sends each row through ``identify`` at once, in item order.
+        by_id = [
+            {"external_id": f"crm-{i}", "attributes": {f"a{round_}_{i}": i}} for i in range(people)
+        ]
+        by_email = [
+            {"email": f"p{i}@example.se", "attributes": {f"b{round_}_{i}": i}}
+            for i in reversed(range(people))
+        ]
+        responses = await asyncio.gather(
+            *(
+                served.post("/api/v1/batch/identify", json={"items": batch}, headers=auth)
+                for batch in (by_id, by_email)
+            )
+        )
+        assert [r.status_code for r in responses] == [200, 200], [
+            r.text[:300] for r in responses if r.status_code != 200
+        ]
+        assert all(r.json()["accepted"] == people for r in responses)
+    async with sessions() as db:
+        contacts = {c.external_id: c for c in await db.scalars(select(Contact))}
+    assert len(contacts) == people
+    for i in range(people):
+        assert contacts[f"crm-{i}"].attributes == {
+            f"{side}{r}_{i}": i for side in "ab" for r in range(3)
+        }
+
+
 # -- the batch path -------------------------------------------------------------------------------
 
 
