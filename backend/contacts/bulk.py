@@ -159,7 +159,7 @@ async def _lock_names(
     external_ids = {data.external_id for data in items if data.external_id}
     names = {f"email:{e}" for e in emails} | {f"external_id:{x}" for x in external_ids}
     names |= {n for data in items for n in _new_attributes(data, schema)}
-    keys = sorted({_lock_key(name) for name in names})
+    keys = sorted({lock_key(name) for name in names})
     if keys:
         await session.execute(_ADVISORY_LOCK, [{"key": key} for key in keys])
     if emails or external_ids:
@@ -175,7 +175,7 @@ async def _lock_names(
         )
 
 
-def _lock_key(name: str) -> int:
+def lock_key(name: str) -> int:
     """A stable signed 64-bit key (Python's ``hash`` differs between processes)."""
     digest = hashlib.blake2b(f"touchflow.identify:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)

@@ -18,9 +18,10 @@ import pytest
 import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.contacts.bulk import lock_key
 from backend.models import Contact, Event, Journey, Role, Visitor
 from runtime import flows
 from tests.backend.web.support import MovableClock, add_api_key
@@ -212,12 +213,11 @@ async def test_identify_batches_declaring_the_same_attributes_in_opposite_orders
     assert all(len(c.attributes) == 1 for c in contacts)
 
 
-async def test_identify_batches_naming_one_contact_by_other_keys_retry_a_cancelled_batch(
+async def test_identify_batches_naming_one_contact_by_other_keys_all_succeed(
     served: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    """One batch names the people by external id, the other by email: no common name to lock
-    on, so they may deadlock; the batch PostgreSQL cancels runs again and applies each row once.
-    """
+    """One batch names the people by external id, the other by email: no common name, but the
+    same rows, locked by id before either batch writes."""
     auth = await _auth(sessions)
     people = 10
     async with sessions() as db, db.begin():
@@ -251,6 +251,55 @@ async def test_identify_batches_naming_one_contact_by_other_keys_retry_a_cancell
         assert contacts[f"crm-{i}"].attributes == {
             f"{side}{r}_{i}": i for side in "ab" for r in range(3)
         }
+
+
+async def test_a_batch_identify_cancelled_by_a_deadlock_runs_again_and_answers_200(
+    served: httpx.AsyncClient, app: Litestar, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A writer outside the batch's lock order (here the test's own transaction) closes a
+    cycle: PostgreSQL cancels the batch, which rolls back and runs again once that writer is
+    done, rather than answering 500."""
+    async with sessions() as db:
+        if db.get_bind().dialect.name != "postgresql":
+            pytest.skip("SQLite runs one writer at a time: nothing can deadlock")
+    auth = await _auth(sessions)
+    async with sessions() as db, db.begin():
+        db.add(Contact(email="p0@example.se", first_name="Per", attributes={}, tags=[]))
+    locking_rows = asyncio.Event()
+
+    def signal(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FOR NO KEY UPDATE" in statement or statement.startswith("UPDATE contacts"):
+            locking_rows.set()
+
+    app_engine = app.state.sessions.kw["bind"].sync_engine
+    event.listen(app_engine, "before_cursor_execute", signal)
+    try:
+        async with sessions() as other, other.begin():
+            # The batch, not this transaction, is the one PostgreSQL finds in the cycle.
+            await other.execute(text("SET LOCAL deadlock_timeout = '60s'"))
+            await other.execute(
+                select(Contact.id).where(Contact.email == "p0@example.se").with_for_update()
+            )
+            request = asyncio.create_task(
+                served.post(
+                    "/api/v1/batch/identify",
+                    json={"items": [{"email": "p0@example.se", "first_name": "Åsa"}]},
+                    headers=auth,
+                )
+            )
+            await locking_rows.wait()
+            # The batch holds the lock on the address and waits for the row held here.
+            await other.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": lock_key("email:p0@example.se")},
+            )
+        response = await request
+    finally:
+        event.remove(app_engine, "before_cursor_execute", signal)
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["result"]["created"] is False
+    async with sessions() as db:
+        assert list(await db.scalars(select(Contact.first_name))) == ["Åsa"]
 
 
 # -- the batch path -------------------------------------------------------------------------------
