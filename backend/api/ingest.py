@@ -6,6 +6,13 @@ index and reason, writes nothing at all, and nothing else in the batch is
 lost. A single call is a batch of one, through the same code. A request that
 fails as a whole (the database went away) wrote nothing: the transaction
 rolls back, and a retry with the same idempotency keys acts once.
+
+Batch identify takes its locks on people in one order
+(``backend.contacts.bulk``), but two batches declaring the same new
+attributes in other orders, or naming one contact by email in one and by
+external id in the other, can still wait on each other. PostgreSQL then
+cancels one (a deadlock); that request rolls back and runs again, so the
+caller gets its answer rather than a 500.
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.api.responses import BODY, errors
 from backend.audit import INGESTION, unaudited
 from backend.auth.guards import current_principal, role
 from backend.auth.principal import Principal
-from backend.contacts.bulk import identify_many
+from backend.contacts.bulk import Outcome, identify_many
 from backend.contacts.identify import AttributeSchema, identify
 from backend.contacts.intake import TrackIntake
 from backend.contacts.normalize import InvalidValue
@@ -38,6 +46,10 @@ MAX_BATCH = 1000
 M = TypeVar("M", bound=BaseModel)
 SINGLE_BODY_LIMIT = 256 * 1024
 BATCH_BODY_LIMIT = 8 * 1024 * 1024
+# Deadlock detected, serialization failure: the transaction lost to another, nothing it did stays.
+_RETRYABLE = {"40P01", "40001"}
+# A request chosen as the victim may meet the same survivors once more; more means something else.
+_ATTEMPTS = 3
 
 
 def provide_runtime(state: State) -> EventRuntime:
@@ -182,9 +194,7 @@ async def identify_batch(db: Db, actor: Actor, data: JSONBody[BatchIn]) -> Batch
     """Up to 1,000 identify items; each is validated and reported on its own."""
     checked = _shapes(IdentifyIn, data.items)
     good = [item for item in checked if isinstance(item, IdentifyIn)]
-    outcomes = iter(
-        await identify_many(db, good, source=_source(actor), schema=await AttributeSchema.load(db))
-    )
+    outcomes = iter(await _identify_all(db, good, actor))
     results: list[ItemResult] = []
     for index, item in enumerate(checked):
         outcome = item if not isinstance(item, IdentifyIn) else next(outcomes)
@@ -195,6 +205,23 @@ async def identify_batch(db: Db, actor: Actor, data: JSONBody[BatchIn]) -> Batch
             out = IdentifyOut(contact_id=outcome.contact.id, created=outcome.created)
             results.append(ItemResult(index=index, ok=True, result=out))
     return _batch(results)
+
+
+async def _identify_all(
+    db: AsyncSession, items: list[IdentifyIn], actor: Principal
+) -> list[Outcome]:
+    """``identify_many`` in a transaction of its own, run again when PostgreSQL cancelled it."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            # Loaded each time: the attributes a cancelled attempt declared were rolled back.
+            schema = await AttributeSchema.load(db)
+            return await identify_many(db, items, source=_source(actor), schema=schema)
+        except DBAPIError as exc:
+            state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+            if state not in _RETRYABLE or attempt == _ATTEMPTS:
+                raise
+            await db.rollback()
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 @post(

@@ -11,15 +11,25 @@ row whose email and external id belong to two contacts, a row that would
 give a contact a new email or external id, and a new contact another writer
 created meanwhile.
 The outcome per row is the same as calling ``identify`` for each in order.
+
+Those stages lock contacts in different orders (item order, key order, id
+order), and declare new attributes in item order, so two batches naming the
+same people or new attributes in opposite orders could each hold a row the
+other waits for: a deadlock on PostgreSQL. A batch therefore first takes a
+transaction-scoped advisory lock per person and per new attribute it names,
+in one global order; a batch overlapping another waits for it whole before
+touching a row.
 """
 
 from __future__ import annotations
 
+import hashlib
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.contacts.identify import (
@@ -33,7 +43,7 @@ from backend.contacts.identify import (
 from backend.contacts.normalize import InvalidValue, normalize_email, normalize_phone
 from backend.contacts.schemas import IdentifyIn
 from backend.models import Channel, Contact, utcnow
-from runtime.sql import CONTACTS, upsert_insert
+from runtime.sql import CONTACTS, among, dialect_name, upsert_insert
 
 Outcome = Identified | InvalidValue | None  # None: skipped by the create/update mode
 
@@ -74,6 +84,7 @@ async def identify_many(
     fast: list[_Row] = []
     slow: list[int] = []
     claimed: set[tuple[str, str]] = set()
+    await _lock_names(session, items, schema)
 
     async def one_by_one(index: int) -> None:
         try:
@@ -114,6 +125,63 @@ async def identify_many(
     for index in sorted(slow):
         await one_by_one(index)
     return outcomes
+
+
+def _email_of(data: IdentifyIn) -> str | None:
+    # An address that does not normalise is refused later: nothing to lock.
+    with suppress(InvalidValue):
+        return normalize_email(data.email) if data.email else None
+    return None
+
+
+def _new_attributes(data: IdentifyIn, schema: AttributeSchema) -> set[str]:
+    return {f"attribute:{k}" for k, v in data.attributes.items() if v is not None} - {
+        f"attribute:{k}" for k in schema.types
+    }
+
+
+async def _lock_names(
+    session: AsyncSession, items: list[IdentifyIn], schema: AttributeSchema
+) -> None:
+    """Lock every person and new attribute named, until the transaction ends, in one order.
+
+    First an advisory lock per name (email, external id, attribute key) in
+    ascending order: one statement per lock, sent in order (a single
+    statement may evaluate its locks in any order). Then the existing
+    contacts' rows, by id: a batch naming someone by email and another by
+    external id share no name but do share the row. ``FOR NO KEY UPDATE`` is
+    the lock an update takes anyway; events and consent rows pointing at the
+    contact are not held up. SQLite has one writer at a time and needs none.
+    """
+    if dialect_name(session) != "postgresql":
+        return
+    emails = {e for data in items if (e := _email_of(data))}
+    external_ids = {data.external_id for data in items if data.external_id}
+    names = {f"email:{e}" for e in emails} | {f"external_id:{x}" for x in external_ids}
+    names |= {n for data in items for n in _new_attributes(data, schema)}
+    keys = sorted({lock_key(name) for name in names})
+    if keys:
+        await session.execute(_ADVISORY_LOCK, [{"key": key} for key in keys])
+    if emails or external_ids:
+        named = or_(
+            among(session, CONTACTS.c.email, emails),
+            among(session, CONTACTS.c.external_id, external_ids),
+        )
+        await session.execute(
+            select(CONTACTS.c.id)
+            .where(named)
+            .order_by(CONTACTS.c.id)
+            .with_for_update(key_share=True)
+        )
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key (Python's ``hash`` differs between processes)."""
+    digest = hashlib.blake2b(f"touchflow.identify:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 async def _existing(session: AsyncSession, rows: list[_Row]) -> list[Contact]:

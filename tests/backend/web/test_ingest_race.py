@@ -18,9 +18,10 @@ import pytest
 import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.contacts.bulk import lock_key
 from backend.models import Contact, Event, Journey, Role, Visitor
 from runtime import flows
 from tests.backend.web.support import MovableClock, add_api_key
@@ -137,8 +138,6 @@ async def test_identify_batches_racing_on_the_same_new_people_make_each_once(
     items = [{"email": f"p{i}@example.se", "first_name": f"Åke {i}"} for i in range(50)]
     posts = [
         served.post("/api/v1/batch/identify", json={"items": items[::step]}, headers=auth)
-        # In one order: batches naming the same people in opposite orders can still
-        # deadlock on PostgreSQL when the losers update them row by row (not yet solved).
         for step in (1, 1, 2, 3)
     ]
     responses = await asyncio.gather(*posts)
@@ -146,6 +145,161 @@ async def test_identify_batches_racing_on_the_same_new_people_make_each_once(
     assert all(r.json()["rejected"] == 0 for r in responses)
     assert sum(item["result"]["created"] for r in responses for item in r.json()["results"]) == 50
     assert await _count(sessions, Contact) == 50
+
+
+async def test_identify_batches_naming_the_same_people_in_opposite_orders_all_succeed(
+    served: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Each loser of the create race updates the people one by one: in its own item order,
+    two such batches took the same row locks in opposite orders and PostgreSQL killed one."""
+    auth = await _auth(sessions)
+    people = 40
+    for round_ in range(4):
+        items: list[dict[str, Any]] = [
+            {"email": f"p{i}@example.se", "first_name": f"Åke {round_}", "attributes": {"n": i}}
+            for i in range(people)
+        ]
+        # A second row for someone follows the first: its later value is the one kept.
+        items.append({"email": "p0@example.se", "last_name": f"Öst {round_}"})
+        batches = [items, items[::-1], items, items[::-1]]
+        responses = await asyncio.gather(
+            *(
+                served.post("/api/v1/batch/identify", json={"items": batch}, headers=auth)
+                for batch in batches
+            )
+        )
+        assert [r.status_code for r in responses] == [200] * len(batches), [
+            r.text[:300] for r in responses if r.status_code != 200
+        ]
+        assert all(r.json()["rejected"] == 0 for r in responses)
+        created = sum(item["result"]["created"] for r in responses for item in r.json()["results"])
+        assert created == (people if round_ == 0 else 0)
+        async with sessions() as db:
+            contacts = list(await db.scalars(select(Contact)))
+        assert len(contacts) == people
+        assert {c.first_name for c in contacts} == {f"Åke {round_}"}
+        assert {c.attributes["n"] for c in contacts} == set(range(people))
+
+
+async def test_identify_batches_declaring_the_same_attributes_in_opposite_orders_all_succeed(
+    served: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Different people, so no lock on a person orders them: the new attributes are declared
+    in opposite orders, PostgreSQL breaks the cycle, and the chosen request does it again."""
+    auth = await _auth(sessions)
+    keys = 12
+    for round_ in range(4):
+        names = [f"r{round_}_k{i}" for i in range(keys)]
+        batches = [
+            [
+                {"email": f"{who}{round_}.{i}@example.se", "attributes": {name: i}}
+                for i, name in enumerate(order)
+            ]
+            for who, order in (("a", names), ("b", names[::-1]), ("c", names))
+        ]
+        responses = await asyncio.gather(
+            *(
+                served.post("/api/v1/batch/identify", json={"items": batch}, headers=auth)
+                for batch in batches
+            )
+        )
+        assert [r.status_code for r in responses] == [200] * len(batches), [
+            r.text[:300] for r in responses if r.status_code != 200
+        ]
+        assert all(r.json()["accepted"] == keys for r in responses)
+    async with sessions() as db:
+        contacts = list(await db.scalars(select(Contact)))
+    assert len(contacts) == 4 * 3 * keys
+    assert all(len(c.attributes) == 1 for c in contacts)
+
+
+async def test_identify_batches_naming_one_contact_by_other_keys_all_succeed(
+    served: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """One batch names the people by external id, the other by email: no common name, but the
+    same rows, locked by id before either batch writes."""
+    auth = await _auth(sessions)
+    people = 10
+    async with sessions() as db, db.begin():
+        db.add_all(
+            Contact(external_id=f"crm-{i}", email=f"p{i}@example.se", attributes={}, tags=[])
+            for i in range(people)
+        )
+    for round_ in range(3):
+        # A new attribute per row sends each row through ``identify`` at once, in item order.
+        by_id = [
+            {"external_id": f"crm-{i}", "attributes": {f"a{round_}_{i}": i}} for i in range(people)
+        ]
+        by_email = [
+            {"email": f"p{i}@example.se", "attributes": {f"b{round_}_{i}": i}}
+            for i in reversed(range(people))
+        ]
+        responses = await asyncio.gather(
+            *(
+                served.post("/api/v1/batch/identify", json={"items": batch}, headers=auth)
+                for batch in (by_id, by_email)
+            )
+        )
+        assert [r.status_code for r in responses] == [200, 200], [
+            r.text[:300] for r in responses if r.status_code != 200
+        ]
+        assert all(r.json()["accepted"] == people for r in responses)
+    async with sessions() as db:
+        contacts = {c.external_id: c for c in await db.scalars(select(Contact))}
+    assert len(contacts) == people
+    for i in range(people):
+        assert contacts[f"crm-{i}"].attributes == {
+            f"{side}{r}_{i}": i for side in "ab" for r in range(3)
+        }
+
+
+async def test_a_batch_identify_cancelled_by_a_deadlock_runs_again_and_answers_200(
+    served: httpx.AsyncClient, app: Litestar, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A writer outside the batch's lock order (here the test's own transaction) closes a
+    cycle: PostgreSQL cancels the batch, which rolls back and runs again once that writer is
+    done, rather than answering 500."""
+    async with sessions() as db:
+        if db.get_bind().dialect.name != "postgresql":
+            pytest.skip("SQLite runs one writer at a time: nothing can deadlock")
+    auth = await _auth(sessions)
+    async with sessions() as db, db.begin():
+        db.add(Contact(email="p0@example.se", first_name="Per", attributes={}, tags=[]))
+    locking_rows = asyncio.Event()
+
+    def signal(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FOR NO KEY UPDATE" in statement or statement.startswith("UPDATE contacts"):
+            locking_rows.set()
+
+    app_engine = app.state.sessions.kw["bind"].sync_engine
+    event.listen(app_engine, "before_cursor_execute", signal)
+    try:
+        async with sessions() as other, other.begin():
+            # The batch, not this transaction, is the one PostgreSQL finds in the cycle.
+            await other.execute(text("SET LOCAL deadlock_timeout = '60s'"))
+            await other.execute(
+                select(Contact.id).where(Contact.email == "p0@example.se").with_for_update()
+            )
+            request = asyncio.create_task(
+                served.post(
+                    "/api/v1/batch/identify",
+                    json={"items": [{"email": "p0@example.se", "first_name": "Åsa"}]},
+                    headers=auth,
+                )
+            )
+            await locking_rows.wait()
+            # The batch holds the lock on the address and waits for the row held here.
+            await other.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": lock_key("email:p0@example.se")},
+            )
+        response = await request
+    finally:
+        event.remove(app_engine, "before_cursor_execute", signal)
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["result"]["created"] is False
+    async with sessions() as db:
+        assert list(await db.scalars(select(Contact.first_name))) == ["Åsa"]
 
 
 # -- the batch path -------------------------------------------------------------------------------
