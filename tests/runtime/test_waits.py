@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -296,4 +297,6 @@ async def test_waking_finds_journeys_through_an_index(
         await conn.exec_driver_sql("SET enable_seqscan = off")
         rows = await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
         plan = "\n".join(row[0] for row in rows)
-    assert "Index Scan using ix_journeys_" in plan and "Seq Scan" not in plan, plan
+    # An index scan or a bitmap of index scans, as the planner prefers for the table's size.
+    assert re.search(r"Index Scan (using|on) ix_journeys_", plan), plan
+    assert "Seq Scan" not in plan, plan
