@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runtime.events import move_onto_goal
 from runtime.goals import FLOW_GOAL, FlowGoal, stages_from
 from runtime.graph import FlowSettings
-from runtime.models import LIVE_STATUSES, FlowVersion, JourneyStatus
+from runtime.models import LIVE_STATUSES, FlowVersion
 from runtime.rules import InvalidRule, matches_filter, parse_rule
 from runtime.rules.evaluate import RuleClock
 from runtime.rules.sql import to_sql
@@ -30,7 +31,6 @@ from runtime.sql import (
     CONVERSIONS,
     EVENTS,
     JOURNEYS,
-    close_open_steps,
     dialect_name,
     upsert_insert,
 )
@@ -240,27 +240,7 @@ async def _reach(
         )
         return len(rows)
     for journey_id, visits in rows:
-        # Goals are rare next to steps: one statement per journey, like an event goal.
-        this = select(JOURNEYS.c.id).where(JOURNEYS.c.id == journey_id)
-        await close_open_steps(session, this, "goal_reached", now)
         counted = dict(visits or {})
         counted[goal.id] = counted.get(goal.id, 0) + 1
-        await session.execute(
-            update(JOURNEYS)
-            .where(JOURNEYS.c.id == journey_id, JOURNEYS.c.status.in_(LIVE_STATUSES))
-            .values(
-                status=JourneyStatus.active.value,
-                node_id=goal.id,
-                visits=counted,
-                due_at=now,
-                wake_event_id=None,
-                wait_event_type=None,
-                wait_match=None,
-                waiting_since=None,
-                attempts=0,
-                lease_owner=None,
-                lease_until=None,
-                updated_at=now,
-            )
-        )
+        await move_onto_goal(session, journey_id, goal.id, counted, now)
     return len(rows)

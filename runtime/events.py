@@ -577,8 +577,28 @@ async def _write_goal(
 
     Goals are rare next to events, so each move is its own statement.
     """
+    moved = await move_onto_goal(
+        session, journey_id, goal_id, visits, batch.now, wake_event_id=batch.event_ids[index]
+    )
+    if not moved:
+        batch.goals[index].remove(journey_id)
+        if not batch.goals[index]:
+            del batch.goals[index]
+
+
+async def move_onto_goal(
+    session: AsyncSession,
+    journey_id: int,
+    goal_id: str,
+    visits: dict[str, int],
+    now: datetime,
+    *,
+    wake_event_id: int | None = None,
+) -> bool:
+    """Move a live journey onto a goal node, due now, closing its open step; False when it
+    is no longer live. Goals are rare next to steps, so each move is its own statement."""
     this = select(JOURNEYS.c.id).where(JOURNEYS.c.id == journey_id)
-    await close_open_steps(session, this, "goal_reached", batch.now)
+    await close_open_steps(session, this, "goal_reached", now)
     result = await session.execute(
         update(JOURNEYS)
         .where(JOURNEYS.c.id == journey_id, JOURNEYS.c.status.in_(LIVE_STATUSES))
@@ -586,18 +606,15 @@ async def _write_goal(
             status=JourneyStatus.active.value,
             node_id=goal_id,
             visits=visits,
-            due_at=batch.now,
-            wake_event_id=batch.event_ids[index],
+            due_at=now,
+            wake_event_id=wake_event_id,
             wait_event_type=None,
             wait_match=None,
             waiting_since=None,
             attempts=0,
             lease_owner=None,
             lease_until=None,
-            updated_at=batch.now,
+            updated_at=now,
         )
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        batch.goals[index].remove(journey_id)
-        if not batch.goals[index]:
-            del batch.goals[index]
+    return bool(result.rowcount)  # type: ignore[attr-defined]

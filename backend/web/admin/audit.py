@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar, Request, get
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery
 from litestar.response import Stream, Template
 from sqlalchemy import func, select
@@ -40,15 +41,16 @@ CSV_HEADER = (
 )
 
 
-def _filter(
-    who: str,
-    actor_type: str,
-    action: str,
-    subject_type: str,
-    subject_id: str,
-    date_from: str,
-    date_to: str,
+def provide_audit_filter(
+    who: FromQuery[str] = "",
+    actor_type: FromQuery[str] = "",
+    action: FromQuery[str] = "",
+    subject_type: FromQuery[str] = "",
+    subject_id: FromQuery[str] = "",
+    date_from: FromQuery[str] = "",
+    date_to: FromQuery[str] = "",
 ) -> AuditFilter:
+    """The page's filter from its query string (shared by the page and its CSV export)."""
     return AuditFilter.of(
         who=who,
         actor_type=actor_type,
@@ -58,6 +60,10 @@ def _filter(
         date_from=date_from,
         date_to=date_to,
     )
+
+
+FILTERED = {"found": Provide(provide_audit_filter, sync_to_thread=False)}
+Filtered = NamedDependency[AuditFilter]
 
 
 def _choices(app: Litestar) -> dict[str, list[str]]:
@@ -78,20 +84,13 @@ def _choices(app: Litestar) -> dict[str, list[str]]:
     }
 
 
-@get("/settings/audit", opt=role(Role.admin))
+@get("/settings/audit", opt=role(Role.admin), dependencies=FILTERED)
 async def audit_page(
     request: Request[Any, Any, Any],
     db: Db,
     paging: Paging,
-    who: FromQuery[str] = "",
-    actor_type: FromQuery[str] = "",
-    action: FromQuery[str] = "",
-    subject_type: FromQuery[str] = "",
-    subject_id: FromQuery[str] = "",
-    date_from: FromQuery[str] = "",
-    date_to: FromQuery[str] = "",
+    found: Filtered,
 ) -> Template:
-    found = _filter(who, actor_type, action, subject_type, subject_id, date_from, date_to)
     stmt = found.statement()
     total = await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     entries = list(
@@ -162,21 +161,14 @@ async def _csv_rows(
         after = batch[-1].id
 
 
-@get("/settings/audit/export.csv", opt=role(Role.admin))
+@get("/settings/audit/export.csv", opt=role(Role.admin), dependencies=FILTERED)
 async def audit_export(
     request: Request[Any, Any, Any],
     db: Db,
     actor: Actor,
-    who: FromQuery[str] = "",
-    actor_type: FromQuery[str] = "",
-    action: FromQuery[str] = "",
-    subject_type: FromQuery[str] = "",
-    subject_id: FromQuery[str] = "",
-    date_from: FromQuery[str] = "",
-    date_to: FromQuery[str] = "",
+    found: Filtered,
 ) -> Stream:
     """The entries as filtered on the page, as CSV (UTC times, details as JSON); audited."""
-    found = _filter(who, actor_type, action, subject_type, subject_id, date_from, date_to)
     record(db, actor, "audit.exported", None, found.as_details())
     return Stream(
         _csv_rows(request.app.state.sessions, found),
