@@ -34,7 +34,8 @@ async def reach_warnings(
     nodes = [n for n in flow.draft_graph.get("nodes", []) if isinstance(n, dict)]
     forms = await _starting_forms(db, nodes)
     warnings: list[tuple[str, str]] = []
-    tasks = [n for n in nodes if n.get("type") == "action.task"]
+    # Steps on the task channel (the built-in "notify salesperson" or a plugin's) need an owner.
+    tasks = [n for n in nodes if _channel(registry, n) == "task"]
     if tasks and not await _routed(db, flow):
         owner_warning = await _ownerless(db, nodes, forms, registry)
         warnings += [(str(n.get("id")), owner_warning) for n in tasks if owner_warning]
@@ -101,3 +102,8 @@ async def _ownerless(
         "Contacts from %(forms)s have no owner, so this task would be unassigned: choose an "
         "owner on the form, or who takes the tasks on the flow's page."
     ) % {"forms": ", ".join(ownerless)}
+
+
+def _channel(registry: NodeRegistry, node: dict[str, Any]) -> str | None:
+    node_type = registry.get(str(node.get("type")))
+    return node_type.channel if node_type is not None else None
