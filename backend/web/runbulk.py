@@ -127,19 +127,7 @@ async def bulk_action(
         if not chosen:
             raise ValidationException(_("Tick the runs to act on, or choose all matching runs."))
         applicable = await _applicable(db, action, chosen)
-        return render(
-            request,
-            "runs/confirm.html",
-            {
-                "nav": "runs",
-                "action": action,
-                "actions": ACTIONS,
-                "chosen": len(chosen),
-                "ids": applicable,
-                "back": safe_next(str(form.get("back") or ""), "/runs"),
-                "done": None,
-            },
-        )
+        return _confirm_page(request, form, action, chosen=len(chosen), ids=applicable, done=None)
     ids = _ids(form.getall("ids", []))
     done, skipped = await _apply(db, action, ids, now)
     record(
@@ -152,18 +140,14 @@ async def bulk_action(
     if done and action == "retry":
         rt: Runtime = request.app.state.runtime
         ring_after_commit(db, rt.doorbell)
-    return render(
-        request,
-        "runs/confirm.html",
-        {
-            "nav": "runs",
-            "action": action,
-            "actions": ACTIONS,
-            "done": done,
-            "skipped": skipped,
-            "back": safe_next(str(form.get("back") or ""), "/runs"),
-        },
-    )
+    return _confirm_page(request, form, action, done=done, skipped=skipped)
+
+
+def _confirm_page(request: Request[Any, Any, Any], form: Any, action: str, **page: Any) -> Template:
+    """The bulk action's page: the question before, or what was done after."""
+    back = safe_next(str(form.get("back") or ""), "/runs")
+    context = {"nav": "runs", "action": action, "actions": ACTIONS, "back": back, **page}
+    return render(request, "runs/confirm.html", context)
 
 
 def _skip_reason(error: str) -> str:
