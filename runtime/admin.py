@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime.claims import LIVE_SQL
+from runtime.claims import LIVE_SQL, drop_leases
 from runtime.enroll import entry_key
 from runtime.graph import FlowSettings
 from runtime.models import FlowVersion, JourneyStatus, OutboxStatus
@@ -93,6 +93,7 @@ async def retry_journey(session: AsyncSession, journey_id: int, *, now: datetime
             updated_at=now,
         )
     )
+    await drop_leases(session, [journey_id])
 
 
 async def cancel_journey(session: AsyncSession, journey_id: int, *, now: datetime) -> None:
@@ -114,6 +115,7 @@ async def cancel_journey(session: AsyncSession, journey_id: int, *, now: datetim
             **_ENDED,
         )
     )
+    await drop_leases(session, [journey_id])
 
 
 async def retry_message(session: AsyncSession, message_id: int, *, now: datetime) -> None:

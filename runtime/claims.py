@@ -1,10 +1,48 @@
 """Claims: a worker takes a batch of due rows by writing a lease on them.
 
-PostgreSQL selects with ``FOR UPDATE SKIP LOCKED`` so concurrent workers
-split the due rows between them without waiting; SQLite has one writer at a
-time, so a plain ``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING`` is
-already atomic. A claim pushes the row's due time to the end of the lease:
-a crashed worker's rows simply become due again when the lease runs out.
+Journeys: the lease is a row in the narrow ``journey_leases`` table, never a
+write to the journey itself, so one claim costs one journey write: the walk's
+result (issue 15). Writing the lease on the journey, as before, meant two
+updates per claim, and since the claim also pushed the indexed ``due_at``
+PostgreSQL could not make either a heap-only update: every index of
+``journeys`` got a new entry twice per claim.
+
+The protocol, and why each fault stays covered:
+
+- *Claim*: one ``INSERT INTO journey_leases SELECT`` the oldest due, live
+  journeys of unpaused flows that have no live lease, ``ON CONFLICT`` replacing
+  only an expired lease, ``RETURNING`` what it took. The lease row, not the
+  select, decides who holds a journey: two claims that picked the same journey
+  both try to write its lease row, the second waits for the first to commit
+  and then, finding a live lease, takes nothing. On PostgreSQL the select also
+  locks the journeys ``FOR NO KEY UPDATE SKIP LOCKED`` for the claim's short
+  transaction, so concurrent workers pick different rows instead of queueing
+  on the same lease rows (the lock is not a new row version; and ``NO KEY``
+  does not block step inserts that reference the journey). SQLite has one
+  writer: the statement is atomic as it is.
+- *Walk*: node code runs with no transaction open (on SQLite the connection
+  is the process's single writer lane), however long a webhook takes. The
+  journey's ``due_at`` stays in the past meanwhile; the lease hides it.
+- *Worker dies*: its lease rows stay until ``until``; then the journeys are
+  claimable again (the claim replaces the expired lease) and nothing else
+  needs cleaning up. A slow worker is the same case: past its lease another
+  worker may take the journeys over.
+- *Write* (``runtime.journal``): in one transaction, lock the walked journeys
+  (PostgreSQL; SQLite's write lock covers it) that are still live, then delete
+  this claim's own lease rows among them; only the journeys whose lease row
+  was still there, with this claim's owner, get their result written, in one
+  UPDATE each. A worker whose lease ran out and was replaced, or that lost the
+  journey to an admin or an event, writes nothing for it.
+- *Take-overs* (an event ending a wait, a goal, a move, cancel, exit, retry)
+  change the journey row and delete its lease row in the same transaction, in
+  that order, the same order as the claim and the write (journey row, then
+  lease row), so they can wait on each other but not deadlock. Ending a
+  journey (cancel, exit, erase, merge) needs no lease delete: the write only
+  touches live journeys. Moving a journey to another version skips journeys
+  with a live lease.
+
+Outbox claims still write their lease on the message row: a message is
+claimed once or twice in its life, not once per step.
 
 Status filters are literal SQL (not bound parameters) so PostgreSQL can
 prove they imply the partial indexes' predicates even with generic plans.
@@ -16,16 +54,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, text, update
+from sqlalchemy import ColumnElement, Row, String, delete, exists, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime.models import FlowStatus, OutboxStatus
-from runtime.sql import FLOWS, JOURNEYS, OUTBOX, dialect_name
+from runtime.models import FlowStatus, OutboxStatus, UTCDateTime
+from runtime.sql import FLOWS, JOURNEYS, LEASES, OUTBOX, among, dialect_name, upsert_insert
 
 __all__ = [
     "LIVE_SQL",
     "claim_journeys",
     "claim_outbox",
+    "drop_leases",
+    "live_lease",
     "release_stale_outbox",
     "renew_outbox",
 ]
@@ -53,32 +93,64 @@ CLAIMED_JOURNEY_COLUMNS = (
 )
 
 
+def live_lease(now: datetime) -> ColumnElement[bool]:
+    """The journey (in the enclosing query) has a claim that has not run out."""
+    return exists().where(LEASES.c.journey_id == JOURNEYS.c.id, LEASES.c.until > now)
+
+
 async def claim_journeys(
     session: AsyncSession, *, owner: str, now: datetime, limit: int, lease: timedelta
-) -> Sequence[Row[Any]]:
+) -> Sequence[Any]:
     """Lease up to ``limit`` due journeys of flows that are not paused, oldest due first."""
     due = (
-        select(JOURNEYS.c.id)
+        select(
+            JOURNEYS.c.id,
+            literal(owner, String()),
+            literal(now + lease, UTCDateTime()),
+        )
         .where(
             LIVE_SQL,
             JOURNEYS.c.due_at <= now,
             JOURNEYS.c.flow_id.not_in(
                 select(FLOWS.c.id).where(FLOWS.c.status == FlowStatus.paused.value)
             ),
+            ~live_lease(now),
         )
         .order_by(JOURNEYS.c.due_at)
         .limit(limit)
     )
-    if dialect_name(session) == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    until = now + lease
-    result = await session.execute(
-        update(JOURNEYS)
-        .where(JOURNEYS.c.id.in_(due.scalar_subquery()))
-        .values(lease_owner=owner, lease_until=until, due_at=until)
-        .returning(*CLAIMED_JOURNEY_COLUMNS)
-    )
-    return result.all()
+    postgres = dialect_name(session) == "postgresql"
+    if postgres:
+        due = due.with_for_update(skip_locked=True, key_share=True, of=JOURNEYS)
+    take = upsert_insert(session, LEASES).from_select(["journey_id", "owner", "until"], due)
+    take = take.on_conflict_do_update(
+        index_elements=[LEASES.c.journey_id],
+        set_={"owner": take.excluded.owner, "until": take.excluded.until},
+        where=LEASES.c.until <= now,
+    ).returning(LEASES.c.journey_id)
+    if postgres:
+        # One statement: the journeys come from the same snapshot as the due select.
+        taken = take.cte("taken")
+        claimed = select(*CLAIMED_JOURNEY_COLUMNS).where(
+            JOURNEYS.c.id.in_(select(taken.c.journey_id))
+        )
+        return (await session.execute(claimed)).all()
+    ids = list((await session.execute(take)).scalars())
+    if not ids:
+        return []
+    claimed = select(*CLAIMED_JOURNEY_COLUMNS).where(among(session, JOURNEYS.c.id, ids))
+    return (await session.execute(claimed)).all()
+
+
+async def drop_leases(session: AsyncSession, ids: Any) -> None:
+    """Delete the claims on these journeys (a list or a select of ids): a take-over.
+
+    Call it after the statement that changed the journeys, in the same
+    transaction: journey row first, lease row second, like every claim and write.
+    """
+    column = LEASES.c.journey_id
+    where = column.in_(ids) if not isinstance(ids, list) else among(session, column, ids)
+    await session.execute(delete(LEASES).where(where))
 
 
 async def claim_outbox(

@@ -32,6 +32,7 @@ from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nodes.sdk import EventRecord, Profile
+from runtime.claims import drop_leases
 from runtime.doorbell import Doorbell, ring_after_commit
 from runtime.enroll import entry_key, new_journey
 from runtime.models import FlowStatus, JourneyStatus
@@ -523,9 +524,10 @@ async def _write_wakes(
 ) -> None:
     """One UPDATE for every wait the batch ends, each guarded by the wait it read.
 
-    Clearing the lease makes a worker that is stepping such a journey right
-    now drop its (stale) result. A journey whose wait changed since it was
-    read (a worker moved it on) is left alone and not reported as woken.
+    Deleting the lease (after the journey rows, the order claims use) makes a
+    worker that is stepping such a journey right now drop its (stale) result.
+    A journey whose wait changed since it was read (a worker moved it on) is
+    left alone and not reported as woken.
     """
     ids = list(wakes)
 
@@ -557,6 +559,8 @@ async def _write_wakes(
         .returning(JOURNEYS.c.id)
     )
     done = set(result.scalars())
+    if done:
+        await drop_leases(session, list(done))
     for index in list(batch.woken):
         kept = [jid for jid in batch.woken[index] if jid in done]
         if kept:
@@ -617,4 +621,7 @@ async def move_onto_goal(
             updated_at=now,
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    await drop_leases(session, [journey_id])  # a walk in flight drops its result
+    return True

@@ -2,7 +2,9 @@
 
 ``write_walks`` first re-takes the journeys' row locks and keeps only those
 this claim still owns (an event, an admin or another worker may have taken a
-journey over meanwhile), then writes every step row, contact change, outbox
+journey over meanwhile): it deletes the claim's own lease rows and keeps the
+journeys whose row was still there (``runtime.claims`` has the protocol).
+Then it writes every step row, contact change, outbox
 message and cursor with a few bulk statements. On PostgreSQL the steps and
 cursors travel as arrays through ``unnest`` (one statement each, no per-row
 parameter processing); SQLite uses plain executemany.
@@ -20,7 +22,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nodes.sdk import ContactChanges
@@ -31,6 +33,7 @@ from runtime.sql import (
     CONTACTS,
     CONVERSIONS,
     JOURNEYS,
+    LEASES,
     OUTBOX,
     STEPS,
     VISITORS,
@@ -102,7 +105,7 @@ _REOPEN = (
 
 def _journey_update(terminal: bool) -> Any:
     values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in _JOURNEY_FIELDS}
-    values.update(lease_owner=None, lease_until=None, updated_at=bindparam("v_updated_at"))
+    values.update(updated_at=bindparam("v_updated_at"))
     if terminal:
         values["entry_key"] = None
     return update(JOURNEYS).where(JOURNEYS.c.id == bindparam("v_id")).values(values)
@@ -163,7 +166,7 @@ _PG_JOURNEYS = text(
         f"{n} = CAST(v.{n} AS JSONB)" if n in _PG_JSON else f"{n} = v.{n}" for n in _JOURNEY_FIELDS
     )
     + ", entry_key = CASE WHEN v.terminal THEN NULL ELSE journeys.entry_key END"
-    + ", lease_owner = NULL, lease_until = NULL, updated_at = :now FROM unnest("
+    + ", updated_at = :now FROM unnest("
     + ", ".join(f"CAST(:{n} AS {t})" for n, t in _PG_JOURNEY_TYPES.items())
     + f") AS v({', '.join(_PG_JOURNEY_TYPES)}) WHERE journeys.id = v.id"
 )
@@ -192,19 +195,26 @@ class _JsonMemo:
 
 
 async def _owned(session: AsyncSession, owner: str, ids: list[int]) -> set[int]:
-    """Lock the journeys and return those this claim still owns and that are still live."""
-    where = (among(session, JOURNEYS.c.id, ids), JOURNEYS.c.lease_owner == owner, LIVE_SQL)
+    """End this claim's leases on ``ids``; returns the journeys it still owns that are live.
+
+    A journey whose lease row is gone (taken over) or belongs to another claim
+    (ours ran out and was replaced) is not this claim's to write any more.
+    """
+    live = select(JOURNEYS.c.id).where(among(session, JOURNEYS.c.id, ids), LIVE_SQL)
+    end = (
+        delete(LEASES)
+        .where(among(session, LEASES.c.journey_id, ids), LEASES.c.owner == owner)
+        .returning(LEASES.c.journey_id)
+    )
     if dialect_name(session) == "postgresql":
-        rows = await session.execute(select(JOURNEYS.c.id).where(*where).with_for_update())
+        # Journey row first, lease row second: the order every claim and take-over uses.
+        alive = set((await session.execute(live.with_for_update(key_share=True))).scalars())
+        ended = set((await session.execute(end)).scalars())
     else:
         # SQLite: a write first, so this transaction holds the database's write lock.
-        rows = await session.execute(
-            update(JOURNEYS)
-            .where(*where)
-            .values(lease_owner=JOURNEYS.c.lease_owner)
-            .returning(JOURNEYS.c.id)
-        )
-    return {row[0] for row in rows}
+        ended = set((await session.execute(end)).scalars())
+        alive = set((await session.execute(live)).scalars())
+    return alive & ended
 
 
 async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]], *, reopen: bool) -> None:
@@ -388,8 +398,6 @@ async def _record_write_failure(
     values: dict[str, Any] = {
         "attempts": attempts,
         "last_error": f"could not record the step: {type(exc).__name__}: {exc}",
-        "lease_owner": None,
-        "lease_until": None,
         "updated_at": now,
         "due_at": None if failed else now + retry_delay(attempts),
     }
@@ -397,10 +405,9 @@ async def _record_write_failure(
         values.update(status=JourneyStatus.failed.value, ended_at=now, entry_key=None)
     try:
         async with rt.sessions() as session, session.begin():
-            await session.execute(
-                update(JOURNEYS)
-                .where(JOURNEYS.c.id == walk.row.id, JOURNEYS.c.lease_owner == owner)
-                .values(values)
-            )
+            if await _owned(session, owner, [walk.row.id]):
+                await session.execute(
+                    update(JOURNEYS).where(JOURNEYS.c.id == walk.row.id).values(values)
+                )
     except Exception:
         log.exception("journey %s: could not record the failure either", walk.row.id)

@@ -9,6 +9,10 @@ became another type) stay on their version and are counted, so the
 marketer sees how many. So are journeys a worker holds right now (an
 unexpired lease): the worker writes their next step against the version it
 loaded, and the claim check in the journal would not see a version change.
+A claim writes its lease row while it holds the journey row locked, and an
+UPDATE that waited for such a lock does not look at the lease again; so on
+PostgreSQL the move first locks the journeys it may move, and only then, in a
+statement that sees every claim committed meanwhile, skips the held ones.
 
 ``plan`` counts without changing anything (the publish dialog shows it);
 ``move_journeys`` moves with one UPDATE per older version, in the caller's
@@ -25,12 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.models import FlowVersion, Journey
 from runtime.models.journeys import LIVE_STATUSES
-from runtime.sql import among
+from runtime.sql import among, dialect_name
 
 __all__ = ["Move", "move_journeys", "node_types", "plan"]
 
@@ -154,14 +158,18 @@ async def move_journeys(
     before = await _count(session, flow_id, movable, version_id, now)
     moved = 0
     for old_id, node_ids in movable.items():
+        candidates = (
+            *_live(flow_id, None),
+            Journey.flow_version_id == old_id,
+            among(session, Journey.node_id, node_ids),
+        )
+        if dialect_name(session) == "postgresql":
+            await session.execute(
+                select(Journey.id).where(*candidates).with_for_update(key_share=True)
+            )
         result = await session.execute(
             update(Journey)
-            .where(
-                *_live(flow_id, None),
-                Journey.flow_version_id == old_id,
-                among(session, Journey.node_id, node_ids),
-                or_(Journey.lease_owner.is_(None), Journey.lease_until <= now),
-            )
+            .where(*candidates, ~_held(now))
             .values(flow_version_id=version_id, updated_at=now)
             .execution_options(synchronize_session=False)
         )

@@ -20,6 +20,7 @@ from runtime.models import (
     Flow,
     Journey,
     JourneyConversion,
+    JourneyLease,
     OutboxMessage,
     Step,
     StepStatus,
@@ -36,6 +37,7 @@ VISITORS: Table = Visitor.__table__  # type: ignore[assignment]
 FLOWS: Table = Flow.__table__  # type: ignore[assignment]
 TASKS: Table = Task.__table__  # type: ignore[assignment]
 CONVERSIONS: Table = JourneyConversion.__table__  # type: ignore[assignment]
+LEASES: Table = JourneyLease.__table__  # type: ignore[assignment]
 
 
 def dialect_name(session: AsyncSession) -> str:

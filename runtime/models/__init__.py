@@ -11,7 +11,14 @@ from runtime.models.contacts import Channel, Contact, ContactConsent, Visitor
 from runtime.models.events import Event
 from runtime.models.flows import Flow, FlowStatus, FlowVersion, LifecyclePhase
 from runtime.models.goals import JourneyConversion
-from runtime.models.journeys import LIVE_STATUSES, Journey, JourneyStatus, Step, StepStatus
+from runtime.models.journeys import (
+    LIVE_STATUSES,
+    Journey,
+    JourneyLease,
+    JourneyStatus,
+    Step,
+    StepStatus,
+)
 from runtime.models.messaging import Delivery, DeliveryState, Suppression, SuppressionReason
 from runtime.models.outbox import OutboxMessage, OutboxStatus
 from runtime.models.results import FlowResult, Metric, ResultsFloor, ResultsMark
@@ -35,6 +42,7 @@ __all__ = [
     "FlowVersion",
     "Journey",
     "JourneyConversion",
+    "JourneyLease",
     "JourneyStatus",
     "Json",
     "LifecyclePhase",

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -14,8 +15,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    select,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runtime.models.base import Base, BigId, Json, UTCDateTime, utcnow
@@ -38,12 +42,45 @@ _WOKEN_SQL = text("wake_event_id IS NOT NULL")
 _UNCOUNTED_STEPS_SQL = text("counted IS NULL OR (counted = 1 AND status <> 'waiting')")
 
 
+class JourneyLease(Base):
+    """A worker's claim on a journey: who holds it and until when (``runtime.claims``).
+
+    Kept apart from ``journeys`` so that a claim writes this narrow row and the
+    journey row is written once per claim, with the walk's result. A row lives
+    from the claim to the result write (or, for a dead worker, until the next
+    claim replaces it after ``until``); anything that takes a journey over
+    deletes it, which is how a late result learns it lost the journey.
+    """
+
+    __tablename__ = "journey_leases"
+
+    journey_id: Mapped[int] = mapped_column(
+        ForeignKey("journeys.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    owner: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def _claimed(column: Any, physical: Any) -> ColumnElement[Any]:
+    """The journey's row value if set (a lease written there directly), else its claim's."""
+    claim = (
+        select(column)
+        .where(JourneyLease.journey_id == Journey.id)
+        .correlate(Journey)
+        .scalar_subquery()
+    )
+    return func.coalesce(physical, claim)
+
+
 class Journey(Base):
     """Cursor, status and wait state of one customer in one flow version.
 
     A journey is *due* when ``due_at`` is set and in the past; workers claim due
-    journeys by taking a lease (``lease_owner``/``lease_until``), so a crashed
-    worker's claims simply expire and are picked up again.
+    journeys by taking a lease (a ``journey_leases`` row), so a crashed worker's
+    claims simply expire and are picked up again. ``lease_owner``/``lease_until``
+    read the claim's lease; the same-named columns on this table are only ever
+    written by code that clears a lease (or a test that sets one by hand), and
+    a value there counts as a lease too.
 
     ``entry_key`` ("<flow id>:c:<contact id>" or "<flow id>:v:<visitor id>") is
     unique while the journey is live and cleared when it ends: the database, not
@@ -125,12 +162,49 @@ class Journey(Base):
     # The event that ended the wait; the stepper hands it to the node as ``ctx.wake``.
     wake_event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
     entry_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    row_lease_owner: Mapped[str | None] = mapped_column("lease_owner", String(64))
+    row_lease_until: Mapped[datetime | None] = mapped_column("lease_until", UTCDateTime)
     exit_reason: Mapped[str | None] = mapped_column(String(100))
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # In queries: the row's lease, else the claim's. Written (ORM UPDATE, constructor): the row's.
+    @hybrid_property
+    def lease_owner(self) -> str | None:
+        return self.row_lease_owner
+
+    @lease_owner.inplace.setter
+    def _lease_owner_set(self, value: str | None) -> None:
+        self.row_lease_owner = value
+
+    @lease_owner.inplace.expression
+    @classmethod
+    def _lease_owner_expr(cls) -> ColumnElement[str | None]:
+        return _claimed(JourneyLease.owner, cls.row_lease_owner)
+
+    @lease_owner.inplace.update_expression
+    @classmethod
+    def _lease_owner_update(cls, value: Any) -> list[tuple[Any, Any]]:
+        return [(cls.row_lease_owner, value)]
+
+    @hybrid_property
+    def lease_until(self) -> datetime | None:
+        return self.row_lease_until
+
+    @lease_until.inplace.setter
+    def _lease_until_set(self, value: datetime | None) -> None:
+        self.row_lease_until = value
+
+    @lease_until.inplace.expression
+    @classmethod
+    def _lease_until_expr(cls) -> ColumnElement[datetime | None]:
+        return _claimed(JourneyLease.until, cls.row_lease_until)
+
+    @lease_until.inplace.update_expression
+    @classmethod
+    def _lease_until_update(cls, value: Any) -> list[tuple[Any, Any]]:
+        return [(cls.row_lease_until, value)]
 
 
 class StepStatus(StrEnum):
