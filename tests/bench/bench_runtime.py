@@ -193,6 +193,7 @@ def _walker(url: str, ready: Any, go: Any, results: Any) -> None:
         ready.set()
         go.wait()
         steps = 0
+        cpu = time.process_time()
         while True:
             report = await rt.step()
             steps += report.steps
@@ -201,6 +202,7 @@ def _walker(url: str, ready: Any, go: Any, results: Any) -> None:
         results.put(
             {
                 "steps": steps,
+                "cpu_s": time.process_time() - cpu,
                 "finished": time.time(),
                 "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
@@ -365,7 +367,9 @@ async def _engine_run(url: str, rt: Runtime, flow_id: int, workers: int) -> dict
     started = time.perf_counter()
     enrolled = await rt.enroll_audience(flow_id, true())
     enroll_s = time.perf_counter() - started
+    before = await _journey_writes(url)
     walk_s, reports = await asyncio.to_thread(_walk_with_processes, url, workers)
+    after = await _journey_writes(url)
     steps = sum(r["steps"] for r in reports)
     done = await _count(rt, "SELECT count(*) FROM journeys WHERE status = 'completed'")
     stored = await _count(rt, "SELECT count(*) FROM steps")
@@ -380,7 +384,26 @@ async def _engine_run(url: str, rt: Runtime, flow_id: int, workers: int) -> dict
         "walk_s": walk_s,
         "steps_per_s": steps / (enroll_s + walk_s),
         "walk_steps_per_s": steps / walk_s,
+        # CPU of the worker processes alone: the shared machine's wall clock is noisy.
+        "cpu_per_1000": 1000 * sum(r["cpu_s"] for r in reports) / steps,
+        "updates_per_journey": (after[0] - before[0]) / N,
+        "hot_share": (after[1] - before[1]) / max(after[0] - before[0], 1),
     }
+
+
+async def _journey_writes(url: str) -> tuple[int, int]:
+    """Rows updated in ``journeys`` so far, and how many of them heap-only (PostgreSQL stats)."""
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        # Statistics reach the view when a backend flushes them: wait for that.
+        await asyncio.sleep(1.5)
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = await conn.fetchrow(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'journeys'"
+        )
+        return int(row["n_tup_upd"]), int(row["n_tup_hot_upd"])
+    finally:
+        await conn.close()
 
 
 async def _rss_for_waiting(url: str, rt: Runtime, flow_id: int, count: int) -> float:
@@ -467,7 +490,10 @@ async def run() -> None:
                     f"engine, {workers} worker process(es): {r['steps_per_s']:,.0f} steps/s "
                     f"enrolling + walking (enroll {r['enroll_s']:.2f} s, walk {r['walk_s']:.2f} s; "
                     f"walk only {r['walk_steps_per_s']:,.0f} steps/s); "
-                    f"{ratio:.0%} of the {workers}-connection ceiling"
+                    f"{ratio:.0%} of the {workers}-connection ceiling; "
+                    f"workers' CPU {r['cpu_per_1000']:.3f} s per 1,000 steps; "
+                    f"{r['updates_per_journey']:.2f} journey updates per journey walked "
+                    f"({r['hot_share']:.0%} heap-only)"
                 )
             await _set_status(rt, walk_flow, "archived")
             park_flow = await _publish(rt, PARK_GRAPH, "bench park")
