@@ -142,15 +142,13 @@ async def claim_journeys(
     return (await session.execute(claimed)).all()
 
 
-async def drop_leases(session: AsyncSession, ids: Any) -> None:
-    """Delete the claims on these journeys (a list or a select of ids): a take-over.
+async def drop_leases(session: AsyncSession, ids: list[int]) -> None:
+    """Delete the claims on these journeys: a take-over; the walk in flight drops its result.
 
     Call it after the statement that changed the journeys, in the same
     transaction: journey row first, lease row second, like every claim and write.
     """
-    column = LEASES.c.journey_id
-    where = column.in_(ids) if not isinstance(ids, list) else among(session, column, ids)
-    await session.execute(delete(LEASES).where(where))
+    await session.execute(delete(LEASES).where(among(session, LEASES.c.journey_id, ids)))
 
 
 async def claim_outbox(

@@ -169,7 +169,8 @@ class Journey(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    # In queries: the row's lease, else the claim's. Written (ORM UPDATE, constructor): the row's.
+    # In queries: the row's lease, else the claim's. Written (ORM UPDATE, constructor) and read
+    # on a loaded instance: the row's only (an instance cannot query), so ask with a query.
     @hybrid_property
     def lease_owner(self) -> str | None:
         return self.row_lease_owner

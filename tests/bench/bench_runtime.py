@@ -185,9 +185,28 @@ def _runtime(url: str, **extra: Any) -> Runtime:
 # -- worker processes ------------------------------------------------------------------------
 
 
+def _backend_cpu(pids: list[int]) -> float:
+    """CPU seconds PostgreSQL backends have used so far (a local server's /proc; else NaN)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _walker(url: str, ready: Any, go: Any, results: Any) -> None:
     async def run() -> None:
-        rt = _runtime(url)
+        # Named, so the database backends that served this worker can be found (their CPU).
+        name = f"bench-walker-{os.getpid()}"
+        engine = create_engine(
+            url, pool_size=4, connect_args={"server_settings": {"application_name": name}}
+        )
+        rt = Runtime(
+            sessions=create_sessionmaker(engine), registry=registry(), settings=_settings(url)
+        )
         async with rt.sessions() as session:
             await session.execute(select(1))
         ready.set()
@@ -199,10 +218,17 @@ def _walker(url: str, ready: Any, go: Any, results: Any) -> None:
             steps += report.steps
             if report.claimed == 0:
                 break
+        cpu = time.process_time() - cpu
+        async with rt.sessions() as session:
+            pids = await session.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": name}
+            )
+            db_cpu = _backend_cpu(list(pids.scalars()))
         results.put(
             {
                 "steps": steps,
-                "cpu_s": time.process_time() - cpu,
+                "cpu_s": cpu,
+                "db_cpu_s": db_cpu,
                 "finished": time.time(),
                 "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
@@ -386,6 +412,7 @@ async def _engine_run(url: str, rt: Runtime, flow_id: int, workers: int) -> dict
         "walk_steps_per_s": steps / walk_s,
         # CPU of the worker processes alone: the shared machine's wall clock is noisy.
         "cpu_per_1000": 1000 * sum(r["cpu_s"] for r in reports) / steps,
+        "db_cpu_per_1000": 1000 * sum(r["db_cpu_s"] for r in reports) / steps,
         "updates_per_journey": (after[0] - before[0]) / N,
         "hot_share": (after[1] - before[1]) / max(after[0] - before[0], 1),
     }
@@ -491,7 +518,8 @@ async def run() -> None:
                     f"enrolling + walking (enroll {r['enroll_s']:.2f} s, walk {r['walk_s']:.2f} s; "
                     f"walk only {r['walk_steps_per_s']:,.0f} steps/s); "
                     f"{ratio:.0%} of the {workers}-connection ceiling; "
-                    f"workers' CPU {r['cpu_per_1000']:.3f} s per 1,000 steps; "
+                    f"CPU per 1,000 steps: workers {r['cpu_per_1000']:.3f} s, "
+                    f"their database backends {r['db_cpu_per_1000']:.3f} s; "
                     f"{r['updates_per_journey']:.2f} journey updates per journey walked "
                     f"({r['hot_share']:.0%} heap-only)"
                 )
