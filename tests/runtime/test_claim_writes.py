@@ -8,6 +8,7 @@ claim, whatever the walk does (walk on, park in a wait, end).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import event, func, select
 
-from backend.models import Journey
+from backend.models import Journey, Step
+from nodes.sdk import Services
 from runtime.claims import claim_journeys
 from runtime.clock import FakeClock
 from runtime.engine import Runtime
@@ -129,3 +131,53 @@ async def test_a_claim_in_flight_is_a_lease_row_and_the_journey_is_untouched(
     assert [r.id for r in taken] == [r.id for r in rows]
     async with runtime.sessions() as session:
         assert await session.scalar(select(JourneyLease.owner)) == "w:3"
+
+
+async def test_an_event_takes_a_journey_from_the_worker_walking_it(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    """The wake deletes the lease, so the walk in flight (on the timeout) writes nothing."""
+    [contact] = await add_contacts(runtime, 1)
+    await publish(
+        runtime,
+        graph(
+            [
+                ("t", "test.trigger", {"event_type": "signed.up"}),
+                ("w", "test.wait_event", {"event_type": "app.opened", "timeout_hours": 1}),
+                ("g", "test.gate", {}),
+                ("end", "test.end", {}),
+            ],
+            [("t", "next", "w"), ("w", "event", "g"), ("w", "timeout", "g"), ("g", "next", "end")],
+        ),
+    )
+    await runtime.ingest("signed.up", contact_id=contact)
+    await runtime.drain()
+    clock.advance(timedelta(hours=1, seconds=1))
+    gate, at_gate = asyncio.Event(), asyncio.Event()
+    stalled = Runtime(
+        sessions=runtime.sessions,
+        registry=runtime.registry,
+        settings=runtime.settings,
+        clock=clock,
+        services=Services(extras={"gate": gate, "at_gate": at_gate}),
+        worker_id="stalled",
+    )
+    walking = asyncio.create_task(stalled.step())
+    await at_gate.wait()  # it took the timeout and sits in the gate
+    assert len((await runtime.ingest("app.opened", contact_id=contact)).woken) == 1
+    gate.set()
+    late = await walking
+    assert (late.claimed, late.written, late.steps) == (1, 0, 0)
+
+    await runtime.drain()
+    async with runtime.sessions() as session:
+        status = await session.scalar(select(Journey.status))
+        ports = (await session.execute(select(Step.node_id, Step.port).order_by(Step.id))).all()
+    assert status == "completed"
+    assert [tuple(p) for p in ports] == [
+        ("t", "next"),
+        ("w", "event"),
+        ("g", "next"),
+        ("end", None),
+    ]
+    assert await _leases(runtime) == 0
