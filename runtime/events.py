@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, literal, or_, select, update
+from sqlalchemy import case, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nodes.sdk import EventRecord, Profile
@@ -46,6 +46,7 @@ from runtime.sql import (
     dialect_name,
     upsert_insert,
 )
+from runtime.unnest import json_text, unnest_insert
 from runtime.versions import CompiledFlow, VersionCache
 
 __all__ = ["EventIn", "IngestResult", "ingest", "ingest_many", "matches"]
@@ -191,36 +192,12 @@ async def _insert(session: AsyncSession, batch: _Batch) -> None:
         key = item.dedupe_key
         batch.first_of.append(first_by_key.setdefault(key, index) if key is not None else index)
     fresh = [i for i in range(len(batch.items)) if batch.first_of[i] == i]
-    rows = [
-        {
-            "type": batch.items[i].type,
-            "contact_id": batch.items[i].contact_id,
-            "visitor_id": batch.items[i].visitor_id,
-            "properties": dict(batch.items[i].properties),
-            "source": batch.items[i].source,
-            "dedupe_key": batch.items[i].dedupe_key,
-            "occurred_at": batch.items[i].occurred_at or batch.now,
-            "received_at": batch.now,
-            "claimed": batch.items[i].claimed,
-        }
-        for i in fresh
-    ]
-    returning: list[Any] = [EVENTS.c.id, EVENTS.c.dedupe_key]
     if dialect_name(session) == "postgresql":
-        # The flows that may enroll come back with the insert: one round trip
-        # fewer per batch, and never a stale answer (no cache to invalidate).
-        enrolling = select(func.array_agg(FLOWS.c.published_version_id)).where(*_ENROLLING)
-        returning.append(enrolling.scalar_subquery().label("enrolling"))
-    stmt = (
-        upsert_insert(session, EVENTS)
-        .on_conflict_do_nothing(index_elements=[EVENTS.c.dedupe_key])
-        .returning(*returning)
-    )
-    # One statement compiled once and cached; SQLAlchemy sends the rows as
-    # multi-row VALUES pages ("insertmanyvalues"), in order.
-    returned = (await session.execute(stmt, rows)).all()
-    if returned and dialect_name(session) == "postgresql":
-        batch.enrolling = set(returned[0].enrolling or ())
+        returned = await _insert_unnest(session, batch, fresh)
+        if returned:
+            batch.enrolling = set(returned[0].enrolling or ())
+    else:
+        returned = await _insert_values(session, batch, fresh)
     inserted_keys = {row.dedupe_key for row in returned if row.dedupe_key is not None}
     batch.stored = [
         i
@@ -243,6 +220,59 @@ async def _insert(session: AsyncSession, batch: _Batch) -> None:
             if i not in ids:
                 ids[i] = by_key[batch.items[i].dedupe_key]
     batch.event_ids = [ids[batch.first_of[i]] for i in range(len(batch.items))]
+
+
+async def _insert_values(session: AsyncSession, batch: _Batch, fresh: list[int]) -> list[Any]:
+    """SQLite: one multi-row ``INSERT`` (SQLAlchemy pages the rows as ``VALUES``, in order)."""
+    rows = [
+        {
+            "type": batch.items[i].type,
+            "contact_id": batch.items[i].contact_id,
+            "visitor_id": batch.items[i].visitor_id,
+            "properties": dict(batch.items[i].properties),
+            "source": batch.items[i].source,
+            "dedupe_key": batch.items[i].dedupe_key,
+            "occurred_at": batch.items[i].occurred_at or batch.now,
+            "received_at": batch.now,
+            "claimed": batch.items[i].claimed,
+        }
+        for i in fresh
+    ]
+    stmt = (
+        upsert_insert(session, EVENTS)
+        .on_conflict_do_nothing(index_elements=[EVENTS.c.dedupe_key])
+        .returning(EVENTS.c.id, EVENTS.c.dedupe_key)
+    )
+    return list((await session.execute(stmt, rows)).all())
+
+
+# The flows that may enroll come back with the insert: one round trip fewer
+# per batch, and never a stale answer (no cache to invalidate).
+_EVENTS_TAIL = (
+    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key, "
+    "(SELECT array_agg(published_version_id) FROM flows "
+    "WHERE status = :active_flow AND published_version_id IS NOT NULL) "
+    "AS enrolling"
+)
+
+
+async def _insert_unnest(session: AsyncSession, batch: _Batch, fresh: list[int]) -> list[Any]:
+    """PostgreSQL: the rows as one array per column (``runtime.unnest``)."""
+    items = [batch.items[i] for i in fresh]
+    now = batch.now
+    columns = {
+        "type": [item.type for item in items],
+        "contact_id": [item.contact_id for item in items],
+        "visitor_id": [item.visitor_id for item in items],
+        "properties": [json_text(item.properties) for item in items],
+        "source": [item.source for item in items],
+        "dedupe_key": [item.dedupe_key for item in items],
+        "occurred_at": [item.occurred_at or now for item in items],
+        "received_at": [now] * len(items),
+        "claimed": [item.claimed for item in items],
+    }
+    active = {"active_flow": FlowStatus.active.value}
+    return list((await unnest_insert(session, EVENTS, columns, _EVENTS_TAIL, active)).all())
 
 
 @dataclass
