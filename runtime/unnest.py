@@ -8,6 +8,9 @@ for any number of rows (one prepared plan), the driver encodes each array
 in C, and the server turns them back into rows. JSON columns travel as
 text and are cast per row, so the encoding is one C call per value.
 
+Columns left out get their Python-side defaults, as a Core ``INSERT`` would
+give them (one value for the whole batch: ``utcnow`` is the statement's time).
+
 Rows come out of ``unnest`` in the order of the arrays and are inserted in
 that order (``WITH ORDINALITY ... ORDER BY`` says so explicitly), so ids
 from a sequence increase with the rows, as with a multi-row ``VALUES``.
@@ -21,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 import msgspec
-from sqlalchemy import JSON, Table, TextClause, text
+from sqlalchemy import JSON, ColumnDefault, Table, TextClause, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +47,17 @@ def _pg_type(table: Table, name: str) -> str:
     if _is_json(table, name):
         return "TEXT"
     return str(table.c[name].type.compile(dialect=_PG))
+
+
+def _defaults(table: Table, given: tuple[str, ...]) -> dict[str, Any]:
+    """The Python-side defaults of the columns not given, evaluated once."""
+    out: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.name in given or not isinstance(default, ColumnDefault):
+            continue
+        out[column.name] = default.arg(None) if default.is_callable else default.arg
+    return out
 
 
 @lru_cache(maxsize=64)
@@ -70,6 +84,9 @@ async def unnest_insert(
     """Insert the rows given column by column (equal lengths); ``tail`` is the SQL after the
     ``SELECT`` (``ON CONFLICT ...``, ``RETURNING ...``) with its own bound ``params``. JSON
     columns take ``json_text`` values. Returns the result, so a ``RETURNING`` tail is read."""
-    stmt = _statement(table, tuple(columns), tail)
     values = {name: list(column) for name, column in columns.items()}
+    size = len(next(iter(values.values()), []))
+    for name, value in _defaults(table, tuple(columns)).items():
+        values[name] = [json_text(value) if _is_json(table, name) else value] * size
+    stmt = _statement(table, tuple(values), tail)
     return await session.execute(stmt, values | (params or {}))
