@@ -260,7 +260,7 @@ async def _insert_unnest(session: AsyncSession, batch: _Batch, fresh: list[int])
     """PostgreSQL: the rows as one array per column (``runtime.unnest``)."""
     items = [batch.items[i] for i in fresh]
     now = batch.now
-    columns = {
+    columns: dict[str, Sequence[Any]] = {
         "type": [item.type for item in items],
         "contact_id": [item.contact_id for item in items],
         "visitor_id": [item.visitor_id for item in items],

@@ -172,7 +172,7 @@ async def _resolve_contacts(
     raise RuntimeError("contacts could not be resolved; retry the request")
 
 
-def _keyed(rows: Sequence[Any]) -> tuple[dict[str, int], dict[str, int]]:
+def _keyed(rows: Sequence[Any]) -> tuple[dict[str | None, int], dict[str | None, int]]:
     """Contact ids by external id and by email, from rows of (id, external_id, email)."""
     by_ext = {r.external_id: r.id for r in rows if r.external_id is not None}
     by_email = {r.email: r.id for r in rows if r.email is not None}
@@ -203,10 +203,15 @@ async def _create_contacts(
     now = utcnow()
     returning = "RETURNING id, external_id, email"
     if dialect_name(session) == "postgresql":
-        columns = {"external_id": [ext for ext, _email in keys], "email": emails}
-        stamps = {"created_at": [now] * len(keys), "updated_at": [now] * len(keys)}
+        columns: dict[str, Sequence[Any]] = {
+            "external_id": [ext for ext, _email in keys],
+            "email": emails,
+            "created_at": [now] * len(keys),
+            "updated_at": [now] * len(keys),
+        }
         tail = f"ON CONFLICT DO NOTHING {returning}"
-        return (await unnest_insert(session, CONTACTS, columns | stamps, tail)).all()
+        created: Sequence[Any] = (await unnest_insert(session, CONTACTS, columns, tail)).all()
+        return created
     rows = [
         {"external_id": ext, "email": email, "created_at": now, "updated_at": now}
         for (ext, _key), email in zip(keys, emails, strict=True)
