@@ -32,6 +32,7 @@ from sqlalchemy import case, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nodes.sdk import EventRecord, Profile
+from runtime.bulk_insert import insert_rows
 from runtime.doorbell import Doorbell, ring_after_commit
 from runtime.enroll import entry_key, new_journey
 from runtime.models import FlowStatus, JourneyStatus
@@ -46,7 +47,6 @@ from runtime.sql import (
     dialect_name,
     upsert_insert,
 )
-from runtime.unnest import json_text, unnest_insert
 from runtime.versions import CompiledFlow, VersionCache
 
 __all__ = ["EventIn", "IngestResult", "ingest", "ingest_many", "matches"]
@@ -193,7 +193,7 @@ async def _insert(session: AsyncSession, batch: _Batch) -> None:
         batch.first_of.append(first_by_key.setdefault(key, index) if key is not None else index)
     fresh = [i for i in range(len(batch.items)) if batch.first_of[i] == i]
     if dialect_name(session) == "postgresql":
-        returned = await _insert_unnest(session, batch, fresh)
+        returned = await _insert_json(session, batch, fresh)
         if returned:
             batch.enrolling = set(returned[0].enrolling or ())
     else:
@@ -256,15 +256,15 @@ _EVENTS_TAIL = (
 )
 
 
-async def _insert_unnest(session: AsyncSession, batch: _Batch, fresh: list[int]) -> list[Any]:
-    """PostgreSQL: the rows as one array per column (``runtime.unnest``)."""
+async def _insert_json(session: AsyncSession, batch: _Batch, fresh: list[int]) -> list[Any]:
+    """PostgreSQL: the rows as one JSON parameter (``runtime.bulk_insert``)."""
     items = [batch.items[i] for i in fresh]
     now = batch.now
     columns: dict[str, Sequence[Any]] = {
         "type": [item.type for item in items],
         "contact_id": [item.contact_id for item in items],
         "visitor_id": [item.visitor_id for item in items],
-        "properties": [json_text(item.properties) for item in items],
+        "properties": [item.properties for item in items],
         "source": [item.source for item in items],
         "dedupe_key": [item.dedupe_key for item in items],
         "occurred_at": [item.occurred_at or now for item in items],
@@ -272,7 +272,7 @@ async def _insert_unnest(session: AsyncSession, batch: _Batch, fresh: list[int])
         "claimed": [item.claimed for item in items],
     }
     active = {"active_flow": FlowStatus.active.value}
-    return list((await unnest_insert(session, EVENTS, columns, _EVENTS_TAIL, active)).all())
+    return list((await insert_rows(session, EVENTS, columns, _EVENTS_TAIL, active)).all())
 
 
 @dataclass

@@ -26,10 +26,10 @@ from backend.contacts.normalize import InvalidValue, normalize_email
 from backend.contacts.schemas import TrackIn
 from backend.i18n import gettext as _
 from backend.models import utcnow
+from runtime.bulk_insert import insert_rows
 from runtime.doorbell import Doorbell
 from runtime.events import EventIn, IngestResult, ingest_many
 from runtime.sql import CONTACTS, VISITORS, among, dialect_name, upsert_insert
-from runtime.unnest import unnest_insert
 from runtime.versions import VersionCache
 
 MAX_PROPERTIES_CHARS = 32_000
@@ -210,7 +210,7 @@ async def _create_contacts(
             "updated_at": [now] * len(keys),
         }
         tail = f"ON CONFLICT DO NOTHING {returning}"
-        created: Sequence[Any] = (await unnest_insert(session, CONTACTS, columns, tail)).all()
+        created: Sequence[Any] = (await insert_rows(session, CONTACTS, columns, tail)).all()
         return created
     rows = [
         {"external_id": ext, "email": email, "created_at": now, "updated_at": now}
