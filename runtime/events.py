@@ -136,6 +136,7 @@ class _Batch:
     woken: dict[int, list[int]] = field(default_factory=dict)
     goals: dict[int, list[int]] = field(default_factory=dict)
     enrolling: set[int] | None = None  # published versions of active flows, when known
+    any_live: bool = True  # False: none of the customers had a live journey at the insert
 
     def record(self, index: int) -> EventRecord:
         item = self.items[index]
@@ -196,6 +197,7 @@ async def _insert(session: AsyncSession, batch: _Batch) -> None:
         returned = await _insert_json(session, batch, fresh)
         if returned:
             batch.enrolling = set(returned[0].enrolling or ())
+            batch.any_live = returned[0].any_live
     else:
         returned = await _insert_values(session, batch, fresh)
     inserted_keys = {row.dedupe_key for row in returned if row.dedupe_key is not None}
@@ -246,14 +248,21 @@ async def _insert_values(session: AsyncSession, batch: _Batch, fresh: list[int])
     return list((await session.execute(stmt, rows)).all())
 
 
-# The flows that may enroll come back with the insert: one round trip fewer
-# per batch, and never a stale answer (no cache to invalidate).
+# Two answers come back with the insert, each a round trip fewer per batch and
+# never stale (no cache to invalidate): the flows that may enroll, and whether
+# any of the batch's customers has a live journey at all. Most events are for
+# customers in no journey; for them the journeys are not read (``_react``).
+# (The statuses are written out, as LIVE_STATUSES, so the planner matches the partial indexes.)
 _EVENTS_TAIL = (
     "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key, "
     "(SELECT array_agg(published_version_id) FROM flows "
-    "WHERE status = :active_flow AND published_version_id IS NOT NULL) "
-    "AS enrolling"
+    "WHERE status = :active_flow AND published_version_id IS NOT NULL) AS enrolling, "
+    "(EXISTS (SELECT 1 FROM journeys WHERE contact_id = ANY(CAST(:contacts AS BIGINT[])) "
+    "AND status IN ('active', 'waiting')) OR EXISTS (SELECT 1 FROM journeys "
+    "WHERE visitor_id = ANY(CAST(:visitors AS TEXT[])) AND status IN ('active', 'waiting'))) "
+    "AS any_live"
 )
+assert set(LIVE_STATUSES) == {"active", "waiting"}, "the live statuses are written out above"
 
 
 async def _insert_json(session: AsyncSession, batch: _Batch, fresh: list[int]) -> list[Any]:
@@ -271,8 +280,12 @@ async def _insert_json(session: AsyncSession, batch: _Batch, fresh: list[int]) -
         "received_at": [now] * len(items),
         "claimed": [item.claimed for item in items],
     }
-    active = {"active_flow": FlowStatus.active.value}
-    return list((await insert_rows(session, EVENTS, columns, _EVENTS_TAIL, active)).all())
+    params = {
+        "active_flow": FlowStatus.active.value,
+        "contacts": sorted({i.contact_id for i in items if i.contact_id is not None}),
+        "visitors": sorted({i.visitor_id for i in items if i.contact_id is None and i.visitor_id}),
+    }
+    return list((await insert_rows(session, EVENTS, columns, _EVENTS_TAIL, params)).all())
 
 
 @dataclass
@@ -297,7 +310,7 @@ async def _react(session: AsyncSession, versions: VersionCache, batch: _Batch) -
         rows = await session.execute(select(FLOWS.c.published_version_id).where(*_ENROLLING))
         active = set(rows.scalars())
     flows = await versions.get_many(session, active) if active else {}
-    live = await _load_live(session, batch, types)
+    live = await _load_live(session, batch, types) if batch.any_live else {}
     triggers = sorted(
         (
             (flow, trigger)
