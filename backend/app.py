@@ -28,6 +28,7 @@ from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
 from backend.forms import pages as form_pages
 from backend.forms import public as public_forms
+from backend.heap import frozen_heap
 from backend.lifecycle import ROUTES as LIFECYCLE_ROUTES
 from backend.ratelimit import (
     MemoryRateLimiter,
@@ -166,6 +167,7 @@ def create_app(
         messaging.messaging_lifespan,
         runtime_lifespan,
         personalization.personalization_lifespan,
+        frozen_heap,
     ]
     app = Litestar(
         route_handlers=_route_handlers(extra_routes),

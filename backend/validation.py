@@ -74,6 +74,29 @@ def _first_problem(value: Any, limit: int) -> str | None:
     return None
 
 
+def _too_deep(value: Any, limit: int) -> bool:
+    """The nesting alone, a level at a time: a few C-speed list passes, no string looked at."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 1
+    while level:
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            below += [child for child in children if isinstance(child, (dict, list))]
+        level, depth = below, depth + 1
+    return False
+
+
+def _may_hold_nul(raw: bytes | str) -> bool:
+    """Whether decoded text can contain NUL: JSON writes it only as the escape ``\\u0000``
+    (a raw NUL is malformed), so text without that escape has none to look for."""
+    if isinstance(raw, bytes):
+        return b"\\u0000" in raw
+    return "\\u0000" in raw
+
+
 def parse_json(raw: bytes | str) -> Any:
     """Decode a JSON body, refusing invalid UTF-8, malformed JSON and deep nesting (``BadJson``)."""
     if isinstance(raw, bytes):
@@ -89,7 +112,13 @@ def parse_json(raw: bytes | str) -> Any:
         value = _TOO_DEEP
     except msgspec.DecodeError as exc:
         raise BadJson(_("The body is not JSON: %(reason)s") % {"reason": exc}) from None
-    problem = "depth" if value is _TOO_DEEP else _first_problem(value, MAX_JSON_DEPTH)
+    if value is _TOO_DEEP:
+        problem: str | None = "depth"
+    elif _may_hold_nul(raw):
+        problem = _first_problem(value, MAX_JSON_DEPTH)
+    else:
+        # Walking every string of a large body costs more than decoding it.
+        problem = "depth" if _too_deep(value, MAX_JSON_DEPTH) else None
     if problem == "depth":
         raise BadJson(_("The JSON nests deeper than %(n)d levels.") % {"n": MAX_JSON_DEPTH})
     if problem == "nul":

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, literal, or_, select, update
+from sqlalchemy import case, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nodes.sdk import EventRecord, Profile
+from runtime.bulk_insert import insert_rows
 from runtime.claims import drop_leases
 from runtime.doorbell import Doorbell, ring_after_commit
 from runtime.enroll import entry_key, new_journey
@@ -136,6 +137,7 @@ class _Batch:
     woken: dict[int, list[int]] = field(default_factory=dict)
     goals: dict[int, list[int]] = field(default_factory=dict)
     enrolling: set[int] | None = None  # published versions of active flows, when known
+    any_live: bool = True  # False: none of the customers had a live journey at the insert
 
     def record(self, index: int) -> EventRecord:
         item = self.items[index]
@@ -192,36 +194,13 @@ async def _insert(session: AsyncSession, batch: _Batch) -> None:
         key = item.dedupe_key
         batch.first_of.append(first_by_key.setdefault(key, index) if key is not None else index)
     fresh = [i for i in range(len(batch.items)) if batch.first_of[i] == i]
-    rows = [
-        {
-            "type": batch.items[i].type,
-            "contact_id": batch.items[i].contact_id,
-            "visitor_id": batch.items[i].visitor_id,
-            "properties": dict(batch.items[i].properties),
-            "source": batch.items[i].source,
-            "dedupe_key": batch.items[i].dedupe_key,
-            "occurred_at": batch.items[i].occurred_at or batch.now,
-            "received_at": batch.now,
-            "claimed": batch.items[i].claimed,
-        }
-        for i in fresh
-    ]
-    returning: list[Any] = [EVENTS.c.id, EVENTS.c.dedupe_key]
     if dialect_name(session) == "postgresql":
-        # The flows that may enroll come back with the insert: one round trip
-        # fewer per batch, and never a stale answer (no cache to invalidate).
-        enrolling = select(func.array_agg(FLOWS.c.published_version_id)).where(*_ENROLLING)
-        returning.append(enrolling.scalar_subquery().label("enrolling"))
-    stmt = (
-        upsert_insert(session, EVENTS)
-        .on_conflict_do_nothing(index_elements=[EVENTS.c.dedupe_key])
-        .returning(*returning)
-    )
-    # One statement compiled once and cached; SQLAlchemy sends the rows as
-    # multi-row VALUES pages ("insertmanyvalues"), in order.
-    returned = (await session.execute(stmt, rows)).all()
-    if returned and dialect_name(session) == "postgresql":
-        batch.enrolling = set(returned[0].enrolling or ())
+        returned = await _insert_json(session, batch, fresh)
+        if returned:
+            batch.enrolling = set(returned[0].enrolling or ())
+            batch.any_live = returned[0].any_live
+    else:
+        returned = await _insert_values(session, batch, fresh)
     inserted_keys = {row.dedupe_key for row in returned if row.dedupe_key is not None}
     batch.stored = [
         i
@@ -246,6 +225,70 @@ async def _insert(session: AsyncSession, batch: _Batch) -> None:
     batch.event_ids = [ids[batch.first_of[i]] for i in range(len(batch.items))]
 
 
+async def _insert_values(session: AsyncSession, batch: _Batch, fresh: list[int]) -> list[Any]:
+    """SQLite: one multi-row ``INSERT`` (SQLAlchemy pages the rows as ``VALUES``, in order)."""
+    rows = [
+        {
+            "type": batch.items[i].type,
+            "contact_id": batch.items[i].contact_id,
+            "visitor_id": batch.items[i].visitor_id,
+            "properties": dict(batch.items[i].properties),
+            "source": batch.items[i].source,
+            "dedupe_key": batch.items[i].dedupe_key,
+            "occurred_at": batch.items[i].occurred_at or batch.now,
+            "received_at": batch.now,
+            "claimed": batch.items[i].claimed,
+        }
+        for i in fresh
+    ]
+    stmt = (
+        upsert_insert(session, EVENTS)
+        .on_conflict_do_nothing(index_elements=[EVENTS.c.dedupe_key])
+        .returning(EVENTS.c.id, EVENTS.c.dedupe_key)
+    )
+    return list((await session.execute(stmt, rows)).all())
+
+
+# Two answers come back with the insert, each a round trip fewer per batch and
+# never stale (no cache to invalidate): the flows that may enroll, and whether
+# any of the batch's customers has a live journey at all. Most events are for
+# customers in no journey; for them the journeys are not read (``_react``).
+# (The statuses are written out, as LIVE_STATUSES, so the planner matches the partial indexes.)
+_EVENTS_TAIL = (
+    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key, "
+    "(SELECT array_agg(published_version_id) FROM flows "
+    "WHERE status = :active_flow AND published_version_id IS NOT NULL) AS enrolling, "
+    "(EXISTS (SELECT 1 FROM journeys WHERE contact_id = ANY(CAST(:contacts AS BIGINT[])) "
+    "AND status IN ('active', 'waiting')) OR EXISTS (SELECT 1 FROM journeys "
+    "WHERE visitor_id = ANY(CAST(:visitors AS TEXT[])) AND status IN ('active', 'waiting'))) "
+    "AS any_live"
+)
+assert set(LIVE_STATUSES) == {"active", "waiting"}, "the live statuses are written out above"
+
+
+async def _insert_json(session: AsyncSession, batch: _Batch, fresh: list[int]) -> list[Any]:
+    """PostgreSQL: the rows as one JSON parameter (``runtime.bulk_insert``)."""
+    items = [batch.items[i] for i in fresh]
+    now = batch.now
+    columns: dict[str, Sequence[Any]] = {
+        "type": [item.type for item in items],
+        "contact_id": [item.contact_id for item in items],
+        "visitor_id": [item.visitor_id for item in items],
+        "properties": [item.properties for item in items],
+        "source": [item.source for item in items],
+        "dedupe_key": [item.dedupe_key for item in items],
+        "occurred_at": [item.occurred_at or now for item in items],
+        "received_at": [now] * len(items),
+        "claimed": [item.claimed for item in items],
+    }
+    params = {
+        "active_flow": FlowStatus.active.value,
+        "contacts": sorted({i.contact_id for i in items if i.contact_id is not None}),
+        "visitors": sorted({i.visitor_id for i in items if i.contact_id is None and i.visitor_id}),
+    }
+    return list((await insert_rows(session, EVENTS, columns, _EVENTS_TAIL, params)).all())
+
+
 @dataclass
 class _Live:
     """A live journey of a customer in the batch, as the items see it in turn."""
@@ -268,7 +311,7 @@ async def _react(session: AsyncSession, versions: VersionCache, batch: _Batch) -
         rows = await session.execute(select(FLOWS.c.published_version_id).where(*_ENROLLING))
         active = set(rows.scalars())
     flows = await versions.get_many(session, active) if active else {}
-    live = await _load_live(session, batch, types)
+    live = await _load_live(session, batch, types) if batch.any_live else {}
     triggers = sorted(
         (
             (flow, trigger)

@@ -17,11 +17,13 @@ caller gets its answer rather than a 500.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from litestar import Request, post
+import msgspec
+from litestar import Request, Response, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.enums import MediaType
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
 from pydantic import BaseModel, Field, ValidationError
@@ -234,25 +236,41 @@ async def _identify_all(
 )
 async def track_batch(
     db: Db, actor: Actor, runtime: RuntimeDep, data: JSONBody[BatchIn]
-) -> BatchOut:
+) -> Response[BatchOut]:
     """Up to 1,000 events; each is validated and reported on its own, all stored set-based."""
     checked = _shapes(TrackIn, data.items)
     # A shape error is reported from ``checked``; the placeholder only keeps the indexes.
     shaped = [item if isinstance(item, TrackIn) else InvalidValue("", "") for item in checked]
     outcomes = await track_many(db, runtime, shaped, source=_source(actor))
-    results: list[ItemResult] = []
+    results: list[dict[str, Any]] = []
     for index, (item, outcome) in enumerate(zip(checked, outcomes, strict=True)):
-        if isinstance(item, ValidationError):
-            results.append(ItemResult(index=index, ok=False, error=_item_error(item)))
-        elif isinstance(outcome, InvalidValue):
-            results.append(ItemResult(index=index, ok=False, error=_item_error(outcome)))
+        problem = item if isinstance(item, ValidationError) else outcome
+        if isinstance(problem, (ValidationError, InvalidValue)):
+            error = _item_error(problem).model_dump()
+            results.append({"index": index, "ok": False, "result": None, "error": error})
         else:
-            results.append(
-                ItemResult.model_construct(
-                    index=index, ok=True, result=_track_out(outcome), error=None
-                )
-            )
-    return _batch(results)
+            assert isinstance(outcome, IngestResult)
+            out = {
+                "event_id": outcome.event_id,
+                "duplicate": outcome.duplicate,
+                "enrolled": len(outcome.enrolled),
+                "woken": len(outcome.woken),
+            }
+            results.append({"index": index, "ok": True, "result": out, "error": None})
+    return _batch_body(results)
+
+
+def _batch_body(results: list[dict[str, Any]]) -> Response[BatchOut]:
+    """A ``BatchOut`` written from plain rows of its shape, encoded at once.
+
+    Building a thousand models and dumping them again cost a tenth of a
+    batch's CPU; the rows are the models' fields, in their order, so the
+    answer and the documented schema are the same as the models would give.
+    """
+    accepted = sum(1 for r in results if r["ok"])
+    body = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+    response = Response(msgspec.json.encode(body), status_code=202, media_type=MediaType.JSON)
+    return cast("Response[BatchOut]", response)
 
 
 def _shapes(model: type[M], raw: list[dict[str, Any]]) -> list[M | ValidationError]:

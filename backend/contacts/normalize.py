@@ -6,11 +6,13 @@ callers report it per item and write nothing for that item.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+import email_validator
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
@@ -39,10 +41,42 @@ class AttributeType(StrEnum):
     date = "date"
 
 
+# Plain ASCII addresses: dot-atom local part of common characters, host names of
+# letters, digits and inner hyphens, a top-level domain of letters.
+_PLAIN_EMAIL = re.compile(
+    r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+def plain_email(stripped: str) -> str | None:
+    """The address lower-cased when it is plain ASCII that ``validate_email`` accepts as it
+    is; None when only the full check can tell (it then decides).
+
+    The full check costs about as much as storing an event, and most new
+    addresses are plain; every rule it applies to such an address is here
+    (lengths, labels, a dot and a letter TLD, no reserved name), and
+    tests/backend/contacts/test_plain_email.py holds the two to the same answers.
+    """
+    if len(stripped) > 200 or _PLAIN_EMAIL.fullmatch(stripped) is None:
+        return None
+    lowered = stripped.lower()
+    local, domain = lowered.rsplit("@", 1)
+    if len(local) > 64 or "--" in domain:  # "xx--" labels have IDNA rules of their own
+        return None
+    reserved = email_validator.SPECIAL_USE_DOMAIN_NAMES  # read each time: callers may change it
+    if any(domain == name or domain.endswith("." + name) for name in reserved):
+        return None
+    return lowered
+
+
 @lru_cache(maxsize=EMAIL_CACHE_SIZE)
 def _checked_email(stripped: str) -> str:
     # Checking an address costs more than storing its event; senders repeat addresses.
     # Only good addresses are remembered (lru_cache keeps no exceptions).
+    plain = plain_email(stripped)
+    if plain is not None:
+        return plain
     return str(validate_email(stripped, check_deliverability=False).normalized.lower())
 
 

@@ -13,11 +13,12 @@ nothing; the others go ahead.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,9 +26,10 @@ from backend.contacts.normalize import InvalidValue, normalize_email
 from backend.contacts.schemas import TrackIn
 from backend.i18n import gettext as _
 from backend.models import utcnow
+from runtime.bulk_insert import insert_rows
 from runtime.doorbell import Doorbell
 from runtime.events import EventIn, IngestResult, ingest_many
-from runtime.sql import CONTACTS, VISITORS, among, upsert_insert
+from runtime.sql import CONTACTS, VISITORS, among, dialect_name, upsert_insert
 from runtime.versions import VersionCache
 
 MAX_PROPERTIES_CHARS = 32_000
@@ -55,6 +57,18 @@ class _Item:
 
 
 def _check_properties(properties: dict[str, Any]) -> None:
+    """Refuse properties whose JSON text (``json.dumps``) is longer than the limit.
+
+    Most properties are far below it: their compact UTF-8 encoding (one C call)
+    times six is a bound on that text (an escaped character is at most six
+    characters for one byte; a separator grows from one to two), so only
+    properties near the limit pay for the exact count.
+    """
+    try:
+        if len(msgspec.json.encode(properties)) * 6 <= MAX_PROPERTIES_CHARS:
+            return
+    except (TypeError, ValueError, OverflowError):
+        pass  # not plain JSON values: the exact count says
     size = len(json.dumps(properties, default=str))
     if size > MAX_PROPERTIES_CHARS:
         raise InvalidValue(
@@ -107,7 +121,9 @@ async def _resolve_contacts(
     """Find or create the contacts named by external id (first) or email, set-based.
 
     An event about someone not seen before creates them: the event is not
-    lost, and a later identify fills in the rest.
+    lost, and a later identify fills in the rest. The contacts created come
+    back from the insert; only those a racing request created first (the
+    insert skipped them) take another look-up.
     """
     named = {
         i: item
@@ -117,20 +133,7 @@ async def _resolve_contacts(
     for _round in range(_MAX_ROUNDS):
         if not named:
             return
-        ext_ids = {it.data.external_id for it in named.values() if it.data.external_id}
-        emails = {it.email for it in named.values() if it.email}
-        clauses = []
-        if ext_ids:
-            clauses.append(among(session, CONTACTS.c.external_id, ext_ids))
-        if emails:
-            clauses.append(among(session, CONTACTS.c.email, emails))
-        rows = (
-            await session.execute(
-                select(CONTACTS.c.id, CONTACTS.c.external_id, CONTACTS.c.email).where(or_(*clauses))
-            )
-        ).all()
-        by_ext = {r.external_id: r.id for r in rows if r.external_id is not None}
-        by_email = {r.email: r.id for r in rows if r.email is not None}
+        by_ext, by_email = _keyed(await _look_up(session, named.values()))
         new: dict[tuple[str | None, str | None], None] = {}
         for index, item in list(named.items()):
             ext = item.data.external_id
@@ -158,22 +161,67 @@ async def _resolve_contacts(
         for item in named.values():
             if item.data.external_id:
                 first_email.setdefault(item.data.external_id, item.email)
-        now = utcnow()
-        rows_in: list[dict[str, Any]] = [
-            {
-                "external_id": ext,
-                "email": first_email[ext] if ext else email,
-                "attributes": {},
-                "tags": [],
-                "consent": {},
-                "created_at": now,
-                "updated_at": now,
-            }
-            for ext, email in sorted(new, key=lambda k: (k[0] or "", k[1] or ""))
-        ]
-        await session.execute(upsert_insert(session, CONTACTS).on_conflict_do_nothing(), rows_in)
-        # Whatever was created here or by a racing request is found in the next round.
+        by_ext, by_email = _keyed(await _create_contacts(session, new, first_email))
+        for index, item in list(named.items()):
+            ext = item.data.external_id
+            found = by_ext.get(ext) if ext else by_email.get(item.email)
+            if found is not None:
+                item.contact_id = found
+                del named[index]
+        # Whatever a racing request created is found in the next round.
     raise RuntimeError("contacts could not be resolved; retry the request")
+
+
+def _keyed(rows: Sequence[Any]) -> tuple[dict[str | None, int], dict[str | None, int]]:
+    """Contact ids by external id and by email, from rows of (id, external_id, email)."""
+    by_ext = {r.external_id: r.id for r in rows if r.external_id is not None}
+    by_email = {r.email: r.id for r in rows if r.email is not None}
+    return by_ext, by_email
+
+
+async def _look_up(session: AsyncSession, named: Iterable[_Item]) -> Sequence[Any]:
+    ext_ids = {it.data.external_id for it in named if it.data.external_id}
+    emails = {it.email for it in named if it.email}
+    clauses = []
+    if ext_ids:
+        clauses.append(among(session, CONTACTS.c.external_id, ext_ids))
+    if emails:
+        clauses.append(among(session, CONTACTS.c.email, emails))
+    query = select(CONTACTS.c.id, CONTACTS.c.external_id, CONTACTS.c.email).where(or_(*clauses))
+    return (await session.execute(query)).all()
+
+
+async def _create_contacts(
+    session: AsyncSession,
+    new: dict[tuple[str | None, str | None], None],
+    first_email: dict[str, str | None],
+) -> Sequence[Any]:
+    """Insert the contacts not found, skipping any a racing request created meanwhile;
+    the created ones' (id, external_id, email)."""
+    keys = sorted(new, key=lambda k: (k[0] or "", k[1] or ""))
+    emails = [first_email[ext] if ext else email for ext, email in keys]
+    now = utcnow()
+    returning = "RETURNING id, external_id, email"
+    if dialect_name(session) == "postgresql":
+        columns: dict[str, Sequence[Any]] = {
+            "external_id": [ext for ext, _email in keys],
+            "email": emails,
+            "created_at": [now] * len(keys),
+            "updated_at": [now] * len(keys),
+        }
+        tail = f"ON CONFLICT DO NOTHING {returning}"
+        created: Sequence[Any] = (await insert_rows(session, CONTACTS, columns, tail)).all()
+        return created
+    rows = [
+        {"external_id": ext, "email": email, "created_at": now, "updated_at": now}
+        for (ext, _key), email in zip(keys, emails, strict=True)
+    ]
+    stmt = (
+        upsert_insert(session, CONTACTS)
+        .on_conflict_do_nothing()
+        .returning(CONTACTS.c.id, CONTACTS.c.external_id, CONTACTS.c.email)
+    )
+    return (await session.execute(stmt, rows)).all()
 
 
 async def _ensure_visitors(

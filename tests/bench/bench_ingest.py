@@ -18,7 +18,12 @@ Prints, each beside a ceiling measured in the same run:
   running app, with the latency of ``GET /healthz`` while it runs: the import
   shares the web process and must not block it.
 
-Servers are uvicorn child processes; the figures are for this machine only.
+Servers are uvicorn child processes, one each; the figures are for this
+machine only. A deployment runs several web processes, but every ratio here
+is one process against one process (the ceilings too), so none of them says
+how far more processes go. On a shared machine wall-clock rates swing with
+the neighbours' load; the server's CPU per event and per request (from
+/proc) is the steadier figure to compare runs by.
 Sizes: TOUCHFLOW_BENCH_BATCHES (1,000-event requests, default 20),
 TOUCHFLOW_BENCH_WRK_SECONDS (per wrk run, default 8), TOUCHFLOW_BENCH_IMPORT
 (rows, default 20,000).
@@ -268,15 +273,23 @@ async def _http(url: str, sqlite_url: str, import_csv: Path) -> None:
         await asyncio.gather(_wait_up(app), _wait_up(bare), _wait_up(lite))
         auth = {"Authorization": f"Bearer {token}"}
         events = BATCHES * BATCH
-        print(f"cores: {os.cpu_count()}; servers: one uvicorn process each")
+        # A deployment runs several web processes (one per core); the ratios here
+        # compare one process with one process, so they say nothing about scaling.
+        print(f"cores: {os.cpu_count()}; servers: one uvicorn process each, app and ceilings")
 
+        cpu = _cpu_seconds(servers[0].pid)
         batch_s = await _batch_track(app, auth, "pg")
+        # The warm-up's two batches are in the CPU figure: a small overstatement.
+        per_event = (_cpu_seconds(servers[0].pid) - cpu) / (events + 2 * BATCH) * 1000
         raw_s = await _raw_unnest(url, events)
         batch, raw = events / batch_s, events / raw_s
         print(
             f"batch track, PostgreSQL ({BATCHES} requests of {BATCH:,}, {CONCURRENCY} in flight):"
         )
-        print(f"  POST /api/v1/batch/track                 {batch:10,.0f} events/s")
+        print(
+            f"  POST /api/v1/batch/track                 {batch:10,.0f} events/s "
+            f"(server CPU {per_event:.3f} ms/event)"
+        )
         print(f"  raw INSERT ... SELECT unnest(...), same rows {raw:8,.0f} rows/s")
         print(f"  ratio                                    {batch / raw:10.0%}")
         lite_s = await _batch_track(lite, {"Authorization": f"Bearer {sqlite_token}"}, "lite")
@@ -293,9 +306,11 @@ async def _http(url: str, sqlite_url: str, import_csv: Path) -> None:
             app_cpu = (_cpu_seconds(servers[0].pid) - cpu) / WRK_SECONDS
             # The app's own stack (middleware, auth, routing) without the database.
             stack = _wrk(f"{app}/api/v1/me", conns, None, token)
+            cpu_per = app_cpu * 1e6 / max(single["rate"], 1)
             print(
                 f"  {conns:2d} connections: track {single['rate']:7,.0f} req/s "
-                f"(p99 {single['p99_ms']:.0f} ms, server CPU {app_cpu:.0%}, "
+                f"(p99 {single['p99_ms']:.0f} ms, server CPU {app_cpu:.0%} = "
+                f"{cpu_per:.0f} us/request, "
                 f"wrk CPU {single['client_cpu']:.0%}); bare {ceiling['rate']:7,.0f} req/s "
                 f"(server CPU {bare_cpu:.0%}, wrk CPU {ceiling['client_cpu']:.0%}); "
                 f"ratio {single['rate'] / ceiling['rate']:.0%}"

