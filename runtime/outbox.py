@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, case, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.claims import claim_outbox, release_stale_outbox, renew_outbox
@@ -247,16 +247,56 @@ class _Recorder:
             try:
                 async with self.rt.sessions() as session, session.begin():
                     await record_accepted(session, [a for _, a, _ in batch if a is not None])
-                    counts = [
-                        (await session.execute(_RECORD, row)).rowcount  # type: ignore[attr-defined]
-                        for row, _, _ in batch
-                    ]
+                    recorded = await _record_sent(session, [r for r, _, _ in batch if _sent(r)])
+                    for row, _, _ in batch:
+                        if not _sent(row):
+                            result = await session.execute(_RECORD, row)
+                            if result.rowcount:  # type: ignore[attr-defined]
+                                recorded.add(row["o_id"])
             except Exception as exc:
                 for _, _, done in batch:
                     done.set_exception(exc)
                 continue
-            for (_, _, done), count in zip(batch, counts, strict=True):
-                done.set_result(bool(count))
+            for row, _, done in batch:
+                done.set_result(row["o_id"] in recorded)
+
+
+def _sent(row: dict[str, Any]) -> bool:
+    return bool(row["o_status"] == OutboxStatus.sent.value)
+
+
+async def _record_sent(session: AsyncSession, rows: list[dict[str, Any]]) -> set[int]:
+    """Record a group of sent messages of one claim in one statement; returns those recorded
+    (a row another sender took over is left alone)."""
+    if not rows:
+        return set()
+    if len(rows) == 1:
+        result = await session.execute(_RECORD, rows[0])
+        return {rows[0]["o_id"]} if result.rowcount else set()  # type: ignore[attr-defined]
+    ids = [row["o_id"] for row in rows]
+    sent_at = max(row["o_sent_at"] for row in rows)
+    result = await session.execute(
+        update(OUTBOX)
+        .where(
+            among(session, OUTBOX.c.id, ids),
+            OUTBOX.c.lease_owner == rows[0]["o_owner"],
+            text("outbox_messages.status = 'sending'"),
+        )
+        .values(
+            status=OutboxStatus.sent.value,
+            next_attempt_at=sent_at,
+            last_error=None,
+            status_reason=None,
+            provider_message_id=case(
+                {row["o_id"]: row["o_provider_id"] for row in rows}, value=OUTBOX.c.id
+            ),
+            sent_at=sent_at,
+            lease_owner=None,
+            lease_until=None,
+        )
+        .returning(OUTBOX.c.id)
+    )
+    return {int(found) for found in result.scalars()}
 
 
 # What a claim's clearing answered per message: sent already, withheld, cleared (None).
@@ -292,20 +332,39 @@ async def _send(
     cleared: Cleared | object,
     report: DeliveryReport,
 ) -> None:
+    # The channel's slot is held until the result is committed, so a sender that dies
+    # leaves at most one answered-but-unrecorded message per slot (its open connections).
     async with _gate(rt, message.channel):
-        # Fenced: a sender whose claim ran out stops before its next message.
-        outcome: Delivered | Exception = (
-            await _attempt_cleared(rt, message, cleared)
-            if claim.holds(message.id)
-            else LeaseLost("claim expired")
-        )
-    if isinstance(outcome, Withheld | LeaseLost):
-        claim.open.discard(message.id)
-        if isinstance(outcome, Withheld):
-            report.withheld += 1
-        else:
-            report.lost += 1
-        return
+        try:
+            status = await _send_and_record(rt, claim, recorder, message, cleared)
+        finally:
+            claim.open.discard(message.id)
+    if status == "withheld":
+        report.withheld += 1
+    elif status == "lost":
+        report.lost += 1
+    elif status == OutboxStatus.sent.value:
+        report.sent += 1
+    elif status == OutboxStatus.dead.value:
+        report.dead += 1
+    elif status is not None:
+        report.retried += 1
+
+
+async def _send_and_record(
+    rt: Runtime, claim: _Claim, recorder: _Recorder, message: Outgoing, cleared: Cleared | object
+) -> str | None:
+    """Send one message and commit its result; what to count it as (None: unknown)."""
+    # Fenced: a sender whose claim ran out stops before its next message.
+    outcome: Delivered | Exception = (
+        await _attempt_cleared(rt, message, cleared)
+        if claim.holds(message.id)
+        else LeaseLost("claim expired")
+    )
+    if isinstance(outcome, Withheld):
+        return "withheld"
+    if isinstance(outcome, LeaseLost):
+        return "lost"
     now = rt.clock.now()
     row = _result_row(rt, message, outcome, now) | {"o_owner": claim.owner}
     # Acceptance of a message cleared with the claim goes in the ledger with its result.
@@ -318,17 +377,8 @@ async def _send(
         recorded = await recorder.record(row, accepted)
     except Exception as exc:  # the lease runs out; the ledger remembers what was accepted
         log.warning("could not record outbox message %s: %s", message.id, exc)
-        return
-    finally:
-        claim.open.discard(message.id)
-    if not recorded:
-        report.lost += 1
-    elif row["o_status"] == OutboxStatus.sent.value:
-        report.sent += 1
-    elif row["o_status"] == OutboxStatus.dead.value:
-        report.dead += 1
-    else:
-        report.retried += 1
+        return None
+    return str(row["o_status"]) if recorded else "lost"
 
 
 async def _clear_claimed(
