@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, case, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.claims import claim_outbox, release_stale_outbox, renew_outbox
@@ -49,6 +49,7 @@ from runtime.delivery import (
     concurrency_of,
 )
 from runtime.delivery.errors import is_permanent
+from runtime.messaging.gate import GatedDeliverer, Verdict, accepted_row, record_accepted
 from runtime.models import OutboxStatus
 from runtime.outcomes import report_outcomes
 from runtime.sql import CONTACTS, OUTBOX, among
@@ -122,12 +123,13 @@ async def _attempt(rt: Runtime, message: Outgoing) -> Delivered | Exception:
 class _Claim:
     """One sender's claim on a batch: renewed while unfinished, checked before each send."""
 
-    def __init__(self, rt: Runtime, owner: str, ids: Iterable[int]) -> None:
+    def __init__(self, rt: Runtime, owner: str, ids: Iterable[int], claimed: float) -> None:
         self.rt = rt
         self.owner = owner
         self.open = set(ids)
         self.lost: set[int] = set()
-        self.renewed = time.monotonic()
+        # When the claim's transaction began: its lease in the database runs from no earlier.
+        self.renewed = claimed
 
     def holds(self, message_id: int) -> bool:
         """Still ours: not taken over, and renewed less than a lease ago."""
@@ -217,36 +219,179 @@ def _gate(rt: Runtime, channel: str) -> asyncio.Semaphore:
     return gate
 
 
-async def _send(rt: Runtime, claim: _Claim, message: Outgoing, report: DeliveryReport) -> None:
-    async with _gate(rt, message.channel):
-        # Fenced: a sender whose claim ran out stops before its next message.
-        outcome: Delivered | Exception = (
-            await _attempt(rt, message) if claim.holds(message.id) else LeaseLost("claim expired")
+class _Recorder:
+    """Commits delivery results in groups: what answered while one commit ran goes in the next.
+
+    The first answer is committed at once, as before; under load each commit
+    carries every answer that arrived meanwhile, so results cost a statement
+    each instead of a transaction each. A provider's acceptance and the
+    ledger's record of it commit together.
+    """
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.queue: list[tuple[dict[str, Any], dict[str, Any] | None, asyncio.Future[bool]]] = []
+        self.flushing: asyncio.Task[None] | None = None
+
+    async def record(self, row: dict[str, Any], accepted: dict[str, Any] | None) -> bool:
+        """Commit one result (``accepted``: the ledger row to mark); False: no longer ours."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.queue.append((row, accepted, done))
+        if self.flushing is None or self.flushing.done():
+            self.flushing = asyncio.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue, []
+            try:
+                async with self.rt.sessions() as session, session.begin():
+                    await record_accepted(session, [a for _, a, _ in batch if a is not None])
+                    recorded = await _record_sent(session, [r for r, _, _ in batch if _sent(r)])
+                    for row, _, _ in batch:
+                        if not _sent(row):
+                            result = await session.execute(_RECORD, row)
+                            if result.rowcount:  # type: ignore[attr-defined]
+                                recorded.add(row["o_id"])
+            except Exception as exc:
+                for _, _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for row, _, done in batch:
+                done.set_result(row["o_id"] in recorded)
+
+
+def _sent(row: dict[str, Any]) -> bool:
+    return bool(row["o_status"] == OutboxStatus.sent.value)
+
+
+async def _record_sent(session: AsyncSession, rows: list[dict[str, Any]]) -> set[int]:
+    """Record a group of sent messages of one claim in one statement; returns those recorded
+    (a row another sender took over is left alone)."""
+    if not rows:
+        return set()
+    if len(rows) == 1:
+        result = await session.execute(_RECORD, rows[0])
+        return {rows[0]["o_id"]} if result.rowcount else set()  # type: ignore[attr-defined]
+    ids = [row["o_id"] for row in rows]
+    sent_at = max(row["o_sent_at"] for row in rows)
+    result = await session.execute(
+        update(OUTBOX)
+        .where(
+            among(session, OUTBOX.c.id, ids),
+            OUTBOX.c.lease_owner == rows[0]["o_owner"],
+            text("outbox_messages.status = 'sending'"),
         )
-    if isinstance(outcome, Withheld | LeaseLost):
-        claim.open.discard(message.id)
-        if isinstance(outcome, Withheld):
-            report.withheld += 1
-        else:
-            report.lost += 1
-        return
-    row = _result_row(rt, message, outcome, rt.clock.now()) | {"o_owner": claim.owner}
+        .values(
+            status=OutboxStatus.sent.value,
+            next_attempt_at=sent_at,
+            last_error=None,
+            status_reason=None,
+            provider_message_id=case(
+                {row["o_id"]: row["o_provider_id"] for row in rows}, value=OUTBOX.c.id
+            ),
+            sent_at=sent_at,
+            lease_owner=None,
+            lease_until=None,
+        )
+        .returning(OUTBOX.c.id)
+    )
+    return {int(found) for found in result.scalars()}
+
+
+# What a claim's clearing answered per message: sent already, withheld, cleared (None).
+Cleared = Delivered | Verdict | None
+_UNCLEARED = object()  # not cleared with the claim: the channel's deliver() clears it
+
+
+async def _attempt_cleared(
+    rt: Runtime, message: Outgoing, cleared: Cleared | object
+) -> Delivered | Exception:
+    if cleared is _UNCLEARED:
+        return await _attempt(rt, message)
+    if isinstance(cleared, Delivered):
+        return cleared
+    if isinstance(cleared, Verdict):
+        return Withheld(cleared.reason)
+    gated = rt.deliverers[message.channel]
+    assert isinstance(gated, GatedDeliverer)
     try:
-        async with rt.sessions() as session, session.begin():
-            recorded = (await session.execute(_RECORD, row)).rowcount  # type: ignore[attr-defined]
+        return await gated.send_cleared(message)
+    except Exception as exc:
+        log.warning(
+            "delivering outbox message %s failed: %s: %s", message.id, type(exc).__name__, exc
+        )
+        return exc
+
+
+async def _send(
+    rt: Runtime,
+    claim: _Claim,
+    recorder: _Recorder,
+    message: Outgoing,
+    cleared: Cleared | object,
+    report: DeliveryReport,
+) -> None:
+    # The channel's slot is held until the result is committed, so a sender that dies
+    # leaves at most one answered-but-unrecorded message per slot (its open connections).
+    async with _gate(rt, message.channel):
+        try:
+            status = await _send_and_record(rt, claim, recorder, message, cleared)
+        finally:
+            claim.open.discard(message.id)
+    if status == "withheld":
+        report.withheld += 1
+    elif status == "lost":
+        report.lost += 1
+    elif status == OutboxStatus.sent.value:
+        report.sent += 1
+    elif status == OutboxStatus.dead.value:
+        report.dead += 1
+    elif status is not None:
+        report.retried += 1
+
+
+async def _send_and_record(
+    rt: Runtime, claim: _Claim, recorder: _Recorder, message: Outgoing, cleared: Cleared | object
+) -> str | None:
+    """Send one message and commit its result; what to count it as (None: unknown)."""
+    # Fenced: a sender whose claim ran out stops before its next message.
+    outcome: Delivered | Exception = (
+        await _attempt_cleared(rt, message, cleared)
+        if claim.holds(message.id)
+        else LeaseLost("claim expired")
+    )
+    if isinstance(outcome, Withheld):
+        return "withheld"
+    if isinstance(outcome, LeaseLost):
+        return "lost"
+    now = rt.clock.now()
+    row = _result_row(rt, message, outcome, now) | {"o_owner": claim.owner}
+    # Acceptance of a message cleared with the claim goes in the ledger with its result.
+    accepted = (
+        accepted_row(message.id, outcome, now)
+        if cleared is None and isinstance(outcome, Delivered)
+        else None
+    )
+    try:
+        recorded = await recorder.record(row, accepted)
     except Exception as exc:  # the lease runs out; the ledger remembers what was accepted
         log.warning("could not record outbox message %s: %s", message.id, exc)
-        return
-    finally:
-        claim.open.discard(message.id)
-    if not recorded:
-        report.lost += 1
-    elif row["o_status"] == OutboxStatus.sent.value:
-        report.sent += 1
-    elif row["o_status"] == OutboxStatus.dead.value:
-        report.dead += 1
-    else:
-        report.retried += 1
+        return None
+    return str(row["o_status"]) if recorded else "lost"
+
+
+async def _clear_claimed(
+    rt: Runtime, session: AsyncSession, messages: list[Outgoing], now: datetime
+) -> dict[int, Cleared]:
+    """Clear the claimed messages of gated channels in the claim's own transaction."""
+    answers: dict[int, Cleared] = {}
+    for channel in sorted({m.channel for m in messages}):
+        deliverer = rt.deliverers.get(channel)
+        if isinstance(deliverer, GatedDeliverer):
+            batch = [m for m in messages if m.channel == channel]
+            answers.update(await deliverer.clear_many(session, batch, now))
+    return answers
 
 
 async def _contact_locales(session: AsyncSession, contact_ids: set[int]) -> dict[int, str]:
@@ -264,6 +409,7 @@ async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport
     """Deliver one claim of due messages per channel; returns counts (``claimed`` 0: idle)."""
     owner = f"{rt.worker_id}:o{next(_claims)}"
     now = rt.clock.now()
+    claimed = time.monotonic()
     limit = limit or rt.settings.batch_size
     channels = sorted(rt.deliverers)
     rows: list[Any] = []
@@ -289,14 +435,21 @@ async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport
         locales = await _contact_locales(
             session, {r.contact_id for r in rows if r.contact_id and r.channel == "email"}
         )
+        messages = [_outgoing(row, owner, locales) for row in rows]
+        cleared = await _clear_claimed(rt, session, messages, now) if messages else {}
     report = DeliveryReport(claimed=len(rows))
     if not rows:
         return report
-    messages = [_outgoing(row, owner, locales) for row in rows]
-    claim = _Claim(rt, owner, (m.id for m in messages))
+    claim = _Claim(rt, owner, (m.id for m in messages), claimed)
+    recorder = _Recorder(rt)
     renewal = asyncio.create_task(claim.renew_until_cancelled())
     try:
-        await asyncio.gather(*(_send(rt, claim, m, report) for m in messages))
+        await asyncio.gather(
+            *(
+                _send(rt, claim, recorder, m, cleared.get(m.id, _UNCLEARED), report)
+                for m in messages
+            )
+        )
     finally:
         renewal.cancel()
         with contextlib.suppress(asyncio.CancelledError):

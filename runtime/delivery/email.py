@@ -22,10 +22,12 @@ dropped connections are temporary and the outbox retries them with back-off.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html as htmllib
 from email.message import Message
 from email.utils import formatdate, parseaddr
+from typing import Any
 
 import aiosmtplib
 
@@ -39,7 +41,7 @@ from runtime.delivery import (
 )
 from runtime.delivery.address import MailAddress, parse_address
 from runtime.delivery.errors import smtp_failure
-from runtime.delivery.mime import compose, flatten
+from runtime.delivery.mime import compose, flatten, wire
 from runtime.delivery.smtp_pool import SmtpPool
 from runtime.messaging.links import LinkSigner
 from runtime.messaging.tracking import decorate
@@ -49,11 +51,29 @@ __all__ = ["CaptureDeliverer", "EmailDeliverer", "message_id_for"]
 
 def message_id_for(idempotency_key: str, sender: str) -> str:
     """A stable RFC 5322 Message-ID for an outbox message."""
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "touchflow.invalid"
-    if not domain.isascii():
-        domain = "touchflow.invalid"
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-    return f"<tf.{digest}@{domain}>"
+    return f"<tf.{digest}@{_id_domain(sender)}>"
+
+
+@functools.lru_cache(maxsize=256)
+def _id_domain(sender: str) -> str:
+    # A process sends from a handful of addresses: parse each once.
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "touchflow.invalid"
+    return domain if domain.isascii() else "touchflow.invalid"
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(raw: str) -> MailAddress:
+    # Parsed addresses are immutable: the sender's (the same on every message) is parsed once.
+    return parse_address(raw)
+
+
+def _message_id(headers: dict[str, str]) -> str | None:
+    # The first Message-ID header, as ``Message.__getitem__`` would find it.
+    for name, value in headers.items():
+        if name.strip().lower() == "message-id":
+            return value
+    return None
 
 
 def _with_preheader(body: str, preheader: str) -> str:
@@ -120,11 +140,13 @@ class EmailDeliverer:
             raise PermanentError("the email has no recipient")
         return parse_address(payload.sender or self.sender), parse_address(payload.to)
 
-    def build(self, message: Outgoing) -> Message:
-        """The MIME message exactly as it will be sent (the same for every attempt)."""
+    def _content(self, message: Outgoing) -> dict[str, Any]:
+        """What ``compose`` and ``wire`` take: addresses, subject, bodies, extra headers."""
         payload = read_payload(EmailPayload, message)
-        sender_address, to_address = self.addresses(message)
-        sender = sender_address.envelope
+        if not payload.to:
+            raise PermanentError("the email has no recipient")
+        sender_address = _address(payload.sender or self.sender)
+        to_address = _address(payload.to)
         text = payload.text
         body = payload.html or None
         if body is not None and payload.preheader:
@@ -144,25 +166,31 @@ class EmailDeliverer:
             body, text, headers = decorated.html, decorated.text, decorated.headers
         standard = {
             "Date": formatdate(localtime=False),
-            "Message-ID": message_id_for(message.idempotency_key, sender),
+            "Message-ID": message_id_for(message.idempotency_key, sender_address.envelope),
         }
-        return compose(
-            sender=sender_address,
-            to=to_address,
-            subject=payload.subject,
-            text=text,
-            html=body,
-            headers={**standard, **payload.headers, **headers},
-        )
+        return {
+            "sender": sender_address,
+            "to": to_address,
+            "subject": payload.subject,
+            "text": text,
+            "html": body,
+            "headers": {**standard, **payload.headers, **headers},
+        }
+
+    def build(self, message: Outgoing) -> Message:
+        """The MIME message exactly as it will be sent (the same for every attempt)."""
+        return compose(**self._content(message))
 
     async def deliver(self, message: Outgoing) -> Delivered:
-        sender, to = self.addresses(message)
-        mail = self.build(message)
+        content = self._content(message)
+        sender, to = content["sender"], content["to"]
         utf8 = sender.needs_smtputf8 or to.needs_smtputf8
         # SMTPUTF8 only when an address needs it: aiosmtplib refuses the send before
         # MAIL FROM when the server does not offer it, which is a permanent failure.
         options = ["SMTPUTF8"] if utf8 else []
-        raw = flatten(mail, utf8=utf8)
+        raw = wire(**content)
+        if raw is None:
+            raw = flatten(compose(**content), utf8=utf8)
         try:
             if self.pool is None:
                 async with self._client() as client:
@@ -179,7 +207,9 @@ class EmailDeliverer:
             if failure is exc:
                 raise
             raise failure from exc
-        return Delivered(provider_message_id=mail["Message-ID"], detail=response[1][:500])
+        return Delivered(
+            provider_message_id=_message_id(content["headers"]), detail=response[1][:500]
+        )
 
     async def aclose(self) -> None:
         """Close the pooled connections (on shutdown)."""

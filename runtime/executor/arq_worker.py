@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from arq import cron, func
@@ -25,6 +27,7 @@ from runtime.settings import RuntimeSettings
 __all__ = [
     "JOB_NAME",
     "ArqDoorbell",
+    "JobStats",
     "arq_doorbell",
     "create_worker",
     "run_worker",
@@ -82,10 +85,55 @@ async def arq_doorbell(settings: RuntimeSettings) -> ArqDoorbell:
     return ArqDoorbell(redis, settings.queue_name)
 
 
+@dataclass
+class JobStats:
+    """What this worker's jobs did: how many ran, how many found work, what they did."""
+
+    jobs: int = 0  # jobs started (rings and sweeps)
+    folded: int = 0  # arrived while another job of this worker was working: handed over to it
+    idle: int = 0  # ran and found nothing due
+    steps: int = 0
+    sent: int = 0
+    running: bool = field(default=False, repr=False)
+    again: bool = field(default=False, repr=False)
+
+    @property
+    def working(self) -> int:
+        """Jobs that ran the engine and found work."""
+        return self.jobs - self.folded - self.idle
+
+
 async def _work(ctx: dict[str, Any]) -> dict[str, int]:
+    """One job: work until nothing is due. While it runs, further jobs of this worker only
+    say "look again" and return, so a burst of rings is one job taking full batches here,
+    not several concurrent jobs splitting each batch into slices."""
     runtime: Runtime = ctx["runtime"]
-    report = await runtime.work(budget_seconds=ctx.get("job_budget", JOB_BUDGET_SECONDS))
-    return {"steps": report.steps, "sent": report.sent}
+    stats: JobStats = ctx.setdefault("stats", JobStats())
+    stats.jobs += 1
+    if stats.running:
+        stats.again = True
+        stats.folded += 1
+        return {"steps": 0, "sent": 0, "folded": 1}
+    stats.running = True
+    deadline = time.monotonic() + ctx.get("job_budget", JOB_BUDGET_SECONDS)
+    steps = sent = 0
+    try:
+        while True:
+            stats.again = False
+            report = await runtime.work(budget_seconds=max(deadline - time.monotonic(), 0.001))
+            steps += report.steps
+            sent += report.sent
+            # A job that arrived meanwhile may stand for work committed after this job's
+            # last look: look once more (the budget still bounds the job).
+            if not stats.again or time.monotonic() >= deadline:
+                break
+    finally:
+        stats.running = False
+    stats.steps += steps
+    stats.sent += sent
+    if not steps and not sent:
+        stats.idle += 1
+    return {"steps": steps, "sent": sent, "folded": 0}
 
 
 async def _startup(ctx: dict[str, Any]) -> None:
@@ -150,6 +198,7 @@ def worker_settings(
             "runtime": runtime,
             "owns_runtime": owns_runtime,
             "job_budget": job_budget,
+            "stats": JobStats(),
         },
     }
 

@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nodes.sdk import Clock
@@ -51,14 +52,16 @@ from runtime.messaging.fatigue import Cap, SendingWindow, cap_release, parse_cap
 from runtime.messaging.suppression import (
     address_for,
     blocking_reason,
+    blocks,
     consent_withdrawn,
+    listed,
     suppress,
 )
 from runtime.models import Delivery, DeliveryState, OutboxStatus, SuppressionReason
 from runtime.settings import RuntimeSettings
-from runtime.sql import CONTACTS, OUTBOX, dialect_name, upsert_insert
+from runtime.sql import CONTACTS, OUTBOX, among, dialect_name, upsert_insert
 
-__all__ = ["GatePolicy", "GatedDeliverer", "Verdict", "Withheld"]
+__all__ = ["GatePolicy", "GatedDeliverer", "Verdict", "Withheld", "accepted_row", "record_accepted"]
 
 log = logging.getLogger(__name__)
 DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
@@ -136,22 +139,100 @@ class GatedDeliverer:
             return earlier
         if verdict is not None:
             raise Withheld(verdict.reason)
+        delivered = await self.send_cleared(message)
+        async with self.sessions() as session, session.begin():
+            await record_accepted(session, [accepted_row(message.id, delivered, self.clock.now())])
+        return delivered
+
+    def needs_contact(self, message: Outgoing) -> bool:
+        """Whether the decision reads (and on PostgreSQL locks) the contact: marketing on a
+        personal channel, for its consent, caps and sending window."""
+        personal = (
+            self.personal if self.personal is not None else message.channel in PERSONAL_CHANNELS
+        )
+        return message.category == "marketing" and personal
+
+    async def clear_many(
+        self, session: AsyncSession, messages: Sequence[Outgoing], now: datetime
+    ) -> dict[int, Delivered | Verdict | None]:
+        """Clear a batch the caller just claimed in ``session`` (the claim's transaction).
+
+        One transaction and a few queries for the whole batch instead of one
+        transaction per message: the claim itself proves the rows are this
+        sender's, and the caller checks before each send that its lease still
+        runs. The answer per message id: ``Delivered`` (a provider accepted it
+        already: do not send), a ``Verdict`` (withheld, its row written) or
+        ``None`` (cleared: send it with ``send_cleared``). Messages that need
+        their contact (see ``needs_contact``) are left out: they go through ``deliver``.
+        """
+        batch = [m for m in messages if not self.needs_contact(m)]
+        if not batch:
+            return {}
+        ids = [m.id for m in batch]
+        earlier = {
+            int(row.outbox_id): row.provider_message_id
+            for row in await session.execute(
+                select(DELIVERIES.c.outbox_id, DELIVERIES.c.provider_message_id).where(
+                    among(session, DELIVERIES.c.outbox_id, ids),
+                    DELIVERIES.c.state == DeliveryState.accepted.value,
+                )
+            )
+        }
+        addresses = {
+            m.id: address_for(m.channel, m.payload.get("to"), self.policy.region) for m in batch
+        }
+        answers: dict[int, Delivered | Verdict | None] = {}
+        reserve: list[dict[str, Any]] = []
+        for channel in sorted({m.channel for m in batch}):
+            wanted = (a for m in batch if m.channel == channel and (a := addresses[m.id]))
+            reasons = await listed(session, channel, wanted)
+            for message in (m for m in batch if m.channel == channel):
+                answers[message.id] = await self._clear_one(
+                    session, message, earlier, reasons.get(addresses[message.id] or ""), now
+                )
+                if answers[message.id] is None:
+                    reserve.append(_ledger_row(message, now))
+        if reserve:
+            stmt = upsert_insert(session, DELIVERIES)
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[DELIVERIES.c.outbox_id],
+                    set_={"state": stmt.excluded.state, "cleared_at": stmt.excluded.cleared_at},
+                ),
+                reserve,
+            )
+        return answers
+
+    async def _clear_one(
+        self,
+        session: AsyncSession,
+        message: Outgoing,
+        earlier: dict[int, str | None],
+        reason: str | None,
+        now: datetime,
+    ) -> Delivered | Verdict | None:
+        if message.id in earlier:
+            log.info("outbox message %s was already accepted; not sending again", message.id)
+            return Delivered(provider_message_id=earlier[message.id])
+        if not blocks(reason, marketing=message.category == "marketing"):
+            return None
+        verdict = Verdict(
+            OutboxStatus.suppressed, f"suppressed: the address is on the list ({reason})"
+        )
+        await _withhold(session, message.id, verdict, now)
+        return verdict
+
+    async def send_cleared(self, message: Outgoing) -> Delivered:
+        """Hand a cleared message to the channel; a failure is written to the ledger here,
+        acceptance is the caller's to record (``record_accepted``), with its own results."""
         try:
-            delivered = await self.inner.deliver(message)
+            return await self.inner.deliver(message)
         except HardBounce as exc:
             await self._record_failure(message, exc, bounce=exc.address)
             raise
         except Exception as exc:
             await self._record_failure(message, exc)
             raise
-        await self._record(
-            message.id,
-            state=DeliveryState.accepted.value,
-            provider_message_id=delivered.provider_message_id,
-            detail=delivered.detail,
-            accepted_at=self.clock.now(),
-        )
-        return delivered
 
     async def _clear(self, message: Outgoing) -> tuple[Verdict | None, Delivered | None]:
         now = self.clock.now()
@@ -172,15 +253,7 @@ class GatedDeliverer:
             if verdict is not None:
                 await _withhold(session, message.id, verdict, now)
                 return verdict, None
-            row = {
-                "outbox_id": message.id,
-                "contact_id": message.contact_id,
-                "channel": message.channel,
-                "category": message.category,
-                "state": DeliveryState.sending.value,
-                "cleared_at": now,
-            }
-            stmt = upsert_insert(session, DELIVERIES).values(row)
+            stmt = upsert_insert(session, DELIVERIES).values(_ledger_row(message, now))
             await session.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[DELIVERIES.c.outbox_id],
@@ -268,12 +341,6 @@ class GatedDeliverer:
                 latest = (release, cap)
         return latest
 
-    async def _record(self, outbox_id: int, **values: Any) -> None:
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(DELIVERIES).where(DELIVERIES.c.outbox_id == outbox_id).values(**values)
-            )
-
     async def _record_failure(
         self, message: Outgoing, exc: Exception, bounce: str | None = None
     ) -> None:
@@ -333,3 +400,43 @@ async def _withhold(session: AsyncSession, outbox_id: int, verdict: Verdict, now
         .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == OutboxStatus.sending.value)
         .values(**values)
     )
+
+
+def _ledger_row(message: Outgoing, now: datetime) -> dict[str, Any]:
+    # The ledger's reservation: what the caps count while the provider call runs.
+    return {
+        "outbox_id": message.id,
+        "contact_id": message.contact_id,
+        "channel": message.channel,
+        "category": message.category,
+        "state": DeliveryState.sending.value,
+        "cleared_at": now,
+    }
+
+
+_ACCEPT = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.outbox_id == bindparam("l_id"))
+    .values(
+        state=DeliveryState.accepted.value,
+        provider_message_id=bindparam("l_provider_id"),
+        detail=bindparam("l_detail"),
+        accepted_at=bindparam("l_at"),
+    )
+)
+
+
+def accepted_row(outbox_id: int, delivered: Delivered, now: datetime) -> dict[str, Any]:
+    """The ledger's record of a provider's acceptance, for ``record_accepted``."""
+    return {
+        "l_id": outbox_id,
+        "l_provider_id": delivered.provider_message_id,
+        "l_detail": delivered.detail,
+        "l_at": now,
+    }
+
+
+async def record_accepted(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Mark ledger rows accepted (rows from ``accepted_row``), many in one statement."""
+    if rows:
+        await session.execute(_ACCEPT, list(rows))

@@ -9,7 +9,7 @@ same transaction, so the editor's nodes and the contact page agree with the list
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,13 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.messaging.phone import BadNumber, to_e164
 from runtime.models import Contact, Suppression, SuppressionReason
-from runtime.sql import upsert_insert
+from runtime.sql import among, upsert_insert
 
 __all__ = [
     "ConsentChange",
     "address_for",
     "blocking_reason",
+    "blocks",
     "consent_withdrawn",
+    "listed",
     "resubscribe",
     "suppress",
     "unsubscribe",
@@ -97,9 +99,25 @@ async def blocking_reason(
             SUPPRESSIONS.c.channel == channel, SUPPRESSIONS.c.address == address
         )
     )
-    if reason is None or (not marketing and reason not in _BLOCKS_ALL):
-        return None
-    return str(reason)
+    return str(reason) if blocks(reason, marketing=marketing) else None
+
+
+def blocks(reason: str | None, *, marketing: bool) -> bool:
+    """Whether a listing with ``reason`` stops a send: opt-outs stop marketing only."""
+    return reason is not None and (marketing or reason in _BLOCKS_ALL)
+
+
+async def listed(session: AsyncSession, channel: str, addresses: Iterable[str]) -> dict[str, str]:
+    """The listing reason of each of ``addresses`` on the list (one query for a whole batch)."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(SUPPRESSIONS.c.address, SUPPRESSIONS.c.reason).where(
+            SUPPRESSIONS.c.channel == channel, among(session, SUPPRESSIONS.c.address, wanted)
+        )
+    )
+    return {str(row.address): str(row.reason) for row in rows}
 
 
 def _contact_address(contact: Contact, channel: str, region: str) -> str | None:
