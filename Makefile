@@ -7,9 +7,10 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed
 FRONTEND_STAMP := frontend/node_modules/.installed
 PYTEST_ARGS ?=
-# pytest-xdist workers: "auto" is one per core; 0 runs without xdist. Each worker is a
-# session of its own: its own databases, web apps, and (when it gets a browser test)
-# live server and Chromium.
+# pytest-xdist workers: "auto" is one per core and one more, for the tests that mostly
+# wait on child processes (tests/support/schedule.py); 0 runs without xdist. Each worker
+# is a session of its own: its own databases, web apps, and (when it gets a browser
+# test) live server and Chromium.
 PYTEST_WORKERS ?= auto
 
 .PHONY: run test install lint typecheck pytest bench services clean messages catalogs

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.auth import passwords
 from backend.db import create_engine, create_sessionmaker
+from tests.support import schedule
 from tests.support.stores import (
     REDIS_URL,
     fresh_database,
@@ -43,18 +44,30 @@ def _block(item: pytest.Item) -> int:
     return 1 + DATABASES.index(kind)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start what takes longest first, so two workers end together instead of one waiting.
+    """Start what takes longest first, so the workers end together instead of one waiting.
 
     Long tests go to the front of their database's run (the session keeps one
-    database of each kind at a time: its tests stay together). The browser
-    tests are one xdist group, on one worker: one live server, one Chromium.
+    database of each kind at a time: its tests stay together). Each xdist worker
+    that gets a browser test starts its own live server and Chromium.
     """
-    for item in items:
-        if BROWSER in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("browser"))
     items.sort(key=lambda item: (_block(item), item.get_closest_marker("long") is None))
+
+
+@pytest.hookimpl(optionalhook=True)  # hooks of pytest-xdist: no error where it is absent
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """With ``--dist loadgroup`` (pyproject's default): tests dealt one at a time in our
+    order, the ones that wait on child processes to one worker; another --dist is xdist's."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return schedule.Scheduling(config, log)  # type: ignore[arg-type]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: a worker per core, and one for the tests that wait (support/schedule.py)."""
+    return schedule.auto_workers()
 
 
 @pytest.fixture(scope="session", params=DATABASES)

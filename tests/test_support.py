@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import smtplib
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from litestar import Litestar
@@ -13,6 +15,7 @@ from backend.ratelimit import Limit
 from nodes.sdk.testing import FixedClock
 from runtime.clock import FakeClock
 from tests.backend.web.conftest import app, clock
+from tests.support import schedule
 from tests.support.clock import MovableClock
 from tests.support.http import hook_receiver, receiver
 from tests.support.smtp import LoopbackSMTP, Mailbox, smtp_server
@@ -84,3 +87,21 @@ def test_the_receivers_record_what_they_are_sent() -> None:
                 assert exc.code == 503
         assert [r.path for r in plain.received()] == ["/x"]
         assert hooks.keys() == ["k", "k"]
+
+
+def test_the_waiting_tests_are_dealt_as_one_unit_and_the_rest_one_by_one() -> None:
+    root = Path(__file__).resolve().parents[1]
+    # A renamed file would silently drop out of the unit.
+    assert all((root / path).is_file() for path in schedule.WAITING)
+    scheduling = schedule.Scheduling.__new__(schedule.Scheduling)  # _split_scope reads no state
+    waiting = [f"{path}::test_x[sqlite]" for path in schedule.WAITING]
+    assert {scheduling._split_scope(nodeid) for nodeid in waiting} == {schedule.WAITING_UNIT}
+    other = "tests/runtime/test_faults.py::test_duplicate_events_are_acted_on_once[sqlite]"
+    assert scheduling._split_scope(other) == other
+
+
+def test_auto_starts_a_worker_per_core_and_one_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
+    assert schedule.auto_workers() == len(os.sched_getaffinity(0)) + 1
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")
+    assert schedule.auto_workers() == 5
