@@ -16,8 +16,10 @@ A refused address raises ``EgressRefused`` with a reason a marketer can read.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -99,13 +101,23 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One verifying TLS context for every guarded client of the process.
+
+    Loading the CA bundle costs tens of milliseconds of CPU; a context is safe
+    to share, and every app start-up (each test's, too) would otherwise pay it twice.
+    """
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class _GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, policy: EgressPolicy) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=_tls(), trust_env=False)
         # httpx builds its pool without a way to pass a network backend; this is
         # the same pool with the guarded backend (and nothing from the environment).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=_tls(),
             max_connections=20,
             max_keepalive_connections=10,
             keepalive_expiry=5.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,18 +15,25 @@ _STRONG = PasswordHasher()
 # times with throwaway passwords; a quarter of a second each is most of its run time.
 _CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
-# Verified against when the email is unknown, so a wrong email costs as much time
-# as a wrong password and response timing does not reveal which accounts exist.
-_STRONG_DUMMY = _STRONG.hash("touchflow-no-such-user")
-_CHEAP_DUMMY = _CHEAP.hash("touchflow-no-such-user")
+_hasher = _STRONG
 
-_hasher, _dummy = _STRONG, _STRONG_DUMMY
+
+@functools.cache
+def _dummy_for(hasher: PasswordHasher) -> str:
+    """A hash verified against when the email is unknown.
+
+    A wrong email then costs as much time as a wrong password, so response
+    timing does not reveal which accounts exist. Made on first use, not at
+    import: every process that imports the app (each worker, each CLI call)
+    would otherwise pay a full-strength hash it may never need.
+    """
+    return hasher.hash("touchflow-no-such-user")
 
 
 def use_environment(environment: str) -> None:
     """Pick the process's hashing cost: argon2's defaults, or the cheap ones for "test"."""
-    global _hasher, _dummy
-    _hasher, _dummy = (_CHEAP, _CHEAP_DUMMY) if environment == "test" else (_STRONG, _STRONG_DUMMY)
+    global _hasher
+    _hasher = _CHEAP if environment == "test" else _STRONG
 
 
 def hash_password(password: str) -> str:
@@ -35,7 +43,9 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when ``password`` matches; always does the full amount of work."""
     try:
-        return _hasher.verify(password_hash or _dummy, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_for(_hasher), password) and bool(
+            password_hash
+        )
     except (VerificationError, InvalidHashError):
         return False
 

@@ -15,12 +15,13 @@ four-way test is not three chances to see a winner by luck.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from babel import numbers
-from scipy import stats
 
 from backend.i18n import _, current_locale
 from backend.i18n.formats import format_number
@@ -92,8 +93,17 @@ class Verdict:
     more_customers: int = 0
 
 
+@functools.cache
+def _stats() -> Any:
+    """``scipy.stats``, imported on first use: it costs seconds of CPU to import,
+    which every process that imports the app (workers, CLI calls) would pay."""
+    from scipy import stats
+
+    return stats
+
+
 def _z(confidence: float) -> float:
-    return float(stats.norm.ppf(1 - (1 - confidence) / 2))
+    return float(_stats().norm.ppf(1 - (1 - confidence) / 2))
 
 
 def compare(baseline: Arm, challenger: Arm, confidence: float = CONFIDENCE) -> Comparison:
@@ -109,12 +119,12 @@ def compare(baseline: Arm, challenger: Arm, confidence: float = CONFIDENCE) -> C
     if converted == 0 or converted == total:
         p_value, test = 1.0, "chi-square"  # everyone alike: no difference to test
     else:
-        expected = stats.contingency.expected_freq(table)
+        expected = _stats().contingency.expected_freq(table)
         if expected.min() >= 5:
-            p_value = float(stats.chi2_contingency(table, correction=False).pvalue)
+            p_value = float(_stats().chi2_contingency(table, correction=False).pvalue)
             test = "chi-square"
         else:
-            p_value, test = float(stats.fisher_exact(table).pvalue), "fisher"
+            p_value, test = float(_stats().fisher_exact(table).pvalue), "fisher"
     difference = challenger.rate - baseline.rate
     spread = _z(confidence) * math.sqrt(
         challenger.rate * (1 - challenger.rate) / challenger.customers
@@ -138,7 +148,7 @@ def customers_needed(
         return None
     mean = (first + second) / 2
     z_alpha = _z(confidence)
-    z_beta = float(stats.norm.ppf(power))
+    z_beta = float(_stats().norm.ppf(power))
     root = z_alpha * math.sqrt(2 * mean * (1 - mean)) + z_beta * math.sqrt(
         first * (1 - first) + second * (1 - second)
     )

@@ -114,11 +114,22 @@ def _load_entry_point(entry_point: EntryPoint) -> Iterable[object]:
     raise TypeError(f"{entry_point.value} is neither a NodeType nor a list of them")
 
 
+_origins: dict[str, Origin] = {}
+
+
 def _origin(entry_point: EntryPoint) -> Origin:
     dist = entry_point.dist
     if dist is None:
         return Origin(f"entry point {entry_point.name}", "")
-    return Origin(dist.metadata["Name"] or dist.name, dist.version)
+    # Reading a distribution's metadata parses its METADATA file each time; an
+    # installed version has a folder of its own, so the folder names the answer.
+    where = str(getattr(dist, "_path", ""))
+    found = _origins.get(where) if where else None
+    if found is None:
+        found = Origin(dist.metadata["Name"] or dist.name, dist.version)
+        if where:
+            _origins[where] = found
+    return found
 
 
 def discover(group: str = ENTRY_POINT_GROUP) -> NodeRegistry:
