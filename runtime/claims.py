@@ -33,13 +33,15 @@ The protocol, and why each fault stays covered:
   was still there, with this claim's owner, get their result written, in one
   UPDATE each. A worker whose lease ran out and was replaced, or that lost the
   journey to an admin or an event, writes nothing for it.
-- *Take-overs* (an event ending a wait, a goal, a move, cancel, exit, retry)
-  change the journey row and delete its lease row in the same transaction, in
-  that order, the same order as the claim and the write (journey row, then
+- *Take-overs* (an event ending a wait, a goal move, an admin cancel or
+  retry) change the journey row and then delete its lease row in the same
+  transaction: the same order as the claim and the write (journey row, then
   lease row), so they can wait on each other but not deadlock. Ending a
-  journey (cancel, exit, erase, merge) needs no lease delete: the write only
-  touches live journeys. Moving a journey to another version skips journeys
-  with a live lease.
+  journey by other means (exit rules, archive, erasure, a profile merge)
+  needs no lease delete: the write only touches live journeys. Moving a
+  journey to another version skips journeys with a live lease
+  (``runtime.moves``).
+- *Paused flows*: the claim skips their journeys, which stay due.
 
 Outbox claims still write their lease on the message row: a message is
 claimed once or twice in its life, not once per step.
