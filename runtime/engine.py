@@ -103,6 +103,8 @@ class Runtime:
     versions: VersionCache = field(init=False)
     # The outbox's per-channel limit on messages in flight in this process.
     channel_gates: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
+    # The outbox's group committer of delivery results (``runtime.outbox``), made on first use.
+    outbox_recorder: Any = field(default=None, init=False, repr=False)
     # When schedule and audience triggers were last checked (see ``enter``), and
     # the last tick each schedule trigger handled here ((version id, node id) -> tick).
     entries_checked_at: datetime | None = field(default=None, init=False)

@@ -1,6 +1,8 @@
 """The send gate: every email/SMS/webhook passes here between the outbox and its deliverer.
 
-For each claimed message the gate, in one short transaction:
+For each claimed message the gate, in one short transaction (for a whole
+claim at once, in the claim's transaction, when no message of it needs its
+contact: ``clear_many``):
 
 1. returns at once if the delivery ledger says a provider already accepted it
    (a worker crashed after the send but before the outbox recorded it), and
