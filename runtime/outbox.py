@@ -264,10 +264,12 @@ class _Recorder:
                                 recorded.add(row["o_id"])
             except Exception as exc:
                 for _, _, done in batch:
-                    done.set_exception(exc)
+                    if not done.done():  # a cancelled sender no longer waits
+                        done.set_exception(exc)
                 continue
             for row, _, done in batch:
-                done.set_result(row["o_id"] in recorded)
+                if not done.done():
+                    done.set_result(row["o_id"] in recorded)
 
 
 def _sent(row: dict[str, Any]) -> bool:
