@@ -103,6 +103,8 @@ class Runtime:
     versions: VersionCache = field(init=False)
     # The outbox's per-channel limit on messages in flight in this process.
     channel_gates: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
+    # The outbox's group committer of delivery results (``runtime.outbox``), made on first use.
+    outbox_recorder: Any = field(default=None, init=False, repr=False)
     # When schedule and audience triggers were last checked (see ``enter``), and
     # the last tick each schedule trigger handled here ((version id, node id) -> tick).
     entries_checked_at: datetime | None = field(default=None, init=False)
@@ -222,24 +224,18 @@ class Runtime:
 
         A delivery claim is small (a few rounds of a channel's connections), a
         step batch is large: one claim per step would leave most of what a step
-        wrote waiting behind an empty step claim each time. Two lanes claim in
-        turn, so the next claim's transaction runs while the last one's
-        messages are still on the wire and the connections never stand idle.
+        wrote waiting behind an empty step claim each time. Claims stay one at a
+        time, so each is sent well within its lease however slow the provider.
         """
         claimed = 0
-
-        async def lane() -> None:
-            nonlocal claimed
-            while claimed < self.settings.batch_size:
-                delivered = await self.deliver()
-                report.add_delivery(delivered)
-                claimed += delivered.claimed
-                if delivered.claimed == 0:
-                    return
-                if deadline is not None and time.monotonic() > deadline:
-                    return
-
-        await asyncio.gather(lane(), lane())
+        while claimed < self.settings.batch_size:
+            delivered = await self.deliver()
+            report.add_delivery(delivered)
+            claimed += delivered.claimed
+            if delivered.claimed == 0:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                break
         return claimed
 
     async def drain(self, *, max_batches: int = 100_000) -> WorkReport:

@@ -12,10 +12,14 @@ A message in flight belongs to one sender:
 - while any claimed message is unfinished, the sender renews the lease every
   third of it; messages it no longer holds (another sender took them over
   after a stall) are dropped from its batch unsent;
-- before each message the sender checks that its last renewal is younger than
-  the lease, and the send gate checks in the database that the row is still
-  this sender's, right before the provider call;
-- each result is committed the moment the provider answers.
+- the send gate checks in the database that each row is still this sender's:
+  for messages that need no contact, for the whole claim in the claim's own
+  transaction (``GatedDeliverer.clear_many``); for the others right before
+  the provider call. Before each message the sender checks that its last
+  renewal is younger than the lease;
+- each result is committed as soon as the provider answers, in a group
+  commit with the answers that came meanwhile, and the channel's slot is
+  held until it is.
 
 A sender that dies leaves ``sending`` rows whose lease runs out; the next
 claim puts them back to ``pending``. The only messages that can then go out a
@@ -223,9 +227,10 @@ class _Recorder:
     """Commits delivery results in groups: what answered while one commit ran goes in the next.
 
     The first answer is committed at once, as before; under load each commit
-    carries every answer that arrived meanwhile, so results cost a statement
-    each instead of a transaction each. A provider's acceptance and the
-    ledger's record of it commit together.
+    carries every answer that arrived meanwhile (from every claim of the
+    process), so the sent messages of a claim cost one statement per commit
+    instead of a transaction each. A provider's acceptance and the ledger's
+    record of it commit together.
     """
 
     def __init__(self, rt: Runtime) -> None:
@@ -247,7 +252,11 @@ class _Recorder:
             try:
                 async with self.rt.sessions() as session, session.begin():
                     await record_accepted(session, [a for _, a, _ in batch if a is not None])
-                    recorded = await _record_sent(session, [r for r, _, _ in batch if _sent(r)])
+                    recorded: set[int] = set()
+                    sent = [row for row, _, _ in batch if _sent(row)]
+                    for owner in sorted({row["o_owner"] for row in sent}):
+                        mine = [row for row in sent if row["o_owner"] == owner]
+                        recorded |= await _record_sent(session, mine)
                     for row, _, _ in batch:
                         if not _sent(row):
                             result = await session.execute(_RECORD, row)
@@ -255,10 +264,12 @@ class _Recorder:
                                 recorded.add(row["o_id"])
             except Exception as exc:
                 for _, _, done in batch:
-                    done.set_exception(exc)
+                    if not done.done():  # a cancelled sender no longer waits
+                        done.set_exception(exc)
                 continue
             for row, _, done in batch:
-                done.set_result(row["o_id"] in recorded)
+                if not done.done():
+                    done.set_result(row["o_id"] in recorded)
 
 
 def _sent(row: dict[str, Any]) -> bool:
@@ -441,7 +452,8 @@ async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport
     if not rows:
         return report
     claim = _Claim(rt, owner, (m.id for m in messages), claimed)
-    recorder = _Recorder(rt)
+    # One recorder per runtime: concurrent claims of this process share its commits.
+    recorder = rt.outbox_recorder = rt.outbox_recorder or _Recorder(rt)
     renewal = asyncio.create_task(claim.renew_until_cancelled())
     try:
         await asyncio.gather(

@@ -141,18 +141,23 @@ async def held_nodes(
 
 
 def _overdue(now: datetime) -> ColumnElement[bool]:
-    """Live and due long ago, or due with a lease that ran out (a worker died mid-step).
+    """Live and due long ago with nobody on it, or held by a lease that ran out.
 
-    A claim moves ``due_at`` to the end of its lease, so an expired lease is a past
-    due time with a lease owner. ``due_at < now`` leads, so the partial index on
-    live runs' due times finds these few rows; NULL-safe, since the list's second
-    part shows the runs where this is false.
+    A journey a worker is walking keeps its past due time while its lease
+    (``journey_leases``) is live: that is work in progress, not stuck, however
+    long a slow provider keeps the step. A lease that ran out means the worker
+    died mid-step. ``due_at < now`` leads, so the partial index on live runs'
+    due times finds these few rows; NULL-safe, since the list's second part
+    shows the runs where this is false.
     """
     return and_(
         LIVE_SQL,
         Journey.due_at.is_not(None),
         Journey.due_at < now,
-        or_(Journey.due_at < now - STUCK_AFTER, Journey.lease_owner.is_not(None)),
+        or_(
+            Journey.lease_until < now,
+            and_(Journey.due_at < now - STUCK_AFTER, Journey.lease_until.is_(None)),
+        ),
     )
 
 

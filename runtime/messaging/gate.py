@@ -1,6 +1,8 @@
 """The send gate: every email/SMS/webhook passes here between the outbox and its deliverer.
 
-For each claimed message the gate, in one short transaction:
+For each claimed message the gate, in one short transaction (the messages
+of a claim that need no contact all at once, in the claim's own
+transaction: ``clear_many``):
 
 1. returns at once if the delivery ledger says a provider already accepted it
    (a worker crashed after the send but before the outbox recorded it), and

@@ -10,6 +10,7 @@ Set TOUCHFLOW_BENCH_N for a smaller run (default 100,000 contacts). Prints:
 - peak RSS of a worker parking N/10 and N journeys in a wait;
 - event-to-wake latency p50/p99 with an arq worker process running;
 - the engine with 1, 2 and 4 worker processes beside the raw ceiling with
+<<<<<<< HEAD
   as many connections (on a 2-core machine the curve flattens at 2), with
   the CPU seconds per 1,000 steps of the worker processes and of the
   PostgreSQL backends serving them (read from /proc: steadier than wall
@@ -20,6 +21,10 @@ Set TOUCHFLOW_BENCH_N for a smaller run (default 100,000 contacts). Prints:
   to the confirmations accepted by an SMTP sink (aiosmtpd in its own
   process), with 2 worker processes and the pooled sender; beside it the
   same number of messages sent straight through the pool to the same sink.
+=======
+  as many connections (on a 2-core machine the curve flattens at 2);
+- (the canonical flow's first email end to end is ``bench_first_email``).
+>>>>>>> e2e
 """
 
 from __future__ import annotations
@@ -58,14 +63,11 @@ from nodes.sdk import (
 )
 from runtime import flows
 from runtime.engine import Runtime
-from tests.support.net import free_port as _free_port
 from tests.support.stores import REDIS_URL, fresh_database
 
 N = int(os.environ.get("TOUCHFLOW_BENCH_N", "100000"))
 BATCH = int(os.environ.get("TOUCHFLOW_BENCH_BATCH", "500"))
 LATENCY_EVENTS = int(os.environ.get("TOUCHFLOW_BENCH_EVENTS", "300"))
-E2E = int(os.environ.get("TOUCHFLOW_BENCH_E2E", "5000"))
-E2E_WORKERS = 2
 WORKER_COUNTS = (1, 2, 4)
 FLOW_NODES = 5
 
@@ -543,175 +545,6 @@ async def run() -> None:
             )
             engine = rt.sessions.kw["bind"]
             await engine.dispose()
-        async with fresh_database("postgresql", Path(tmp)) as url:
-            await _first_email(url)
-
-
-# -- end to end: form submitted -> first email accepted by SMTP -------------------------------
-
-
-FIRST_EMAIL_GRAPH = {
-    "nodes": [
-        {"id": "form", "type": "trigger.event", "config": {"event_type": "form.submitted"}},
-        {
-            "id": "confirm",
-            "type": "action.email",
-            "config": {
-                "subject": "Your download, {{ first_name }}",
-                "body": "Here it is.",
-                "category": "transactional",
-            },
-        },
-    ],
-    "edges": [{"source": "form", "port": "next", "target": "confirm"}],
-    "settings": {},
-}
-
-
-def _sink(port: int, ready: Any, stop: Any, received: Any) -> None:
-    from aiosmtpd.controller import Controller
-
-    class Count:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            with received.get_lock():
-                received.value += 1
-            return "250 OK"
-
-    controller = Controller(Count(), hostname="127.0.0.1", port=port)
-    controller.start()
-    ready.set()
-    stop.wait()
-    controller.stop()
-
-
-def _e2e_settings(url: str, port: int) -> Settings:
-    return _settings(
-        url,
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        mail_from="hej@example.se",
-        quiet_hours="",
-    )
-
-
-def _e2e_worker(url: str, port: int, ready: Any, stop: Any) -> None:
-    from runtime.engine import build_runtime
-    from runtime.messaging.channels import close_deliverers
-
-    async def run() -> None:
-        engine = create_engine(url, pool_size=4)
-        rt = build_runtime(_e2e_settings(url, port), sessions=create_sessionmaker(engine))
-        ready.set()
-        while not stop.is_set():
-            report = await rt.work()
-            if report.claimed == 0 and report.sent == 0:
-                await asyncio.sleep(0.02)
-        await close_deliverers(rt.deliverers)
-        await engine.dispose()
-
-    asyncio.run(run())
-
-
-async def _pooled_ceiling(port: int, count: int, received: Any) -> float:
-    from runtime.delivery import Outgoing, concurrency_of
-    from runtime.delivery.email import EmailDeliverer
-    from runtime.messaging.channels import link_signer
-
-    settings = _e2e_settings("", port)
-    senders = [
-        EmailDeliverer(
-            hostname="127.0.0.1",
-            port=port,
-            sender=settings.mail_from,
-            pool_size=settings.smtp_pool_size,
-            links=link_signer(settings),
-        )
-        for _ in range(E2E_WORKERS)
-    ]
-    # As many in flight as the outbox lets each worker's deliverer take.
-    gate = asyncio.Semaphore(concurrency_of(senders[0]) * E2E_WORKERS)
-
-    async def one(n: int) -> None:
-        message = Outgoing(
-            id=n,
-            idempotency_key=f"ceiling-{n}",
-            channel="email",
-            payload={"to": f"c{n}@example.se", "subject": "Your download", "text": "Here it is."},
-            contact_id=n,
-        )
-        async with gate:
-            await senders[n % E2E_WORKERS].deliver(message)
-
-    before = received.value
-    started = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in range(count)))
-    elapsed = time.perf_counter() - started
-    for sender in senders:
-        await sender.aclose()
-    assert received.value - before == count
-    return count / elapsed
-
-
-async def _first_email(url: str) -> None:
-    from backend.contacts.schemas import TrackIn
-    from backend.contacts.track import track_many
-    from nodes.sdk import discover
-
-    ctx = mp.get_context("spawn")
-    port = _free_port()
-    ready, stop, received = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
-    sink = ctx.Process(target=_sink, args=(port, ready, stop, received), daemon=True)
-    sink.start()
-    ready.wait(30)
-    engine = create_engine(url, pool_size=4)
-    sessions = create_sessionmaker(engine)
-    rt = Runtime(sessions=sessions, registry=discover(), settings=_e2e_settings(url, port))
-    await _publish(rt, FIRST_EMAIL_GRAPH, "first email")
-    halt = ctx.Event()
-    readies = [ctx.Event() for _ in range(E2E_WORKERS)]
-    workers = [
-        ctx.Process(target=_e2e_worker, args=(url, port, r, halt), daemon=True) for r in readies
-    ]
-    for worker in workers:
-        worker.start()
-    for r in readies:
-        r.wait(120)
-    try:
-        started = time.perf_counter()
-        for start in range(0, E2E, 1000):
-            items: list[Any] = [
-                TrackIn(
-                    type="form.submitted",
-                    email=f"lead{n}@example.se",
-                    properties={"form": "download"},
-                    idempotency_key=f"form-{n}",
-                )
-                for n in range(start, min(start + 1000, E2E))
-            ]
-            async with sessions() as session, session.begin():
-                await track_many(session, rt, items, source="bench")
-        accepted = time.perf_counter() - started
-        while received.value < E2E:
-            if time.perf_counter() - started > 1800:
-                raise RuntimeError(f"only {received.value} of {E2E} emails arrived")
-            await asyncio.sleep(0.05)
-        e2e_s = time.perf_counter() - started
-    finally:
-        halt.set()
-        for worker in workers:
-            worker.join(60)
-    jobs = await _count(rt, "SELECT count(*) FROM outbox_messages WHERE status = 'sent'")
-    ceiling = await _pooled_ceiling(port, E2E, received)
-    stop.set()
-    sink.join(30)
-    await engine.dispose()
-    rate = E2E / e2e_s
-    print(
-        f"first email end to end ({E2E:,} form.submitted events in batches of 1,000, "
-        f"{E2E_WORKERS} worker processes): accepted in {accepted:.1f} s, last email at "
-        f"{e2e_s:.1f} s = {rate:,.0f} emails/s ({jobs:,} sent); pooled SMTP ceiling to the "
-        f"same sink {ceiling:,.0f} emails/s; ratio {rate / ceiling:.0%}"
-    )
 
 
 def main() -> None:

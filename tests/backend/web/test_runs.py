@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.models import AuditEntry, Contact, Flow, FlowVersion, Journey, Role
+from runtime.models import JourneyLease
 from tests.backend.web.conftest import SignedIn
 from tests.backend.web.support import csrf_token
 from tests.support.clock import WEB_START
@@ -118,6 +119,25 @@ async def test_failed_and_stuck_runs_come_first_then_the_newest(
     assert "6 runs" in page and "3 need attention" in page
     assert page.count(">Stuck<") >= 2  # the held and the overdue run, besides the filter option
     assert "Välkomstflöde" in page and "asa@example.se" in page
+
+
+async def test_a_run_being_walked_is_not_stuck_but_one_whose_worker_died_is(
+    signed_in: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    s = await seed(sessions)
+    async with sessions() as db, db.begin():
+        # Bo's overdue run is in a worker's hands (a live lease): work in progress.
+        db.add(JourneyLease(journey_id=s.stuck, owner="w1:1", until=NOW + timedelta(minutes=5)))
+        # The fresh run was claimed when due, two minutes ago, and its worker died:
+        # its lease ran out a minute ago.
+        fresh = await db.get(Journey, s.fresh)
+        assert fresh is not None
+        fresh.due_at = NOW - timedelta(minutes=2)
+    client = await signed_in(Role.viewer)
+    assert await _ids(client, "status=stuck") == [s.held]  # two minutes due is not stuck
+    async with sessions() as db, db.begin():
+        db.add(JourneyLease(journey_id=s.fresh, owner="w2:1", until=NOW - timedelta(minutes=1)))
+    assert await _ids(client, "status=stuck") == [s.fresh, s.held]
 
 
 async def test_each_filter_narrows_the_list(
