@@ -10,21 +10,12 @@ Set TOUCHFLOW_BENCH_N for a smaller run (default 100,000 contacts). Prints:
 - peak RSS of a worker parking N/10 and N journeys in a wait;
 - event-to-wake latency p50/p99 with an arq worker process running;
 - the engine with 1, 2 and 4 worker processes beside the raw ceiling with
-<<<<<<< HEAD
   as many connections (on a 2-core machine the curve flattens at 2), with
   the CPU seconds per 1,000 steps of the worker processes and of the
   PostgreSQL backends serving them (read from /proc: steadier than wall
   clock on a shared machine), and the journey row updates per journey
   walked (from pg_stat_user_tables: one per claim);
-- end to end, the canonical flow's first email: TOUCHFLOW_BENCH_E2E
-  (default 5,000) ``form.submitted`` events accepted in batches of 1,000,
-  to the confirmations accepted by an SMTP sink (aiosmtpd in its own
-  process), with 2 worker processes and the pooled sender; beside it the
-  same number of messages sent straight through the pool to the same sink.
-=======
-  as many connections (on a 2-core machine the curve flattens at 2);
 - (the canonical flow's first email end to end is ``bench_first_email``).
->>>>>>> e2e
 """
 
 from __future__ import annotations
