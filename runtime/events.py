@@ -3,15 +3,18 @@
 ``ingest_many`` takes a batch of events whose customers are already known and
 does each stage once for the whole batch, inside the caller's transaction:
 
-1. one ``INSERT`` of every event, ``ON CONFLICT (dedupe_key) DO NOTHING``;
-   a duplicate (already stored, or earlier in the same batch) answers with
-   the stored event and does nothing else;
+1. one ``INSERT`` of every event, ``ON CONFLICT (dedupe_key) DO NOTHING``
+   (on PostgreSQL the rows travel as one JSON parameter, ``runtime.bulk_insert``,
+   and the active flows and whether any customer has a live journey come back
+   with it); a duplicate (already stored, or earlier in the same batch) answers
+   with the stored event and does nothing else;
 2. one read of the active flows and, when some trigger listens for these
    event types, one read of the customers' profiles and of earlier journeys
    (re-entry rules), then one ``INSERT`` of the new journeys,
    ``ON CONFLICT (entry_key) DO NOTHING``;
-3. one read of the customers' live journeys (goals) with their waits, then
-   one ``UPDATE`` waking those waiting for these event types;
+3. one read of the customers' live journeys (goals) with their waits (none
+   when the insert said no customer has one), then one ``UPDATE`` waking
+   those waiting for these event types;
 4. one doorbell ring after commit, whatever the batch size.
 
 The per-event decisions are made in Python in the order of the items, so a
