@@ -155,7 +155,7 @@ def _overdue(now: datetime) -> ColumnElement[bool]:
         Journey.due_at.is_not(None),
         Journey.due_at < now,
         or_(
-            Journey.lease_until < now,
+            and_(Journey.lease_until.is_not(None), Journey.lease_until < now),
             and_(Journey.due_at < now - STUCK_AFTER, Journey.lease_until.is_(None)),
         ),
     )

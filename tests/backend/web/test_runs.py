@@ -135,6 +135,8 @@ async def test_a_run_being_walked_is_not_stuck_but_one_whose_worker_died_is(
         fresh.due_at = NOW - timedelta(minutes=2)
     client = await signed_in(Role.viewer)
     assert await _ids(client, "status=stuck") == [s.held]  # two minutes due is not stuck
+    everyone = [s.failed, s.stuck, s.waiting, s.done, s.fresh, s.held]
+    assert sorted(await _ids(client, "")) == sorted(everyone)  # and it is still listed
     async with sessions() as db, db.begin():
         db.add(JourneyLease(journey_id=s.fresh, owner="w2:1", until=NOW - timedelta(minutes=1)))
     assert await _ids(client, "status=stuck") == [s.fresh, s.held]
