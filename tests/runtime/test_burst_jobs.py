@@ -21,7 +21,7 @@ from runtime.executor.arq_worker import ArqDoorbell, JobStats, worker_settings
 from tests.runtime.conftest import add_contacts, publish
 from tests.runtime.nodes import graph
 
-BURST = 2000
+BURST = 600
 
 PARK = graph(
     [("t", "test.trigger", {"event_type": "signed.up"}), ("w", "test.wait", {"hours": 1})],
