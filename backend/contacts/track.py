@@ -137,7 +137,7 @@ async def _resolve_contacts(
         new: dict[tuple[str | None, str | None], None] = {}
         for index, item in list(named.items()):
             ext = item.data.external_id
-            found = by_ext.get(ext) if ext else by_email.get(item.email)
+            found = _found(item, by_ext, by_email)
             if found is not None:
                 item.contact_id = found
                 del named[index]
@@ -163,13 +163,18 @@ async def _resolve_contacts(
                 first_email.setdefault(item.data.external_id, item.email)
         by_ext, by_email = _keyed(await _create_contacts(session, new, first_email))
         for index, item in list(named.items()):
-            ext = item.data.external_id
-            found = by_ext.get(ext) if ext else by_email.get(item.email)
+            found = _found(item, by_ext, by_email)
             if found is not None:
                 item.contact_id = found
                 del named[index]
         # Whatever a racing request created is found in the next round.
     raise RuntimeError("contacts could not be resolved; retry the request")
+
+
+def _found(item: Any, by_ext: dict[str | None, int], by_email: dict[str | None, int]) -> int | None:
+    """The contact an item names: by its external id when it has one, else by email."""
+    ext = item.data.external_id
+    return by_ext.get(ext) if ext else by_email.get(item.email)
 
 
 def _keyed(rows: Sequence[Any]) -> tuple[dict[str | None, int], dict[str | None, int]]:
