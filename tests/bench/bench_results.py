@@ -21,13 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -39,7 +36,7 @@ from backend.models import Role
 from runtime import flows, results
 from runtime.engine import Runtime
 from tests.backend.web.support import settings_for
-from tests.bench.bench_editor import _CSRF, _find, _serve
+from tests.bench.bench_editor import _CSRF, _find, _median_ms, _serve
 from tests.runtime.nodes import graph, test_registry
 from tests.support.stores import fresh_database
 
@@ -174,16 +171,6 @@ async def _seed(kind: str, url: str) -> tuple[int, dict[str, float]]:
         return flow_id, figures
     finally:
         await engine.dispose()
-
-
-async def _median_ms(action: Callable[[], Awaitable[Any]]) -> float:
-    await action()  # warm-up
-    times = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        await action()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 async def _page_times(base: str, flow_id: int) -> dict[str, float]:

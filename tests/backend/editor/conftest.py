@@ -64,6 +64,18 @@ class Editor:
         return await self.client.get(self.base + path, headers={"HX-Request": "true"})
 
 
+async def publish_second_version(editor: Editor, *, subject: str) -> None:
+    """From the published canonical flow, publish version 2 with one step of each kind of
+    change: ``notify`` removed, ``confirm``'s subject set, ``later`` moved, a ``tag`` added."""
+    await editor.post("/nodes/notify/delete", {})
+    await editor.post("/nodes/confirm/config", {"cfg.subject": subject})
+    await editor.post("/nodes/later/move", {"x": 900, "y": 900})
+    await editor.post("/nodes", {"type": "test.tag", "x": 0, "y": 0})
+    await editor.post("/nodes/tag/config", {"cfg.tag": "vip"})
+    await editor.post("/edges", {"source": "later", "port": "next", "target": "tag"})
+    assert "Published version 2." in (await editor.post("/publish", {})).text
+
+
 def register_test_types(client: AsyncTestClient[Litestar]) -> None:
     """Node types come from the registry; tests add theirs to the running app's registry."""
     registry = client.app.state.runtime.registry

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from backend.models import AuditEntry
-from tests.backend.editor.conftest import Editor
+from tests.backend.editor.conftest import Editor, publish_second_version
 from tests.runtime.nodes import canonical_graph
 
 
@@ -38,13 +38,7 @@ async def test_publish_records_what_changed_since_the_previous_version(editor: E
     assert first["nodes_removed"] == [] and first["nodes_changed"] == []
     assert {"source": "form", "port": "next", "target": "confirm"} in first["edges_added"]
 
-    await editor.post("/nodes/notify/delete", {})
-    await editor.post("/nodes/confirm/config", {"cfg.subject": "Din nedladdning, åäö"})
-    await editor.post("/nodes/later/move", {"x": 900, "y": 900})
-    await editor.post("/nodes", {"type": "test.tag", "x": 0, "y": 0})
-    await editor.post("/nodes/tag/config", {"cfg.tag": "vip"})
-    await editor.post("/edges", {"source": "later", "port": "next", "target": "tag"})
-    assert "Published version 2." in (await editor.post("/publish", {})).text
+    await publish_second_version(editor, subject="Din nedladdning, åäö")
 
     second: dict[str, Any] = (await _entries(editor, "flow.published"))[1].details
     assert second["version"] == 2 and second["previous"] == 1

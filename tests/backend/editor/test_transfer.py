@@ -8,7 +8,7 @@ from backend.web.editor.compare import diff_graphs
 from backend.web.editor.geometry import NODE_WIDTH
 from backend.web.editor.ops import LAYER_GAP, ORIGIN, tidy
 from nodes.sdk import NodeRegistry
-from tests.backend.editor.conftest import Editor
+from tests.backend.editor.conftest import Editor, publish_second_version
 from tests.runtime.nodes import TEST_NODE_TYPES, canonical_graph
 
 
@@ -95,13 +95,7 @@ async def test_restoring_a_version_rolls_the_draft_back(editor: Editor) -> None:
 async def test_compare_lists_what_changed_between_versions(editor: Editor) -> None:
     await editor.post("/import", {"graph": json.dumps(canonical_graph())})
     await editor.post("/publish", {})
-    await editor.post("/nodes/notify/delete", {})
-    await editor.post("/nodes/confirm/config", {"cfg.subject": "New subject"})
-    await editor.post("/nodes/later/move", {"x": 900, "y": 900})
-    await editor.post("/nodes", {"type": "test.tag", "x": 0, "y": 0})
-    await editor.post("/nodes/tag/config", {"cfg.tag": "vip"})
-    await editor.post("/edges", {"source": "later", "port": "next", "target": "tag"})
-    assert "Published version 2." in (await editor.post("/publish", {})).text
+    await publish_second_version(editor, subject="New subject")
     html = (await editor.get("/compare?a=1&b=2")).text
     assert "Changes from v1 to v2" in html
     assert 'Added step <a href="#node-tag"' in html
