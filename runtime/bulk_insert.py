@@ -20,6 +20,7 @@ the whole batch: ``utcnow`` is the statement's time). PostgreSQL only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -30,7 +31,7 @@ from sqlalchemy import JSON, ColumnDefault, DateTime, String, Table, TextClause,
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["insert_rows"]
+__all__ = ["insert_rows", "json_rows", "json_rows_select", "json_stamp"]
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -107,3 +108,46 @@ async def insert_rows(
     rows = msgspec.json.encode(list(zip(*values.values(), strict=True)), enc_hook=_encode_other)
     stmt = _statement(table, tuple(values), tail)
     return await session.execute(stmt, {"rows": rows.decode()} | (params or {}))
+
+
+# -- rows built by the caller, for any statement (``INSERT``, ``UPDATE ... FROM``) -------------
+#
+# ``insert_rows`` suits rows that are plain values. The engine's rows carry what node code
+# returned (a journey's data, a step's input and output), so they are encoded by the same
+# ``json.dumps`` as a JSON column's own value: what it cannot encode (a set, a datetime in a
+# node's data) raises ``TypeError`` here as it would there, and the caller's failure path
+# handles it. Timestamps are the caller's to turn into text first (``json_stamp``).
+
+
+def json_rows_select(table: Table, columns: tuple[str, ...]) -> str:
+    """``SELECT`` of the rows of the ``:rows`` parameter (``json_rows``) as ``columns`` of
+    ``table``, each named like its column, with ``r.at`` the row's place in the array.
+
+    A ``None`` is SQL NULL in every column: ``->>`` reads JSON null as NULL, and a JSON
+    column's null is turned back into NULL (``->`` alone would store the JSON value ``null``).
+    """
+    fields = []
+    for at, name in enumerate(columns):
+        if isinstance(_impl(table, name), JSON):
+            fields.append(f"NULLIF(e->{at}, CAST('null' AS JSONB)) AS {name}")
+        else:
+            fields.append(f"{_field(table, name, at)} AS {name}")
+    # Names come from the table's metadata; values are all bound.
+    return (
+        f"SELECT {', '.join(fields)} "  # noqa: S608
+        "FROM jsonb_array_elements(CAST(:rows AS JSONB)) WITH ORDINALITY AS r(e, at)"
+    )
+
+
+def json_rows(rows: Sequence[Sequence[Any]]) -> str:
+    """The ``:rows`` parameter of ``json_rows_select``: one JSON array of row arrays."""
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def json_stamp(value: datetime | None) -> str | None:
+    """A timestamp as ``json_rows`` sends it (a naive one is UTC, as ``UTCDateTime`` takes it)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()

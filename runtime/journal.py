@@ -6,8 +6,9 @@ journey over meanwhile): it deletes the claim's own lease rows and keeps the
 journeys whose row was still there (``runtime.claims`` has the protocol).
 Then it writes every step row, contact change, outbox
 message and cursor with a few bulk statements. On PostgreSQL the steps and
-cursors travel as arrays through ``unnest`` (one statement each, no per-row
-parameter processing); SQLite uses plain executemany.
+cursors travel as one JSON parameter each (``runtime.bulk_insert.json_rows``:
+one statement and one driver value however many rows); SQLite uses plain
+executemany.
 Step rows at a fresh visit are plain INSERTs; only the first steps of a walk,
 which may complete a waiting or failed row, need the costlier ON CONFLICT.
 If the batch transaction fails, each journey is tried on its own so one bad
@@ -16,16 +17,16 @@ row cannot hold the others back.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import JSON, bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nodes.sdk import ContactChanges
+from runtime.bulk_insert import json_rows, json_rows_select, json_stamp
 from runtime.claims import LIVE_SQL
 from runtime.models import JourneyStatus
 from runtime.profiles import CustomerKey
@@ -41,7 +42,7 @@ from runtime.sql import (
     dialect_name,
     upsert_insert,
 )
-from runtime.walk import Walk, retry_delay
+from runtime.walk import TERMINAL_STATUSES, Walk, retry_delay
 
 if TYPE_CHECKING:
     from runtime.engine import Runtime
@@ -105,6 +106,8 @@ _REOPEN = (
 
 def _journey_update(terminal: bool) -> Any:
     values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in _JOURNEY_FIELDS}
+    # No event wait is SQL NULL, as on PostgreSQL, not the JSON value ``null``.
+    values["wait_match"] = bindparam("v_wait_match", type_=JSON(none_as_null=True))
     values.update(updated_at=bindparam("v_updated_at"))
     if terminal:
         values["entry_key"] = None
@@ -114,84 +117,61 @@ def _journey_update(terminal: bool) -> Any:
 _UPDATE_LIVE = _journey_update(terminal=False)
 _UPDATE_ENDED = _journey_update(terminal=True)
 
-_PG_STEP_TYPES = {
-    "journey_id": "BIGINT[]",
-    "node_id": "TEXT[]",
-    "visit": "INT[]",
-    "node_type": "TEXT[]",
-    "status": "TEXT[]",
-    "port": "TEXT[]",
-    "input": "TEXT[]",
-    "output": "TEXT[]",
-    "error": "TEXT[]",
-    "attempts": "INT[]",
-    "started_at": "TIMESTAMPTZ[]",
-    "finished_at": "TIMESTAMPTZ[]",
-    "duration_ms": "FLOAT8[]",
-}
-_PG_JSON = {"input", "output", "visits", "data", "wait_match"}
-
-
-def _pg_select(types: dict[str, str]) -> str:
-    columns = ", ".join(f"CAST(v.{n} AS JSONB)" if n in _PG_JSON else f"v.{n}" for n in types)
-    arrays = ", ".join(f"CAST(:{n} AS {t})" for n, t in types.items())
-    # Built from the fixed column tables above at import time, never from input.
-    return f"SELECT {columns} FROM unnest({arrays}) AS v({', '.join(types)})"  # noqa: S608
-
-
-_PG_INSERT_STEPS = f"INSERT INTO steps ({', '.join(_STEP_FIELDS)}) {_pg_select(_PG_STEP_TYPES)}"
+# PostgreSQL: the rows travel as one JSON parameter (``runtime.bulk_insert.json_rows``), so
+# the driver handles one text value per statement however many rows it carries.
+_PG_INSERT_STEPS = (
+    f"INSERT INTO steps ({', '.join(_STEP_FIELDS)}) "
+    f"{json_rows_select(STEPS, _STEP_FIELDS)} ORDER BY r.at"
+)
 _PG_STEPS = text(_PG_INSERT_STEPS)
 _PG_REOPEN_STEPS = text(f"{_PG_INSERT_STEPS} {_REOPEN}")
 
-_PG_JOURNEY_TYPES = {
-    "id": "BIGINT[]",
-    "status": "TEXT[]",
-    "node_id": "TEXT[]",
-    "visits": "TEXT[]",
-    "data": "TEXT[]",
-    "due_at": "TIMESTAMPTZ[]",
-    "wait_event_type": "TEXT[]",
-    "wait_match": "TEXT[]",
-    "waiting_since": "TIMESTAMPTZ[]",
-    "attempts": "INT[]",
-    "last_error": "TEXT[]",
-    "exit_reason": "TEXT[]",
-    "ended_at": "TIMESTAMPTZ[]",
-    "wake_event_id": "BIGINT[]",
-    "terminal": "BOOLEAN[]",
-}
+_JOURNEY_ROW = ("id", *_JOURNEY_FIELDS)
+_TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
 _PG_JOURNEYS = text(
     "UPDATE journeys SET "  # noqa: S608 - fixed column tables, no input
-    + ", ".join(
-        f"{n} = CAST(v.{n} AS JSONB)" if n in _PG_JSON else f"{n} = v.{n}" for n in _JOURNEY_FIELDS
-    )
-    + ", entry_key = CASE WHEN v.terminal THEN NULL ELSE journeys.entry_key END"
-    + ", updated_at = :now FROM unnest("
-    + ", ".join(f"CAST(:{n} AS {t})" for n, t in _PG_JOURNEY_TYPES.items())
-    + f") AS v({', '.join(_PG_JOURNEY_TYPES)}) WHERE journeys.id = v.id"
+    + ", ".join(f"{n} = v.{n}" for n in _JOURNEY_FIELDS)
+    + f", entry_key = CASE WHEN v.status IN ({_TERMINAL_SQL}) THEN NULL ELSE journeys.entry_key END"
+    + f", updated_at = :now FROM ({json_rows_select(JOURNEYS, _JOURNEY_ROW)}) AS v"
+    + " WHERE journeys.id = v.id"
 )
 
 
-def _json(value: Any) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value) if value else "{}"
+def _step_row(step: dict[str, Any]) -> list[Any]:
+    return [
+        step["journey_id"],
+        step["node_id"],
+        step["visit"],
+        step["node_type"],
+        step["status"],
+        step["port"],
+        step["input"],
+        step["output"],
+        step["error"],
+        step["attempts"],
+        json_stamp(step["started_at"]),
+        json_stamp(step["finished_at"]),
+        step["duration_ms"],
+    ]
 
 
-class _JsonMemo:
-    """``_json`` once per distinct object: consecutive steps share their input snapshot."""
-
-    def __init__(self) -> None:
-        self._seen: dict[int, str | None] = {}
-
-    def __call__(self, value: Any) -> str | None:
-        if not value:
-            return _json(value)
-        # Keyed by identity: every value stays referenced by its step for the call.
-        key = id(value)
-        if key not in self._seen:
-            self._seen[key] = json.dumps(value)
-        return self._seen[key]
+def _journey_row(walk: Walk) -> list[Any]:
+    return [
+        walk.row.id,
+        walk.status,
+        walk.node_id,
+        walk.visits,
+        walk.data,
+        json_stamp(walk.due_at),
+        walk.wait_event_type,
+        walk.wait_match,
+        json_stamp(walk.waiting_since),
+        walk.attempts,
+        walk.last_error,
+        walk.exit_reason,
+        json_stamp(walk.ended_at),
+        walk.wake_event_id,
+    ]
 
 
 async def _owned(session: AsyncSession, owner: str, ids: list[int]) -> set[int]:
@@ -219,15 +199,8 @@ async def _owned(session: AsyncSession, owner: str, ids: list[int]) -> set[int]:
 
 async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]], *, reopen: bool) -> None:
     if dialect_name(session) == "postgresql":
-        as_json = _JsonMemo()
-        arrays: dict[str, list[Any]] = {name: [] for name in _STEP_FIELDS}
-        for name in _STEP_FIELDS:
-            column = arrays[name]
-            if name in _PG_JSON:
-                column.extend(as_json(step[name]) for step in steps)
-            else:
-                column.extend(step[name] for step in steps)
-        await session.execute(_PG_REOPEN_STEPS if reopen else _PG_STEPS, arrays)
+        rows = json_rows([_step_row(step) for step in steps])
+        await session.execute(_PG_REOPEN_STEPS if reopen else _PG_STEPS, {"rows": rows})
         return
     if not reopen:
         await session.execute(STEPS.insert(), steps)
@@ -248,17 +221,8 @@ async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]], *, re
 
 async def _write_journeys(session: AsyncSession, walks: list[Walk], now: datetime) -> None:
     if dialect_name(session) == "postgresql":
-        arrays: dict[str, Any] = {name: [] for name in _PG_JOURNEY_TYPES}
-        for walk in walks:
-            values = walk.journey_values()
-            for name in _PG_JOURNEY_TYPES:
-                if name == "terminal":
-                    arrays[name].append(walk.terminal)
-                    continue
-                value = values[f"v_{name}"]
-                arrays[name].append(_json(value) if name in _PG_JSON else value)
-        arrays["now"] = now
-        await session.execute(_PG_JOURNEYS, arrays)
+        rows = json_rows([_journey_row(walk) for walk in walks])
+        await session.execute(_PG_JOURNEYS, {"rows": rows, "now": now})
         return
     live = [w.journey_values() | {"v_updated_at": now} for w in walks if not w.terminal]
     ended = [w.journey_values() | {"v_updated_at": now} for w in walks if w.terminal]
