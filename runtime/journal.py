@@ -138,6 +138,8 @@ _PG_JOURNEYS = text(
 
 
 def _step_row(step: dict[str, Any]) -> list[Any]:
+    started, finished = step["started_at"], step["finished_at"]
+    started_text = json_stamp(started)
     return [
         step["journey_id"],
         step["node_id"],
@@ -149,8 +151,8 @@ def _step_row(step: dict[str, Any]) -> list[Any]:
         step["output"],
         step["error"],
         step["attempts"],
-        json_stamp(step["started_at"]),
-        json_stamp(step["finished_at"]),
+        started_text,
+        started_text if finished is started else json_stamp(finished),
         step["duration_ms"],
     ]
 

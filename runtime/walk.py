@@ -34,6 +34,11 @@ TERMINAL_STATUSES = {
 }
 
 
+_WAITING = StepStatus.waiting.value
+_ENDED = StepStatus.ended.value
+_DONE = StepStatus.done.value
+_PENDING = OutboxStatus.pending.value
+
 # A step row keeps the errors of its first attempts; a node held back for ever
 # (its package is missing) retries without end, and its row must stay small.
 MAX_KEPT_ERRORS = 10
@@ -153,7 +158,7 @@ class Walk:
                         "node_id": node_id,
                         "contact_id": contact_id,
                         "payload": dict(message.payload),
-                        "status": OutboxStatus.pending.value,
+                        "status": _PENDING,
                         "attempts": 0,
                         "next_attempt_at": started,
                         "created_at": started,
@@ -161,13 +166,12 @@ class Walk:
                 )
             output["messages"] = keys
         if outcome.wait is not None:
-            status = StepStatus.waiting.value
+            status = _WAITING
         elif outcome.end is not None:
-            status = StepStatus.ended.value
+            status = _ENDED
             self._convert_at(node_id, started)
         else:
-            status = StepStatus.done.value
-        waiting = status == StepStatus.waiting.value
+            status = _DONE
         self.steps.append(
             {
                 "journey_id": self.row.id,
@@ -181,7 +185,7 @@ class Walk:
                 "error": None,
                 "attempts": self.attempts + 1,
                 "started_at": started,
-                "finished_at": None if waiting else started,
+                "finished_at": None if status is _WAITING else started,
                 "duration_ms": elapsed_ms,
             }
         )

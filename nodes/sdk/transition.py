@@ -12,13 +12,14 @@ caller's business.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -71,6 +72,32 @@ class Transition:
     @property
     def port(self) -> str | None:
         return self.outcome.port if self.outcome is not None else None
+
+
+_T = TypeVar("_T")
+
+
+def _built(cls: type[_T], **fields: Any) -> _T:
+    """An instance of one of the frozen dataclasses above from every one of its fields.
+
+    What its ``__init__`` makes, without setting each field through
+    ``object.__setattr__`` (the price of ``frozen``): this runs three times per
+    step, and the values were checked when they were made.
+    """
+    made = object.__new__(cls)
+    object.__getattribute__(made, "__dict__").update(fields)
+    return made
+
+
+def _check_built(cls: type, names: str) -> None:
+    # ``_built`` needs every field: a field added to one of these classes must be added below.
+    if [f.name for f in dataclasses.fields(cls)] != names.split():
+        raise TypeError(f"transition builds {cls.__name__} with the fields {names!r}")
+
+
+_check_built(JourneyInfo, "id flow_id flow_version_id node_id visit entered_at data")
+_check_built(Context, "config journey profile events clock log services wake")
+_check_built(Transition, "kind profile data outcome error exception reason elapsed_ms seen")
 
 
 def unsubscribed(profile: Profile) -> bool:
@@ -144,17 +171,20 @@ async def transition(
         return Transition("cannot_run", profile, data, error=problem or "node cannot run")
     reads = Reads()
     watched_profile, watched_events = reads.watch(profile, events)
-    ctx: Context[Any] = Context(
+    journey = _built(
+        JourneyInfo,
+        id=journey_id,
+        flow_id=flow_id,
+        flow_version_id=flow_version_id,
+        node_id=node_id,
+        visit=visit,
+        entered_at=entered_at,
+        data=MappingProxyType(data if isinstance(data, dict) else dict(data)),
+    )
+    ctx: Context[Any] = _built(
+        Context,
         config=config,
-        journey=JourneyInfo(
-            id=journey_id,
-            flow_id=flow_id,
-            flow_version_id=flow_version_id,
-            node_id=node_id,
-            visit=visit,
-            entered_at=entered_at,
-            data=MappingProxyType(data if isinstance(data, dict) else dict(data)),
-        ),
+        journey=journey,
         profile=watched_profile,
         events=watched_events,
         clock=clock,
@@ -185,11 +215,14 @@ async def transition(
         kind = "ended"
     else:
         kind = "went"
-    return Transition(
-        kind,
-        profile,
-        data,
-        outcome,
+    return _built(
+        Transition,
+        kind=kind,
+        profile=profile,
+        data=data,
+        outcome=outcome,
+        error=None,
+        exception=None,
         reason=outcome.reason,
         elapsed_ms=elapsed_ms,
         seen=reads.as_json(),

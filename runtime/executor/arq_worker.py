@@ -11,6 +11,7 @@ working from the database while Redis is away (``runtime.executor.supervise``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -222,9 +223,14 @@ def run_worker(
     from runtime.executor.supervise import serve
 
     async def main() -> None:
+        # What exists now (modules, models, the runtime) lives as long as the process: out of
+        # the collector's sight, a full collection no longer walks it several times a batch
+        # (a fifth of a worker's CPU per step went to them). Given back when the worker stops.
+        gc.freeze()
         try:
             await serve(settings, runtime, **kwargs)
         finally:
+            gc.unfreeze()
             if owns_runtime:
                 await _close_runtime(runtime)
 

@@ -21,6 +21,7 @@ Set TOUCHFLOW_BENCH_N for a smaller run (default 100,000 contacts). Prints:
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -206,6 +207,7 @@ def _walker(url: str, ready: Any, go: Any, results: Any) -> None:
         )
         async with rt.sessions() as session:
             await session.execute(select(1))
+        gc.freeze()  # as ``touchflow worker`` does once started (arq_worker.run_worker)
         ready.set()
         go.wait()
         steps = 0
