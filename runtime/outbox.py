@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import bindparam, case, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from runtime.claims import claim_outbox, release_stale_outbox, renew_outbox
 from runtime.delivery import (
@@ -223,6 +224,57 @@ def _gate(rt: Runtime, channel: str) -> asyncio.Semaphore:
     return gate
 
 
+# A result to commit: the outbox row's values, the ledger's acceptance (or None), its waiter.
+_Result = tuple[dict[str, Any], dict[str, Any] | None, "asyncio.Future[bool]"]
+
+
+def _autocommit_engine(rt: Runtime) -> AsyncEngine | None:
+    bind = rt.sessions.kw.get("bind")
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        return bind.execution_options(isolation_level="AUTOCOMMIT")
+    return None
+
+
+# Every result of a group and the ledger's acceptances in one statement, its own
+# transaction: one round trip instead of BEGIN, two updates and COMMIT. Each row goes
+# as a JSON array (see runtime.bulk_insert); a row another sender took over is left
+# alone, and the ids written come back. The ledger is written whatever the outbox row
+# says: it remembers what a provider accepted.
+_RECORD_ALL = text(
+    "WITH r AS (SELECT CAST(e->>0 AS BIGINT) AS id, e->>1 AS owner, e->>2 AS status, "
+    "CAST(e->>3 AS TIMESTAMP WITH TIME ZONE) AS next_at, e->>4 AS error, e->>5 AS reason, "
+    "e->>6 AS provider_id, CAST(e->>7 AS TIMESTAMP WITH TIME ZONE) AS sent_at "
+    "FROM jsonb_array_elements(CAST(:results AS JSONB)) AS e), "
+    "l AS (SELECT CAST(e->>0 AS BIGINT) AS id, e->>1 AS provider_id, e->>2 AS detail, "
+    "CAST(e->>3 AS TIMESTAMP WITH TIME ZONE) AS at "
+    "FROM jsonb_array_elements(CAST(:accepted AS JSONB)) AS e), "
+    "a AS (UPDATE deliveries SET state = 'accepted', provider_message_id = l.provider_id, "
+    "detail = l.detail, accepted_at = l.at FROM l WHERE deliveries.outbox_id = l.id) "
+    "UPDATE outbox_messages SET status = r.status, next_attempt_at = r.next_at, "
+    "last_error = r.error, status_reason = r.reason, provider_message_id = r.provider_id, "
+    "sent_at = r.sent_at, lease_owner = NULL, lease_until = NULL FROM r "
+    "WHERE outbox_messages.id = r.id AND outbox_messages.lease_owner = r.owner "
+    "AND outbox_messages.status = 'sending' RETURNING outbox_messages.id"
+)
+_RESULT_FIELDS = (
+    *("o_id", "o_owner", "o_status", "o_next", "o_error", "o_reason"),
+    *("o_provider_id", "o_sent_at"),
+)
+_ACCEPTED_FIELDS = ("l_id", "l_provider_id", "l_detail", "l_at")
+
+
+async def _record_all(engine: AsyncEngine, batch: list[_Result]) -> set[int]:
+    results = [[row[k] for k in _RESULT_FIELDS] for row, _, _ in batch]
+    accepted = [[a[k] for k in _ACCEPTED_FIELDS] for _, a, _ in batch if a is not None]
+    params = {
+        "results": msgspec.json.encode(results).decode(),
+        "accepted": msgspec.json.encode(accepted).decode(),
+    }
+    async with engine.connect() as conn:
+        found = await conn.execute(_RECORD_ALL, params)
+        return {int(row[0]) for row in found}
+
+
 class _Recorder:
     """Commits delivery results in groups: what answered while one commit ran goes in the next.
 
@@ -235,8 +287,10 @@ class _Recorder:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.queue: list[tuple[dict[str, Any], dict[str, Any] | None, asyncio.Future[bool]]] = []
+        self.queue: list[_Result] = []
         self.flushing: asyncio.Task[None] | None = None
+        # PostgreSQL: each group is one statement on a connection in autocommit mode.
+        self.autocommit = _autocommit_engine(rt)
 
     async def record(self, row: dict[str, Any], accepted: dict[str, Any] | None) -> bool:
         """Commit one result (``accepted``: the ledger row to mark); False: no longer ours."""
@@ -250,18 +304,10 @@ class _Recorder:
         while self.queue:
             batch, self.queue = self.queue, []
             try:
-                async with self.rt.sessions() as session, session.begin():
-                    await record_accepted(session, [a for _, a, _ in batch if a is not None])
-                    recorded: set[int] = set()
-                    sent = [row for row, _, _ in batch if _sent(row)]
-                    for owner in sorted({row["o_owner"] for row in sent}):
-                        mine = [row for row in sent if row["o_owner"] == owner]
-                        recorded |= await _record_sent(session, mine)
-                    for row, _, _ in batch:
-                        if not _sent(row):
-                            result = await session.execute(_RECORD, row)
-                            if result.rowcount:  # type: ignore[attr-defined]
-                                recorded.add(row["o_id"])
+                if self.autocommit is not None:
+                    recorded = await _record_all(self.autocommit, batch)
+                else:
+                    recorded = await self._record_in_session(batch)
             except Exception as exc:
                 for _, _, done in batch:
                     if not done.done():  # a cancelled sender no longer waits
@@ -270,6 +316,21 @@ class _Recorder:
             for row, _, done in batch:
                 if not done.done():
                     done.set_result(row["o_id"] in recorded)
+
+    async def _record_in_session(self, batch: list[_Result]) -> set[int]:
+        async with self.rt.sessions() as session, session.begin():
+            await record_accepted(session, [a for _, a, _ in batch if a is not None])
+            recorded: set[int] = set()
+            sent = [row for row, _, _ in batch if _sent(row)]
+            for owner in sorted({row["o_owner"] for row in sent}):
+                mine = [row for row in sent if row["o_owner"] == owner]
+                recorded |= await _record_sent(session, mine)
+            for row, _, _ in batch:
+                if not _sent(row):
+                    result = await session.execute(_RECORD, row)
+                    if result.rowcount:  # type: ignore[attr-defined]
+                        recorded.add(row["o_id"])
+        return recorded
 
 
 def _sent(row: dict[str, Any]) -> bool:
