@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import bindparam, case, select, text, update
+from sqlalchemy import bindparam, case, exists, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from runtime.claims import claim_outbox, release_stale_outbox, renew_outbox
@@ -54,10 +54,16 @@ from runtime.delivery import (
     concurrency_of,
 )
 from runtime.delivery.errors import is_permanent
-from runtime.messaging.gate import GatedDeliverer, Verdict, accepted_row, record_accepted
-from runtime.models import OutboxStatus
+from runtime.messaging.gate import (
+    DELIVERIES,
+    GatedDeliverer,
+    Verdict,
+    accepted_row,
+    record_accepted,
+)
+from runtime.models import DeliveryState, OutboxStatus
 from runtime.outcomes import report_outcomes
-from runtime.sql import CONTACTS, OUTBOX, among
+from runtime.sql import CONTACTS, OUTBOX, among, dialect_name
 
 if TYPE_CHECKING:
     from runtime.engine import Runtime
@@ -454,7 +460,11 @@ async def _send_and_record(
 
 
 async def _clear_claimed(
-    rt: Runtime, session: AsyncSession, messages: list[Outgoing], now: datetime
+    rt: Runtime,
+    session: AsyncSession,
+    messages: list[Outgoing],
+    now: datetime,
+    accepted: dict[int, str | None] | None,
 ) -> dict[int, Cleared]:
     """Clear the claimed messages of gated channels in the claim's own transaction."""
     answers: dict[int, Cleared] = {}
@@ -462,8 +472,104 @@ async def _clear_claimed(
         deliverer = rt.deliverers.get(channel)
         if isinstance(deliverer, GatedDeliverer):
             batch = [m for m in messages if m.channel == channel]
-            answers.update(await deliverer.clear_many(session, batch, now))
+            answers.update(await deliverer.clear_many(session, batch, now, accepted=accepted))
     return answers
+
+
+async def _claim_each(
+    session: AsyncSession,
+    rt: Runtime,
+    owner: str,
+    now: datetime,
+    sizes: dict[str, int],
+    limit: int,
+) -> list[Any]:
+    """The claim as one statement per channel (SQLite, where a claim is never contended)."""
+    rows: list[Any] = []
+    for channel, size in sizes.items():
+        rows += await claim_outbox(
+            session, owner=owner, now=now, limit=size, lease=rt.lease, channel=channel
+        )
+    # Messages no installed channel can send fail (and retry) rather than wait unseen.
+    rows += await claim_outbox(
+        session,
+        owner=owner,
+        now=now,
+        limit=min(limit, ROUNDS),
+        lease=rt.lease,
+        other_than=list(sizes),
+    )
+    return rows
+
+
+def _due(now: datetime, size: int, name: str, *where: Any) -> Any:
+    return (
+        select(OUTBOX.c.id)
+        .where(_OUTBOX_DUE_SQL, OUTBOX.c.next_attempt_at <= now, *where)
+        .order_by(OUTBOX.c.next_attempt_at)
+        .limit(size)
+        .with_for_update(skip_locked=True)
+        .cte(name)
+    )
+
+
+async def _claim_all(
+    session: AsyncSession,
+    rt: Runtime,
+    owner: str,
+    now: datetime,
+    sizes: dict[str, int],
+    limit: int,
+) -> tuple[list[Any], dict[int, str | None]]:
+    """Every channel's claim in one PostgreSQL statement, each sized to its channel (as
+    ``runtime.claims.claim_outbox`` per channel), with each message's contact locale and
+    what the delivery ledger says a provider already accepted (id -> provider's id)."""
+    picks = [
+        _due(now, size, f"due_{at}", OUTBOX.c.channel == channel)
+        for at, (channel, size) in enumerate(sizes.items())
+    ]
+    # Messages no installed channel can send fail (and retry) rather than wait unseen.
+    picks.append(_due(now, min(limit, ROUNDS), "due_other", OUTBOX.c.channel.not_in(list(sizes))))
+    ids = union_all(*(select(pick.c.id) for pick in picks))
+    ledger = select(DELIVERIES.c.provider_message_id).where(
+        DELIVERIES.c.outbox_id == OUTBOX.c.id, DELIVERIES.c.state == DeliveryState.accepted.value
+    )
+    result = await session.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(ids))
+        .values(
+            status=OutboxStatus.sending.value,
+            lease_owner=owner,
+            lease_until=now + rt.lease,
+            attempts=OUTBOX.c.attempts + 1,
+        )
+        .returning(
+            *_CLAIMED,
+            select(CONTACTS.c.locale)
+            .where(CONTACTS.c.id == OUTBOX.c.contact_id)
+            .scalar_subquery()
+            .label("locale"),
+            exists(ledger).label("accepted"),
+            ledger.scalar_subquery().label("accepted_id"),
+        )
+    )
+    order = {channel: at for at, channel in enumerate(sizes)}
+    rows = sorted(result.all(), key=lambda r: (order.get(r.channel, len(order)), r.id))
+    return rows, {int(r.id): r.accepted_id for r in rows if r.accepted}
+
+
+_OUTBOX_DUE_SQL = text("outbox_messages.status IN ('pending', 'deferred')")
+_CLAIMED = (
+    OUTBOX.c.id,
+    OUTBOX.c.idempotency_key,
+    OUTBOX.c.channel,
+    OUTBOX.c.category,
+    OUTBOX.c.journey_id,
+    OUTBOX.c.node_id,
+    OUTBOX.c.contact_id,
+    OUTBOX.c.payload,
+    OUTBOX.c.attempts,
+)
 
 
 async def _contact_locales(session: AsyncSession, contact_ids: set[int]) -> dict[int, str]:
@@ -484,31 +590,26 @@ async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport
     claimed = time.monotonic()
     limit = limit or rt.settings.batch_size
     channels = sorted(rt.deliverers)
-    rows: list[Any] = []
     async with rt.sessions() as session, session.begin():
         await release_stale_outbox(session, now=now)
         # Each channel's claim is sized to that channel, so a slow channel's backlog is
         # shared between the workers instead of piling up behind one of them.
-        for channel in channels:
-            size = claim_size(rt.deliverers[channel], limit)
-            rows += await claim_outbox(
-                session, owner=owner, now=now, limit=size, lease=rt.lease, channel=channel
+        sizes = {channel: claim_size(rt.deliverers[channel], limit) for channel in channels}
+        if dialect_name(session) == "postgresql":
+            rows, accepted = await _claim_all(session, rt, owner, now, sizes, limit)
+            locales = {
+                r.contact_id: str(r.locale)
+                for r in rows
+                if r.locale is not None and r.channel == "email"
+            }
+        else:
+            rows, accepted = await _claim_each(session, rt, owner, now, sizes, limit), None
+            # The language of each email's footer: its contact's, read with the claim.
+            locales = await _contact_locales(
+                session, {r.contact_id for r in rows if r.contact_id and r.channel == "email"}
             )
-        # Messages no installed channel can send fail (and retry) rather than wait unseen.
-        rows += await claim_outbox(
-            session,
-            owner=owner,
-            now=now,
-            limit=min(limit, ROUNDS),
-            lease=rt.lease,
-            other_than=channels,
-        )
-        # The language of each email's footer: its contact's, read with the claim.
-        locales = await _contact_locales(
-            session, {r.contact_id for r in rows if r.contact_id and r.channel == "email"}
-        )
         messages = [_outgoing(row, owner, locales) for row in rows]
-        cleared = await _clear_claimed(rt, session, messages, now) if messages else {}
+        cleared = await _clear_claimed(rt, session, messages, now, accepted) if messages else {}
     report = DeliveryReport(claimed=len(rows))
     if not rows:
         return report
