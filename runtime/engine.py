@@ -37,6 +37,9 @@ __all__ = ["Runtime", "WorkReport", "build_runtime", "default_deliverers"]
 
 log = logging.getLogger(__name__)
 
+# Delivery claims one ``work`` call keeps going at once (PostgreSQL; SQLite: one).
+CLAIMS_IN_FLIGHT = 2
+
 # How long one ``work`` call may spend pruning before it gets on with stepping.
 RETENTION_BUDGET_SECONDS = 2.0
 
@@ -45,6 +48,11 @@ RETENTION_BUDGET_SECONDS = 2.0
 # a minute's delay in a conversion report costs nobody anything, a join every
 # few seconds would.
 CONVERSION_INTERVAL = timedelta(minutes=1)
+
+
+def _dialect(sessions: async_sessionmaker[AsyncSession]) -> str:
+    bind = sessions.kw.get("bind")
+    return str(bind.dialect.name) if bind is not None else ""
 
 
 def _worker_id() -> str:
@@ -224,18 +232,44 @@ class Runtime:
 
         A delivery claim is small (a few rounds of a channel's connections), a
         step batch is large: one claim per step would leave most of what a step
-        wrote waiting behind an empty step claim each time. Claims stay one at a
-        time, so each is sent well within its lease however slow the provider.
+        wrote waiting behind an empty step claim each time. Each claim is sent
+        well within its lease however slow the provider. On PostgreSQL the next
+        claim is taken while the last one sends (``CLAIMS_IN_FLIGHT``): its
+        messages wait for the channel's connections (the same per-process limit),
+        which never stand idle while a claim's transaction runs.
         """
         claimed = 0
-        while claimed < self.settings.batch_size:
-            delivered = await self.deliver()
-            report.add_delivery(delivered)
-            claimed += delivered.claimed
-            if delivered.claimed == 0:
+        more = True
+        running: set[asyncio.Task[DeliveryReport]] = set()
+        failure: BaseException | None = None
+        in_flight = CLAIMS_IN_FLIGHT if _dialect(self.sessions) == "postgresql" else 1
+        while True:
+            while more and failure is None and len(running) < in_flight:
+                running.add(asyncio.create_task(self.deliver()))
+            if not running:
                 break
+            try:
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:  # cancelled: the claims in flight go with the caller
+                for task in running:
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+                raise
+            for task in done:
+                if task.exception() is not None:
+                    # The others finish what they claimed; then the error goes up.
+                    failure = failure or task.exception()
+                    continue
+                delivered = task.result()
+                report.add_delivery(delivered)
+                claimed += delivered.claimed
+                more = more and delivered.claimed > 0
+            if claimed >= self.settings.batch_size:
+                more = False
             if deadline is not None and time.monotonic() > deadline:
-                break
+                more = False
+        if failure is not None:
+            raise failure
         return claimed
 
     async def drain(self, *, max_batches: int = 100_000) -> WorkReport:

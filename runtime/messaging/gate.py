@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -155,7 +155,12 @@ class GatedDeliverer:
         return message.category == "marketing" and personal
 
     async def clear_many(
-        self, session: AsyncSession, messages: Sequence[Outgoing], now: datetime
+        self,
+        session: AsyncSession,
+        messages: Sequence[Outgoing],
+        now: datetime,
+        *,
+        accepted: Mapping[int, str | None] | None = None,
     ) -> dict[int, Delivered | Verdict | None]:
         """Clear a batch the caller just claimed in ``session`` (the claim's transaction).
 
@@ -166,20 +171,26 @@ class GatedDeliverer:
         already: do not send), a ``Verdict`` (withheld, its row written) or
         ``None`` (cleared: send it with ``send_cleared``). Messages that need
         their contact (see ``needs_contact``) are left out: they go through ``deliver``.
+        ``accepted``: what the ledger says a provider accepted among them (id -> the
+        provider's id), when the caller read it with the claim.
         """
         batch = [m for m in messages if not self.needs_contact(m)]
         if not batch:
             return {}
         ids = [m.id for m in batch]
-        earlier = {
-            int(row.outbox_id): row.provider_message_id
-            for row in await session.execute(
-                select(DELIVERIES.c.outbox_id, DELIVERIES.c.provider_message_id).where(
-                    among(session, DELIVERIES.c.outbox_id, ids),
-                    DELIVERIES.c.state == DeliveryState.accepted.value,
+        earlier = (
+            dict(accepted)
+            if accepted is not None
+            else {
+                int(row.outbox_id): row.provider_message_id
+                for row in await session.execute(
+                    select(DELIVERIES.c.outbox_id, DELIVERIES.c.provider_message_id).where(
+                        among(session, DELIVERIES.c.outbox_id, ids),
+                        DELIVERIES.c.state == DeliveryState.accepted.value,
+                    )
                 )
-            )
-        }
+            }
+        )
         addresses = {
             m.id: address_for(m.channel, m.payload.get("to"), self.policy.region) for m in batch
         }
