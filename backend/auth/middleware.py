@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.middleware import MiddlewareProtocol
 from litestar.middleware.session.client_side import CookieBackendConfig
@@ -191,7 +190,9 @@ async def _session_principal(scope: Scope) -> Principal | None:
 
 async def api_key_principal(scope: Scope) -> Principal | None:
     """The caller of an ``/api/`` request by its bearer key: None without a valid key."""
-    header = Headers.from_scope(scope).get("authorization", "")
+    header = next(
+        (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"), ""
+    )
     scheme, _sep, token = header.partition(" ")
     token = token.strip()
     prefix = api_key_prefix(token) if scheme.lower() == "bearer" else None
