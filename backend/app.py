@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from backend.allow import AllowHeaderMiddleware
 from backend.api import api_router, openapi_config
+from backend.api.fast import serve_track_first
 from backend.audit import unaccounted_routes
 from backend.auth import passwords
 from backend.auth.csrf import CsrfMiddleware
@@ -212,4 +213,6 @@ def create_app(
         raise RuntimeError(f"routes with a role but no role guard: {', '.join(unchecked)}")
     # The snippet's decide call, on every page view, skips the router and middleware.
     personalization.serve_decide_first(app)
+    # So does a single track call that succeeds (backend/api/fast.py); the rest go through.
+    serve_track_first(app)
     return app

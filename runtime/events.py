@@ -28,10 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, literal, or_, select, update
+import msgspec
+from sqlalchemy import case, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nodes.sdk import EventRecord, Profile
@@ -53,7 +54,16 @@ from runtime.sql import (
 )
 from runtime.versions import CompiledFlow, VersionCache
 
-__all__ = ["EventIn", "IngestResult", "ingest", "ingest_many", "matches"]
+__all__ = [
+    "EventIn",
+    "IngestResult",
+    "NamedEventIn",
+    "Unresolved",
+    "ingest",
+    "ingest_many",
+    "ingest_named",
+    "matches",
+]
 
 
 @dataclass(frozen=True)
@@ -183,6 +193,13 @@ async def ingest_many(
         return []
     batch = _Batch(items, now)
     await _insert(session, batch)
+    return await _finish(session, versions, batch, doorbell)
+
+
+async def _finish(
+    session: AsyncSession, versions: VersionCache, batch: _Batch, doorbell: Doorbell | None
+) -> list[IngestResult]:
+    """The stages after the insert: enroll, wake, reach goals, ring; the results."""
     if batch.stored:
         await _react(session, versions, batch)
     if batch.enrolled or batch.woken or batch.goals:
@@ -190,13 +207,160 @@ async def ingest_many(
     return batch.results()
 
 
+@dataclass(frozen=True)
+class NamedEventIn:
+    """An event for a contact named by external id (when given) or email, not by id."""
+
+    type: str
+    external_id: str | None
+    email: str | None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    dedupe_key: str | None = None
+    occurred_at: datetime | None = None
+    source: str = "api"
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """``ingest_named`` stored nothing: a contact was not found. The contacts that were, as
+    (id, external_id, email), looked up by every external id and email of the items."""
+
+    found: list[tuple[int, str | None, str | None]]
+
+
+# PostgreSQL: the contact look-up and the event insert of ``ingest_named`` in one
+# statement. Every item's contact is looked up (by external id when it has one, else
+# by email); only when all are found are the events inserted, in the order of the
+# items (``at``), and the answers of ``_EVENTS_TAIL`` come back with them. Otherwise
+# nothing is written and the contacts found by any of the names come back instead.
+_NAMED = text(
+    "WITH r AS (SELECT e, at FROM jsonb_array_elements(CAST(:rows AS JSONB)) "
+    "WITH ORDINALITY AS r(e, at)), "
+    "named AS (SELECT r.e, r.at, CASE WHEN r.e->>1 IS NOT NULL THEN cx.id ELSE cm.id END "
+    "AS contact_id FROM r "
+    "LEFT JOIN contacts cx ON cx.external_id = r.e->>1 "
+    "LEFT JOIN contacts cm ON r.e->>1 IS NULL AND cm.email = r.e->>2), "
+    "go AS (SELECT bool_and(contact_id IS NOT NULL) AS ok FROM named), "
+    "stored AS (INSERT INTO events (type, contact_id, properties, source, dedupe_key, "
+    "occurred_at, received_at, claimed) "
+    "SELECT CAST(e->>0 AS TEXT), contact_id, e->3, CAST(e->>4 AS TEXT), CAST(e->>5 AS TEXT), "
+    "CAST(e->>6 AS TIMESTAMP WITH TIME ZONE), CAST(e->>7 AS TIMESTAMP WITH TIME ZONE), FALSE "
+    "FROM named WHERE CAST(e->>8 AS BOOLEAN) AND (SELECT ok FROM go) ORDER BY at "
+    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key), "
+    "found AS (SELECT id, external_id, email FROM contacts "
+    "WHERE external_id = ANY(CAST(:external_ids AS TEXT[])) "
+    "OR email = ANY(CAST(:emails AS TEXT[]))) "
+    "SELECT (SELECT ok FROM go) AS ok, "
+    "(SELECT array_agg(contact_id ORDER BY at) FROM named) AS contacts, "
+    "(SELECT array_agg(id ORDER BY id) FROM stored) AS stored_ids, "
+    "(SELECT array_agg(dedupe_key ORDER BY id) FROM stored) AS stored_keys, "
+    "(SELECT array_agg(published_version_id) FROM flows "
+    "WHERE status = :active_flow AND published_version_id IS NOT NULL) AS enrolling, "
+    "EXISTS (SELECT 1 FROM journeys WHERE contact_id IN "
+    "(SELECT contact_id FROM named WHERE CAST(e->>8 AS BOOLEAN)) "
+    "AND status IN ('active', 'waiting')) AS any_live, "
+    "CASE WHEN (SELECT ok FROM go) THEN NULL ELSE "
+    "(SELECT array_agg(id) FROM found) END AS found_ids, "
+    "CASE WHEN (SELECT ok FROM go) THEN NULL ELSE "
+    "(SELECT array_agg(external_id) FROM found) END AS found_external_ids, "
+    "CASE WHEN (SELECT ok FROM go) THEN NULL ELSE "
+    "(SELECT array_agg(email) FROM found) END AS found_emails"
+)
+
+
+@dataclass(frozen=True)
+class _Returned:
+    id: int
+    dedupe_key: str | None
+
+
+def _encode_other(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else str(value)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+async def ingest_named(
+    session: AsyncSession,
+    versions: VersionCache,
+    items: Sequence[NamedEventIn],
+    *,
+    now: datetime,
+    doorbell: Doorbell | None = None,
+) -> list[IngestResult] | Unresolved:
+    """``ingest_many`` for events whose contacts are named, with the look-up folded into the
+    insert (PostgreSQL only): one statement instead of two when every contact exists.
+
+    When one does not, nothing is written and ``Unresolved`` says which contacts
+    were found, for the caller to create the others and call ``ingest_many``.
+    """
+    if not items:
+        return []
+    first_by_key: dict[str, int] = {}
+    first_of = [
+        first_by_key.setdefault(item.dedupe_key, index) if item.dedupe_key is not None else index
+        for index, item in enumerate(items)
+    ]
+    rows = [
+        (
+            item.type,
+            item.external_id or None,
+            item.email,
+            dict(item.properties),
+            item.source,
+            item.dedupe_key,
+            _utc(item.occurred_at or now),
+            _utc(now),
+            first_of[index] == index,
+        )
+        for index, item in enumerate(items)
+    ]
+    params = {
+        "rows": msgspec.json.encode(rows, enc_hook=_encode_other).decode(),
+        "external_ids": sorted({item.external_id for item in items if item.external_id}),
+        "emails": sorted({item.email for item in items if item.email}),
+        "active_flow": FlowStatus.active.value,
+    }
+    answer = (await session.execute(_NAMED, params)).one()
+    if not answer.ok:
+        return Unresolved(
+            list(
+                zip(
+                    answer.found_ids or [],
+                    answer.found_external_ids or [],
+                    answer.found_emails or [],
+                    strict=True,
+                )
+            )
+        )
+    events = [
+        EventIn(
+            type=item.type,
+            contact_id=contact_id,
+            properties=item.properties,
+            dedupe_key=item.dedupe_key,
+            occurred_at=item.occurred_at,
+            source=item.source,
+        )
+        for item, contact_id in zip(items, answer.contacts, strict=True)
+    ]
+    batch = _Batch(events, now)
+    batch.first_of = first_of
+    batch.enrolling = set(answer.enrolling or ())
+    batch.any_live = answer.any_live
+    returned = [
+        _Returned(id, key)
+        for id, key in zip(answer.stored_ids or [], answer.stored_keys or [], strict=True)
+    ]
+    await _take_ids(session, batch, [i for i in range(len(items)) if first_of[i] == i], returned)
+    return await _finish(session, versions, batch, doorbell)
+
+
 async def _insert(session: AsyncSession, batch: _Batch) -> None:
     """Append the batch's new events in one statement; find the stored ids of duplicates."""
-    first_by_key: dict[str, int] = {}
-    for index, item in enumerate(batch.items):
-        key = item.dedupe_key
-        batch.first_of.append(first_by_key.setdefault(key, index) if key is not None else index)
-    fresh = [i for i in range(len(batch.items)) if batch.first_of[i] == i]
+    fresh = _fresh(batch)
     if dialect_name(session) == "postgresql":
         returned = await _insert_json(session, batch, fresh)
         if returned:
@@ -204,6 +368,22 @@ async def _insert(session: AsyncSession, batch: _Batch) -> None:
             batch.any_live = returned[0].any_live
     else:
         returned = await _insert_values(session, batch, fresh)
+    await _take_ids(session, batch, fresh, returned)
+
+
+def _fresh(batch: _Batch) -> list[int]:
+    """Each item's first item with its dedupe key (``first_of``); the indexes of the firsts."""
+    first_by_key: dict[str, int] = {}
+    for index, item in enumerate(batch.items):
+        key = item.dedupe_key
+        batch.first_of.append(first_by_key.setdefault(key, index) if key is not None else index)
+    return [i for i in range(len(batch.items)) if batch.first_of[i] == i]
+
+
+async def _take_ids(
+    session: AsyncSession, batch: _Batch, fresh: list[int], returned: Sequence[Any]
+) -> None:
+    """The stored items and every item's event id, from the insert's (id, dedupe_key) rows."""
     inserted_keys = {row.dedupe_key for row in returned if row.dedupe_key is not None}
     batch.stored = [
         i

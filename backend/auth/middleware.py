@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.middleware import MiddlewareProtocol
 from litestar.middleware.session.client_side import CookieBackendConfig
@@ -51,6 +50,9 @@ LAST_USED_PRECISION = timedelta(minutes=5)
 # another process stops working within this time (in this one, at once).
 API_KEY_TRUST_SECONDS = 1.0
 _API_KEY_CACHE_SIZE = 1024
+# The scope key under which a caller already checked for this request is handed on
+# (``backend.api.fast`` checks the key before it gives a call to the app).
+CHECKED_PRINCIPAL = "touchflow.checked_principal"
 
 
 class ApiKeyCache:
@@ -139,15 +141,17 @@ class AuthMiddleware(MiddlewareProtocol):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            if scope["path"].startswith(API_PREFIX):
-                scope["user"] = await _api_key_principal(scope)
+            if CHECKED_PRINCIPAL in scope:
+                scope["user"] = scope.pop(CHECKED_PRINCIPAL)  # type: ignore[misc]
+            elif scope["path"].startswith(API_PREFIX):
+                scope["user"] = await api_key_principal(scope)
             else:
                 scope["user"] = await _session_principal(scope)
-            _use_preferences(scope, scope["user"])
+            use_preferences(scope, scope["user"])
         await self.app(scope, receive, send)
 
 
-def _use_preferences(scope: Scope, principal: Principal | None) -> None:
+def use_preferences(scope: Scope, principal: Principal | None) -> None:
     """A signed-in user's own language and time zone win over the browser's and the workspace's."""
     settings = scope["litestar_app"].state.settings
     if principal is not None and principal.locale:
@@ -184,8 +188,11 @@ async def _session_principal(scope: Scope) -> Principal | None:
     )
 
 
-async def _api_key_principal(scope: Scope) -> Principal | None:
-    header = Headers.from_scope(scope).get("authorization", "")
+async def api_key_principal(scope: Scope) -> Principal | None:
+    """The caller of an ``/api/`` request by its bearer key: None without a valid key."""
+    header = next(
+        (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"), ""
+    )
     scheme, _sep, token = header.partition(" ")
     token = token.strip()
     prefix = api_key_prefix(token) if scheme.lower() == "bearer" else None

@@ -28,7 +28,14 @@ from backend.i18n import gettext as _
 from backend.models import utcnow
 from runtime.bulk_insert import insert_rows
 from runtime.doorbell import Doorbell
-from runtime.events import EventIn, IngestResult, ingest_many
+from runtime.events import (
+    EventIn,
+    IngestResult,
+    NamedEventIn,
+    Unresolved,
+    ingest_many,
+    ingest_named,
+)
 from runtime.sql import CONTACTS, VISITORS, among, dialect_name, upsert_insert
 from runtime.versions import VersionCache
 
@@ -116,14 +123,18 @@ async def _check_contact_ids(
 
 
 async def _resolve_contacts(
-    session: AsyncSession, items: dict[int, _Item], errors: dict[int, InvalidValue]
+    session: AsyncSession,
+    items: dict[int, _Item],
+    errors: dict[int, InvalidValue],
+    looked_up: Sequence[Any] | None = None,
 ) -> None:
     """Find or create the contacts named by external id (first) or email, set-based.
 
     An event about someone not seen before creates them: the event is not
     lost, and a later identify fills in the rest. The contacts created come
     back from the insert; only those a racing request created first (the
-    insert skipped them) take another look-up.
+    insert skipped them) take another look-up. ``looked_up`` is the first
+    look-up when it was already made (rows of id, external_id, email).
     """
     named = {
         i: item
@@ -133,7 +144,10 @@ async def _resolve_contacts(
     for _round in range(_MAX_ROUNDS):
         if not named:
             return
-        by_ext, by_email = _keyed(await _look_up(session, named.values()))
+        if looked_up is None:
+            looked_up = await _look_up(session, named.values())
+        by_ext, by_email = _keyed(looked_up)
+        looked_up = None
         new: dict[tuple[str | None, str | None], None] = {}
         for index, item in list(named.items()):
             ext = item.data.external_id
@@ -269,8 +283,20 @@ async def track_many(
             items[index] = _check(data, emails)
         except InvalidValue as exc:
             errors[index] = exc
+    looked_up: Sequence[Any] | None = None
+    if items and dialect_name(session) == "postgresql" and all(map(_named_only, items.values())):
+        named = await ingest_named(
+            session,
+            runtime.versions,
+            [_named(item, source) for item in items.values()],
+            now=now,
+            doorbell=runtime.doorbell,
+        )
+        if not isinstance(named, Unresolved):
+            return _in_order(len(batch), errors, named)
+        looked_up = [_Found(*row) for row in named.found]
     await _check_contact_ids(session, items, errors)
-    await _resolve_contacts(session, items, errors)
+    await _resolve_contacts(session, items, errors, looked_up)
     linked = await _ensure_visitors(session, items, now)
     events: list[EventIn] = []
     for item in items.values():
@@ -292,11 +318,46 @@ async def track_many(
     results = await ingest_many(
         session, runtime.versions, events, now=now, doorbell=runtime.doorbell
     )
+    return _in_order(len(batch), errors, results)
+
+
+def _in_order(
+    size: int, errors: dict[int, InvalidValue], results: Sequence[IngestResult]
+) -> list[IngestResult | InvalidValue]:
+    """One answer per item: its error, else the next result."""
     out: list[IngestResult | InvalidValue] = []
     stored = iter(results)
-    for index in range(len(batch)):
+    for index in range(size):
         out.append(errors[index] if index in errors else next(stored))
     return out
+
+
+@dataclass(frozen=True)
+class _Found:
+    id: int
+    external_id: str | None
+    email: str | None
+
+
+def _named_only(item: _Item) -> bool:
+    """Whether the item names its customer by external id or email only (``ingest_named``)."""
+    return (
+        item.contact_id is None
+        and item.data.visitor_id is None
+        and bool(item.data.external_id or item.email)
+    )
+
+
+def _named(item: _Item, source: str) -> NamedEventIn:
+    return NamedEventIn(
+        type=item.data.type,
+        external_id=item.data.external_id or None,
+        email=item.email,
+        properties=item.data.properties,
+        dedupe_key=item.data.idempotency_key,
+        occurred_at=item.occurred_at,
+        source=source,
+    )
 
 
 async def track(
