@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import event, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from backend.models import Event, Journey, Step, Visitor
 from runtime.clock import FakeClock
@@ -110,6 +110,11 @@ Ranks = tuple[dict[int, int], dict[int, int]]
 
 
 async def _state(runtime: Runtime) -> tuple[dict[str, list[tuple[Any, ...]]], Ranks]:
+    async with runtime.sessions() as session:
+        return await _state_in(session)
+
+
+async def _state_in(session: AsyncSession) -> tuple[dict[str, list[tuple[Any, ...]]], Ranks]:
     """Events, journeys and history, with ids replaced by their rank.
 
     PostgreSQL spends a sequence value on an insert that ``ON CONFLICT DO
@@ -117,69 +122,93 @@ async def _state(runtime: Runtime) -> tuple[dict[str, list[tuple[Any, ...]]], Ra
     Python, so the ids may have gaps in one and not the other. Order is what
     must agree.
     """
-    async with runtime.sessions() as session:
-        events = (
-            await session.execute(
-                select(
-                    Event.id,
-                    Event.type,
-                    Event.contact_id,
-                    Event.visitor_id,
-                    Event.properties,
-                    Event.dedupe_key,
-                ).order_by(Event.id)
-            )
-        ).all()
-        journey_rows = (
-            await session.execute(
-                select(
-                    Journey.id,
-                    Journey.flow_id,
-                    Journey.contact_id,
-                    Journey.visitor_id,
-                    Journey.status,
-                    Journey.node_id,
-                    Journey.visits,
-                    Journey.data,
-                    Journey.due_at,
-                    Journey.wait_event_type,
-                    Journey.wake_event_id,
-                    Journey.entry_key,
-                    Journey.entered_at,
-                ).order_by(Journey.id)
-            )
-        ).all()
-        step_rows = await session.execute(
-            select(Step.journey_id, Step.node_id, Step.visit, Step.status, Step.output).order_by(
-                Step.id
-            )
+    events = (
+        await session.execute(
+            select(
+                Event.id,
+                Event.type,
+                Event.contact_id,
+                Event.visitor_id,
+                Event.properties,
+                Event.dedupe_key,
+            ).order_by(Event.id)
         )
-        e_rank = {row.id: n for n, row in enumerate(events)}
-        j_rank = {row.id: n for n, row in enumerate(journey_rows)}
+    ).all()
+    journey_rows = (
+        await session.execute(
+            select(
+                Journey.id,
+                Journey.flow_id,
+                Journey.contact_id,
+                Journey.visitor_id,
+                Journey.status,
+                Journey.node_id,
+                Journey.visits,
+                Journey.data,
+                Journey.due_at,
+                Journey.wait_event_type,
+                Journey.wake_event_id,
+                Journey.entry_key,
+                Journey.entered_at,
+            ).order_by(Journey.id)
+        )
+    ).all()
+    step_rows = await session.execute(
+        select(Step.journey_id, Step.node_id, Step.visit, Step.status, Step.output).order_by(
+            Step.id
+        )
+    )
+    e_rank = {row.id: n for n, row in enumerate(events)}
+    j_rank = {row.id: n for n, row in enumerate(journey_rows)}
 
-        def journey(row: Any) -> tuple[Any, ...]:
-            data = dict(row.data or {})
-            trigger = dict(data.get("trigger") or {})
-            if "event_id" in trigger:
-                trigger["event_id"] = e_rank[trigger["event_id"]]
-                data["trigger"] = trigger
-            wake = None if row.wake_event_id is None else e_rank[row.wake_event_id]
-            return (
-                j_rank[row.id],
-                *row[1:7],
-                data,
-                row.due_at,
-                row.wait_event_type,
-                wake,
-                *row[11:],
-            )
+    def journey(row: Any) -> tuple[Any, ...]:
+        data = dict(row.data or {})
+        trigger = dict(data.get("trigger") or {})
+        if "event_id" in trigger:
+            trigger["event_id"] = e_rank[trigger["event_id"]]
+            data["trigger"] = trigger
+        wake = None if row.wake_event_id is None else e_rank[row.wake_event_id]
+        return (
+            j_rank[row.id],
+            *row[1:7],
+            data,
+            row.due_at,
+            row.wait_event_type,
+            wake,
+            *row[11:],
+        )
 
-        state = {
-            "events": [(e_rank[r.id], *r[1:]) for r in events],
-            "journeys": [journey(r) for r in journey_rows],
-            "steps": [(j_rank[r.journey_id], *r[1:]) for r in step_rows],
-        }
-        return state, (e_rank, j_rank)
+    state = {
+        "events": [(e_rank[r.id], *r[1:]) for r in events],
+        "journeys": [journey(r) for r in journey_rows],
+        "steps": [(j_rank[r.journey_id], *r[1:]) for r in step_rows],
+    }
+    return state, (e_rank, j_rank)
+
+
+async def _sequences(session: AsyncSession) -> list[tuple[str, int | None]]:
+    """PostgreSQL's sequences and their last values (a rollback does not give ids back)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return []  # SQLite's next id comes from the rows (or sqlite_sequence): rolled back
+    rows = await session.execute(
+        text(
+            "SELECT format('%I.%I', schemaname, sequencename), last_value FROM pg_sequences"
+            " WHERE schemaname = current_schema()"
+        )
+    )
+    saved = [(str(name), last) for name, last in rows.all()]
+    await session.commit()
+    return saved
+
+
+async def _restore(session: AsyncSession, sequences: list[tuple[str, int | None]]) -> None:
+    """Each sequence back where it was, so the one-by-one run gets the ids the batch got."""
+    async with session.begin():
+        for name, last in sequences:
+            if last is None:  # never used: its next value is its start
+                await session.execute(text(f"ALTER SEQUENCE {name} RESTART"))
+            else:
+                await session.execute(select(func.setval(name, last)))
 
 
 def _summary(results: list[IngestResult], ranks: Ranks) -> list[tuple[Any, ...]]:
@@ -201,12 +230,18 @@ async def _batch_equals_one_by_one(
 ) -> None:
     customers = await _setup(runtime, engine, clock)
     items = [_event(customers, s) for s in specs]
-    async with runtime.sessions() as session, session.begin():
+    # The batch is one transaction: what it stored is read before its end, then rolled
+    # back, so the one-by-one run starts from the same rows without a second setup.
+    # (No constraint is deferred to the commit, so nothing is left unchecked.)
+    async with runtime.sessions() as session:
+        sequences = await _sequences(session)
+        await session.begin()
         together = await ingest_many(session, runtime.versions, items, now=clock.now())
-    batch_state, batch_ranks = await _state(runtime)
+        await session.flush()
+        batch_state, batch_ranks = await _state_in(session)
+        await session.rollback()
+        await _restore(session, sequences)
 
-    customers = await _setup(runtime, engine, clock)
-    items = [_event(customers, s) for s in specs]
     apart: list[IngestResult] = []
     for item in items:
         async with runtime.sessions() as session, session.begin():
