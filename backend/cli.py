@@ -95,13 +95,13 @@ def _display_host(host: str) -> str:
 @main.command()
 def worker() -> None:
     """Run an arq worker that steps journeys and delivers messages (needs REDIS_URL)."""
-    from backend.worker import run_arq_worker
-
     settings = _settings()
     if not settings.redis_url:
         raise click.ClickException(
             "REDIS_URL is not set: `touchflow serve` runs the work in-process instead"
         )
+    from backend.worker import run_arq_worker  # after the check: it imports the whole runtime
+
     run_arq_worker(settings)
 
 
