@@ -159,7 +159,7 @@ def _step_row(step: dict[str, Any]) -> list[Any]:
 
 def _journey_row(walk: Walk) -> list[Any]:
     return [
-        walk.row.id,
+        walk.journey_id,
         walk.status,
         walk.node_id,
         walk.visits,
@@ -237,8 +237,8 @@ async def _write_journeys(session: AsyncSession, walks: list[Walk], now: datetim
 async def _write(session: AsyncSession, owner: str, walks: list[Walk], now: datetime) -> list[Walk]:
     if not walks:
         return []
-    owned = await _owned(session, owner, [w.row.id for w in walks])
-    mine = [w for w in walks if w.row.id in owned]
+    owned = await _owned(session, owner, [w.journey_id for w in walks])
+    mine = [w for w in walks if w.journey_id in owned]
     if len(mine) < len(walks):
         log.info("claim %s lost %d journeys to another writer", owner, len(walks) - len(mine))
     if not mine:

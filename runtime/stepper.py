@@ -2,9 +2,10 @@
 
 Deciding (running node code against a frozen context) is kept apart from
 doing (the batched writes in ``runtime.journal``). One batch costs a handful
-of round trips however many journeys and steps it holds: the claim, the
-profile load, then one transaction writing every step row, cursor move,
-contact change and outbox message together (DESIGN principle 3).
+of round trips however many journeys and steps it holds: one transaction
+claiming the journeys and reading their profiles, then one writing every step
+row, cursor move, contact change and outbox message together (DESIGN
+principle 3).
 """
 
 from __future__ import annotations
@@ -56,26 +57,27 @@ async def step_batch(rt: Runtime, limit: int | None = None) -> StepReport:
     """Claim one batch of due journeys, walk them, write the results. Returns counts."""
     owner = f"{rt.worker_id}:{next(_claims)}"
     now = rt.clock.now()
+    # The claim's transaction also reads what the walks start from: two round trips fewer
+    # per batch than a transaction of their own, for locks held a few reads longer.
     async with rt.sessions() as session, session.begin():
         rows = await claim_journeys(
             session, owner=owner, now=now, limit=limit or rt.settings.batch_size, lease=rt.lease
         )
+        if rows:
+            flows = await rt.versions.get_many(session, {row.flow_version_id for row in rows})
+            profiles = await load_profiles(
+                session,
+                (r.contact_id for r in rows if r.contact_id is not None),
+                (r.visitor_id for r in rows if r.contact_id is None and r.visitor_id is not None),
+            )
+            wake_events = await load_events(
+                session, (r.wake_event_id for r in rows if r.wake_event_id is not None)
+            )
     report = StepReport(claimed=len(rows))
     if not rows:
         return report
+    walks = [_start(row, flows[row.flow_version_id], profiles, wake_events, now) for row in rows]
     async with rt.sessions() as session:
-        flows = await rt.versions.get_many(session, {row.flow_version_id for row in rows})
-        profiles = await load_profiles(
-            session,
-            (r.contact_id for r in rows if r.contact_id is not None),
-            (r.visitor_id for r in rows if r.contact_id is None and r.visitor_id is not None),
-        )
-        wake_events = await load_events(
-            session, (r.wake_event_id for r in rows if r.wake_event_id is not None)
-        )
-        walks = [
-            _start(row, flows[row.flow_version_id], profiles, wake_events, now) for row in rows
-        ]
         walking = [w for w in walks if w.running]
         history: dict[CustomerKey, tuple[EventRecord, ...]] = {}
         for _ in range(MAX_STEPS_PER_CLAIM):
@@ -137,12 +139,12 @@ async def _run_node(rt: Runtime, walk: Walk, events: tuple[EventRecord, ...]) ->
         node.node if node is not None else None,
         node.config if node is not None else None,
         node.ports if node is not None else (),
-        journey_id=walk.row.id,
-        flow_id=walk.row.flow_id,
-        flow_version_id=walk.row.flow_version_id,
+        journey_id=walk.journey_id,
+        flow_id=walk.flow_id,
+        flow_version_id=walk.flow_version_id,
         node_id=walk.node_id,
         visit=visit,
-        entered_at=walk.row.entered_at,
+        entered_at=walk.entered_at,
         data=walk.data,
         profile=profile,
         events=events,

@@ -68,6 +68,13 @@ class Walk:
 
     def __post_init__(self) -> None:
         row = self.row
+        # The claimed row's fields that every step reads, as plain attributes: a
+        # database row's attribute look-up costs a Python call each time.
+        self.journey_id: int = row.id
+        self.contact_id: int | None = row.contact_id
+        self.flow_id: int = row.flow_id
+        self.flow_version_id: int = row.flow_version_id
+        self.entered_at: datetime = row.entered_at
         self.node_id: str = row.node_id
         self.visits: dict[str, int] = dict(row.visits or {})
         self.data: dict[str, Any] = dict(row.data or {})
@@ -145,16 +152,16 @@ class Walk:
             output["changes"] = changes_json(outcome.changes)
         if outcome.messages:
             keys = []
-            contact_id = self.row.contact_id
+            contact_id = self.contact_id
             for message in outcome.messages:
-                idem = message_key(self.row.id, node_id, visit, message.key)
+                idem = message_key(self.journey_id, node_id, visit, message.key)
                 keys.append(idem)
                 self.messages.append(
                     {
                         "idempotency_key": idem,
                         "channel": message.channel,
                         "category": message.category,
-                        "journey_id": self.row.id,
+                        "journey_id": self.journey_id,
                         "node_id": node_id,
                         "contact_id": contact_id,
                         "payload": dict(message.payload),
@@ -174,7 +181,7 @@ class Walk:
             status = _DONE
         self.steps.append(
             {
-                "journey_id": self.row.id,
+                "journey_id": self.journey_id,
                 "node_id": node_id,
                 "visit": visit,
                 "node_type": node_type,
@@ -203,7 +210,7 @@ class Walk:
         label = getattr(node.config, "label", None)
         self.conversions.append(
             {
-                "journey_id": self.row.id,
+                "journey_id": self.journey_id,
                 "flow_id": self.flow.flow_id,
                 "goal": node_id,
                 "label": label if isinstance(label, str) else node_id,
@@ -235,7 +242,7 @@ class Walk:
         if self.row.status == JourneyStatus.waiting.value and self.node_id in self.flow.nodes:
             self.steps.append(
                 {
-                    "journey_id": self.row.id,
+                    "journey_id": self.journey_id,
                     "node_id": self.node_id,
                     "visit": self.visits.get(self.node_id, 1),
                     "node_type": self.flow.nodes[self.node_id].type_id,
@@ -290,7 +297,7 @@ class Walk:
             output["seen"] = dict(seen)
         self.steps.append(
             {
-                "journey_id": self.row.id,
+                "journey_id": self.journey_id,
                 "node_id": self.node_id,
                 "visit": visit,
                 "node_type": self.flow.nodes[self.node_id].type_id
@@ -321,7 +328,7 @@ class Walk:
 
     def journey_values(self) -> dict[str, Any]:
         return {
-            "v_id": self.row.id,
+            "v_id": self.journey_id,
             "v_status": self.status,
             "v_node_id": self.node_id,
             "v_visits": self.visits,
