@@ -27,7 +27,7 @@ from nodes.sdk import Clock, NodeRegistry, Services, SystemClock, discover
 from runtime import admin, conversions, enroll, entries, events, results, retention
 from runtime.delivery import Deliverer
 from runtime.doorbell import Doorbell, NullDoorbell
-from runtime.outbox import DeliveryReport, deliver_batch
+from runtime.outbox import DeliveryReport, NextClaim, deliver_batch
 from runtime.services import build_services
 from runtime.settings import RuntimeSettings
 from runtime.stepper import StepReport, step_batch
@@ -36,9 +36,6 @@ from runtime.versions import VersionCache
 __all__ = ["Runtime", "WorkReport", "build_runtime", "default_deliverers"]
 
 log = logging.getLogger(__name__)
-
-# Delivery claims one ``work`` call keeps going at once (PostgreSQL; SQLite: one).
-CLAIMS_IN_FLIGHT = 2
 
 # How long one ``work`` call may spend pruning before it gets on with stepping.
 RETENTION_BUDGET_SECONDS = 2.0
@@ -217,10 +214,23 @@ class Runtime:
         deadline = time.monotonic() + budget_seconds if budget_seconds else None
         await self._enter_if_due(report)
         await self._prune_if_due()
+        # On PostgreSQL the messages of the last batch go out while the next one steps;
+        # SQLite's single writer takes one at a time.
+        overlap = _dialect(self.sessions) == "postgresql"
         while True:
-            stepped = await self.step()
+            delivering = (
+                asyncio.create_task(self._deliver_round(report, deadline)) if overlap else None
+            )
+            try:
+                stepped = await self.step()
+            except BaseException as exc:
+                if delivering is not None:
+                    if isinstance(exc, asyncio.CancelledError):
+                        delivering.cancel()
+                    await asyncio.gather(delivering, return_exceptions=True)
+                raise
             report.add_steps(stepped)
-            delivered = await self._deliver_round(report, deadline)
+            delivered = await (delivering or self._deliver_round(report, deadline))
             if stepped.claimed == 0 and delivered == 0:
                 return report
             if deadline is not None and time.monotonic() > deadline:
@@ -233,41 +243,48 @@ class Runtime:
         A delivery claim is small (a few rounds of a channel's connections), a
         step batch is large: one claim per step would leave most of what a step
         wrote waiting behind an empty step claim each time. Each claim is sent
-        well within its lease however slow the provider. On PostgreSQL the next
-        claim is taken while the last one sends (``CLAIMS_IN_FLIGHT``): its
-        messages wait for the channel's connections (the same per-process limit),
-        which never stand idle while a claim's transaction runs.
+        well within its lease however slow the provider: on PostgreSQL the next
+        claim is taken when the last one's final round is in flight (never more
+        than two at once), so the connections do not stand idle during a claim's
+        transaction and the new claim's messages wait for one round at most.
         """
+        overlap = _dialect(self.sessions) == "postgresql"
         claimed = 0
-        more = True
-        running: set[asyncio.Task[DeliveryReport]] = set()
+        claims: list[asyncio.Task[DeliveryReport]] = []
+        try:
+            while claimed < self.settings.batch_size:
+                running = [c for c in claims if not c.done()]
+                if len(running) > 1:  # never more than two: the older one finishes first
+                    await asyncio.wait(running[:1])
+                signal = NextClaim()
+                claim = asyncio.create_task(deliver_batch(self, next_claim=signal))
+                claims.append(claim)
+                ready = asyncio.create_task(signal.ready.wait())
+                try:
+                    await asyncio.wait(
+                        {claim, ready} if overlap else {claim},
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    ready.cancel()
+                if any(c.done() and c.exception() is not None for c in claims):
+                    break  # the others finish what they claimed; then the error goes up
+                claimed += signal.claimed
+                if signal.claimed == 0:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        except BaseException:  # cancelled: the claims in flight go with the caller
+            for claim in claims:
+                claim.cancel()
+            await asyncio.gather(*claims, return_exceptions=True)
+            raise
         failure: BaseException | None = None
-        in_flight = CLAIMS_IN_FLIGHT if _dialect(self.sessions) == "postgresql" else 1
-        while True:
-            while more and failure is None and len(running) < in_flight:
-                running.add(asyncio.create_task(self.deliver()))
-            if not running:
-                break
-            try:
-                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            except BaseException:  # cancelled: the claims in flight go with the caller
-                for task in running:
-                    task.cancel()
-                await asyncio.gather(*running, return_exceptions=True)
-                raise
-            for task in done:
-                if task.exception() is not None:
-                    # The others finish what they claimed; then the error goes up.
-                    failure = failure or task.exception()
-                    continue
-                delivered = task.result()
-                report.add_delivery(delivered)
-                claimed += delivered.claimed
-                more = more and delivered.claimed > 0
-            if claimed >= self.settings.batch_size:
-                more = False
-            if deadline is not None and time.monotonic() > deadline:
-                more = False
+        for outcome in await asyncio.gather(*claims, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                failure = failure or outcome
+            else:
+                report.add_delivery(outcome)
         if failure is not None:
             raise failure
         return claimed

@@ -8,7 +8,8 @@ where an admin can see it and retry it (``runtime.admin.retry_message``).
 A message in flight belongs to one sender:
 
 - a sender claims a few rounds of what its channels take at once (``ROUNDS``
-  times their concurrency), not more than it can send well within a lease;
+  times their concurrency), not more than it can send well within a lease
+  (on PostgreSQL every channel's claim in one statement: ``_claim_all``);
 - while any claimed message is unfinished, the sender renews the lease every
   third of it; messages it no longer holds (another sender took them over
   after a stall) are dropped from its batch unsent;
@@ -18,8 +19,8 @@ A message in flight belongs to one sender:
   the provider call. Before each message the sender checks that its last
   renewal is younger than the lease;
 - each result is committed as soon as the provider answers, in a group
-  commit with the answers that came meanwhile, and the channel's slot is
-  held until it is.
+  commit with the answers that came meanwhile (on PostgreSQL one statement
+  in its own transaction), and the channel's slot is held until it is.
 
 A sender that dies leaves ``sending`` rows whose lease runs out; the next
 claim puts them back to ``pending``. The only messages that can then go out a
@@ -36,7 +37,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +69,14 @@ from runtime.sql import CONTACTS, OUTBOX, among, dialect_name
 if TYPE_CHECKING:
     from runtime.engine import Runtime
 
-__all__ = ["ROUNDS", "DeliveryReport", "claim_size", "deliver_batch", "delivery_delay"]
+__all__ = [
+    "ROUNDS",
+    "DeliveryReport",
+    "NextClaim",
+    "claim_size",
+    "deliver_batch",
+    "delivery_delay",
+]
 
 log = logging.getLogger(__name__)
 _claims = itertools.count(1)
@@ -141,6 +149,13 @@ class _Claim:
         self.lost: set[int] = set()
         # When the claim's transaction began: its lease in the database runs from no earlier.
         self.renewed = claimed
+        # Set when at most one round (``round_size``) of the claim is unfinished.
+        self.last_round: asyncio.Event | None = None
+        self.round_size = 0
+
+    def finishing(self) -> None:
+        if self.last_round is not None and len(self.open) <= self.round_size:
+            self.last_round.set()
 
     def holds(self, message_id: int) -> bool:
         """Still ours: not taken over, and renewed less than a lease ago."""
@@ -220,13 +235,15 @@ _RECORD = (
 )
 
 
+def _concurrency(rt: Runtime, channel: str) -> int:
+    deliverer = rt.deliverers.get(channel)
+    return concurrency_of(deliverer) if deliverer is not None else 1
+
+
 def _gate(rt: Runtime, channel: str) -> asyncio.Semaphore:
     gate = rt.channel_gates.get(channel)
     if gate is None:
-        deliverer = rt.deliverers.get(channel)
-        gate = rt.channel_gates[channel] = asyncio.Semaphore(
-            concurrency_of(deliverer) if deliverer is not None else 1
-        )
+        gate = rt.channel_gates[channel] = asyncio.Semaphore(_concurrency(rt, channel))
     return gate
 
 
@@ -417,6 +434,7 @@ async def _send(
             status = await _send_and_record(rt, claim, recorder, message, cleared)
         finally:
             claim.open.discard(message.id)
+            claim.finishing()
     if status == "withheld":
         report.withheld += 1
     elif status == "lost":
@@ -583,7 +601,20 @@ async def _contact_locales(session: AsyncSession, contact_ids: set[int]) -> dict
     return {int(row.id): str(row.locale) for row in rows}
 
 
-async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport:
+@dataclass
+class NextClaim:
+    """When a caller of ``deliver_batch`` may take its next claim: ``ready`` is set once
+    no more than one round of this claim is unfinished (what its channels send at
+    once), or at once when it claimed nothing. The next claim's messages then wait
+    for one round at most. ``claimed``: how many this claim took."""
+
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    claimed: int = 0
+
+
+async def deliver_batch(
+    rt: Runtime, limit: int | None = None, *, next_claim: NextClaim | None = None
+) -> DeliveryReport:
     """Deliver one claim of due messages per channel; returns counts (``claimed`` 0: idle)."""
     owner = f"{rt.worker_id}:o{next(_claims)}"
     now = rt.clock.now()
@@ -611,9 +642,17 @@ async def deliver_batch(rt: Runtime, limit: int | None = None) -> DeliveryReport
         messages = [_outgoing(row, owner, locales) for row in rows]
         cleared = await _clear_claimed(rt, session, messages, now, accepted) if messages else {}
     report = DeliveryReport(claimed=len(rows))
+    if next_claim is not None:
+        next_claim.claimed = len(rows)
     if not rows:
+        if next_claim is not None:
+            next_claim.ready.set()
         return report
     claim = _Claim(rt, owner, (m.id for m in messages), claimed)
+    if next_claim is not None:
+        claim.last_round = next_claim.ready
+        claim.round_size = max(_concurrency(rt, channel) for channel in {m.channel for m in rows})
+        claim.finishing()
     # One recorder per runtime: concurrent claims of this process share its commits.
     recorder = rt.outbox_recorder = rt.outbox_recorder or _Recorder(rt)
     renewal = asyncio.create_task(claim.renew_until_cancelled())

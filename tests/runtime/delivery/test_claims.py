@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.models import OutboxMessage, OutboxStatus
@@ -135,6 +135,41 @@ async def test_a_claim_is_sized_to_what_the_channel_sends_at_once(
     await _queue_many(rt, 20)
     report = await deliver_batch(rt)
     assert report.claimed == ROUNDS * 2  # not the 500 of a journey batch
+    await rt.deliverers["email"].inner.aclose()  # type: ignore[attr-defined]
+
+
+async def test_one_statement_claims_every_channel_each_sized_to_it_on_postgresql(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    slow_smtp: tuple[SlowMailbox, int],
+) -> None:
+    _, port = slow_smtp
+    rt = _slow_runtime(sessions, settings, port, pool=2, lease=30.0)
+    rt.settings = rt.settings.model_copy(update={"batch_size": 500})
+    await _queue_many(rt, 20)
+    for n in range(10):  # a channel nothing here can send: claimed a few at a time
+        await queue(rt, None, {"to": f"f{n}"}, channel="fax", category="transactional")
+    engine = sessions.kw["bind"]
+    claims: list[str] = []
+    ledger: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "attempts=(outbox_messages.attempts +" in statement:
+            claims.append(statement)
+        if statement.lstrip().startswith("UPDATE deliveries"):
+            ledger.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        report = await deliver_batch(rt)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert report.claimed == ROUNDS * 2 + ROUNDS  # email's two connections, and the rest
+    assert (report.sent, report.retried) == (ROUNDS * 2, ROUNDS)
+    # PostgreSQL: one statement for every channel; SQLite: one per channel and the rest.
+    assert len(claims) == (1 if engine.dialect.name == "postgresql" else 2)
+    # PostgreSQL: the ledger's acceptances ride in the statement that records the results.
+    assert (ledger == []) == (engine.dialect.name == "postgresql")
     await rt.deliverers["email"].inner.aclose()  # type: ignore[attr-defined]
 
 
