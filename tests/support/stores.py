@@ -25,10 +25,11 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from backend.db import create_engine
@@ -142,7 +143,13 @@ async def fresh_database(kind: str, tmp_dir: Path) -> AsyncIterator[str]:
         await _pg_admin("SELECT 1")
     except Exception as exc:  # connection refused, auth failure...
         missing_service(f"PostgreSQL at {PG_ADMIN_URL} ({type(exc).__name__}: {exc})")
-    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{await _pg_template()}"')
+    # No commit waits for its WAL to reach the disk: a test database need not survive
+    # a crash of the server, and every commit is still visible to every other
+    # connection (and process) at once, as the fault tests need.
+    await _pg_admin(
+        f'CREATE DATABASE "{name}" TEMPLATE "{await _pg_template()}"',
+        f'ALTER DATABASE "{name}" SET synchronous_commit = off',
+    )
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         yield url
@@ -150,58 +157,96 @@ async def fresh_database(kind: str, tmp_dir: Path) -> AsyncIterator[str]:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-# Every sequence back to its start, as TRUNCATE ... RESTART IDENTITY did.
-_RESTART_SEQUENCES = """
-DO $$
-DECLARE s record;
-BEGIN
-    FOR s IN SELECT schemaname, sequencename FROM pg_sequences
-             WHERE schemaname = current_schema() LOOP
-        EXECUTE format('ALTER SEQUENCE %I.%I RESTART', s.schemaname, s.sequencename);
-    END LOOP;
-END $$;
+# Tables whose rows the database refuses to change or delete (migration 0017_audit).
+APPEND_ONLY = ("audit_log",)
+# What the query of which tables have rows answers for "a sequence has handed out an id".
+_SEQUENCES_USED = ""
+# Every sequence that handed out an id back to its start, as TRUNCATE ... RESTART IDENTITY
+# did. setval is no DDL: ALTER SEQUENCE ... RESTART on every sequence cost PostgreSQL
+# more CPU (some 20 ms a test) than many a test itself.
+_PG_RESTART_SEQUENCES = """
+SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false)
+FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL;
 """
 
 
-# Tables whose rows the database refuses to change or delete (migration 0017_audit).
-APPEND_ONLY = ("audit_log",)
+def _tables() -> list[str]:
+    """Every table of the models, children before the tables they refer to."""
+    return [table.name for table in reversed(Base.metadata.sorted_tables)]
+
+
+def _with_rows_query(dialect: str) -> str:
+    """One query naming the tables that have rows (and, on PostgreSQL, ``_SEQUENCES_USED``
+    when a sequence has handed out an id), so a clean database costs one round trip."""
+    parts = [f"SELECT '{t}' AS name WHERE EXISTS (SELECT 1 FROM {t})" for t in _tables()]  # noqa: S608
+    if dialect == "postgresql":
+        parts.append(
+            f"SELECT '{_SEQUENCES_USED}' WHERE EXISTS (SELECT 1 FROM pg_sequences"  # noqa: S608
+            " WHERE schemaname = current_schema() AND last_value IS NOT NULL)"
+        )
+    return " UNION ALL ".join(parts)
 
 
 async def truncate_all(engine: AsyncEngine) -> None:
-    """Empty every table between tests (keeps the migrated schema) and restart the ids."""
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    if engine.dialect.name == "postgresql":
-        # DELETE, children first, in one round trip: a test leaves a few rows, and
-        # TRUNCATE gives each of the tables new files, which cost PostgreSQL more
-        # (over a second on a busy machine) than many a test itself.
-        # (Children first, so foreign keys in a cycle would need TRUNCATE ... CASCADE.)
-        kept = [table for table in tables if table not in APPEND_ONLY]
-        script = "".join(f"DELETE FROM {table};\n" for table in kept)  # noqa: S608
-        # The append-only triggers refuse DELETE; replica mode (superuser) skips them.
-        script += "SET LOCAL session_replication_role = replica;\n"
-        script += "".join(f"DELETE FROM {table};\n" for table in APPEND_ONLY)  # noqa: S608
-        async with engine.begin() as conn:
-            raw = await conn.get_raw_connection()
-            await raw.driver_connection.execute(script + _RESTART_SEQUENCES)
-        return
-    async with engine.begin() as conn:
-        await conn.execute(text("PRAGMA defer_foreign_keys=ON"))
+    """Empty every table between tests (keeps the migrated schema) and restart the ids.
+
+    Only the tables that have rows are emptied, with DELETE, children first, in
+    one script: a test writes to a few of the tables, and TRUNCATE gives each
+    table new files, which costs PostgreSQL more than many a test itself.
+    (Children first, so foreign keys in a cycle would need TRUNCATE ... CASCADE.)
+    SQLite hands out ids again from 1 once a table is empty (no AUTOINCREMENT).
+    """
+    dialect = engine.dialect.name
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        if dialect == "postgresql":
+            found = {row[0] for row in await raw.fetch(_with_rows_query(dialect))}
+        else:
+            async with raw.execute(_with_rows_query(dialect)) as cursor:
+                found = {row[0] for row in await cursor.fetchall()}
+        if not found:
+            return
+        tables = [t for t in _tables() if t in found]
+        kept = [t for t in tables if t not in APPEND_ONLY]
+        held = [t for t in tables if t in APPEND_ONLY]
+        deletes = "".join(f"DELETE FROM {table};\n" for table in kept)  # noqa: S608
+        if dialect == "postgresql":
+            script = deletes
+            if held:
+                # The append-only triggers refuse DELETE; replica mode (superuser) skips them.
+                script += "SET LOCAL session_replication_role = replica;\n"
+                script += "".join(f"DELETE FROM {table};\n" for table in held)  # noqa: S608
+            if _SEQUENCES_USED in found:
+                script += _PG_RESTART_SEQUENCES
+            async with raw.transaction():
+                await raw.execute(script)
+            return
+        await _sqlite_delete(raw, deletes, held)
+
+
+async def _sqlite_delete(raw: Any, deletes: str, held: list[str]) -> None:
+    """Run the DELETEs in one transaction and one round trip to aiosqlite's thread."""
+    triggers: list[tuple[str, str]] = []
+    if held:
         # The append-only triggers refuse DELETE: set them aside and put them back.
-        triggers = (
-            await conn.execute(
-                text(
-                    "SELECT name, sql FROM sqlite_master"
-                    " WHERE type = 'trigger' AND tbl_name IN :tables"
-                ).bindparams(bindparam("tables", expanding=True)),
-                {"tables": list(APPEND_ONLY)},
-            )
-        ).all()
-        for name, _sql in triggers:
-            await conn.execute(text(f'DROP TRIGGER "{name}"'))
-        for table in tables:
-            await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
-        for _name, sql in triggers:
-            await conn.execute(text(sql))
+        names = ", ".join(f"'{t}'" for t in held)
+        async with raw.execute(
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ({names})"  # noqa: S608
+        ) as cursor:
+            triggers = [(name, sql) for name, sql in await cursor.fetchall()]
+        deletes += "".join(f"DELETE FROM {table};\n" for table in held)  # noqa: S608
+    script = "BEGIN IMMEDIATE;\nPRAGMA defer_foreign_keys = ON;\n"
+    script += "".join(f'DROP TRIGGER "{name}";\n' for name, _sql in triggers)
+    script += deletes
+    script += "".join(f"{sql};\n" for _name, sql in triggers)
+    script += "COMMIT;\n"
+    try:
+        await raw.executescript(script)
+    except BaseException:
+        if raw.in_transaction:
+            await raw.rollback()
+        raise
 
 
 async def redis_available(url: str = REDIS_URL) -> bool:
