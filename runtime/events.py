@@ -260,11 +260,11 @@ _NAMED = text(
     "(SELECT contact_id FROM named WHERE CAST(e->>8 AS BOOLEAN)) "
     "AND status IN ('active', 'waiting')) AS any_live, "
     "CASE WHEN (SELECT ok FROM go) THEN NULL ELSE "
-    "(SELECT array_agg(id) FROM found) END AS found_ids, "
+    "(SELECT array_agg(id ORDER BY id) FROM found) END AS found_ids, "
     "CASE WHEN (SELECT ok FROM go) THEN NULL ELSE "
-    "(SELECT array_agg(external_id) FROM found) END AS found_external_ids, "
+    "(SELECT array_agg(external_id ORDER BY id) FROM found) END AS found_external_ids, "
     "CASE WHEN (SELECT ok FROM go) THEN NULL ELSE "
-    "(SELECT array_agg(email) FROM found) END AS found_emails"
+    "(SELECT array_agg(email ORDER BY id) FROM found) END AS found_emails"
 )
 
 

@@ -121,7 +121,11 @@ async def serve_track(
     locale = negotiate(language.decode("latin-1") if language is not None else None)
     scope.setdefault("state", {})["locale"] = locale
     activate_locale(locale)
-    principal = await api_key_principal(scope)
+    try:
+        principal = await api_key_principal(scope)
+    except Exception:  # the key could not be read: the app checks again and answers the error
+        await inner(scope, receive, send)
+        return
     use_preferences(scope, principal)
     # The app's auth middleware takes the caller from here instead of checking the key again.
     scope[CHECKED_PRINCIPAL] = principal  # type: ignore[literal-required]

@@ -198,3 +198,26 @@ async def test_the_fast_path_hands_over_with_the_body_intact(
     sent = await call(b'{"type": "page.viewed", ', b'"email": 5}')
     assert sent == [] and handed == [b'{"type": "page.viewed", "email": 5}']
     await asyncio.sleep(0)
+
+
+async def test_a_key_that_cannot_be_read_gets_the_apps_error_answer(
+    client: Client, app: Litestar, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _key, token = await add_api_key(sessions, Role.marketer)
+    engine = app.state.sessions.kw["bind"].sync_engine
+
+    def refuse(conn: Any, cursor: Any, statement: str, params: Any, *a: Any) -> None:
+        if "FROM api_keys" in statement:
+            raise ConnectionError("the database is away")
+
+    body = {"type": "page.viewed", "email": "kund@exempel.se"}
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        fast = await client.post(FAST, json=body, headers=_bearer(token))
+        whole = await client.post(WHOLE, json=body, headers=_bearer(token))
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+    assert fast.status_code == 500
+    assert fast.json()["error"]["code"] == "internal_error"
+    _same_answer(fast, whole)
+    assert await _events(sessions) == 0
