@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.auth import passwords
 from backend.db import create_engine, create_sessionmaker
-from tests.support import schedule
+from tests.support import plugins, schedule
 from tests.support.stores import (
     REDIS_URL,
     fresh_database,
@@ -33,6 +33,9 @@ BROWSER = Path(__file__).parent / "browser"
 # Users the tests add (tests/backend/web/support.add_user, the browser tests' three)
 # are hashed before any app exists to pick the environment's cost.
 passwords.use_environment("test")
+# Each app start-up looks its node types and channels up; the metadata of the installed
+# packages is read again only when sys.path changes (tests/support/plugins.py).
+plugins.remember_entry_points()
 
 
 def _block(item: pytest.Item) -> int:

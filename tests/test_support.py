@@ -15,7 +15,7 @@ from backend.ratelimit import Limit
 from nodes.sdk.testing import FixedClock
 from runtime.clock import FakeClock
 from tests.backend.web.conftest import app, clock
-from tests.support import schedule
+from tests.support import plugins, schedule
 from tests.support.clock import MovableClock
 from tests.support.http import hook_receiver, receiver
 from tests.support.smtp import LoopbackSMTP, Mailbox, smtp_server
@@ -105,3 +105,31 @@ def test_auto_starts_a_worker_per_core_and_one_more(monkeypatch: pytest.MonkeyPa
     assert schedule.auto_workers() == len(os.sched_getaffinity(0)) + 1
     monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")
     assert schedule.auto_workers() == 5
+
+
+def test_remembered_entry_points_see_a_package_installed_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-up answers from memory only while sys.path and its folders are unchanged:
+    a package installed into a folder already on the path is found, and one taken off
+    the path is gone."""
+    look_up = plugins.remembering()
+    group = "touchflow.test-remembered"
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert list(look_up(group=group)) == []
+    assert look_up(group=group) is look_up(group=group)  # from memory
+
+    # Installed the way pip does, into a folder that is on the path already.
+    info = site / "touchflow_first-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: touchflow_first\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\nfirst = first:X\n")
+    assert [ep.name for ep in look_up(group=group)] == ["first"]
+
+    other = tmp_path / "other"
+    plugins.install(other, monkeypatch, "touchflow_second", {group: {"second": "second:X"}})
+    assert sorted(ep.name for ep in look_up(group=group)) == ["first", "second"]
+    monkeypatch.undo()
+    assert list(look_up(group=group)) == []
