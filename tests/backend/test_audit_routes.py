@@ -11,6 +11,7 @@ person or API key changes shared state through, add it here with its reason.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,8 @@ def app() -> Litestar:
     return create_app(settings_for("sqlite+aiosqlite:///:memory:"))
 
 
-def _recorded_actions() -> tuple[set[str], set[str]]:
+@functools.cache  # the sources do not change during a run; parsing them all takes a second
+def _recorded_actions() -> tuple[frozenset[str], frozenset[str]]:
     """String constants (and f-string prefixes) in backend code, outside audit declarations."""
     literals: set[str] = set()
     prefixes: set[str] = set()
@@ -105,7 +107,7 @@ def _recorded_actions() -> tuple[set[str], set[str]]:
                 head = node.values[0]
                 if isinstance(head, ast.Constant) and isinstance(head.value, str):
                     prefixes.add(head.value)
-    return literals, prefixes
+    return frozenset(literals), frozenset(prefixes)
 
 
 def _problems(app: Litestar) -> list[str]:

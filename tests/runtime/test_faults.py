@@ -23,6 +23,7 @@ from nodes.sdk import Services
 from runtime.clock import FakeClock
 from runtime.delivery.email import EmailDeliverer
 from runtime.engine import Runtime
+from runtime.events import EventIn, ingest_many
 from tests.runtime.conftest import (
     Mailbox,
     Receiver,
@@ -58,10 +59,14 @@ def _flow(hook_url: str) -> dict[str, Any]:
 
 
 async def _enroll(rt: Runtime, count: int, hook_url: str) -> list[int]:
+    """Sign everyone up in one transaction: the faults here come after enrollment
+    (test_ingest_batch.py checks that a batch enrolls as the same events one by one do)."""
     ids = await add_contacts(rt, count)
     await publish(rt, _flow(hook_url))
-    for contact in ids:
-        await rt.ingest("signed.up", contact_id=contact, dedupe_key=f"signup-{contact}")
+    items = [EventIn("signed.up", contact_id=c, dedupe_key=f"signup-{c}") for c in ids]
+    async with rt.sessions() as session, session.begin():
+        results = await ingest_many(session, rt.versions, items, now=rt.clock.now())
+    assert all(len(result.enrolled) == 1 for result in results)
     return ids
 
 

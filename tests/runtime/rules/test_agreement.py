@@ -42,16 +42,27 @@ async def _load(session: AsyncSession, people: list[dict[str, Any]], facts: list
         await session.execute(insert(Event), rows)
 
 
-async def _python_matches(session: AsyncSession, rule: Any, timezone: str) -> set[int]:
+async def _read_back(session: AsyncSession) -> list[tuple[int, Any, list[Any]]]:
+    """Each stored customer as the Python evaluator sees it: id, profile, event history.
+
+    Read from the database (not from what was inserted), once per example: the
+    rules of one example all run against the same rows.
+    """
     history: dict[int, list[Any]] = {}
     for row in await session.execute(select(Event.__table__).order_by(Event.id)):
         history.setdefault(row.contact_id, []).append(event_record(row))
-    matched = set()
-    for row in await session.execute(select(Contact.__table__)):
-        profile = contact_profile(row)
-        if evaluate(rule, profile, history.get(row.id, ()), now=NOW, timezone=timezone):
-            matched.add(row.id)
-    return matched
+    return [
+        (row.id, contact_profile(row), history.get(row.id, []))
+        for row in await session.execute(select(Contact.__table__))
+    ]
+
+
+def _python_matches(stored: list[tuple[int, Any, list[Any]]], rule: Any, timezone: str) -> set[int]:
+    return {
+        contact_id
+        for contact_id, profile, history in stored
+        if evaluate(rule, profile, history, now=NOW, timezone=timezone)
+    }
 
 
 @settings(
@@ -75,11 +86,12 @@ async def test_sql_and_python_agree(
     async with sessions() as session, session.begin():
         await _load(session, people, facts)
         dialect = session.get_bind().dialect.name
+        stored = await _read_back(session)
         for raw in raw_rules:
             rule = parse_rule(raw)
             query = audience_query(rule, dialect=dialect, now=NOW, timezone=timezone)
             in_sql = set((await session.execute(query)).scalars())
-            in_python = await _python_matches(session, rule, timezone)
+            in_python = _python_matches(stored, rule, timezone)
             assert in_sql == in_python, raw
             event("some match" if in_sql else "no match")
         await session.rollback()
