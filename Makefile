@@ -12,6 +12,10 @@ PYTEST_ARGS ?=
 # is a session of its own: its own databases, web apps, and (when it gets a browser
 # test) live server and Chromium.
 PYTEST_WORKERS ?= auto
+# Python keeps compiled modules in __pycache__ (gitignored) even where the shell says not to:
+# every xdist worker and every child process a test starts would otherwise compile the
+# project's modules and rewrite the test modules' asserts again, seconds of CPU each.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test install lint typecheck pytest bench services clean messages catalogs
 
