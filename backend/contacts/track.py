@@ -42,6 +42,10 @@ from runtime.versions import VersionCache
 MAX_PROPERTIES_CHARS = 32_000
 # Racing creators of the same contact settle in one more round; more means something is wrong.
 _MAX_ROUNDS = 5
+# Batches up to this size try the look-up folded into the insert (``ingest_named``): it
+# saves a round trip, which counts for a few events; a large batch with a new contact
+# would parse its rows twice for nothing.
+FOLD_AT_MOST = 100
 
 
 @runtime_checkable
@@ -284,7 +288,11 @@ async def track_many(
         except InvalidValue as exc:
             errors[index] = exc
     looked_up: Sequence[Any] | None = None
-    if items and dialect_name(session) == "postgresql" and all(map(_named_only, items.values())):
+    if (
+        0 < len(items) <= FOLD_AT_MOST
+        and dialect_name(session) == "postgresql"
+        and all(map(_named_only, items.values()))
+    ):
         named = await ingest_named(
             session,
             runtime.versions,
