@@ -64,6 +64,8 @@ from runtime.sql import FLOWS, JOURNEYS, LEASES, OUTBOX, among, dialect_name, up
 
 __all__ = [
     "LIVE_SQL",
+    "OUTBOX_CLAIMED",
+    "OUTBOX_DUE_SQL",
     "claim_journeys",
     "claim_outbox",
     "drop_leases",
@@ -73,7 +75,19 @@ __all__ = [
 ]
 
 LIVE_SQL = text("journeys.status IN ('active', 'waiting')")
-_OUTBOX_DUE_SQL = text("outbox_messages.status IN ('pending', 'deferred')")
+OUTBOX_DUE_SQL = text("outbox_messages.status IN ('pending', 'deferred')")
+# What a delivery claim returns of each message it leased (every claim statement).
+OUTBOX_CLAIMED = (
+    OUTBOX.c.id,
+    OUTBOX.c.idempotency_key,
+    OUTBOX.c.channel,
+    OUTBOX.c.category,
+    OUTBOX.c.journey_id,
+    OUTBOX.c.node_id,
+    OUTBOX.c.contact_id,
+    OUTBOX.c.payload,
+    OUTBOX.c.attempts,
+)
 _OUTBOX_SENDING_SQL = text("outbox_messages.status = 'sending'")
 
 CLAIMED_JOURNEY_COLUMNS = (
@@ -170,7 +184,7 @@ async def claim_outbox(
     """
     due = (
         select(OUTBOX.c.id)
-        .where(_OUTBOX_DUE_SQL, OUTBOX.c.next_attempt_at <= now)
+        .where(OUTBOX_DUE_SQL, OUTBOX.c.next_attempt_at <= now)
         .order_by(OUTBOX.c.next_attempt_at)
         .limit(limit)
     )
@@ -189,17 +203,7 @@ async def claim_outbox(
             lease_until=now + lease,
             attempts=OUTBOX.c.attempts + 1,
         )
-        .returning(
-            OUTBOX.c.id,
-            OUTBOX.c.idempotency_key,
-            OUTBOX.c.channel,
-            OUTBOX.c.category,
-            OUTBOX.c.journey_id,
-            OUTBOX.c.node_id,
-            OUTBOX.c.contact_id,
-            OUTBOX.c.payload,
-            OUTBOX.c.attempts,
-        )
+        .returning(*OUTBOX_CLAIMED)
     )
     return result.all()
 

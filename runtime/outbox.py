@@ -45,7 +45,13 @@ import msgspec
 from sqlalchemy import bindparam, case, exists, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from runtime.claims import claim_outbox, release_stale_outbox, renew_outbox
+from runtime.claims import (
+    OUTBOX_CLAIMED,
+    OUTBOX_DUE_SQL,
+    claim_outbox,
+    release_stale_outbox,
+    renew_outbox,
+)
 from runtime.delivery import (
     Delivered,
     Deliverer,
@@ -523,7 +529,7 @@ async def _claim_each(
 def _due(now: datetime, size: int, name: str, *where: Any) -> Any:
     return (
         select(OUTBOX.c.id)
-        .where(_OUTBOX_DUE_SQL, OUTBOX.c.next_attempt_at <= now, *where)
+        .where(OUTBOX_DUE_SQL, OUTBOX.c.next_attempt_at <= now, *where)
         .order_by(OUTBOX.c.next_attempt_at)
         .limit(size)
         .with_for_update(skip_locked=True)
@@ -562,7 +568,7 @@ async def _claim_all(
             attempts=OUTBOX.c.attempts + 1,
         )
         .returning(
-            *_CLAIMED,
+            *OUTBOX_CLAIMED,
             select(CONTACTS.c.locale)
             .where(CONTACTS.c.id == OUTBOX.c.contact_id)
             .scalar_subquery()
@@ -574,20 +580,6 @@ async def _claim_all(
     order = {channel: at for at, channel in enumerate(sizes)}
     rows = sorted(result.all(), key=lambda r: (order.get(r.channel, len(order)), r.id))
     return rows, {int(r.id): r.accepted_id for r in rows if r.accepted}
-
-
-_OUTBOX_DUE_SQL = text("outbox_messages.status IN ('pending', 'deferred')")
-_CLAIMED = (
-    OUTBOX.c.id,
-    OUTBOX.c.idempotency_key,
-    OUTBOX.c.channel,
-    OUTBOX.c.category,
-    OUTBOX.c.journey_id,
-    OUTBOX.c.node_id,
-    OUTBOX.c.contact_id,
-    OUTBOX.c.payload,
-    OUTBOX.c.attempts,
-)
 
 
 async def _contact_locales(session: AsyncSession, contact_ids: set[int]) -> dict[int, str]:
