@@ -19,10 +19,10 @@ from pydantic import ValidationError
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime.events import move_onto_goal
 from runtime.goals import FLOW_GOAL, FlowGoal, stages_from
 from runtime.graph import FlowSettings
 from runtime.models import LIVE_STATUSES, FlowVersion
+from runtime.reactions import move_onto_goal
 from runtime.rules import InvalidRule, matches_filter, parse_rule
 from runtime.rules.evaluate import RuleClock
 from runtime.rules.sql import to_sql
