@@ -9,7 +9,8 @@ A message in flight belongs to one sender:
 
 - a sender claims a few rounds of what its channels take at once (``ROUNDS``
   times their concurrency), not more than it can send well within a lease
-  (on PostgreSQL every channel's claim in one statement: ``_claim_all``);
+  (on PostgreSQL every channel's claim in one statement:
+  ``runtime.outbox_claims.claim_all``);
 - while any claimed message is unfinished, the sender renews the lease every
   third of it; messages it no longer holds (another sender took them over
   after a stall) are dropped from its batch unsent;
@@ -42,13 +43,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import bindparam, case, exists, select, text, union_all, update
+from sqlalchemy import bindparam, case, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from runtime.claims import (
-    OUTBOX_CLAIMED,
-    OUTBOX_DUE_SQL,
-    claim_outbox,
     release_stale_outbox,
     renew_outbox,
 )
@@ -62,15 +60,15 @@ from runtime.delivery import (
 )
 from runtime.delivery.errors import is_permanent
 from runtime.messaging.gate import (
-    DELIVERIES,
     GatedDeliverer,
     Verdict,
     accepted_row,
     record_accepted,
 )
-from runtime.models import DeliveryState, OutboxStatus
+from runtime.models import OutboxStatus
+from runtime.outbox_claims import claim_all, claim_each, contact_locales
 from runtime.outcomes import report_outcomes
-from runtime.sql import CONTACTS, OUTBOX, among, dialect_name
+from runtime.sql import OUTBOX, among, dialect_name
 
 if TYPE_CHECKING:
     from runtime.engine import Runtime
@@ -500,99 +498,6 @@ async def _clear_claimed(
     return answers
 
 
-async def _claim_each(
-    session: AsyncSession,
-    rt: Runtime,
-    owner: str,
-    now: datetime,
-    sizes: dict[str, int],
-    limit: int,
-) -> list[Any]:
-    """The claim as one statement per channel (SQLite, where a claim is never contended)."""
-    rows: list[Any] = []
-    for channel, size in sizes.items():
-        rows += await claim_outbox(
-            session, owner=owner, now=now, limit=size, lease=rt.lease, channel=channel
-        )
-    # Messages no installed channel can send fail (and retry) rather than wait unseen.
-    rows += await claim_outbox(
-        session,
-        owner=owner,
-        now=now,
-        limit=min(limit, ROUNDS),
-        lease=rt.lease,
-        other_than=list(sizes),
-    )
-    return rows
-
-
-def _due(now: datetime, size: int, name: str, *where: Any) -> Any:
-    return (
-        select(OUTBOX.c.id)
-        .where(OUTBOX_DUE_SQL, OUTBOX.c.next_attempt_at <= now, *where)
-        .order_by(OUTBOX.c.next_attempt_at)
-        .limit(size)
-        .with_for_update(skip_locked=True)
-        .cte(name)
-    )
-
-
-async def _claim_all(
-    session: AsyncSession,
-    rt: Runtime,
-    owner: str,
-    now: datetime,
-    sizes: dict[str, int],
-    limit: int,
-) -> tuple[list[Any], dict[int, str | None]]:
-    """Every channel's claim in one PostgreSQL statement, each sized to its channel (as
-    ``runtime.claims.claim_outbox`` per channel), with each message's contact locale and
-    what the delivery ledger says a provider already accepted (id -> provider's id)."""
-    picks = [
-        _due(now, size, f"due_{at}", OUTBOX.c.channel == channel)
-        for at, (channel, size) in enumerate(sizes.items())
-    ]
-    # Messages no installed channel can send fail (and retry) rather than wait unseen.
-    picks.append(_due(now, min(limit, ROUNDS), "due_other", OUTBOX.c.channel.not_in(list(sizes))))
-    ids = union_all(*(select(pick.c.id) for pick in picks))
-    ledger = select(DELIVERIES.c.provider_message_id).where(
-        DELIVERIES.c.outbox_id == OUTBOX.c.id, DELIVERIES.c.state == DeliveryState.accepted.value
-    )
-    result = await session.execute(
-        update(OUTBOX)
-        .where(OUTBOX.c.id.in_(ids))
-        .values(
-            status=OutboxStatus.sending.value,
-            lease_owner=owner,
-            lease_until=now + rt.lease,
-            attempts=OUTBOX.c.attempts + 1,
-        )
-        .returning(
-            *OUTBOX_CLAIMED,
-            select(CONTACTS.c.locale)
-            .where(CONTACTS.c.id == OUTBOX.c.contact_id)
-            .scalar_subquery()
-            .label("locale"),
-            exists(ledger).label("accepted"),
-            ledger.scalar_subquery().label("accepted_id"),
-        )
-    )
-    order = {channel: at for at, channel in enumerate(sizes)}
-    rows = sorted(result.all(), key=lambda r: (order.get(r.channel, len(order)), r.id))
-    return rows, {int(r.id): r.accepted_id for r in rows if r.accepted}
-
-
-async def _contact_locales(session: AsyncSession, contact_ids: set[int]) -> dict[int, str]:
-    if not contact_ids:
-        return {}
-    rows = await session.execute(
-        select(CONTACTS.c.id, CONTACTS.c.locale).where(
-            among(session, CONTACTS.c.id, contact_ids), CONTACTS.c.locale.is_not(None)
-        )
-    )
-    return {int(row.id): str(row.locale) for row in rows}
-
-
 @dataclass
 class NextClaim:
     """When a caller of ``deliver_batch`` may take its next claim: ``ready`` is set once
@@ -619,16 +524,19 @@ async def deliver_batch(
         # shared between the workers instead of piling up behind one of them.
         sizes = {channel: claim_size(rt.deliverers[channel], limit) for channel in channels}
         if dialect_name(session) == "postgresql":
-            rows, accepted = await _claim_all(session, rt, owner, now, sizes, limit)
+            rows, accepted = await claim_all(
+                session, owner, now, sizes, min(limit, ROUNDS), lease=rt.lease
+            )
             locales = {
                 r.contact_id: str(r.locale)
                 for r in rows
                 if r.locale is not None and r.channel == "email"
             }
         else:
-            rows, accepted = await _claim_each(session, rt, owner, now, sizes, limit), None
+            rows = await claim_each(session, owner, now, sizes, min(limit, ROUNDS), lease=rt.lease)
+            accepted = None
             # The language of each email's footer: its contact's, read with the claim.
-            locales = await _contact_locales(
+            locales = await contact_locales(
                 session, {r.contact_id for r in rows if r.contact_id and r.channel == "email"}
             )
         messages = [_outgoing(row, owner, locales) for row in rows]
