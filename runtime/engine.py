@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from nodes.sdk import Clock, NodeRegistry, Services, SystemClock, discover
 from runtime import admin, conversions, enroll, entries, events, results, retention
@@ -45,11 +45,6 @@ RETENTION_BUDGET_SECONDS = 2.0
 # a minute's delay in a conversion report costs nobody anything, a join every
 # few seconds would.
 CONVERSION_INTERVAL = timedelta(minutes=1)
-
-
-def _dialect(sessions: async_sessionmaker[AsyncSession]) -> str:
-    bind = sessions.kw.get("bind")
-    return str(bind.dialect.name) if bind is not None else ""
 
 
 def _worker_id() -> str:
@@ -119,6 +114,17 @@ class Runtime:
     retention_watermarks: dict[str, retention.Watermark] = field(default_factory=dict)
     # When this process prunes next (``work`` runs it once per retention interval).
     retention_due_at: datetime | None = field(default=None, init=False)
+
+    @property
+    def bound_engine(self) -> AsyncEngine | None:
+        """The engine this runtime's sessions use (None for a session maker made without one)."""
+        bind = self.sessions.kw.get("bind")
+        return bind if isinstance(bind, AsyncEngine) else None
+
+    @property
+    def on_postgresql(self) -> bool:
+        engine = self.bound_engine
+        return engine is not None and engine.dialect.name == "postgresql"
 
     def __post_init__(self) -> None:
         self.versions = VersionCache(self.registry)
@@ -216,7 +222,7 @@ class Runtime:
         await self._prune_if_due()
         # On PostgreSQL the messages of the last batch go out while the next one steps;
         # SQLite's single writer takes one at a time.
-        overlap = _dialect(self.sessions) == "postgresql"
+        overlap = self.on_postgresql
         while True:
             delivering = (
                 asyncio.create_task(self._deliver_round(report, deadline)) if overlap else None
@@ -248,7 +254,7 @@ class Runtime:
         than two at once), so the connections do not stand idle during a claim's
         transaction and the new claim's messages wait for one round at most.
         """
-        overlap = _dialect(self.sessions) == "postgresql"
+        overlap = self.on_postgresql
         claimed = 0
         claims: list[asyncio.Task[DeliveryReport]] = []
         try:

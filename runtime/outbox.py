@@ -255,13 +255,6 @@ def _gate(rt: Runtime, channel: str) -> asyncio.Semaphore:
 _Result = tuple[dict[str, Any], dict[str, Any] | None, "asyncio.Future[bool]"]
 
 
-def _autocommit_engine(rt: Runtime) -> AsyncEngine | None:
-    bind = rt.sessions.kw.get("bind")
-    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
-        return bind.execution_options(isolation_level="AUTOCOMMIT")
-    return None
-
-
 # Every result of a group and the ledger's acceptances in one statement, its own
 # transaction: one round trip instead of BEGIN, two updates and COMMIT. Each row goes
 # as a JSON array (see runtime.bulk_insert); a row another sender took over is left
@@ -317,7 +310,9 @@ class _Recorder:
         self.queue: list[_Result] = []
         self.flushing: asyncio.Task[None] | None = None
         # PostgreSQL: each group is one statement on a connection in autocommit mode.
-        self.autocommit = _autocommit_engine(rt)
+        self.autocommit: AsyncEngine | None = None
+        if rt.on_postgresql and rt.bound_engine is not None:
+            self.autocommit = rt.bound_engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def record(self, row: dict[str, Any], accepted: dict[str, Any] | None) -> bool:
         """Commit one result (``accepted``: the ledger row to mark); False: no longer ours."""

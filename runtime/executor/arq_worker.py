@@ -144,9 +144,8 @@ async def _startup(ctx: dict[str, Any]) -> None:
 
 async def _close_runtime(runtime: Runtime) -> None:
     await close_deliverers(runtime.deliverers)
-    engine = runtime.sessions.kw.get("bind")
-    if engine is not None:
-        await engine.dispose()
+    if runtime.bound_engine is not None:
+        await runtime.bound_engine.dispose()
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
