@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from asyncpg import PostgresError
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +55,7 @@ __all__ = [
     "EventIn",
     "IngestResult",
     "NamedEventIn",
+    "QuietIngest",
     "Unresolved",
     "ingest",
     "ingest_many",
@@ -196,6 +198,32 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def _named_rows(items: Sequence[NamedEventIn], now: datetime) -> tuple[list[int], str]:
+    """Each item's first item with its dedupe key, and the items as the JSON rows of ``_NAMED``
+    (type, external id, email, properties, source, dedupe key, occurred, received, first)."""
+    first_by_key: dict[str, int] = {}
+    first_of = [
+        first_by_key.setdefault(item.dedupe_key, index) if item.dedupe_key is not None else index
+        for index, item in enumerate(items)
+    ]
+    received = _utc(now)
+    rows = [
+        (
+            item.type,
+            item.external_id or None,
+            item.email,
+            item.properties,
+            item.source,
+            item.dedupe_key,
+            _utc(item.occurred_at) if item.occurred_at is not None else received,
+            received,
+            first_of[index] == index,
+        )
+        for index, item in enumerate(items)
+    ]
+    return first_of, msgspec.json.encode(rows, enc_hook=_encode_other).decode()
+
+
 async def ingest_named(
     session: AsyncSession,
     versions: VersionCache,
@@ -212,27 +240,9 @@ async def ingest_named(
     """
     if not items:
         return []
-    first_by_key: dict[str, int] = {}
-    first_of = [
-        first_by_key.setdefault(item.dedupe_key, index) if item.dedupe_key is not None else index
-        for index, item in enumerate(items)
-    ]
-    rows = [
-        (
-            item.type,
-            item.external_id or None,
-            item.email,
-            dict(item.properties),
-            item.source,
-            item.dedupe_key,
-            _utc(item.occurred_at or now),
-            _utc(now),
-            first_of[index] == index,
-        )
-        for index, item in enumerate(items)
-    ]
+    first_of, rows = _named_rows(items, now)
     params = {
-        "rows": msgspec.json.encode(rows, enc_hook=_encode_other).decode(),
+        "rows": rows,
         "external_ids": sorted({item.external_id for item in items if item.external_id}),
         "emails": sorted({item.email for item in items if item.email}),
         "active_flow": FlowStatus.active.value,
@@ -270,6 +280,124 @@ async def ingest_named(
     ]
     await _take_ids(session, batch, [i for i in range(len(items)) if first_of[i] == i], returned)
     return await _finish(session, versions, batch, doorbell)
+
+
+# PostgreSQL, outside any transaction: ``_NAMED`` when it is the whole ingestion, as a
+# statement of its own (it commits alone, atomically). The events are inserted only
+# when every contact is found, none of them has a live journey (no wait to end, no
+# goal to meet) and every active flow's published version is one of $3, which the
+# caller knows do not start on these event types (nothing to enroll); otherwise
+# nothing is written. Parameters: $1 the rows (``_named_rows``), $2 the active
+# status, $3 those versions.
+_QUIET = (
+    "WITH r AS (SELECT e, at FROM jsonb_array_elements(CAST(CAST($1 AS TEXT) AS JSONB)) "
+    "WITH ORDINALITY AS r(e, at)), "
+    "named AS (SELECT r.e, r.at, CASE WHEN r.e->>1 IS NOT NULL THEN cx.id ELSE cm.id END "
+    "AS contact_id FROM r "
+    "LEFT JOIN contacts cx ON cx.external_id = r.e->>1 "
+    "LEFT JOIN contacts cm ON r.e->>1 IS NULL AND cm.email = r.e->>2), "
+    "active AS (SELECT array_agg(published_version_id) AS ids FROM flows "
+    "WHERE status = CAST($2 AS TEXT) AND published_version_id IS NOT NULL), "
+    "go AS (SELECT bool_and(contact_id IS NOT NULL) "
+    "AND NOT EXISTS (SELECT 1 FROM journeys WHERE contact_id IN "
+    "(SELECT contact_id FROM named WHERE CAST(e->>8 AS BOOLEAN)) "
+    "AND status IN ('active', 'waiting')) "
+    "AND COALESCE((SELECT ids FROM active) <@ CAST($3 AS BIGINT[]), TRUE) AS ok FROM named), "
+    "stored AS (INSERT INTO events (type, contact_id, properties, source, dedupe_key, "
+    "occurred_at, received_at, claimed) "
+    "SELECT CAST(e->>0 AS TEXT), contact_id, e->3, CAST(e->>4 AS TEXT), CAST(e->>5 AS TEXT), "
+    "CAST(e->>6 AS TIMESTAMP WITH TIME ZONE), CAST(e->>7 AS TIMESTAMP WITH TIME ZONE), FALSE "
+    "FROM named WHERE CAST(e->>8 AS BOOLEAN) AND (SELECT ok FROM go) ORDER BY at "
+    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key) "
+    "SELECT (SELECT ok FROM go) AS ok, (SELECT ids FROM active) AS active, "
+    "(SELECT array_agg(id ORDER BY id) FROM stored) AS stored_ids, "
+    "(SELECT array_agg(dedupe_key ORDER BY id) FROM stored) AS stored_keys"
+)
+_STORED_KEYS = "SELECT dedupe_key, id FROM events WHERE dedupe_key = ANY(CAST($1 AS TEXT[]))"
+
+
+class QuietIngest:
+    """``ingest_named`` in one autocommit statement when no flow reacts (PostgreSQL).
+
+    Most events start nothing and end no wait: no active flow starts on their
+    type and their contacts are in no journey. For them ingestion is the
+    insert alone, and ``store`` does it in one statement on a connection
+    outside any transaction (``_QUIET``): no BEGIN and no COMMIT to wait for,
+    one round trip for the batch. When the statement finds that a flow may
+    react or a contact is missing, it writes nothing, and ``store`` answers
+    None: the caller ingests the items in a transaction (``ingest_named``,
+    ``ingest_many``) as always.
+
+    Which versions start on which event types comes from the version cache;
+    a version it does not hold counts as one that may react (the transaction
+    path loads it). The active versions the last statement saw are
+    remembered, so a batch of types some active flow starts on goes to the
+    transaction at once instead of paying a statement that writes nothing.
+    """
+
+    def __init__(self, versions: VersionCache) -> None:
+        self.versions = versions
+        self.active: frozenset[int] = frozenset()  # as the last statement saw them
+
+    def _quiet_versions(self, types: set[str]) -> list[int] | None:
+        """The active versions known not to start on ``types``; None when one may."""
+        quiet = []
+        for version_id in self.active:
+            flow = self.versions.cached(version_id)
+            if flow is None:
+                continue  # unknown here: the statement decides
+            if any(
+                node.trigger is not None and node.trigger.event_type in types
+                for node in flow.triggers
+            ):
+                return None
+            quiet.append(version_id)
+        return sorted(quiet)
+
+    async def store(
+        self, connection: Any, items: Sequence[NamedEventIn], *, now: datetime
+    ) -> list[IngestResult] | None:
+        """Store the events on ``connection`` (asyncpg's, outside a transaction) when no flow
+        reacts to them, one result per item; None when nothing was written.
+
+        An exception other than the server refusing the statement (the connection
+        broke) leaves unknown whether the events were stored: the caller must not
+        write them again, only answer the error (a retry with an idempotency key
+        is then safe).
+        """
+        if not items:
+            return []
+        quiet = self._quiet_versions({item.type for item in items})
+        if quiet is None:
+            return None
+        first_of, rows = _named_rows(items, now)
+        try:
+            answer = await connection.fetchrow(_QUIET, rows, FlowStatus.active.value, quiet)
+        except PostgresError:
+            # The server refused the statement (a value its column does not take):
+            # it wrote nothing. Any other failure leaves it unknown and is raised.
+            return None
+        self.active = frozenset(answer["active"] or ())
+        if not answer["ok"]:
+            return None
+        inserted = set(answer["stored_keys"] or ())
+        fresh = [i for i in range(len(items)) if first_of[i] == i]
+        stored = [
+            i for i in fresh if items[i].dedupe_key is None or items[i].dedupe_key in inserted
+        ]
+        # Ids in the order of the rows, as ``_take_ids`` explains.
+        ids = dict(zip(stored, sorted(answer["stored_ids"] or ()), strict=True))
+        missing = [items[i].dedupe_key for i in fresh if i not in ids]
+        if missing:  # stored before: the event already there is the answer
+            found = dict(await connection.fetch(_STORED_KEYS, missing))
+            for i in fresh:
+                if i not in ids:
+                    ids[i] = found[items[i].dedupe_key]
+        new = set(stored)
+        return [
+            IngestResult(event_id=ids[first_of[i]], duplicate=i not in new)
+            for i in range(len(items))
+        ]
 
 
 async def _insert(session: AsyncSession, batch: EventBatch) -> None:
