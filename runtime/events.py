@@ -373,9 +373,13 @@ class QuietIngest:
         first_of, rows = _named_rows(items, now)
         try:
             answer = await connection.fetchrow(_QUIET, rows, FlowStatus.active.value, quiet)
-        except PostgresError:
-            # The server refused the statement (a value its column does not take):
-            # it wrote nothing. Any other failure leaves it unknown and is raised.
+        except PostgresError as exc:
+            # An ERROR from the server (a value a column does not take) ended the
+            # statement's own transaction: nothing was written. Anything else (FATAL,
+            # the connection lost, raised here as a PostgresError too) may have come
+            # after the commit, so it is raised.
+            if getattr(exc, "severity", None) != "ERROR":
+                raise
             return None
         self.active = frozenset(answer["active"] or ())
         if not answer["ok"]:

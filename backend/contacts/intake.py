@@ -23,8 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import TrackIn
@@ -81,19 +84,27 @@ class TrackIntake:
 
     async def _drain(self) -> None:
         try:
-            while self._queue:
-                group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
-                await self._write(group)
+            lane = _Lane(self._engine)
+            try:
+                while self._queue:
+                    group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+                    await self._write(group, lane)
+            except BaseException:  # cancelled mid-statement, say
+                await lane.broke()
+                raise
+            finally:
+                await lane.release()
         finally:
             self._in_flight -= 1
 
-    async def _write(self, group: list[_Call]) -> None:
+    async def _write(self, group: list[_Call], lane: _Lane) -> None:
         self.transactions += 1
         if self._quiet is not None:
             try:
-                quietly = await self._store_quietly(group)
+                quietly = await self._store_quietly(group, lane)
             except Exception as exc:
                 # Stored or not, nobody knows (the connection broke): never written twice.
+                await lane.broke()
                 for call in group:
                     _answer_error(call, exc)
                 return
@@ -110,16 +121,16 @@ class TrackIntake:
                 return
             log.warning("a shared track transaction failed; its %d items go alone", len(group))
             for call in group:
-                await self._write([call])
+                await self._write([call], lane)
             return
         for call, result in zip(group, results, strict=True):
             if not call.answer.done():
                 call.answer.set_result(result)
 
-    async def _store_quietly(self, group: list[_Call]) -> list[IngestResult] | None:
+    async def _store_quietly(self, group: list[_Call], lane: _Lane) -> list[IngestResult] | None:
         """The group in one autocommit statement (``QuietIngest``) when that is the whole
         of its ingestion; None when nothing was written and the group needs a transaction."""
-        assert self._quiet is not None and self._engine is not None
+        assert self._quiet is not None
         emails: dict[str, str] = {}
         items = []
         for call in group:
@@ -130,14 +141,10 @@ class TrackIntake:
             if not _named_only(item):
                 return None
             items.append(_named(item, call.source))
-        async with self._engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            try:
-                return await self._quiet.store(raw.driver_connection, items, now=utcnow())
-            except BaseException:
-                # The connection may be mid-statement: the pool must not hand it out again.
-                await connection.invalidate()
-                raise
+        connection = await lane.connection()
+        if connection is None:
+            return None
+        return await self._quiet.store(connection, items, now=utcnow())
 
     async def _transaction(self, group: list[_Call]) -> list[IngestResult | InvalidValue]:
         """One transaction for the group; items of one source go through ``track_many`` together."""
@@ -153,6 +160,57 @@ class TrackIntake:
                 for index, result in zip(indexes, stored, strict=True):
                     results[index] = result
         return [results[index] for index in range(len(group))]
+
+
+class _Lane:
+    """A draining task's PostgreSQL connection, outside any transaction, for its quiet groups.
+
+    Taken from the engine's pool at the first quiet group and kept while the
+    queue has calls (one checkout per run of groups, not per group), then
+    given back. A connection that broke is thrown away (the pool opens
+    another); if none can be had, the groups take the transaction path,
+    which answers the error.
+    """
+
+    def __init__(self, engine: AsyncEngine | None) -> None:
+        self._engine = engine
+        self._fairy: PoolProxiedConnection | None = None
+
+    async def connection(self) -> Any:
+        """The driver's connection (asyncpg's), or None when there is none to be had."""
+        for _attempt in range(2):
+            if self._fairy is not None and _closed(self._fairy):
+                await self.broke()  # the server or the network ended it while in the pool
+            if self._fairy is None and self._engine is not None:
+                try:
+                    self._fairy = await self._engine.raw_connection()
+                except Exception:
+                    log.warning("no connection for quiet track groups", exc_info=True)
+                    self._engine = None  # not again in this run
+                    return None
+        if self._fairy is None or _closed(self._fairy):
+            return None
+        return self._fairy.driver_connection
+
+    async def broke(self) -> None:
+        """The connection failed mid-statement: the pool must not hand it out again."""
+        if self._fairy is not None:
+            fairy, self._fairy = self._fairy, None
+            await greenlet_spawn(fairy.invalidate)
+            await greenlet_spawn(fairy.close)
+
+    async def release(self) -> None:
+        if self._fairy is not None:
+            if _closed(self._fairy):  # the server ended it (a shutdown)
+                await self.broke()
+                return
+            fairy, self._fairy = self._fairy, None
+            await greenlet_spawn(fairy.close)
+
+
+def _closed(fairy: PoolProxiedConnection) -> bool:
+    driver = fairy.driver_connection
+    return driver is None or bool(driver.is_closed())
 
 
 def _answer_error(call: _Call, exc: Exception) -> None:
