@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backend.contacts.intake import TrackIntake
+from backend.contacts.intake import LINGER_SECONDS, TrackIntake
 from backend.contacts.schemas import TrackIn
 from backend.db import create_engine, create_sessionmaker
 from backend.models import Event
@@ -315,3 +315,27 @@ async def _sleeping(engine: AsyncEngine) -> bool:
                 text("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
             )
         )
+
+
+async def test_calls_one_after_another_share_a_connection_which_goes_back_when_quiet(
+    runtime: Runtime, engine: AsyncEngine
+) -> None:
+    intake = TrackIntake(runtime.sessions, runtime)
+    await _known(intake, *range(5))
+    await asyncio.sleep(LINGER_SECONDS * 4)
+    checkouts: list[int] = []
+
+    def count(*_args: Any) -> None:
+        checkouts.append(1)
+
+    event.listen(engine.sync_engine, "checkout", count)
+    try:
+        for n in range(5):  # the next call comes before the draining task gives up its connection
+            assert isinstance(await intake.track(_item(n), source="api:shop"), IngestResult)
+    finally:
+        event.remove(engine.sync_engine, "checkout", count)
+    assert len(checkouts) == 1
+    assert engine.pool.checkedout() >= 1  # type: ignore[attr-defined]
+    await asyncio.sleep(LINGER_SECONDS * 4)
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert [n for _id, n in await _events(engine)] == list(range(5))
