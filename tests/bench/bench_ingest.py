@@ -252,6 +252,22 @@ async def _raw_unnest(url: str, rows: int) -> float:
         await conn.close()
 
 
+async def _commit_latency(url: str, count: int = 200) -> float:
+    """Median milliseconds of a one-row autocommit INSERT: the floor of a durable answer."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute("CREATE TABLE bench_commit (n integer)")
+        took = []
+        for n in range(count):
+            started = time.perf_counter()
+            await conn.execute("INSERT INTO bench_commit VALUES ($1)", n)
+            took.append(time.perf_counter() - started)
+        await conn.execute("DROP TABLE bench_commit")
+    finally:
+        await conn.close()
+    return statistics.median(took) * 1000
+
+
 async def _batch_track(base: str, auth: dict[str, str], run: str) -> float:
     await _post_all(base, "/api/v1/batch/track", _batches(f"{run}-warm", 2), auth)
     bodies = _batches(run, BATCHES)
@@ -295,6 +311,12 @@ async def _http(url: str, sqlite_url: str, import_csv: Path) -> None:
         lite_s = await _batch_track(lite, {"Authorization": f"Bearer {sqlite_token}"}, "lite")
         print(f"batch track, SQLite: {events / lite_s:,.0f} events/s")
 
+        commit_ms = await _commit_latency(url)
+        print(
+            f"one-row autocommit INSERT here (a WAL flush): p50 {commit_ms:.2f} ms; a track call"
+            " is answered after its commit, so c connections get at most about c / that:"
+            f" {8 / commit_ms * 1000:,.0f} req/s at 8"
+        )
         body = {"type": "page.viewed", "email": "wrk@example.com", "properties": {"path": "/"}}
         print(f"single track vs a bare Litestar POST, wrk (1 thread, {WRK_SECONDS} s per run):")
         for conns in WRK_CONNECTIONS:
