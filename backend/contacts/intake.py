@@ -14,6 +14,12 @@ each caller:
 - a quiet server adds no delay: the first call starts a transaction at once;
   calls arriving meanwhile wait for it and go in the next one.
 
+On PostgreSQL a group that starts no flow and ends no wait is one autocommit
+statement (``runtime.events.QuietIngest``) on a connection the draining task
+keeps while calls keep coming; any other group takes a transaction. When the
+statement's outcome is unknown (the connection broke, a FATAL error), the
+group's callers get the error and nothing is written again.
+
 A caller that goes away (the client disconnected) does not stop the write;
 its event is stored as if the answer had been read.
 """
@@ -37,12 +43,9 @@ from runtime.events import IngestResult, QuietIngest
 
 log = logging.getLogger(__name__)
 
-# Groups in flight at once. PostgreSQL: a group's answer waits for its commit to reach
-# the disk (a WAL flush, milliseconds), and groups in flight together share flushes, so a
-# call arriving meanwhile starts at once rather than waiting for a flush to end. SQLite
-# writes one transaction at a time: one group in Python while the other waits.
-MAX_IN_FLIGHT = {"postgresql": 4}
-MAX_IN_FLIGHT_ELSE = 2
+# Groups in flight at once: one is in Python while the other waits on the database.
+# (Four were tried on PostgreSQL: smaller groups, more CPU per call, fewer calls a second.)
+MAX_IN_FLIGHT = 2
 # PostgreSQL: how long a draining task with nothing to write keeps its connection for
 # the next call (under load one comes within a millisecond or two).
 LINGER_SECONDS = 0.05
@@ -75,9 +78,6 @@ class TrackIntake:
             self._quiet = QuietIngest(runtime.versions)
         self._queue: list[_Call] = []
         self._in_flight = 0
-        self._max_in_flight = MAX_IN_FLIGHT.get(
-            engine.dialect.name if isinstance(engine, AsyncEngine) else "", MAX_IN_FLIGHT_ELSE
-        )
         self._idle: list[asyncio.Future[bool]] = []  # draining tasks waiting for calls
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -85,7 +85,7 @@ class TrackIntake:
         """Store one event with whatever else is waiting; its result or its own error."""
         call = _Call(data, source)
         self._queue.append(call)
-        if not self._wake_one() and self._in_flight < self._max_in_flight:
+        if not self._wake_one() and self._in_flight < MAX_IN_FLIGHT:
             self._start_draining()
         # Shielded: a caller that goes away leaves its item in the group.
         return await asyncio.shield(call.answer)
@@ -122,7 +122,7 @@ class TrackIntake:
             # No await since the queue was last found empty (or this task failed):
             # calls queued from here on start a draining task of their own.
             self._in_flight -= 1
-            if self._queue and self._in_flight < self._max_in_flight:
+            if self._queue and self._in_flight < MAX_IN_FLIGHT:
                 self._start_draining()
             await (lane.broke() if failed else lane.release())
 

@@ -219,13 +219,15 @@ async def test_a_group_whose_backend_is_terminated_is_answered_with_the_error(
 
 
 async def _terminate_sleeper(engine: AsyncEngine) -> int:
+    """End the backend asleep in the trigger: of this test database only, never another's."""
     for _ in range(200):  # until the statement runs (asleep in the trigger)
         async with engine.connect() as admin:  # a fresh look at pg_stat_activity each time
             killed = int(
                 await admin.scalar(
                     text(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE wait_event = 'PgSleep' AND query LIKE '%jsonb_array_elements%'"
+                        "WHERE datname = current_database() AND wait_event = 'PgSleep' "
+                        "AND query LIKE '%jsonb_array_elements%'"
                     )
                 )
                 or 0
@@ -312,7 +314,10 @@ async def _sleeping(engine: AsyncEngine) -> bool:
     async with engine.connect() as admin:
         return bool(
             await admin.scalar(
-                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event = 'PgSleep'"
+                )
             )
         )
 
