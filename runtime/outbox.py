@@ -87,6 +87,8 @@ log = logging.getLogger(__name__)
 _claims = itertools.count(1)
 # A claim holds about this many rounds of what the channels take at once.
 ROUNDS = 4
+# Stale messages (their sender's lease ran out) are put back at most this often per lease.
+RELEASE_EVERY = 10
 
 
 @dataclass
@@ -337,6 +339,18 @@ class _Recorder:
         self.flushing: asyncio.Task[None] | None = None
         # PostgreSQL: each group is one statement on the driver's connection, autocommit.
         self.engine: AsyncEngine | None = rt.bound_engine if rt.on_postgresql else None
+        # When this process last put back the messages of senders whose lease ran out.
+        self.released_at: datetime | None = None
+
+    def release_due(self, now: datetime) -> bool:
+        """Whether a claim at ``now`` first puts back stale messages: at most every tenth of
+        a lease (by the runtime's clock), not once per claim. A message whose sender died is
+        stale a lease after its claim, so it waits at most a tenth of a lease longer."""
+        last = self.released_at
+        if last is not None and last <= now < last + self.rt.lease / RELEASE_EVERY:
+            return False
+        self.released_at = now
+        return True
 
     async def record(self, row: dict[str, Any], accepted: dict[str, Any] | None) -> bool | None:
         """Commit one result (``accepted``: the ledger row to mark). None: no longer ours;
@@ -559,8 +573,11 @@ async def deliver_batch(
     claimed = time.monotonic()
     limit = limit or rt.settings.batch_size
     channels = sorted(rt.deliverers)
+    # One recorder per runtime: concurrent claims of this process share its commits.
+    recorder = rt.outbox_recorder = rt.outbox_recorder or _Recorder(rt)
     async with rt.sessions() as session, session.begin():
-        await release_stale_outbox(session, now=now)
+        if recorder.release_due(now):
+            await release_stale_outbox(session, now=now)
         # Each channel's claim is sized to that channel, so a slow channel's backlog is
         # shared between the workers instead of piling up behind one of them.
         sizes = {channel: claim_size(rt.deliverers[channel], limit) for channel in channels}
@@ -594,8 +611,6 @@ async def deliver_batch(
         claim.last_round = next_claim.ready
         claim.round_size = max(_concurrency(rt, channel) for channel in {m.channel for m in rows})
         claim.finishing()
-    # One recorder per runtime: concurrent claims of this process share its commits.
-    recorder = rt.outbox_recorder = rt.outbox_recorder or _Recorder(rt)
     renewal = asyncio.create_task(claim.renew_until_cancelled())
     try:
         await asyncio.gather(

@@ -5,7 +5,8 @@
   of the addresses but says the same commands (envelope, SIZE, SMTPUTF8), classifies
   a refusal the same way;
 - on PostgreSQL the result statement says which messages a journey waits for, and
-  messages nobody waits for cost no outcome query after the claim.
+  messages nobody waits for cost no outcome query after the claim;
+- stale messages are put back at most every tenth of a lease, not by every claim.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,11 +25,14 @@ from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from runtime.claims import claim_outbox
+from runtime.clock import FakeClock
 from runtime.delivery import HardBounce, Outgoing
 from runtime.delivery.address import PLAIN_ADDRESS, parse_address
 from runtime.delivery.email import EmailDeliverer
 from runtime.engine import Runtime
 from runtime.models import OutboxStatus
+from runtime.outbox import RELEASE_EVERY
 from tests.runtime.conftest import _free_port
 from tests.runtime.delivery.conftest import outbox_row, queue
 
@@ -178,3 +183,25 @@ async def test_messages_nobody_waits_for_cost_no_outcome_query(
     assert [(await outbox_row(gated, n)).status for n in ids] == [OutboxStatus.sent.value] * 5
     # PostgreSQL learns it from the result statement; SQLite still asks once per claim.
     assert len(asked) == (0 if gated.on_postgresql else 1)
+
+
+async def test_stale_messages_are_put_back_at_most_every_tenth_of_a_lease(
+    gated: Runtime, clock: FakeClock
+) -> None:
+    message_id = await queue(
+        gated, None, {"to": "kund@example.se", "subject": "Hej"}, category="transactional"
+    )
+    async with gated.sessions() as session, session.begin():  # a sender that then dies
+        await claim_outbox(session, owner="dead", now=clock.now(), limit=10, lease=gated.lease)
+    clock.advance(gated.lease - timedelta(milliseconds=1))
+    assert (await gated.deliver()).claimed == 0  # looks for stale messages: none yet
+    clock.advance(timedelta(milliseconds=2))  # the dead sender's lease has run out
+    # Within a tenth of a lease of the last look, a claim does not look again...
+    assert (await gated.deliver()).claimed == 0
+    assert (await outbox_row(gated, message_id)).status == OutboxStatus.sending.value
+    # ...after it, the claim puts the message back and sends it.
+    clock.advance(gated.lease / RELEASE_EVERY)
+    report = await gated.deliver()
+    assert (report.claimed, report.sent) == (1, 1)
+    row = await outbox_row(gated, message_id)
+    assert (row.status, row.attempts) == (OutboxStatus.sent.value, 2)
