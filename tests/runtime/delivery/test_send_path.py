@@ -6,7 +6,8 @@
   a refusal the same way;
 - on PostgreSQL the result statement says which messages a journey waits for, and
   messages nobody waits for cost no outcome query after the claim;
-- stale messages are put back at most every tenth of a lease, not by every claim.
+- stale messages are put back at most every tenth of a lease, not by every claim;
+- the open pixel's link is the token ``LinkSigner.dumps`` would make.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from runtime.delivery import HardBounce, Outgoing
 from runtime.delivery.address import PLAIN_ADDRESS, parse_address
 from runtime.delivery.email import EmailDeliverer
 from runtime.engine import Runtime
+from runtime.messaging.links import LinkSigner
 from runtime.models import OutboxStatus
 from runtime.outbox import RELEASE_EVERY
 from tests.runtime.conftest import _free_port
@@ -205,3 +207,11 @@ async def test_stale_messages_are_put_back_at_most_every_tenth_of_a_lease(
     assert (report.claimed, report.sent) == (1, 1)
     row = await outbox_row(gated, message_id)
     assert (row.status, row.attempts) == (OutboxStatus.sent.value, 2)
+
+
+@given(message_id=st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_the_open_link_is_the_token_dumps_makes(message_id: int) -> None:
+    signer = LinkSigner(secret="test-secret", base_url="http://touchflow.test/")
+    token = signer.open_url(message_id).rpartition("/")[2].removesuffix(".gif")
+    assert token == signer.dumps("open", {"m": message_id})
+    assert signer.loads("open", token) == {"m": message_id}
