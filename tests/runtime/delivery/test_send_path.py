@@ -33,7 +33,8 @@ from runtime.delivery.address import PLAIN_ADDRESS, parse_address
 from runtime.delivery.email import EmailDeliverer
 from runtime.engine import Runtime
 from runtime.messaging.links import LinkSigner
-from runtime.models import OutboxStatus
+from runtime.messaging.suppression import suppress
+from runtime.models import OutboxStatus, SuppressionReason
 from runtime.outbox import RELEASE_EVERY
 from tests.runtime.conftest import _free_port
 from tests.runtime.delivery.conftest import outbox_row, queue
@@ -215,3 +216,29 @@ def test_the_open_link_is_the_token_dumps_makes(message_id: int) -> None:
     token = signer.open_url(message_id).rpartition("/")[2].removesuffix(".gif")
     assert token == signer.dumps("open", {"m": message_id})
     assert signer.loads("open", token) == {"m": message_id}
+
+
+async def test_a_claim_withholds_the_listed_addresses_of_its_batch(
+    gated: Runtime, clock: FakeClock
+) -> None:
+    async with gated.sessions() as session, session.begin():
+        for address, reason in (
+            ("bounced@example.se", SuppressionReason.hard_bounce),
+            ("optout@example.se", SuppressionReason.unsubscribed),
+        ):
+            await suppress(
+                session, channel="email", address=address, reason=reason, now=clock.now()
+            )
+    ids = {
+        to: await queue(gated, None, {"to": to, "subject": "Kvitto"}, category="transactional")
+        for to in ("bounced@example.se", "optout@example.se", "kund@example.se")
+    }
+    report = await gated.deliver()
+    assert (report.claimed, report.sent, report.withheld) == (3, 2, 1)
+    statuses = {to: (await outbox_row(gated, n)).status for to, n in ids.items()}
+    # A bounced address takes nothing; an opt-out still gets its receipts.
+    assert statuses == {
+        "bounced@example.se": OutboxStatus.suppressed.value,
+        "optout@example.se": OutboxStatus.sent.value,
+        "kund@example.se": OutboxStatus.sent.value,
+    }
