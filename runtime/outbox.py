@@ -385,11 +385,17 @@ class _Recorder:
                 # commits by itself. SQLAlchemy's reset on return has nothing to roll back.
                 raw = (await conn.get_raw_connection()).driver_connection
                 connected = True
-                while self.queue:
-                    batch, self.queue = self.queue, []
-                    recorded = await _record_all(raw, batch)
-                    _settle(batch, recorded)
-                    batch = []
+                try:
+                    while self.queue:
+                        batch, self.queue = self.queue, []
+                        recorded = await _record_all(raw, batch)
+                        _settle(batch, recorded)
+                        batch = []
+                except BaseException:
+                    # SQLAlchemy never saw the error: the connection (perhaps broken) is
+                    # discarded rather than handed to the next user of the pool.
+                    await conn.invalidate()
+                    raise
         except Exception as exc:
             if not connected:
                 batch, self.queue = self.queue, []

@@ -35,7 +35,7 @@ from runtime.engine import Runtime
 from runtime.messaging.links import LinkSigner
 from runtime.messaging.suppression import suppress
 from runtime.models import OutboxStatus, SuppressionReason
-from runtime.outbox import RELEASE_EVERY
+from runtime.outbox import RELEASE_EVERY, _Recorder
 from tests.runtime.conftest import _free_port
 from tests.runtime.delivery.conftest import outbox_row, queue
 
@@ -242,3 +242,34 @@ async def test_a_claim_withholds_the_listed_addresses_of_its_batch(
         "optout@example.se": OutboxStatus.sent.value,
         "kund@example.se": OutboxStatus.sent.value,
     }
+
+
+async def test_a_result_group_that_fails_fails_alone_and_the_next_is_recorded(
+    gated: Runtime, clock: FakeClock, engine: AsyncEngine
+) -> None:
+    message_id = await queue(
+        gated, None, {"to": "kund@example.se", "subject": "Hej"}, category="transactional"
+    )
+    async with gated.sessions() as session, session.begin():
+        await claim_outbox(session, owner="me", now=clock.now(), limit=10, lease=gated.lease)
+    recorder = _Recorder(gated)
+    sent = {
+        "o_id": message_id,
+        "o_owner": "me",
+        "o_status": OutboxStatus.sent.value,
+        "o_next": clock.now(),
+        "o_error": None,
+        "o_reason": None,
+        "o_provider_id": "<tf.1@shop.test>",
+        "o_sent_at": clock.now(),
+    }
+    with pytest.raises(Exception):  # noqa: B017 - the database refuses a malformed time
+        await recorder.record({**sent, "o_next": "not a time"}, None)
+    checked_out = engine.pool.checkedout()  # type: ignore[attr-defined]
+    # A journey may wait on it only as far as SQLite can tell (it does not say).
+    assert await recorder.record(sent, None) is (not gated.on_postgresql)
+    assert recorder.flushing is not None
+    await recorder.flushing
+    assert engine.pool.checkedout() == checked_out  # type: ignore[attr-defined]
+    row = await outbox_row(gated, message_id)
+    assert (row.status, row.provider_message_id) == (OutboxStatus.sent.value, "<tf.1@shop.test>")
