@@ -46,6 +46,7 @@ import msgspec
 from sqlalchemy import bindparam, case, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from nodes.sdk import DELIVERY_EVENT
 from runtime.claims import (
     release_stale_outbox,
     renew_outbox,
@@ -86,6 +87,8 @@ log = logging.getLogger(__name__)
 _claims = itertools.count(1)
 # A claim holds about this many rounds of what the channels take at once.
 ROUNDS = 4
+# Stale messages (their sender's lease ran out) are put back at most this often per lease.
+RELEASE_EVERY = 10
 
 
 @dataclass
@@ -151,6 +154,8 @@ class _Claim:
         self.owner = owner
         self.open = set(ids)
         self.lost: set[int] = set()
+        # Recorded, and no journey waits for their outcome: ``report_outcomes`` skips them.
+        self.unwatched: set[int] = set()
         # When the claim's transaction began: its lease in the database runs from no earlier.
         self.renewed = claimed
         # Set when at most one round (``round_size``) of the claim is unfinished.
@@ -251,30 +256,37 @@ def _gate(rt: Runtime, channel: str) -> asyncio.Semaphore:
     return gate
 
 
-# A result to commit: the outbox row's values, the ledger's acceptance (or None), its waiter.
-_Result = tuple[dict[str, Any], dict[str, Any] | None, "asyncio.Future[bool]"]
+# A result to commit: the outbox row's values, the ledger's acceptance (or None), its waiter
+# (the answer: None when the row is no longer this sender's, else whether a journey waits
+# for the message's outcome; True when unknown).
+_Result = tuple[dict[str, Any], dict[str, Any] | None, "asyncio.Future[bool | None]"]
 
 
 # Every result of a group and the ledger's acceptances in one statement, its own
 # transaction: one round trip instead of BEGIN, two updates and COMMIT. Each row goes
 # as a JSON array (see runtime.bulk_insert); a row another sender took over is left
-# alone, and the ids written come back. The ledger is written whatever the outbox row
-# says: it remembers what a provider accepted.
-_RECORD_ALL = text(
+# alone, and the ids written come back, each with whether its journey waits for the
+# message's outcome (``runtime.outcomes``; most do not, and need no query after the
+# claim). The ledger is written whatever the outbox row says: it remembers what a
+# provider accepted. Sent on the asyncpg connection itself: through SQLAlchemy's
+# execution layer the statement cost about six times the CPU.
+_RECORD_ALL = (
     "WITH r AS (SELECT CAST(e->>0 AS BIGINT) AS id, e->>1 AS owner, e->>2 AS status, "
     "CAST(e->>3 AS TIMESTAMP WITH TIME ZONE) AS next_at, e->>4 AS error, e->>5 AS reason, "
     "e->>6 AS provider_id, CAST(e->>7 AS TIMESTAMP WITH TIME ZONE) AS sent_at "
-    "FROM jsonb_array_elements(CAST(:results AS JSONB)) AS e), "
+    "FROM jsonb_array_elements(CAST($1::text AS JSONB)) AS e), "
     "l AS (SELECT CAST(e->>0 AS BIGINT) AS id, e->>1 AS provider_id, e->>2 AS detail, "
     "CAST(e->>3 AS TIMESTAMP WITH TIME ZONE) AS at "
-    "FROM jsonb_array_elements(CAST(:accepted AS JSONB)) AS e), "
+    "FROM jsonb_array_elements(CAST($2::text AS JSONB)) AS e), "
     "a AS (UPDATE deliveries SET state = 'accepted', provider_message_id = l.provider_id, "
     "detail = l.detail, accepted_at = l.at FROM l WHERE deliveries.outbox_id = l.id) "
     "UPDATE outbox_messages SET status = r.status, next_attempt_at = r.next_at, "
     "last_error = r.error, status_reason = r.reason, provider_message_id = r.provider_id, "
     "sent_at = r.sent_at, lease_owner = NULL, lease_until = NULL FROM r "
     "WHERE outbox_messages.id = r.id AND outbox_messages.lease_owner = r.owner "
-    "AND outbox_messages.status = 'sending' RETURNING outbox_messages.id"
+    "AND outbox_messages.status = 'sending' RETURNING outbox_messages.id, "
+    "EXISTS (SELECT 1 FROM journeys WHERE journeys.id = outbox_messages.journey_id "
+    "AND journeys.wait_event_type = $3::text) AS waits"
 )
 _RESULT_FIELDS = (
     *("o_id", "o_owner", "o_status", "o_next", "o_error", "o_reason"),
@@ -283,16 +295,30 @@ _RESULT_FIELDS = (
 _ACCEPTED_FIELDS = ("l_id", "l_provider_id", "l_detail", "l_at")
 
 
-async def _record_all(engine: AsyncEngine, batch: list[_Result]) -> set[int]:
+async def _record_all(connection: Any, batch: list[_Result]) -> dict[int, bool]:
+    """One group's results on an asyncpg connection outside a transaction (autocommit):
+    the ids recorded, each with whether a journey waits for its outcome."""
     results = [[row[k] for k in _RESULT_FIELDS] for row, _, _ in batch]
     accepted = [[a[k] for k in _ACCEPTED_FIELDS] for _, a, _ in batch if a is not None]
-    params = {
-        "results": msgspec.json.encode(results).decode(),
-        "accepted": msgspec.json.encode(accepted).decode(),
-    }
-    async with engine.connect() as conn:
-        found = await conn.execute(_RECORD_ALL, params)
-        return {int(row[0]) for row in found}
+    found = await connection.fetch(
+        _RECORD_ALL,
+        msgspec.json.encode(results).decode(),
+        msgspec.json.encode(accepted).decode(),
+        DELIVERY_EVENT,
+    )
+    return {int(row[0]): bool(row[1]) for row in found}
+
+
+def _settle(batch: list[_Result], recorded: dict[int, bool]) -> None:
+    for row, _, done in batch:
+        if not done.done():  # a cancelled sender no longer waits
+            done.set_result(recorded.get(row["o_id"]))
+
+
+def _fail(batch: list[_Result], exc: Exception) -> None:
+    for _, _, done in batch:
+        if not done.done():
+            done.set_exception(exc)
 
 
 class _Recorder:
@@ -302,21 +328,34 @@ class _Recorder:
     carries every answer that arrived meanwhile (from every claim of the
     process), so the sent messages of a claim cost one statement per commit
     instead of a transaction each. A provider's acceptance and the ledger's
-    record of it commit together.
+    record of it commit together. On PostgreSQL a run of groups shares one
+    pooled connection, checked out while answers keep coming and returned when
+    none wait.
     """
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.queue: list[_Result] = []
         self.flushing: asyncio.Task[None] | None = None
-        # PostgreSQL: each group is one statement on a connection in autocommit mode.
-        self.autocommit: AsyncEngine | None = None
-        if rt.on_postgresql and rt.bound_engine is not None:
-            self.autocommit = rt.bound_engine.execution_options(isolation_level="AUTOCOMMIT")
+        # PostgreSQL: each group is one statement on the driver's connection, autocommit.
+        self.engine: AsyncEngine | None = rt.bound_engine if rt.on_postgresql else None
+        # When this process last put back the messages of senders whose lease ran out.
+        self.released_at: datetime | None = None
 
-    async def record(self, row: dict[str, Any], accepted: dict[str, Any] | None) -> bool:
-        """Commit one result (``accepted``: the ledger row to mark); False: no longer ours."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    def release_due(self, now: datetime) -> bool:
+        """Whether a claim at ``now`` first puts back stale messages: at most every tenth of
+        a lease (by the runtime's clock), not once per claim. A message whose sender died is
+        stale a lease after its claim, so it waits at most a tenth of a lease longer."""
+        last = self.released_at
+        if last is not None and last <= now < last + self.rt.lease / RELEASE_EVERY:
+            return False
+        self.released_at = now
+        return True
+
+    async def record(self, row: dict[str, Any], accepted: dict[str, Any] | None) -> bool | None:
+        """Commit one result (``accepted``: the ledger row to mark). None: no longer ours;
+        else whether a journey may wait for the message's outcome."""
+        done: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self.queue.append((row, accepted, done))
         if self.flushing is None or self.flushing.done():
             self.flushing = asyncio.create_task(self._flush())
@@ -324,20 +363,43 @@ class _Recorder:
 
     async def _flush(self) -> None:
         while self.queue:
+            if self.engine is not None:
+                await self._flush_postgresql(self.engine)
+                continue
             batch, self.queue = self.queue, []
             try:
-                if self.autocommit is not None:
-                    recorded = await _record_all(self.autocommit, batch)
-                else:
-                    recorded = await self._record_in_session(batch)
+                recorded = await self._record_in_session(batch)
             except Exception as exc:
-                for _, _, done in batch:
-                    if not done.done():  # a cancelled sender no longer waits
-                        done.set_exception(exc)
+                _fail(batch, exc)
                 continue
-            for row, _, done in batch:
-                if not done.done():
-                    done.set_result(row["o_id"] in recorded)
+            _settle(batch, dict.fromkeys(recorded, True))
+
+    async def _flush_postgresql(self, engine: AsyncEngine) -> None:
+        """Record groups on one connection until no answer waits; a failure fails the group
+        it hit (or, when no connection could be had, every waiting answer)."""
+        batch: list[_Result] = []
+        connected = False
+        try:
+            async with engine.connect() as conn:
+                # The driver's own connection, never in a transaction here: each statement
+                # commits by itself. SQLAlchemy's reset on return has nothing to roll back.
+                raw = (await conn.get_raw_connection()).driver_connection
+                connected = True
+                try:
+                    while self.queue:
+                        batch, self.queue = self.queue, []
+                        recorded = await _record_all(raw, batch)
+                        _settle(batch, recorded)
+                        batch = []
+                except BaseException:
+                    # SQLAlchemy never saw the error: the connection (perhaps broken) is
+                    # discarded rather than handed to the next user of the pool.
+                    await conn.invalidate()
+                    raise
+        except Exception as exc:
+            if not connected:
+                batch, self.queue = self.queue, []
+            _fail(batch, exc)
 
     async def _record_in_session(self, batch: list[_Result]) -> set[int]:
         async with self.rt.sessions() as session, session.begin():
@@ -469,11 +531,15 @@ async def _send_and_record(
         else None
     )
     try:
-        recorded = await recorder.record(row, accepted)
+        waits = await recorder.record(row, accepted)
     except Exception as exc:  # the lease runs out; the ledger remembers what was accepted
         log.warning("could not record outbox message %s: %s", message.id, exc)
         return None
-    return str(row["o_status"]) if recorded else "lost"
+    if waits is None:
+        return "lost"
+    if not waits:
+        claim.unwatched.add(message.id)
+    return str(row["o_status"])
 
 
 async def _clear_claimed(
@@ -513,8 +579,11 @@ async def deliver_batch(
     claimed = time.monotonic()
     limit = limit or rt.settings.batch_size
     channels = sorted(rt.deliverers)
+    # One recorder per runtime: concurrent claims of this process share its commits.
+    recorder = rt.outbox_recorder = rt.outbox_recorder or _Recorder(rt)
     async with rt.sessions() as session, session.begin():
-        await release_stale_outbox(session, now=now)
+        if recorder.release_due(now):
+            await release_stale_outbox(session, now=now)
         # Each channel's claim is sized to that channel, so a slow channel's backlog is
         # shared between the workers instead of piling up behind one of them.
         sizes = {channel: claim_size(rt.deliverers[channel], limit) for channel in channels}
@@ -548,8 +617,6 @@ async def deliver_batch(
         claim.last_round = next_claim.ready
         claim.round_size = max(_concurrency(rt, channel) for channel in {m.channel for m in rows})
         claim.finishing()
-    # One recorder per runtime: concurrent claims of this process share its commits.
-    recorder = rt.outbox_recorder = rt.outbox_recorder or _Recorder(rt)
     renewal = asyncio.create_task(claim.renew_until_cancelled())
     try:
         await asyncio.gather(
@@ -562,6 +629,7 @@ async def deliver_batch(
         renewal.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewal
-    # Delivery outcomes as ports: wake the journeys that wait for these messages' outcomes.
-    await report_outcomes(rt, [m.id for m in messages])
+    # Delivery outcomes as ports: wake the journeys that wait for these messages' outcomes
+    # (the result statement said which of those it recorded have none: no query for them).
+    await report_outcomes(rt, [m.id for m in messages if m.id not in claim.unwatched])
     return report

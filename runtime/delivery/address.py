@@ -9,6 +9,7 @@ permanent failure (``runtime.delivery.errors.NO_SMTPUTF8``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import parseaddr
@@ -17,7 +18,7 @@ import idna
 
 from runtime.delivery import PermanentError
 
-__all__ = ["BadAddress", "MailAddress", "parse_address"]
+__all__ = ["PLAIN_ADDRESS", "BadAddress", "MailAddress", "parse_address"]
 
 
 class BadAddress(PermanentError):
@@ -55,8 +56,17 @@ def _clean(value: str) -> str:
     return " ".join(value.replace("\r", " ").replace("\n", " ").split())
 
 
+# ``local@domain`` with nothing ``parseaddr`` would read as a name, comment, quote, route
+# or list, and an ASCII domain: what it finds in such an address is the address itself.
+# Most addresses are like this; ``parse_address`` takes them apart without it.
+PLAIN_ADDRESS = re.compile(r"[^\s<>\"()\[\]\\,;:@\x00-\x1f\x7f]+@[A-Za-z0-9.-]+")
+
+
 def parse_address(raw: str) -> MailAddress:
     """``Name <local@domain>`` or ``local@domain``, checked and with the domain in IDNA."""
+    if PLAIN_ADDRESS.fullmatch(raw):
+        local, _, domain = raw.rpartition("@")
+        return MailAddress(name="", local=local, domain=domain, ascii_domain=domain.lower())
     cleaned = _clean(raw)
     name, address = parseaddr(cleaned)
     local, at, domain = address.rpartition("@")

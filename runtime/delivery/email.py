@@ -22,6 +22,7 @@ dropped connections are temporary and the outbox retries them with back-off.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import html as htmllib
@@ -30,6 +31,8 @@ from email.utils import formatdate, parseaddr
 from typing import Any
 
 import aiosmtplib
+from aiosmtplib.protocol import normalize_message_line_endings
+from aiosmtplib.typing import SMTPStatus
 
 from nodes.sdk.payloads import EmailPayload
 from runtime.delivery import (
@@ -39,7 +42,7 @@ from runtime.delivery import (
     PermanentError,
     read_payload,
 )
-from runtime.delivery.address import MailAddress, parse_address
+from runtime.delivery.address import PLAIN_ADDRESS, MailAddress, parse_address
 from runtime.delivery.errors import smtp_failure
 from runtime.delivery.mime import compose, flatten, wire
 from runtime.delivery.smtp_pool import SmtpPool
@@ -83,6 +86,54 @@ def _with_preheader(body: str, preheader: str) -> str:
         f"{htmllib.escape(preheader)}</div>\n"
     )
     return hidden + body
+
+
+# An envelope address aiosmtplib would pass through unchanged: its check (``parseaddr``
+# and a scan for whitespace, angle brackets and quotes, twice per address and send) can be
+# skipped for it. Anything else goes through ``SMTP.sendmail`` as before.
+_PLAIN_ENVELOPE = PLAIN_ADDRESS
+
+
+async def _transact(
+    client: aiosmtplib.SMTP, sender: MailAddress, to: MailAddress, raw: bytes, options: list[str]
+) -> str:
+    """One MAIL/RCPT/DATA exchange; the server's answer to DATA.
+
+    ``SMTP.sendmail`` with one recipient, without parsing the addresses again:
+    ours are checked already (``runtime.delivery.address``). The same commands,
+    options, errors and envelope reset on a refusal; a connection that has not
+    greeted the server yet, or an address that is not plain, takes
+    ``sendmail`` itself.
+    """
+    envelope = (sender.envelope, to.envelope)
+    if client.is_ehlo_or_helo_needed or not all(map(_PLAIN_ENVELOPE.fullmatch, envelope)):
+        response = await client.sendmail(envelope[0], [envelope[1]], raw, mail_options=options)
+        return response[1]
+    utf8 = any(option.lower() == "smtputf8" for option in options)
+    if utf8 and not client.supports_extension("smtputf8"):
+        raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
+    encoding = "utf-8" if utf8 else "ascii"
+    arguments = [option.encode("ascii") for option in options]
+    if client.supports_extension("size"):
+        arguments.insert(0, f"size={len(normalize_message_line_endings(raw))}".encode())
+    try:
+        answer = await client.execute_command(
+            b"MAIL", b"FROM:<" + envelope[0].encode(encoding) + b">", *arguments
+        )
+        if answer.code != SMTPStatus.completed:
+            raise aiosmtplib.SMTPSenderRefused(answer.code, answer.message, envelope[0])
+        recipient = b"TO:<" + envelope[1].encode(encoding) + b">"
+        answer = await client.execute_command(b"RCPT", recipient)
+        if answer.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+            raise aiosmtplib.SMTPRecipientsRefused(
+                [aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, envelope[1])]
+            )
+        answer = await client.data(raw)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+            await client.rset()  # as sendmail: leave no half-finished envelope on the server
+        raise
+    return answer.message
 
 
 class EmailDeliverer:
@@ -194,22 +245,16 @@ class EmailDeliverer:
         try:
             if self.pool is None:
                 async with self._client() as client:
-                    response = await client.sendmail(
-                        sender.envelope, [to.envelope], raw, mail_options=options
-                    )
+                    answer = await _transact(client, sender, to, raw, options)
             else:
                 async with self.pool.connection() as client:
-                    response = await client.sendmail(
-                        sender.envelope, [to.envelope], raw, mail_options=options
-                    )
+                    answer = await _transact(client, sender, to, raw, options)
         except Exception as exc:
             failure = smtp_failure(exc, f"{to.local}@{to.domain}")
             if failure is exc:
                 raise
             raise failure from exc
-        return Delivered(
-            provider_message_id=_message_id(content["headers"]), detail=response[1][:500]
-        )
+        return Delivered(provider_message_id=_message_id(content["headers"]), detail=answer[:500])
 
     async def aclose(self) -> None:
         """Close the pooled connections (on shutdown)."""

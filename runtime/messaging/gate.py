@@ -31,6 +31,7 @@ counts it as withheld and leaves the row as the gate wrote it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nodes.sdk import Clock
@@ -206,14 +208,7 @@ class GatedDeliverer:
                 if answers[message.id] is None:
                     reserve.append(_ledger_row(message, now))
         if reserve:
-            stmt = upsert_insert(session, DELIVERIES)
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[DELIVERIES.c.outbox_id],
-                    set_={"state": stmt.excluded.state, "cleared_at": stmt.excluded.cleared_at},
-                ),
-                reserve,
-            )
+            await session.execute(_reserve_statement(dialect_name(session)), reserve)
         return answers
 
     async def _clear_one(
@@ -412,6 +407,16 @@ async def _withhold(session: AsyncSession, outbox_id: int, verdict: Verdict, now
         update(OUTBOX)
         .where(OUTBOX.c.id == outbox_id, OUTBOX.c.status == OutboxStatus.sending.value)
         .values(**values)
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _reserve_statement(dialect: str) -> Any:
+    # Built once per database kind: constructing the upsert cost more than running it.
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DELIVERIES)
+    return stmt.on_conflict_do_update(
+        index_elements=[DELIVERIES.c.outbox_id],
+        set_={"state": stmt.excluded.state, "cleared_at": stmt.excluded.cleared_at},
     )
 
 
