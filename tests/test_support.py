@@ -100,6 +100,20 @@ def test_the_waiting_tests_are_dealt_as_one_unit_and_the_rest_one_by_one() -> No
     assert scheduling._split_scope(other) == other
 
 
+def test_a_shared_test_is_dealt_with_all_its_databases_to_one_worker() -> None:
+    root = Path(__file__).resolve().parents[1]
+    scheduling = schedule.Scheduling.__new__(schedule.Scheduling)
+    for test in schedule.SHARED:
+        path, name = test.split("::")
+        source = (root / path).read_text(encoding="utf-8")
+        assert f"def {name}" in source, f"{test} names no test: it would silently drop out"
+        units = {scheduling._split_scope(f"{test}[{db}]") for db in ("sqlite", "postgresql")}
+        assert units == {test}
+    # A test whose name merely starts the same way is its own unit.
+    longer = f"{schedule.SHARED[0]}_too[sqlite]"
+    assert scheduling._split_scope(longer) == longer
+
+
 def test_auto_starts_a_worker_per_core_and_one_more(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
     assert schedule.auto_workers() == len(os.sched_getaffinity(0)) + 1

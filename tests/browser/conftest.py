@@ -4,6 +4,16 @@ The server runs in a thread for the whole session on a SQLite file; each test
 starts from empty tables with an admin, a marketer and a viewer created
 through ``backend.auth.users``. Chromium is ``/usr/bin/chromium`` (never a
 downloaded browser): missing, it fails the run under CI=true and skips locally.
+
+Chromium's work is most of a browser test's cost, and a new browser context is
+a new renderer process with cold caches (about half a second of CPU). So the
+``page`` of each test is a new tab in one context per session, which is left
+as new between tests: its tabs closed, its cookies and the app's storage
+cleared (``_leave_as_new``). ``sign_in`` goes through the form once per role
+and session; later it hands the browser that role's session cookie (the users
+come back with the same ids after each reset), and falls back to the form if
+the app does not take it. Tests of signing in itself use the form
+(``through_form=True``), and so do tests that want the sign-in's audit entry.
 """
 
 from __future__ import annotations
@@ -12,12 +22,15 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from litestar import Litestar
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Cookie as _Cookie
 
 from backend.app import create_app
+from backend.auth.middleware import SESSION_COOKIE
 from backend.auth.users import create_user
 from backend.db import create_engine, create_sessionmaker
 from backend.models import Role
@@ -96,25 +109,63 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-async def page(browser: Browser, live_server: LiveServer) -> AsyncIterator[Page]:
-    """A fresh browser tab (no cookies) on an app with empty tables and the three users."""
-    await live_server.reset()
+@pytest.fixture(scope="session")
+async def _context(browser: Browser, live_server: LiveServer) -> AsyncIterator[BrowserContext]:
+    """The one context the ``page`` fixture's tabs open in (see the module docstring)."""
     context = await browser.new_context(
         base_url=live_server.url, viewport={"width": 1440, "height": 900}
     )
     context.set_default_timeout(10_000)
-    page = await context.new_page()
+    yield context
+    await context.close()
+
+
+async def _leave_as_new(context: BrowserContext, origin: str) -> None:
+    """Close every tab and forget what the app's pages left: cookies, local and session storage,
+    IndexedDB and the rest of the origin's storage (the HTTP cache of static files stays)."""
+    for tab in context.pages:
+        await tab.close()
+    await context.clear_cookies()
+    tab = await context.new_page()
+    try:
+        cdp = await context.new_cdp_session(tab)
+        await cdp.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+        await cdp.detach()
+    finally:
+        await tab.close()
+
+
+@pytest.fixture
+async def page(_context: BrowserContext, live_server: LiveServer) -> AsyncIterator[Page]:
+    """A new tab, signed out and with nothing stored, on an app with empty tables and the
+    three users."""
+    await live_server.reset()
+    page = await _context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    await context.close()
+    try:
+        yield page
+    finally:
+        await _leave_as_new(_context, live_server.url)
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-async def sign_in(page: Page, role: Role) -> None:
+# The session cookie of each role's first sign-in in this process (one live server each).
+_SESSIONS: dict[Role, list[_Cookie]] = {}
+
+
+async def sign_in(page: Page, role: Role, *, through_form: bool = False) -> None:
+    """Sign in as ``role`` and land on /flows: the first time (or ``through_form``) with the
+    sign-in form, later with the cookie the form gave."""
+    cookies = _SESSIONS.get(role)
+    if cookies and not through_form:
+        await page.context.add_cookies(cookies)
+        await page.goto("/flows")
+        if urlsplit(page.url).path == "/flows":
+            return
     await page.goto("/login")
     await page.fill("#email", USERS[role])
     await page.fill("#password", PASSWORD)
     await page.click("button[type=submit]")
     await page.wait_for_url("**/flows")
+    _SESSIONS[role] = [c for c in await page.context.cookies() if c["name"] == SESSION_COOKIE]

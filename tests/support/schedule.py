@@ -28,9 +28,18 @@ WAITING = (
 )
 WAITING_UNIT = "waiting on child processes"
 
+# Tests whose runs on the two databases share work a process does once (the schema fuzz
+# draws its cases once and sends them to each database): each is dealt, with every one of
+# its parameters, to one worker.
+SHARED = (
+    "tests/backend/web/test_schema_fuzz.py"
+    "::test_generated_requests_get_no_server_error_and_match_the_schema",
+)
+
 
 class Scheduling(LoadScopeScheduling):
-    """xdist's load scheduling, one test per unit, except the waiting tests: one unit.
+    """xdist's load scheduling, one test per unit, except the waiting tests (one unit)
+    and each ``SHARED`` test (one unit with all its parameters).
 
     Units are dealt largest first (xdist's ``--loadscope-reorder``, on by default),
     so the waiting unit starts at once on one worker; the others follow the
@@ -38,7 +47,10 @@ class Scheduling(LoadScopeScheduling):
     """
 
     def _split_scope(self, nodeid: str) -> str:
-        return WAITING_UNIT if nodeid.split("::", 1)[0] in WAITING else nodeid
+        if nodeid.split("::", 1)[0] in WAITING:
+            return WAITING_UNIT
+        test = nodeid.split("[", 1)[0]
+        return test if test in SHARED else nodeid
 
 
 def auto_workers() -> int:

@@ -45,7 +45,11 @@ async def served(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     while not server.started:
         await asyncio.sleep(0.01)
     limits = httpx.Limits(max_connections=CONCURRENT * 4)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as http:
+    # A request that loses a deadlock waits out PostgreSQL's detection (a second) and runs
+    # again; on a busy machine that is more than httpx's 5 s default, without anything wrong.
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
+    ) as http:
         yield http
     server.should_exit = True
     await task
