@@ -211,8 +211,10 @@ async def test_two_tabs_get_a_conflict_instead_of_a_lost_update(page: Page) -> N
     await other.goto(page.url)
     await expect(other.locator("#editor.editor-ready")).to_be_attached()
 
+    await page.bring_to_front()  # as a person does; a tab behind another gets no frames
     await _drop_from_palette(page, "Test trigger", 200, 200)
     await expect(page.locator("#node-trigger")).to_be_visible()
+    await other.bring_to_front()
     # The second tab still shows revision 0; its edit is refused, not applied over the first.
     await _drop_from_palette(other, "Test email", 400, 300)
     await expect(other.locator("#flash")).to_contain_text("Not saved: this flow changed meanwhile.")
