@@ -119,9 +119,12 @@ async def insert_rows(
 # handles it. Timestamps are the caller's to turn into text first (``json_stamp``).
 
 
-def json_rows_select(table: Table, columns: tuple[str, ...]) -> str:
-    """``SELECT`` of the rows of the ``:rows`` parameter (``json_rows``) as ``columns`` of
-    ``table``, each named like its column, with ``r.at`` the row's place in the array.
+def json_rows_select(
+    table: Table, columns: tuple[str, ...], param: str = "rows", *, ordinal: bool = False
+) -> str:
+    """``SELECT`` of the rows of the ``:rows`` parameter (``json_rows``; or of ``param``) as
+    ``columns`` of ``table``, each named like its column, with ``r.at`` the row's place in
+    the array (and also a column ``at`` when ``ordinal``).
 
     A ``None`` is SQL NULL in every column: ``->>`` reads JSON null as NULL, and a JSON
     column's null is turned back into NULL (``->`` alone would store the JSON value ``null``).
@@ -132,10 +135,12 @@ def json_rows_select(table: Table, columns: tuple[str, ...]) -> str:
             fields.append(f"NULLIF(e->{at}, CAST('null' AS JSONB)) AS {name}")
         else:
             fields.append(f"{_field(table, name, at)} AS {name}")
-    # Names come from the table's metadata; values are all bound.
+    if ordinal:
+        fields.append("r.at AS at")
+    # Names come from the table's metadata and ``param`` from our code; values are all bound.
     return (
         f"SELECT {', '.join(fields)} "  # noqa: S608
-        "FROM jsonb_array_elements(CAST(:rows AS JSONB)) WITH ORDINALITY AS r(e, at)"
+        f"FROM jsonb_array_elements(CAST(:{param} AS JSONB)) WITH ORDINALITY AS r(e, at)"
     )
 
 
