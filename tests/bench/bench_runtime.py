@@ -14,7 +14,10 @@ Set TOUCHFLOW_BENCH_N for a smaller run (default 100,000 contacts). Prints:
   the CPU seconds per 1,000 steps of the worker processes and of the
   PostgreSQL backends serving them (read from /proc: steadier than wall
   clock on a shared machine), and the journey row updates per journey
-  walked (from pg_stat_user_tables: one per claim);
+  walked (from pg_stat_user_tables: one per claim), and the same ratio by
+  CPU: the ceiling's backend CPU per row against the engine's worker and
+  backend CPU per step (what the throughput ratio tends to when the cores
+  are saturated, as on a shared machine);
 - (the canonical flow's first email end to end is ``bench_first_email``).
 """
 
@@ -338,7 +341,7 @@ def _step_values(vip: bool) -> list[tuple[str, str, str, str | None, str, str]]:
     ]  # fmt: skip
 
 
-async def _ceiling(url: str, connections: int) -> float:
+async def _ceiling(url: str, connections: int) -> tuple[float, float]:
     """History rows per second written by plain batched SQL (the engine's upper bound).
 
     It writes what the engine writes for each journey (its five step rows with their
@@ -371,8 +374,12 @@ async def _ceiling(url: str, connections: int) -> float:
     data = json.dumps({"mark": True, "score": True})
     flow_id = flow_version["flow_id"]
 
+    backend_cpu: list[float] = []
+
     async def part(chunk: list[tuple[int, bool]]) -> None:
         conn = await asyncpg.connect(_dsn(url))
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+        cpu = _backend_cpu([pid])
         try:
             for start in range(0, len(chunk), BATCH):
                 batch = chunk[start : start + BATCH]
@@ -409,6 +416,7 @@ async def _ceiling(url: str, connections: int) -> float:
                         data,
                         flow_id,
                     )
+            backend_cpu.append(_backend_cpu([pid]) - cpu)
         finally:
             await conn.close()
 
@@ -416,7 +424,8 @@ async def _ceiling(url: str, connections: int) -> float:
     started = time.perf_counter()
     await asyncio.gather(*(part(journeys[i : i + share]) for i in range(0, len(journeys), share)))
     elapsed = time.perf_counter() - started
-    return len(journeys) * FLOW_NODES / elapsed
+    rows = len(journeys) * FLOW_NODES
+    return rows / elapsed, 1000 * sum(backend_cpu) / rows
 
 
 async def _engine_run(url: str, rt: Runtime, flow_id: int, workers: int) -> dict[str, float]:
@@ -538,9 +547,14 @@ async def run() -> None:
                 f"contacts: {N:,}; flow: {FLOW_NODES} nodes; batch: {BATCH};"
                 f" cores: {os.cpu_count()}"
             )
-            ceilings = {c: await _ceiling(url, c) for c in WORKER_COUNTS}
-            for conns, rate in ceilings.items():
-                print(f"ceiling (plain batched SQL, {conns} connection(s)): {rate:,.0f} rows/s")
+            ceilings, ceiling_cpu = {}, {}
+            for conns in WORKER_COUNTS:
+                ceilings[conns], ceiling_cpu[conns] = await _ceiling(url, conns)
+                print(
+                    f"ceiling (plain batched SQL, {conns} connection(s)): "
+                    f"{ceilings[conns]:,.0f} rows/s; CPU per 1,000 rows: database backends "
+                    f"{ceiling_cpu[conns]:.3f} s"
+                )
             for workers in WORKER_COUNTS:
                 r = await _engine_run(url, rt, walk_flow, workers)
                 ratio = r["steps_per_s"] / ceilings[workers]
@@ -552,7 +566,9 @@ async def run() -> None:
                     f"CPU per 1,000 steps: workers {r['cpu_per_1000']:.3f} s, "
                     f"their database backends {r['db_cpu_per_1000']:.3f} s; "
                     f"{r['updates_per_journey']:.2f} journey updates per journey walked "
-                    f"({r['hot_share']:.0%} heap-only)"
+                    f"({r['hot_share']:.0%} heap-only); by CPU (the ceiling's backends per row "
+                    f"against workers and backends per step) "
+                    f"{ceiling_cpu[workers] / (r['cpu_per_1000'] + r['db_cpu_per_1000']):.0%}"
                 )
             await _set_status(rt, walk_flow, "archived")
             park_flow = await _publish(rt, PARK_GRAPH, "bench park")
