@@ -19,7 +19,9 @@ The protocol, and why each fault stays covered:
   transaction, so concurrent workers pick different rows instead of queueing
   on the same lease rows (the lock is not a new row version; and ``NO KEY``
   does not block step inserts that reference the journey). SQLite has one
-  writer: the statement is atomic as it is.
+  writer: the statement is atomic as it is. On PostgreSQL the worker's claim
+  (``claim_with_customers``) also returns each journey's customer and wake
+  event, and runs outside a transaction: one round trip.
 - *Walk*: node code runs with no transaction open (on SQLite the connection
   is the process's single writer lane), however long a webhook takes. The
   journey's ``due_at`` stays in the past meanwhile; the lease hides it.
@@ -32,7 +34,10 @@ The protocol, and why each fault stays covered:
   this claim's own lease rows among them; only the journeys whose lease row
   was still there, with this claim's owner, get their result written, in one
   UPDATE each. A worker whose lease ran out and was replaced, or that lost the
-  journey to an admin or an event, writes nothing for it.
+  journey to an admin or an event, writes nothing for it. On PostgreSQL the
+  lock, the lease delete and the history rows are one statement; the rows it
+  locks or deletes are re-checked at their latest version, so a take-over
+  committed after its snapshot still counts.
 - *Take-overs* (an event ending a wait, a goal move, an admin cancel or
   retry) change the journey row and then delete its lease row in the same
   transaction: the same order as the claim and the write (journey row, then

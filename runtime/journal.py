@@ -4,11 +4,12 @@
 this claim still owns (an event, an admin or another worker may have taken a
 journey over meanwhile): it deletes the claim's own lease rows and keeps the
 journeys whose row was still there (``runtime.claims`` has the protocol).
-Then it writes every step row, contact change, outbox
-message and cursor with a few bulk statements. On PostgreSQL the steps and
-cursors travel as one JSON parameter each (``runtime.bulk_insert.json_rows``:
-one statement and one driver value however many rows); SQLite uses plain
-executemany.
+Then it writes every step row, contact change, outbox message and cursor
+with a few bulk statements. On PostgreSQL the check, the step rows and the
+conversions are one statement (``_PG_RECORD``) and the cursors one more, the
+rows travelling as one JSON parameter each (``runtime.bulk_insert.json_rows``:
+one driver value however many rows); SQLite uses plain executemany,
+statement by statement.
 Step rows at a fresh visit are plain INSERTs; only the first steps of a walk,
 which may complete a waiting or failed row, need the costlier ON CONFLICT.
 If the batch transaction fails, each journey is tried on its own so one bad

@@ -2,10 +2,11 @@
 
 Deciding (running node code against a frozen context) is kept apart from
 doing (the batched writes in ``runtime.journal``). One batch costs a handful
-of round trips however many journeys and steps it holds: one transaction
-claiming the journeys and reading their profiles, then one writing every step
-row, cursor move, contact change and outbox message together (DESIGN
-principle 3).
+of round trips however many journeys and steps it holds: the claim with the
+customers and wake events it starts from (on PostgreSQL one statement outside
+a transaction), then one transaction writing every step row, cursor move,
+contact change and outbox message together (DESIGN principle 3): five round
+trips on PostgreSQL for a batch without messages or contact changes.
 """
 
 from __future__ import annotations
