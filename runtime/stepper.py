@@ -109,6 +109,18 @@ async def _claim(
             rows = await claim_with_customers(
                 conn, owner=owner, now=now, limit=size, lease=rt.lease
             )
+            if len(rows) < size:
+                # A claim whose snapshot predates another worker's committed claim picks
+                # the journeys that one has just leased (their row locks ended with its
+                # statement) and takes none of them: its batch comes back short, even
+                # empty while journeys are due, and an empty batch ends a work loop.
+                # Once more, with a fresh snapshot (for the same batch and owner).
+                rows = [
+                    *rows,
+                    *await claim_with_customers(
+                        conn, owner=owner, now=now, limit=size - len(rows), lease=rt.lease
+                    ),
+                ]
         for row in rows:
             key = customer_key(row.contact_id, row.visitor_id)
             if key not in profiles and (profile := claimed_profile(row)) is not None:
