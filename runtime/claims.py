@@ -19,7 +19,9 @@ The protocol, and why each fault stays covered:
   transaction, so concurrent workers pick different rows instead of queueing
   on the same lease rows (the lock is not a new row version; and ``NO KEY``
   does not block step inserts that reference the journey). SQLite has one
-  writer: the statement is atomic as it is.
+  writer: the statement is atomic as it is. On PostgreSQL the worker's claim
+  (``claim_with_customers``) also returns each journey's customer and wake
+  event, and runs outside a transaction: one round trip.
 - *Walk*: node code runs with no transaction open (on SQLite the connection
   is the process's single writer lane), however long a webhook takes. The
   journey's ``due_at`` stays in the past meanwhile; the lease hides it.
@@ -32,7 +34,10 @@ The protocol, and why each fault stays covered:
   this claim's own lease rows among them; only the journeys whose lease row
   was still there, with this claim's owner, get their result written, in one
   UPDATE each. A worker whose lease ran out and was replaced, or that lost the
-  journey to an admin or an event, writes nothing for it.
+  journey to an admin or an event, writes nothing for it. On PostgreSQL the
+  lock, the lease delete and the history rows are one statement; the rows it
+  locks or deletes are re-checked at their latest version, so a take-over
+  committed after its snapshot still counts.
 - *Take-overs* (an event ending a wait, a goal move, an admin cancel or
   retry) change the journey row and then delete its lease row in the same
   transaction: the same order as the claim and the write (journey row, then
@@ -56,11 +61,33 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, String, delete, exists, literal, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    and_,
+    delete,
+    exists,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from runtime.models import FlowStatus, OutboxStatus, UTCDateTime
-from runtime.sql import FLOWS, JOURNEYS, LEASES, OUTBOX, among, dialect_name, upsert_insert
+from runtime.sql import (
+    CONTACTS,
+    EVENTS,
+    FLOWS,
+    JOURNEYS,
+    LEASES,
+    OUTBOX,
+    VISITORS,
+    among,
+    dialect_name,
+)
 
 __all__ = [
     "LIVE_SQL",
@@ -68,6 +95,7 @@ __all__ = [
     "OUTBOX_DUE_SQL",
     "claim_journeys",
     "claim_outbox",
+    "claim_with_customers",
     "drop_leases",
     "live_lease",
     "release_stale_outbox",
@@ -89,6 +117,30 @@ OUTBOX_CLAIMED = (
     OUTBOX.c.attempts,
 )
 _OUTBOX_SENDING_SQL = text("outbox_messages.status = 'sending'")
+
+# What ``claim_with_customers`` reads beside each journey: its customer and its wake-up event.
+CLAIMED_CUSTOMER = (
+    CONTACTS.c.id.label("c_id"),
+    CONTACTS.c.email.label("c_email"),
+    CONTACTS.c.phone.label("c_phone"),
+    CONTACTS.c.first_name.label("c_first_name"),
+    CONTACTS.c.last_name.label("c_last_name"),
+    CONTACTS.c.attributes.label("c_attributes"),
+    CONTACTS.c.tags.label("c_tags"),
+    CONTACTS.c.lifecycle_stage.label("c_lifecycle_stage"),
+    CONTACTS.c.timezone.label("c_timezone"),
+    CONTACTS.c.consent.label("c_consent"),
+    CONTACTS.c.owner_id.label("c_owner_id"),
+    VISITORS.c.id.label("v_id"),
+    VISITORS.c.traits.label("v_traits"),
+)
+CLAIMED_WAKE = (
+    EVENTS.c.id.label("e_id"),
+    EVENTS.c.type.label("e_type"),
+    EVENTS.c.occurred_at.label("e_occurred_at"),
+    EVENTS.c.properties.label("e_properties"),
+    EVENTS.c.source.label("e_source"),
+)
 
 CLAIMED_JOURNEY_COLUMNS = (
     JOURNEYS.c.id,
@@ -114,10 +166,8 @@ def live_lease(now: datetime) -> ColumnElement[bool]:
     return exists().where(LEASES.c.journey_id == JOURNEYS.c.id, LEASES.c.until > now)
 
 
-async def claim_journeys(
-    session: AsyncSession, *, owner: str, now: datetime, limit: int, lease: timedelta
-) -> Sequence[Any]:
-    """Lease up to ``limit`` due journeys of flows that are not paused, oldest due first."""
+def _take(owner: str, now: datetime, limit: int, lease: timedelta, *, postgres: bool) -> Any:
+    """The claim: ``INSERT INTO journey_leases SELECT`` the due journeys ``RETURNING`` their ids."""
     due = (
         select(
             JOURNEYS.c.id,
@@ -135,15 +185,23 @@ async def claim_journeys(
         .order_by(JOURNEYS.c.due_at)
         .limit(limit)
     )
-    postgres = dialect_name(session) == "postgresql"
     if postgres:
         due = due.with_for_update(skip_locked=True, key_share=True, of=JOURNEYS)
-    take = upsert_insert(session, LEASES).from_select(["journey_id", "owner", "until"], due)
-    take = take.on_conflict_do_update(
+    insert = postgresql.insert(LEASES) if postgres else sqlite.insert(LEASES)
+    take = insert.from_select(["journey_id", "owner", "until"], due)
+    return take.on_conflict_do_update(
         index_elements=[LEASES.c.journey_id],
         set_={"owner": take.excluded.owner, "until": take.excluded.until},
         where=LEASES.c.until <= now,
     ).returning(LEASES.c.journey_id)
+
+
+async def claim_journeys(
+    session: AsyncSession, *, owner: str, now: datetime, limit: int, lease: timedelta
+) -> Sequence[Any]:
+    """Lease up to ``limit`` due journeys of flows that are not paused, oldest due first."""
+    postgres = dialect_name(session) == "postgresql"
+    take = _take(owner, now, limit, lease, postgres=postgres)
     if postgres:
         # One statement: the journeys come from the same snapshot as the due select.
         taken = take.cte("taken")
@@ -156,6 +214,33 @@ async def claim_journeys(
         return []
     claimed = select(*CLAIMED_JOURNEY_COLUMNS).where(among(session, JOURNEYS.c.id, ids))
     return (await session.execute(claimed)).all()
+
+
+async def claim_with_customers(
+    conn: AsyncConnection, *, owner: str, now: datetime, limit: int, lease: timedelta
+) -> Sequence[Any]:
+    """PostgreSQL: ``claim_journeys`` and what the walks start from, in one statement.
+
+    Each claimed journey comes with its customer's profile columns (``CLAIMED_CUSTOMER``:
+    the contact's, or the visitor's traits) and the event that woke it (``CLAIMED_WAKE``),
+    all read in the claim's snapshot. One statement is atomic on its own, so the caller
+    runs it outside a transaction (no ``BEGIN``/``COMMIT`` round trips): the row locks
+    that steer concurrent claims apart last as long as the statement.
+    """
+    taken = _take(owner, now, limit, lease, postgres=True).cte("taken")
+    joined = (
+        JOURNEYS.outerjoin(CONTACTS, CONTACTS.c.id == JOURNEYS.c.contact_id)
+        .outerjoin(
+            VISITORS, and_(JOURNEYS.c.contact_id.is_(None), VISITORS.c.id == JOURNEYS.c.visitor_id)
+        )
+        .outerjoin(EVENTS, EVENTS.c.id == JOURNEYS.c.wake_event_id)
+    )
+    claimed = (
+        select(*CLAIMED_JOURNEY_COLUMNS, *CLAIMED_CUSTOMER, *CLAIMED_WAKE)
+        .select_from(joined)
+        .where(JOURNEYS.c.id.in_(select(taken.c.journey_id)))
+    )
+    return (await conn.execute(claimed)).all()
 
 
 async def drop_leases(session: AsyncSession, ids: list[int]) -> None:

@@ -4,11 +4,12 @@
 this claim still owns (an event, an admin or another worker may have taken a
 journey over meanwhile): it deletes the claim's own lease rows and keeps the
 journeys whose row was still there (``runtime.claims`` has the protocol).
-Then it writes every step row, contact change, outbox
-message and cursor with a few bulk statements. On PostgreSQL the steps and
-cursors travel as one JSON parameter each (``runtime.bulk_insert.json_rows``:
-one statement and one driver value however many rows); SQLite uses plain
-executemany.
+Then it writes every step row, contact change, outbox message and cursor
+with a few bulk statements. On PostgreSQL the check, the step rows and the
+conversions are one statement (``_PG_RECORD``) and the cursors one more, the
+rows travelling as one JSON parameter each (``runtime.bulk_insert.json_rows``:
+one driver value however many rows); SQLite uses plain executemany,
+statement by statement.
 Step rows at a fresh visit are plain INSERTs; only the first steps of a walk,
 which may complete a waiting or failed row, need the costlier ON CONFLICT.
 If the batch transaction fails, each journey is tried on its own so one bad
@@ -117,14 +118,44 @@ def _journey_update(terminal: bool) -> Any:
 _UPDATE_LIVE = _journey_update(terminal=False)
 _UPDATE_ENDED = _journey_update(terminal=True)
 
-# PostgreSQL: the rows travel as one JSON parameter (``runtime.bulk_insert.json_rows``), so
-# the driver handles one text value per statement however many rows it carries.
-_PG_INSERT_STEPS = (
-    f"INSERT INTO steps ({', '.join(_STEP_FIELDS)}) "
-    f"{json_rows_select(STEPS, _STEP_FIELDS)} ORDER BY r.at"
+# PostgreSQL: the rows travel as one JSON parameter each (``runtime.bulk_insert.json_rows``),
+# so the driver handles one text value per statement however many rows it carries.
+_CONVERSION_FIELDS = ("journey_id", "flow_id", "goal", "label", "converted_at")
+
+
+def _owned_rows(table: Any, columns: tuple[str, ...], param: str, after: str = "") -> str:
+    """The rows of ``param`` (``json_rows``) whose journey this claim still owns, in order;
+    ``after`` names a sub-statement to run to its end first."""
+    # A scalar subquery over ``after`` is an init plan: it runs before the first row here.
+    first = f" AND (SELECT count(*) FROM {after}) >= 0" if after else ""  # noqa: S608
+    return (
+        f"SELECT {', '.join(columns)} "  # noqa: S608 - fixed column tables, no input
+        f"FROM ({json_rows_select(table, columns, param, ordinal=True)}) AS s "
+        f"WHERE s.journey_id IN (SELECT journey_id FROM owned){first} ORDER BY s.at"
+    )
+
+
+# One statement: lock the live journeys (journey rows first), end this claim's leases on them
+# (lease rows second), and insert the step rows and conversions of exactly the journeys whose
+# lease it ended. It returns those journeys; their cursors are written next (``_PG_JOURNEYS``).
+_PG_RECORD = text(
+    # ``locked`` is one array, read once (an init plan) by the lease delete's index scan: a
+    # join with it could become a nested loop, quadratic in the batch, on a poor estimate.
+    "WITH locked AS (SELECT array_agg(id) AS ids FROM (SELECT id FROM journeys "  # noqa: S608
+    f"WHERE id = ANY(CAST(:ids AS BIGINT[])) AND {LIVE_SQL.text} FOR NO KEY UPDATE) AS j), "
+    "owned AS (DELETE FROM journey_leases "
+    "WHERE journey_id = ANY(CAST((SELECT ids FROM locked) AS BIGINT[])) AND owner = :owner "
+    "RETURNING journey_id), "
+    f"reopened AS (INSERT INTO steps ({', '.join(_STEP_FIELDS)}) "
+    f"{_owned_rows(STEPS, _STEP_FIELDS, 'reopen')} {_REOPEN} RETURNING 1), "
+    # After the reopened rows, so a walk's rows get ids in the order it took its steps.
+    f"fresh AS (INSERT INTO steps ({', '.join(_STEP_FIELDS)}) "
+    f"{_owned_rows(STEPS, _STEP_FIELDS, 'fresh', after='reopened')}), "
+    f"converted AS (INSERT INTO conversions ({', '.join(_CONVERSION_FIELDS)}) "
+    f"{_owned_rows(CONVERSIONS, _CONVERSION_FIELDS, 'conversions')} "
+    "ON CONFLICT (journey_id) DO NOTHING) "
+    "SELECT journey_id FROM owned"
 )
-_PG_STEPS = text(_PG_INSERT_STEPS)
-_PG_REOPEN_STEPS = text(f"{_PG_INSERT_STEPS} {_REOPEN}")
 
 _JOURNEY_ROW = ("id", *_JOURNEY_FIELDS)
 _TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
@@ -154,6 +185,16 @@ def _step_row(step: dict[str, Any]) -> list[Any]:
         started_text,
         started_text if finished is started else json_stamp(finished),
         step["duration_ms"],
+    ]
+
+
+def _conversion_row(conversion: dict[str, Any]) -> list[Any]:
+    return [
+        conversion["journey_id"],
+        conversion["flow_id"],
+        conversion["goal"],
+        conversion["label"],
+        json_stamp(conversion["converted_at"]),
     ]
 
 
@@ -200,10 +241,7 @@ async def _owned(session: AsyncSession, owner: str, ids: list[int]) -> set[int]:
 
 
 async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]], *, reopen: bool) -> None:
-    if dialect_name(session) == "postgresql":
-        rows = json_rows([_step_row(step) for step in steps])
-        await session.execute(_PG_REOPEN_STEPS if reopen else _PG_STEPS, {"rows": rows})
-        return
+    """SQLite: plain executemany (PostgreSQL's steps go in ``_PG_RECORD``)."""
     if not reopen:
         await session.execute(STEPS.insert(), steps)
         return
@@ -223,7 +261,8 @@ async def _write_steps(session: AsyncSession, steps: list[dict[str, Any]], *, re
 
 async def _write_journeys(session: AsyncSession, walks: list[Walk], now: datetime) -> None:
     if dialect_name(session) == "postgresql":
-        rows = json_rows([_journey_row(walk) for walk in walks])
+        plain = all(walk.plain for walk in walks)
+        rows = json_rows([_journey_row(walk) for walk in walks], plain=plain)
         await session.execute(_PG_JOURNEYS, {"rows": rows, "now": now})
         return
     live = [w.journey_values() | {"v_updated_at": now} for w in walks if not w.terminal]
@@ -237,10 +276,10 @@ async def _write_journeys(session: AsyncSession, walks: list[Walk], now: datetim
 async def _write(session: AsyncSession, owner: str, walks: list[Walk], now: datetime) -> list[Walk]:
     if not walks:
         return []
+    if dialect_name(session) == "postgresql":
+        return await _write_pg(session, owner, walks, now)
     owned = await _owned(session, owner, [w.journey_id for w in walks])
-    mine = [w for w in walks if w.journey_id in owned]
-    if len(mine) < len(walks):
-        log.info("claim %s lost %d journeys to another writer", owner, len(walks) - len(mine))
+    mine = _mine(owner, walks, owned)
     if not mine:
         return []
     await _apply_changes(session, [w for w in mine if w.changes], now)
@@ -250,18 +289,62 @@ async def _write(session: AsyncSession, owner: str, walks: list[Walk], now: date
     ):
         if steps:
             await _write_steps(session, steps, reopen=reopen)
-    messages = [m for w in mine for m in w.messages]
-    if messages:
-        stmt = upsert_insert(session, OUTBOX).on_conflict_do_nothing(
-            index_elements=[OUTBOX.c.idempotency_key]
-        )
-        await session.execute(stmt, messages)
+    await _write_messages(session, mine)
     conversions = [c for w in mine for c in w.conversions]
     if conversions:
         stmt = upsert_insert(session, CONVERSIONS).on_conflict_do_nothing(
             index_elements=[CONVERSIONS.c.journey_id]
         )
         await session.execute(stmt, conversions)
+    await _write_journeys(session, mine, now)
+    return mine
+
+
+def _mine(owner: str, walks: list[Walk], owned: set[int]) -> list[Walk]:
+    mine = [w for w in walks if w.journey_id in owned]
+    if len(mine) < len(walks):
+        log.info("claim %s lost %d journeys to another writer", owner, len(walks) - len(mine))
+    return mine
+
+
+async def _write_messages(session: AsyncSession, mine: list[Walk]) -> None:
+    messages = [m for w in mine for m in w.messages]
+    if messages:
+        stmt = upsert_insert(session, OUTBOX).on_conflict_do_nothing(
+            index_elements=[OUTBOX.c.idempotency_key]
+        )
+        await session.execute(stmt, messages)
+
+
+async def _write_pg(
+    session: AsyncSession, owner: str, walks: list[Walk], now: datetime
+) -> list[Walk]:
+    """PostgreSQL: the ownership check, the step rows and the conversions in one statement
+    (``_PG_RECORD``), then the cursors in one more (the batch's only write to ``journeys``).
+
+    The statement locks the journeys that are still live, then deletes this claim's own
+    lease rows among them (journey row first, lease row second, as everywhere), and
+    inserts only the rows of the journeys whose lease it deleted. Its sub-statements
+    share one snapshot, but each row they lock or delete is re-checked at its latest
+    version (READ COMMITTED): a lease deleted or replaced by a take-over committed after
+    the snapshot is not deleted again, so its journey is not this claim's any more.
+    """
+    conversions = [c for w in walks for c in w.conversions]
+    plain = all(w.plain for w in walks)
+    reopen = [_step_row(step) for w in walks for step in w.reopenable_steps()]
+    params = {
+        "ids": [w.journey_id for w in walks],
+        "owner": owner,
+        "reopen": json_rows(reopen, plain=plain),
+        "fresh": json_rows([_step_row(s) for w in walks for s in w.fresh_steps()], plain=plain),
+        "conversions": json_rows([_conversion_row(c) for c in conversions], plain=plain),
+    }
+    owned = set((await session.execute(_PG_RECORD, params)).scalars())
+    mine = _mine(owner, walks, owned)
+    if not mine:
+        return []
+    await _apply_changes(session, [w for w in mine if w.changes], now)
+    await _write_messages(session, mine)
     await _write_journeys(session, mine, now)
     return mine
 

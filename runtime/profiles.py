@@ -57,6 +57,41 @@ def contact_profile(row: Any) -> Profile:
     )
 
 
+def claimed_profile(row: Any) -> Profile | None:
+    """The profile in a row of ``runtime.claims.claim_with_customers`` (None: no customer)."""
+    if row.c_id is not None:
+        return Profile(
+            kind="contact",
+            id=str(row.c_id),
+            email=row.c_email,
+            phone=row.c_phone,
+            first_name=row.c_first_name,
+            last_name=row.c_last_name,
+            attributes=row.c_attributes or {},
+            tags=tuple(row.c_tags or ()),
+            lifecycle_stage=row.c_lifecycle_stage,
+            timezone=row.c_timezone,
+            consent=row.c_consent or {},
+            owner_id=row.c_owner_id,
+        )
+    if row.v_id is not None:
+        return Profile(kind="visitor", id=row.v_id, attributes=row.v_traits or {})
+    return None
+
+
+def claimed_wake_event(row: Any) -> EventRecord | None:
+    """The wake-up event in a row of ``runtime.claims.claim_with_customers``, if any."""
+    if row.e_id is None:
+        return None
+    return EventRecord(
+        type=row.e_type,
+        occurred_at=row.e_occurred_at,
+        properties=row.e_properties or {},
+        id=row.e_id,
+        source=row.e_source,
+    )
+
+
 async def load_profiles(
     session: AsyncSession, contact_ids: Iterable[int], visitor_ids: Iterable[str]
 ) -> dict[CustomerKey, Profile]:

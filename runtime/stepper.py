@@ -2,10 +2,11 @@
 
 Deciding (running node code against a frozen context) is kept apart from
 doing (the batched writes in ``runtime.journal``). One batch costs a handful
-of round trips however many journeys and steps it holds: one transaction
-claiming the journeys and reading their profiles, then one writing every step
-row, cursor move, contact change and outbox message together (DESIGN
-principle 3).
+of round trips however many journeys and steps it holds: the claim with the
+customers and wake events it starts from (on PostgreSQL one statement outside
+a transaction), then one transaction writing every step row, cursor move,
+contact change and outbox message together (DESIGN principle 3): five round
+trips on PostgreSQL for a batch without messages or contact changes.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from nodes.sdk import EventRecord, Profile, Wake
 from nodes.sdk.transition import transition
-from runtime.claims import claim_journeys
+from runtime.claims import claim_journeys, claim_with_customers
 from runtime.journal import write_walks
 from runtime.models import JourneyStatus
 from runtime.profiles import (
     CustomerKey,
+    claimed_profile,
+    claimed_wake_event,
     customer_key,
     load_events,
     load_profiles,
@@ -57,22 +61,7 @@ async def step_batch(rt: Runtime, limit: int | None = None) -> StepReport:
     """Claim one batch of due journeys, walk them, write the results. Returns counts."""
     owner = f"{rt.worker_id}:{next(_claims)}"
     now = rt.clock.now()
-    # The claim's transaction also reads what the walks start from: two round trips fewer
-    # per batch than a transaction of their own, for locks held a few reads longer.
-    async with rt.sessions() as session, session.begin():
-        rows = await claim_journeys(
-            session, owner=owner, now=now, limit=limit or rt.settings.batch_size, lease=rt.lease
-        )
-        if rows:
-            flows = await rt.versions.get_many(session, {row.flow_version_id for row in rows})
-            profiles = await load_profiles(
-                session,
-                (r.contact_id for r in rows if r.contact_id is not None),
-                (r.visitor_id for r in rows if r.contact_id is None and r.visitor_id is not None),
-            )
-            wake_events = await load_events(
-                session, (r.wake_event_id for r in rows if r.wake_event_id is not None)
-            )
+    rows, flows, profiles, wake_events = await _claim(rt, owner, now, limit)
     report = StepReport(claimed=len(rows))
     if not rows:
         return report
@@ -103,6 +92,63 @@ async def step_batch(rt: Runtime, limit: int | None = None) -> StepReport:
         report.messages += len(walk.messages)
         report.ended += walk.status not in (JourneyStatus.active, JourneyStatus.waiting)
     return report
+
+
+async def _claim(
+    rt: Runtime, owner: str, now: datetime, limit: int | None
+) -> tuple[Sequence[Any], dict[int, Any], dict[CustomerKey, Profile], dict[int, EventRecord]]:
+    """Claim a batch and read what its walks start from: versions, profiles, wake events."""
+    size = limit or rt.settings.batch_size
+    engine = rt.bound_engine
+    profiles: dict[CustomerKey, Profile] = {}
+    wake_events: dict[int, EventRecord] = {}
+    if engine is not None and engine.dialect.name == "postgresql":
+        # One statement, outside a transaction: one round trip (``claim_with_customers``).
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = await claim_with_customers(
+                conn, owner=owner, now=now, limit=size, lease=rt.lease
+            )
+            if len(rows) < size:
+                # A claim whose snapshot predates another worker's committed claim picks
+                # the journeys that one has just leased (their row locks ended with its
+                # statement) and takes none of them: its batch comes back short, even
+                # empty while journeys are due, and an empty batch ends a work loop.
+                # Once more, with a fresh snapshot (for the same batch and owner).
+                rows = [
+                    *rows,
+                    *await claim_with_customers(
+                        conn, owner=owner, now=now, limit=size - len(rows), lease=rt.lease
+                    ),
+                ]
+        for row in rows:
+            key = customer_key(row.contact_id, row.visitor_id)
+            if key not in profiles and (profile := claimed_profile(row)) is not None:
+                profiles[key] = profile
+            if row.wake_event_id is not None and (event := claimed_wake_event(row)) is not None:
+                wake_events[row.wake_event_id] = event
+        if not rows:
+            return rows, {}, profiles, wake_events
+        # Versions never change once published: almost always in the cache (no query).
+        async with rt.sessions() as session:
+            flows = await rt.versions.get_many(session, {row.flow_version_id for row in rows})
+        return rows, flows, profiles, wake_events
+    # The claim's transaction also reads what the walks start from: two round trips fewer
+    # per batch than a transaction of their own, for locks held a few reads longer.
+    async with rt.sessions() as session, session.begin():
+        rows = await claim_journeys(session, owner=owner, now=now, limit=size, lease=rt.lease)
+        if not rows:
+            return rows, {}, profiles, wake_events
+        flows = await rt.versions.get_many(session, {row.flow_version_id for row in rows})
+        profiles = await load_profiles(
+            session,
+            (r.contact_id for r in rows if r.contact_id is not None),
+            (r.visitor_id for r in rows if r.contact_id is None and r.visitor_id is not None),
+        )
+        wake_events = await load_events(
+            session, (r.wake_event_id for r in rows if r.wake_event_id is not None)
+        )
+    return rows, flows, profiles, wake_events
 
 
 def _start(

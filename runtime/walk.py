@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from nodes.sdk import ContactChanges, Family, Outcome, Profile, Wake, message_key
+from runtime.bulk_insert import plain_json
 from runtime.models import JourneyStatus, OutboxStatus, StepStatus
 from runtime.profiles import CustomerKey
 from runtime.versions import CompiledFlow
@@ -96,6 +97,10 @@ class Walk:
         # The data as a step's input sees it, shared by consecutive steps until
         # a node changes it (the journal serialises each distinct object once).
         self._input: dict[str, Any] | None = None
+        # Every value this walk will write is plain JSON (``bulk_insert.plain_json``):
+        # the journal may encode its rows the fast way. What node code returns reaches
+        # the rows through a step's output (its data, reason, wait, changes), checked there.
+        self.plain: bool = plain_json(self.data)
 
     def input_snapshot(self) -> dict[str, Any]:
         if self._input is None:
@@ -172,6 +177,8 @@ class Walk:
                     }
                 )
             output["messages"] = keys
+        if self.plain and not (plain_json(output) and plain_json(outcome.port)):
+            self.plain = False
         if outcome.wait is not None:
             status = _WAITING
         elif outcome.end is not None:
@@ -239,6 +246,8 @@ class Walk:
 
     def interrupt(self, status: JourneyStatus, reason: str, now: datetime) -> None:
         """End the journey before its node ran; a wait in progress is closed in the history."""
+        if self.plain and not plain_json(reason):
+            self.plain = False
         if self.row.status == JourneyStatus.waiting.value and self.node_id in self.flow.nodes:
             self.steps.append(
                 {
@@ -295,6 +304,8 @@ class Walk:
             ]
         if seen:
             output["seen"] = dict(seen)
+        if self.plain and not (plain_json(output) and plain_json(error)):
+            self.plain = False
         self.steps.append(
             {
                 "journey_id": self.journey_id,

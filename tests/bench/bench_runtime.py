@@ -4,9 +4,9 @@ Set TOUCHFLOW_BENCH_N for a smaller run (default 100,000 contacts). Prints:
 
 - steps/s enrolling (set-based) and walking N contacts through a 5-node flow
   with 1 and 2 worker processes;
-- the raw batched-SQL ceiling measured in the same run: the same number of
-  history rows inserted and cursors updated with plain asyncpg statements
-  (``unnest`` arrays, 500 journeys per transaction), with 1 and 2 connections;
+- the raw batched-SQL ceiling measured in the same run: the same history rows,
+  cursors and conversions the engine writes, with plain asyncpg statements
+  (``unnest`` arrays, 500 journeys per transaction), with 1, 2 and 4 connections;
 - peak RSS of a worker parking N/10 and N journeys in a wait;
 - event-to-wake latency p50/p99 with an arq worker process running;
 - the engine with 1, 2 and 4 worker processes beside the raw ceiling with
@@ -14,7 +14,10 @@ Set TOUCHFLOW_BENCH_N for a smaller run (default 100,000 contacts). Prints:
   the CPU seconds per 1,000 steps of the worker processes and of the
   PostgreSQL backends serving them (read from /proc: steadier than wall
   clock on a shared machine), and the journey row updates per journey
-  walked (from pg_stat_user_tables: one per claim);
+  walked (from pg_stat_user_tables: one per claim), and the same ratio by
+  CPU: the ceiling's backend CPU per row against the engine's worker and
+  backend CPU per step (what the throughput ratio tends to when the cores
+  are saturated, as on a shared machine);
 - (the canonical flow's first email end to end is ``bench_first_email``).
 """
 
@@ -324,67 +327,105 @@ async def _count(rt: Runtime, sql: str) -> int:
 # -- measurements ----------------------------------------------------------------------------
 
 
-async def _ceiling(url: str, connections: int) -> float:
-    """History rows per second written by plain batched SQL (the engine's upper bound)."""
+# What the engine writes for each step of the walk flow (as ``bench_runtime`` stores it):
+# node, type, status, port, input, output; ``check`` reads the contact's "vip" attribute.
+def _step_values(vip: bool) -> list[tuple[str, str, str, str | None, str, str]]:
+    seen = json.dumps({"seen": {"profile": {"attributes.vip": vip}}})
+    return [
+        ("enter", "bench.enter", "done", "next", "{}", "{}"),
+        ("check", "bench.check", "done", "yes" if vip else "no", "{}", seen),
+        ("mark", "bench.mark", "done", "next", "{}", json.dumps({"data": {"mark": True}})),
+        ("score", "bench.mark", "done", "next", '{"mark": true}', '{"data": {"score": true}}'),
+        ("finish", "bench.finish", "ended", None, '{"mark": true, "score": true}',
+         '{"reason": "done"}'),
+    ]  # fmt: skip
+
+
+async def _ceiling(url: str, connections: int) -> tuple[float, float]:
+    """History rows per second written by plain batched SQL (the engine's upper bound).
+
+    It writes what the engine writes for each journey (its five step rows with their
+    inputs and outputs, its cursor, data and end, its goal's conversion), with plain
+    ``unnest`` arrays in two round trips per batch besides ``BEGIN``/``COMMIT``: no
+    claim, no lease, no Python per row.
+    """
     await _reset(url)
     conn = await asyncpg.connect(_dsn(url))
     flow_version = await conn.fetchrow("SELECT id, flow_id FROM flow_versions LIMIT 1")
     await conn.execute(
         """
         INSERT INTO journeys (flow_id, flow_version_id, contact_id, status, node_id, visits, data,
-                              due_at, attempts, entered_at, updated_at)
+                              due_at, attempts, entered_at, updated_at, entry_key)
         SELECT $1, $2, id, 'active', 'enter', '{"enter": 1}'::jsonb, '{}'::jsonb, now(), 0,
-               now(), now()
+               now(), now(), concat($1::bigint, ':c:', id)
         FROM contacts
         """,
         flow_version["flow_id"],
         flow_version["id"],
     )
-    ids = [r["id"] for r in await conn.fetch("SELECT id FROM journeys ORDER BY id")]
+    rows = await conn.fetch(
+        "SELECT j.id, (c.attributes->>'vip')::boolean AS vip"
+        " FROM journeys j JOIN contacts c ON c.id = j.contact_id ORDER BY j.id"
+    )
     await conn.close()
-    nodes = ["enter", "check", "mark", "score", "finish"]
-    types = ["bench.enter", "bench.check", "bench.mark", "bench.mark", "bench.finish"]
-    visits = json.dumps({n: 1 for n in nodes})
+    journeys = [(r["id"], bool(r["vip"])) for r in rows]
+    by_vip = {vip: _step_values(vip) for vip in (False, True)}
+    visits = json.dumps({v[0]: 1 for v in by_vip[False]})
+    data = json.dumps({"mark": True, "score": True})
+    flow_id = flow_version["flow_id"]
 
-    async def part(chunk_ids: list[int]) -> None:
+    backend_cpu: list[float] = []
+
+    async def part(chunk: list[tuple[int, bool]]) -> None:
         conn = await asyncpg.connect(_dsn(url))
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+        cpu = _backend_cpu([pid])
         try:
-            for start in range(0, len(chunk_ids), BATCH):
-                batch = chunk_ids[start : start + BATCH]
+            for start in range(0, len(chunk), BATCH):
+                batch = chunk[start : start + BATCH]
+                steps = [(j, *v) for j, vip in batch for v in by_vip[vip]]
+                ids = [j for j, _ in batch]
                 async with conn.transaction():
                     await conn.execute(
                         """
                         INSERT INTO steps (journey_id, node_id, visit, node_type, status, port,
                                            input, output, attempts, started_at, finished_at,
                                            duration_ms)
-                        SELECT j, n, 1, t, 'done', 'next', '{}'::jsonb, '{}'::jsonb, 1,
-                               now(), now(), 0.01
-                        FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(j, n, t)
+                        SELECT j, n, 1, t, s, p, i::jsonb, o::jsonb, 1, now(), now(), 0.01
+                        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
+                                    $5::text[], $6::text[], $7::text[]) AS v(j, n, t, s, p, i, o)
                         """,
-                        [j for j in batch for _ in nodes],
-                        nodes * len(batch),
-                        types * len(batch),
+                        *(list(column) for column in zip(*steps, strict=True)),
                     )
                     await conn.execute(
                         """
-                        UPDATE journeys SET status = 'completed', node_id = v.node,
-                               visits = v.visits::jsonb, due_at = NULL, ended_at = now(),
+                        WITH converted AS (
+                            INSERT INTO conversions (journey_id, flow_id, goal, label,
+                                                     converted_at)
+                            SELECT id, $4, 'finish', 'finish', now() FROM unnest($1::bigint[]) id
+                        )
+                        UPDATE journeys SET status = 'completed', node_id = 'finish',
+                               visits = $2::jsonb, data = $3::jsonb, due_at = NULL,
+                               exit_reason = 'done', entry_key = NULL, ended_at = now(),
                                updated_at = now()
-                        FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(id, node, visits)
+                        FROM unnest($1::bigint[]) AS v(id)
                         WHERE journeys.id = v.id
                         """,
-                        batch,
-                        ["finish"] * len(batch),
-                        [visits] * len(batch),
+                        ids,
+                        visits,
+                        data,
+                        flow_id,
                     )
+            backend_cpu.append(_backend_cpu([pid]) - cpu)
         finally:
             await conn.close()
 
-    share = -(-len(ids) // connections)
+    share = -(-len(journeys) // connections)
     started = time.perf_counter()
-    await asyncio.gather(*(part(ids[i : i + share]) for i in range(0, len(ids), share)))
+    await asyncio.gather(*(part(journeys[i : i + share]) for i in range(0, len(journeys), share)))
     elapsed = time.perf_counter() - started
-    return len(ids) * FLOW_NODES / elapsed
+    rows = len(journeys) * FLOW_NODES
+    return rows / elapsed, 1000 * sum(backend_cpu) / rows
 
 
 async def _engine_run(url: str, rt: Runtime, flow_id: int, workers: int) -> dict[str, float]:
@@ -506,9 +547,14 @@ async def run() -> None:
                 f"contacts: {N:,}; flow: {FLOW_NODES} nodes; batch: {BATCH};"
                 f" cores: {os.cpu_count()}"
             )
-            ceilings = {c: await _ceiling(url, c) for c in WORKER_COUNTS}
-            for conns, rate in ceilings.items():
-                print(f"ceiling (plain batched SQL, {conns} connection(s)): {rate:,.0f} rows/s")
+            ceilings, ceiling_cpu = {}, {}
+            for conns in WORKER_COUNTS:
+                ceilings[conns], ceiling_cpu[conns] = await _ceiling(url, conns)
+                print(
+                    f"ceiling (plain batched SQL, {conns} connection(s)): "
+                    f"{ceilings[conns]:,.0f} rows/s; CPU per 1,000 rows: database backends "
+                    f"{ceiling_cpu[conns]:.3f} s"
+                )
             for workers in WORKER_COUNTS:
                 r = await _engine_run(url, rt, walk_flow, workers)
                 ratio = r["steps_per_s"] / ceilings[workers]
@@ -520,7 +566,9 @@ async def run() -> None:
                     f"CPU per 1,000 steps: workers {r['cpu_per_1000']:.3f} s, "
                     f"their database backends {r['db_cpu_per_1000']:.3f} s; "
                     f"{r['updates_per_journey']:.2f} journey updates per journey walked "
-                    f"({r['hot_share']:.0%} heap-only)"
+                    f"({r['hot_share']:.0%} heap-only); by CPU (the ceiling's backends per row "
+                    f"against workers and backends per step) "
+                    f"{ceiling_cpu[workers] / (r['cpu_per_1000'] + r['db_cpu_per_1000']):.0%}"
                 )
             await _set_status(rt, walk_flow, "archived")
             park_flow = await _publish(rt, PARK_GRAPH, "bench park")
