@@ -56,10 +56,12 @@ class LoopbackSMTP(Controller):  # type: ignore[misc]
 
 
 @contextmanager
-def smtp_server(handler: Any | None = None) -> Iterator[tuple[Any, int]]:
-    """Run an SMTP server for the block; yields ``(handler, port)`` (a new Mailbox by default)."""
+def smtp_server(handler: Any | None = None, **options: Any) -> Iterator[tuple[Any, int]]:
+    """Run an SMTP server for the block; yields ``(handler, port)`` (a new Mailbox by default).
+
+    ``options`` go to aiosmtpd's server (``enable_SMTPUTF8``, ``decode_data``...)."""
     handler = Mailbox() if handler is None else handler
-    controller = LoopbackSMTP(handler)
+    controller = LoopbackSMTP(handler, **options)
     controller.start()
     try:
         yield handler, controller.port

@@ -12,7 +12,6 @@ from typing import Any
 
 import aiosmtplib
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,8 +24,8 @@ from runtime.delivery.address import BadAddress, parse_address
 from runtime.delivery.email import EmailDeliverer
 from runtime.delivery.errors import NO_SMTPUTF8, is_permanent, smtp_failure
 from runtime.engine import Runtime
-from tests.runtime.conftest import _free_port
 from tests.runtime.delivery.conftest import add_contact, gated_runtime, outbox_row, queue
+from tests.support.smtp import smtp_server
 
 
 @dataclass
@@ -48,16 +47,8 @@ class Envelopes:
 
 
 def _server(smtputf8: bool) -> Iterator[tuple[Envelopes, int]]:
-    handler = Envelopes()
-    port = _free_port()
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8, decode_data=False
-    )
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    with smtp_server(Envelopes(), enable_SMTPUTF8=smtputf8, decode_data=False) as running:
+        yield running
 
 
 @pytest.fixture

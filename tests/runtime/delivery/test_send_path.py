@@ -19,7 +19,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtplib.email import quote_address
 from hypothesis import given
 from hypothesis import strategies as st
@@ -36,8 +35,8 @@ from runtime.messaging.links import LinkSigner
 from runtime.messaging.suppression import suppress
 from runtime.models import OutboxStatus, SuppressionReason
 from runtime.outbox import RELEASE_EVERY, _Recorder
-from tests.runtime.conftest import _free_port
 from tests.runtime.delivery.conftest import outbox_row, queue
+from tests.support.smtp import smtp_server
 
 _LOCAL = st.text(
     alphabet=st.sampled_from("abcåäöé.+-_'%!#$&*=?^`{|}~/0123456789\"()<>,;:@[]\\ \t"),
@@ -95,16 +94,8 @@ class Envelopes:
 
 @pytest.fixture
 def server() -> Iterator[tuple[Envelopes, int]]:
-    handler = Envelopes()
-    port = _free_port()
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True, decode_data=False
-    )
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    with smtp_server(Envelopes(), enable_SMTPUTF8=True, decode_data=False) as running:
+        yield running
 
 
 def _message(n: int, to: str) -> Outgoing:
