@@ -163,6 +163,8 @@ async def sign_in(page: Page, role: Role, *, through_form: bool = False) -> None
         await page.goto("/flows")
         if urlsplit(page.url).path == "/flows":
             return
+    # Signed in already (as another role), /login would only lead on to /flows.
+    await page.context.clear_cookies(name=SESSION_COOKIE)
     await page.goto("/login")
     await page.fill("#email", USERS[role])
     await page.fill("#password", PASSWORD)

@@ -45,7 +45,9 @@ async def test_each_test_gets_a_signed_out_tab_and_a_role_signs_in_by_its_cookie
     await expect(tab.locator(".me .badge-role")).to_have_text("Viewer")
     await expect(tab.locator(".me-name")).to_have_text("Viewer")
     await expect(tab.get_by_role("link", name="Settings")).to_have_count(0)
-    await sign_in(tab, Role.admin)  # by the form or by a cookie, whichever this process has
+    await sign_in(tab, Role.admin, through_form=True)  # from another role's session
+    await expect(tab.locator(".me .badge-role")).to_have_text("Admin")
+    await sign_in(tab, Role.admin)  # by its cookie now
     await expect(tab.locator(".me .badge-role")).to_have_text("Admin")
     await sign_in(tab, Role.viewer)  # a role's cookie replaces another's
     await expect(tab.locator(".me .badge-role")).to_have_text("Viewer")
