@@ -37,7 +37,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from backend.contacts.normalize import InvalidValue
 from backend.contacts.schemas import TrackIn
-from backend.contacts.track import EventRuntime, _check, _named, _named_only, track_many
+from backend.contacts.track import EventRuntime, as_named, check_item, named_only, track_many
 from backend.models import utcnow
 from runtime.events import IngestResult, QuietIngest
 
@@ -184,12 +184,12 @@ class TrackIntake:
         items = []
         for call in group:
             try:
-                item = _check(call.data, emails)
+                item = check_item(call.data, emails)
             except InvalidValue:
                 return None  # ``track_many`` answers it, in the language it answers in
-            if not _named_only(item):
+            if not named_only(item):
                 return None
-            items.append(_named(item, call.source))
+            items.append(as_named(item, call.source))
         connection = await lane.connection()
         if connection is None:
             return None

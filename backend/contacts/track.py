@@ -60,7 +60,10 @@ class EventRuntime(Protocol):
 
 
 @dataclass
-class _Item:
+class CheckedItem:
+    """A track item checked in Python (``check_item``): what the batch path and the single
+    track intake (``backend.contacts.intake``) both write from."""
+
     data: TrackIn
     email: str | None
     occurred_at: datetime | None
@@ -89,7 +92,7 @@ def _check_properties(properties: dict[str, Any]) -> None:
         )
 
 
-def _check(data: TrackIn, emails: dict[str, str]) -> _Item:
+def check_item(data: TrackIn, emails: dict[str, str]) -> CheckedItem:
     """Check one item in Python; ``emails`` remembers this batch's normalised addresses."""
     _check_properties(data.properties)
     occurred_at = data.occurred_at
@@ -100,11 +103,11 @@ def _check(data: TrackIn, emails: dict[str, str]) -> _Item:
         email = emails.get(data.email)
         if email is None:
             email = emails[data.email] = normalize_email(data.email)
-    return _Item(data, email, occurred_at, data.contact_id)
+    return CheckedItem(data, email, occurred_at, data.contact_id)
 
 
 async def _check_contact_ids(
-    session: AsyncSession, items: dict[int, _Item], errors: dict[int, InvalidValue]
+    session: AsyncSession, items: dict[int, CheckedItem], errors: dict[int, InvalidValue]
 ) -> None:
     wanted = {item.data.contact_id for item in items.values() if item.data.contact_id is not None}
     if not wanted:
@@ -128,7 +131,7 @@ async def _check_contact_ids(
 
 async def _resolve_contacts(
     session: AsyncSession,
-    items: dict[int, _Item],
+    items: dict[int, CheckedItem],
     errors: dict[int, InvalidValue],
     looked_up: Sequence[Any] | None = None,
 ) -> None:
@@ -202,7 +205,7 @@ def _keyed(rows: Sequence[Any]) -> tuple[dict[str | None, int], dict[str | None,
     return by_ext, by_email
 
 
-async def _look_up(session: AsyncSession, named: Iterable[_Item]) -> Sequence[Any]:
+async def _look_up(session: AsyncSession, named: Iterable[CheckedItem]) -> Sequence[Any]:
     ext_ids = {it.data.external_id for it in named if it.data.external_id}
     emails = {it.email for it in named if it.email}
     clauses = []
@@ -248,7 +251,7 @@ async def _create_contacts(
 
 
 async def _ensure_visitors(
-    session: AsyncSession, items: dict[int, _Item], now: datetime
+    session: AsyncSession, items: dict[int, CheckedItem], now: datetime
 ) -> dict[str, int | None]:
     """Create unseen visitors, mark the others seen: one statement; returns their contacts."""
     ids = sorted({it.data.visitor_id for it in items.values() if it.data.visitor_id is not None})
@@ -277,26 +280,26 @@ async def track_many(
     """
     now = now or utcnow()
     errors: dict[int, InvalidValue] = {}
-    items: dict[int, _Item] = {}
+    items: dict[int, CheckedItem] = {}
     emails: dict[str, str] = {}
     for index, data in enumerate(batch):
         if isinstance(data, InvalidValue):
             errors[index] = data
             continue
         try:
-            items[index] = _check(data, emails)
+            items[index] = check_item(data, emails)
         except InvalidValue as exc:
             errors[index] = exc
     looked_up: Sequence[Any] | None = None
     if (
         0 < len(items) <= FOLD_AT_MOST
         and dialect_name(session) == "postgresql"
-        and all(map(_named_only, items.values()))
+        and all(map(named_only, items.values()))
     ):
         named = await ingest_named(
             session,
             runtime.versions,
-            [_named(item, source) for item in items.values()],
+            [as_named(item, source) for item in items.values()],
             now=now,
             doorbell=runtime.doorbell,
         )
@@ -347,7 +350,7 @@ class _Found:
     email: str | None
 
 
-def _named_only(item: _Item) -> bool:
+def named_only(item: CheckedItem) -> bool:
     """Whether the item names its customer by external id or email only (``ingest_named``)."""
     return (
         item.contact_id is None
@@ -356,7 +359,7 @@ def _named_only(item: _Item) -> bool:
     )
 
 
-def _named(item: _Item, source: str) -> NamedEventIn:
+def as_named(item: CheckedItem, source: str) -> NamedEventIn:
     return NamedEventIn(
         type=item.data.type,
         external_id=item.data.external_id or None,

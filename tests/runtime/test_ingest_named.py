@@ -39,7 +39,7 @@ NAMES = ("c0", "c1", "c2", "x1", "x2", "c0", "c1", "x1", "new", "clash")
 @contextmanager
 def _apart() -> Iterator[None]:
     """The look-up and the insert as separate statements, as before the fold."""
-    with patch.object(track_module, "_named_only", lambda item: False):
+    with patch.object(track_module, "named_only", lambda item: False):
         yield
 
 
