@@ -123,16 +123,15 @@ async def _context(browser: Browser, live_server: LiveServer) -> AsyncIterator[B
 async def _leave_as_new(context: BrowserContext, origin: str) -> None:
     """Close every tab and forget what the app's pages left: cookies, local and session storage,
     IndexedDB and the rest of the origin's storage (the HTTP cache of static files stays)."""
+    # Any tab of the context will do for the DevTools call: a new one only if the test
+    # closed them all.
+    tab = context.pages[0] if context.pages else await context.new_page()
+    cdp = await context.new_cdp_session(tab)
+    await cdp.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+    await cdp.detach()
     for tab in context.pages:
         await tab.close()
     await context.clear_cookies()
-    tab = await context.new_page()
-    try:
-        cdp = await context.new_cdp_session(tab)
-        await cdp.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
-        await cdp.detach()
-    finally:
-        await tab.close()
 
 
 @pytest.fixture
