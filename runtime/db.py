@@ -20,11 +20,13 @@ sessions in (``backend.db`` re-exports it for the web app).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -36,6 +38,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, StaticPool
 
 from runtime.rules.evaluate import SQLITE_FOLD, sql_fold
+
+_decode = msgspec.json.Decoder().decode
 
 # PostgreSQL connections are replaced after this long (idle firewalls and proxies drop older ones).
 POOL_RECYCLE_SECONDS = 1800
@@ -145,7 +149,22 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # Recycling keeps idle connections younger than common proxy timeouts.
     kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
+    kwargs.setdefault("json_deserializer", json_loads)
     return create_async_engine(url, **kwargs)
+
+
+def json_loads(text: str) -> Any:
+    """``json.loads``, made faster: how the driver reads every JSON column value.
+
+    A claimed batch reads several JSON values per journey (its visits and data, the
+    customer's attributes, tags and consent); ``msgspec`` decodes them in about a fifth
+    of the time, to the same values. What it refuses and ``json.loads`` reads (a number
+    beyond a float's range, which ``jsonb`` keeps, is ``inf`` there) goes to ``json.loads``.
+    """
+    try:
+        return _decode(text)
+    except msgspec.MsgspecError:
+        return json.loads(text)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from nodes.sdk import EventRecord, Profile, Wake
-from nodes.sdk.transition import transition
+from nodes.sdk.transition import transition, unsubscribed
 from runtime.claims import claim_journeys, claim_with_customers
 from runtime.journal import write_walks
 from runtime.models import JourneyStatus
@@ -197,7 +197,7 @@ async def _run_node(rt: Runtime, walk: Walk, events: tuple[EventRecord, ...]) ->
         clock=rt.clock,
         services=rt.services,
         wake=walk.wake,
-        exit_on=walk.flow.exit_rules(walk.node_id),
+        exit_on=walk.flow.exit_rules(walk.node_id, unsubscribed=walk.unsubscribed),
         problem=node.problem if node is not None else f"node {walk.node_id!r} is not in the flow",
     )
     if done.kind == "interrupted":
@@ -215,7 +215,9 @@ async def _run_node(rt: Runtime, walk: Walk, events: tuple[EventRecord, ...]) ->
     assert node is not None
     outcome = done.outcome
     walk.record(node.id, node.type_id, visit, outcome, started, done.elapsed_ms, done.seen)
-    walk.profile = done.profile
+    if done.profile is not profile:
+        walk.profile = done.profile
+        walk.unsubscribed = unsubscribed(done.profile)
     if done.kind == "waited":
         walk.park(outcome, started)
     elif done.kind == "ended":

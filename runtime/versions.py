@@ -68,21 +68,48 @@ class CompiledFlow:
     condition_goals: tuple[CompiledNode, ...] = field(default=())
     # Nodes from which a transactional message step can still be reached (itself included).
     transactional_ahead: frozenset[str] = frozenset()
+    # Per-node answers worked out on first use (a version never changes): every step asks.
+    _exits: dict[tuple[str, bool], tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _goal_labels: dict[str, str | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def target(self, node_id: str, port: str) -> str | None:
         return self.routes.get((node_id, port))
 
-    def exit_rules(self, node_id: str) -> tuple[str, ...]:
+    def exit_rules(self, node_id: str, *, unsubscribed: bool = True) -> tuple[str, ...]:
         """The exit rules that apply before ``node_id`` runs.
 
         "unsubscribed" waits while a transactional message (a receipt, a requested
         download) still lies ahead: withdrawing consent stops marketing (the send
         steps and the delivery gate withhold it), never what the customer asked for.
+        ``unsubscribed=False`` says the customer has not withdrawn consent: the rule
+        cannot apply, so it is left out (``transition`` then skips the consent check).
         """
-        rules = tuple(self.settings.exit_on)
-        if node_id in self.transactional_ahead:
-            return tuple(rule for rule in rules if rule != "unsubscribed")
+        key = (node_id, unsubscribed)
+        rules = self._exits.get(key)
+        if rules is None:
+            rules = tuple(self.settings.exit_on)
+            if node_id in self.transactional_ahead or not unsubscribed:
+                rules = tuple(rule for rule in rules if rule != "unsubscribed")
+            self._exits[key] = rules
         return rules
+
+    def goal_label(self, node_id: str) -> str | None:
+        """The conversion label of a goal node (its config's ``label``, else its id); None
+        for any other node."""
+        if node_id in self._goal_labels:
+            return self._goal_labels[node_id]
+        node = self.nodes.get(node_id)
+        label: str | None = None
+        if node is not None and node.family is Family.goal:
+            # ``getattr`` on a pydantic model without the field raises inside: once per node.
+            given = getattr(node.config, "label", None)
+            label = given if isinstance(given, str) else node_id
+        self._goal_labels[node_id] = label
+        return label
 
 
 def _transactional(config: BaseModel | None) -> bool:

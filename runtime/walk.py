@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nodes.sdk import ContactChanges, Family, Outcome, Profile, Wake, message_key
+from nodes.sdk import ContactChanges, Outcome, Profile, Wake, message_key
+from nodes.sdk.transition import unsubscribed
 from runtime.bulk_insert import plain_json
 from runtime.models import JourneyStatus, OutboxStatus, StepStatus
 from runtime.profiles import CustomerKey
@@ -101,6 +102,9 @@ class Walk:
         # the journal may encode its rows the fast way. What node code returns reaches
         # the rows through a step's output (its data, reason, wait, changes), checked there.
         self.plain: bool = plain_json(self.data)
+        # Whether the customer withdrew consent: read once per claim, not before every node
+        # (a node's contact changes never touch consent: ``nodes.sdk.transition.apply_changes``).
+        self.unsubscribed: bool = self.profile is not None and unsubscribed(self.profile)
 
     def input_snapshot(self) -> dict[str, Any]:
         if self._input is None:
@@ -211,16 +215,15 @@ class Walk:
 
     def _convert_at(self, node_id: str, started: datetime) -> None:
         """A goal node that ends the journey is a conversion, written with its step."""
-        node = self.flow.nodes.get(node_id)
-        if node is None or node.family is not Family.goal:
+        label = self.flow.goal_label(node_id)
+        if label is None:
             return
-        label = getattr(node.config, "label", None)
         self.conversions.append(
             {
                 "journey_id": self.journey_id,
                 "flow_id": self.flow.flow_id,
                 "goal": node_id,
-                "label": label if isinstance(label, str) else node_id,
+                "label": label,
                 "converted_at": started,
             }
         )

@@ -85,7 +85,8 @@ def _built(cls: type[_T], **fields: Any) -> _T:
     step, and the values were checked when they were made.
     """
     made = object.__new__(cls)
-    object.__getattribute__(made, "__dict__").update(fields)
+    # The keyword dictionary is this call's own: it becomes the instance's, uncopied.
+    object.__setattr__(made, "__dict__", fields)
     return made
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
@@ -173,11 +173,15 @@ class Outcome:
         changes: ContactChanges | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> Outcome:
-        return cls(port=port, messages=messages, changes=changes, data=data or {})
+        if port is None:
+            raise ValueError("an outcome goes to a port, waits, or ends: exactly one of them")
+        return _outcome(cls, port, None, None, None, messages, changes, data or {})
 
     @classmethod
     def park(cls, wait: Wait, *, messages: tuple[Message, ...] = ()) -> Outcome:
-        return cls(wait=wait, messages=messages)
+        if wait is None:
+            raise ValueError("an outcome goes to a port, waits, or ends: exactly one of them")
+        return _outcome(cls, None, wait, None, None, messages, None, {})
 
     @classmethod
     def finish(
@@ -188,12 +192,53 @@ class Outcome:
         messages: tuple[Message, ...] = (),
         changes: ContactChanges | None = None,
     ) -> Outcome:
+        end = "exited" if exited else "completed"
+        return _outcome(cls, None, None, end, reason, messages, changes, {})
+
+
+def _outcome(
+    cls: type[Outcome],
+    port: str | None,
+    wait: Wait | None,
+    end: str | None,
+    reason: str | None,
+    messages: tuple[Message, ...],
+    changes: ContactChanges | None,
+    data: Mapping[str, Any],
+) -> Outcome:
+    """What ``cls(...)`` makes, for the class methods that have already checked that exactly
+    one of port, wait and end is set: every node run makes an outcome, and a frozen
+    dataclass's ``__init__`` sets each of its seven fields through ``object.__setattr__``."""
+    if cls is not Outcome:  # a subclass may have fields or checks of its own
         return cls(
-            end="exited" if exited else "completed",
+            port=port,
+            wait=wait,
+            end=end,  # type: ignore[arg-type]
             reason=reason,
             messages=messages,
             changes=changes,
+            data=data,
         )
+    made = object.__new__(cls)
+    object.__setattr__(
+        made,
+        "__dict__",
+        {
+            "port": port,
+            "wait": wait,
+            "end": end,
+            "reason": reason,
+            "messages": messages,
+            "changes": changes,
+            "data": data,
+        },
+    )
+    return made
+
+
+_OUTCOME_FIELDS = "port wait end reason messages changes data"
+if [f.name for f in fields(Outcome)] != _OUTCOME_FIELDS.split():  # pragma: no cover
+    raise TypeError(f"Outcome's fields must be {_OUTCOME_FIELDS!r} (see _outcome)")
 
 
 @dataclass(frozen=True)
