@@ -80,7 +80,8 @@ class Reads:
         fields = object.__getattribute__(watched, "__dict__")
         fields.update(vars(profile))
         fields["_reads"] = self
-        return watched, Events(events, self)
+        # No events, nothing to note: most nodes get the one shared empty stand-in.
+        return watched, (Events(events, self) if events else _NO_EVENTS)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -167,3 +168,7 @@ class Events(tuple[EventRecord, ...]):
         event = super().__getitem__(position)
         self._reads.event(position, event)
         return event
+
+
+# An empty ``Events`` can never note a read (nothing to iterate, every index out of range).
+_NO_EVENTS = Events((), Reads())
