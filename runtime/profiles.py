@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,23 +58,39 @@ def contact_profile(row: Any) -> Profile:
     )
 
 
+_PROFILE_FIELDS = (
+    "kind id email phone first_name last_name attributes tags lifecycle_stage timezone consent "
+    "owner_id"
+)
+if [f.name for f in fields(Profile)] != _PROFILE_FIELDS.split():  # pragma: no cover
+    raise TypeError(f"claimed_profile builds Profile with the fields {_PROFILE_FIELDS!r}")
+
+
 def claimed_profile(row: Any) -> Profile | None:
     """The profile in a row of ``runtime.claims.claim_with_customers`` (None: no customer)."""
     if row.c_id is not None:
-        return Profile(
-            kind="contact",
-            id=str(row.c_id),
-            email=row.c_email,
-            phone=row.c_phone,
-            first_name=row.c_first_name,
-            last_name=row.c_last_name,
-            attributes=row.c_attributes or {},
-            tags=tuple(row.c_tags or ()),
-            lifecycle_stage=row.c_lifecycle_stage,
-            timezone=row.c_timezone,
-            consent=row.c_consent or {},
-            owner_id=row.c_owner_id,
+        # What ``Profile(...)`` makes, without its frozen ``__init__``'s twelve
+        # ``object.__setattr__`` calls: a claim makes one per journey, from database values.
+        made = object.__new__(Profile)
+        object.__setattr__(
+            made,
+            "__dict__",
+            {
+                "kind": "contact",
+                "id": str(row.c_id),
+                "email": row.c_email,
+                "phone": row.c_phone,
+                "first_name": row.c_first_name,
+                "last_name": row.c_last_name,
+                "attributes": row.c_attributes or {},
+                "tags": tuple(row.c_tags or ()),
+                "lifecycle_stage": row.c_lifecycle_stage,
+                "timezone": row.c_timezone,
+                "consent": row.c_consent or {},
+                "owner_id": row.c_owner_id,
+            },
         )
+        return made
     if row.v_id is not None:
         return Profile(kind="visitor", id=row.v_id, attributes=row.v_traits or {})
     return None

@@ -181,7 +181,8 @@ class Walk:
                     }
                 )
             output["messages"] = keys
-        if self.plain and not (plain_json(output) and plain_json(outcome.port)):
+        port = outcome.port
+        if self.plain and not (plain_json(output) and (port is None or type(port) is str)):
             self.plain = False
         if outcome.wait is not None:
             status = _WAITING

@@ -12,18 +12,20 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from nodes.sdk import EventWait, Outcome, Wait
+from nodes.sdk import EventWait, Outcome, Profile, Wait
 from nodes.sdk.types import ContactChanges, Message
 from runtime.bulk_insert import json_rows, json_rows_select, json_stamp
 from runtime.db import json_loads
 from runtime.graph import FlowSettings
 from runtime.journal import _utc_stamp
+from runtime.profiles import claimed_profile
 from runtime.sql import STEPS
 from runtime.versions import CompiledFlow, CompiledNode
 
@@ -173,3 +175,40 @@ def test_exit_rules_leave_out_unsubscribed_only_where_it_cannot_apply() -> None:
         assert flow.exit_rules("a", unsubscribed=False) == ()
         assert flow.exit_rules("b") == ()
     assert _flow([], frozenset()).exit_rules("a") == ()
+
+
+# -- claimed customers ------------------------------------------------------------------------
+
+
+def test_a_claimed_contact_profile_is_the_one_the_constructor_makes() -> None:
+    row = SimpleNamespace(
+        c_id=42,
+        c_email="a@example.test",
+        c_phone=None,
+        c_first_name="Ada",
+        c_last_name="",
+        c_attributes={"vip": True},
+        c_tags=["x", "y"],
+        c_lifecycle_stage="lead",
+        c_timezone=None,
+        c_consent=None,
+        c_owner_id=7,
+        v_id=None,
+        v_traits=None,
+    )
+    made = claimed_profile(row)
+    expected = Profile(
+        kind="contact",
+        id="42",
+        email="a@example.test",
+        first_name="Ada",
+        attributes={"vip": True},
+        tags=("x", "y"),
+        lifecycle_stage="lead",
+        consent={},
+        owner_id=7,
+    )
+    assert made == expected
+    assert made is not None and vars(made) == vars(expected) and made.contact_id == 42
+    with pytest.raises(AttributeError):
+        made.email = "b@example.test"  # type: ignore[misc]  # still frozen
