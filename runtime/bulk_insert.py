@@ -117,7 +117,9 @@ async def insert_rows(
 # returned (a journey's data, a step's input and output), so they are encoded by the same
 # ``json.dumps`` as a JSON column's own value: what it cannot encode (a set, a datetime in a
 # node's data) raises ``TypeError`` here as it would there, and the caller's failure path
-# handles it. Timestamps are the caller's to turn into text first (``json_stamp``).
+# handles it. Timestamps are the caller's to turn into text first (``json_stamp``), except
+# that rows sent ``plain`` may carry UTC datetimes as they are (``msgspec`` writes them, to the
+# same instant; ``runtime.journal._utc_stamp``).
 
 
 def json_rows_select(
