@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -75,6 +76,11 @@ class CompiledFlow:
     _goal_labels: dict[str, str | None] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+
+    @cached_property
+    def event_nodes(self) -> frozenset[str]:
+        """The nodes whose type reads the customer's recent events (``needs_events``)."""
+        return frozenset(node_id for node_id, node in self.nodes.items() if node.needs_events)
 
     def target(self, node_id: str, port: str) -> str | None:
         return self.routes.get((node_id, port))

@@ -118,8 +118,7 @@ class Walk:
         return [] if self.fresh_from is None else self.steps[self.fresh_from :]
 
     def needs_events(self) -> bool:
-        node = self.flow.nodes.get(self.node_id)
-        return node is not None and node.needs_events
+        return self.node_id in self.flow.event_nodes
 
     def record(
         self,

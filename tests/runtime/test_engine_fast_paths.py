@@ -177,6 +177,20 @@ def test_exit_rules_leave_out_unsubscribed_only_where_it_cannot_apply() -> None:
     assert _flow([], frozenset()).exit_rules("a") == ()
 
 
+def test_event_nodes_are_the_nodes_whose_type_reads_events() -> None:
+    reads = CompiledNode("r", "t", None, None, frozenset(), None, None, needs_events=True)
+    plain = CompiledNode("p", "t", None, None, frozenset(), None, None)
+    flow = _flow([], frozenset())
+    flow = CompiledFlow(
+        version_id=1,
+        flow_id=1,
+        settings=flow.settings,
+        nodes={"r": reads, "p": plain},
+        routes={},
+    )
+    assert flow.event_nodes == {"r"}
+
+
 # -- claimed customers ------------------------------------------------------------------------
 
 
