@@ -194,3 +194,83 @@ def json_stamp(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.isoformat()
+
+
+# -- rows as one array per column (``unnest``), for the rows written on every step -----------
+#
+# The server takes a column array apart more cheaply than it extracts and casts each field
+# of a JSON array of rows (measured on the step rows: about a fifth less backend CPU per
+# row), and the driver sends numbers and timestamps in binary, with no text to parse.
+# JSON columns travel as text arrays, one encoded value each, cast back to ``JSONB``.
+
+
+def array_type(table: Table, name: str) -> str:
+    """The SQL type a column's array parameter is cast to (``TEXT`` for JSON and strings)."""
+    impl = _impl(table, name)
+    if isinstance(impl, JSON | String):
+        return "TEXT"
+    return str(impl.compile(dialect=_PG))
+
+
+def array_rows_select(
+    table: Table, columns: tuple[str, ...], prefix: str, *, ordinal: bool = False
+) -> str:
+    """``SELECT`` of the rows given as one array parameter per column (``:<prefix>_<column>``,
+    see ``array_columns``), each named like its column; ``at`` (with ``ordinal``) is the
+    row's place. A ``None`` is SQL NULL in every column, JSON ones included."""
+    arrays = ", ".join(f"CAST(:{prefix}_{name} AS {array_type(table, name)}[])" for name in columns)
+    fields = []
+    for name in columns:
+        json_column = isinstance(_impl(table, name), JSON)
+        fields.append(f"CAST(a.{name} AS JSONB) AS {name}" if json_column else f"a.{name}")
+    names = ", ".join(columns)
+    if ordinal:
+        fields.append("a.at")
+        names += ", at"
+    # Names come from the table's metadata and ``prefix`` from our code; values are all bound.
+    return f"SELECT {', '.join(fields)} FROM unnest({arrays}) WITH ORDINALITY AS a({names})"  # noqa: S608
+
+
+def array_columns(
+    table: Table,
+    columns: tuple[str, ...],
+    prefix: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    plain: bool = False,
+) -> dict[str, list[Any]]:
+    """The parameters of ``array_rows_select`` for ``rows`` (mappings with every column).
+
+    JSON values are encoded as ``json_rows`` encodes them (``msgspec`` when ``plain``, else
+    ``json.dumps``, which refuses what a JSON column refuses); one object given in several
+    rows (a walk's data, the input of consecutive steps) is encoded once. A naive timestamp
+    is UTC, as ``UTCDateTime`` takes it (the driver sends it so).
+    """
+    out: dict[str, list[Any]] = {}
+    for name in columns:
+        values = [row[name] for row in rows]
+        if isinstance(_impl(table, name), JSON):
+            values = _encoded(values, plain)
+        out[f"{prefix}_{name}"] = values
+    return out
+
+
+def _encoded(values: list[Any], plain: bool) -> list[str | None]:
+    encode = msgspec.json.encode if plain else None
+    done: dict[int, str] = {}
+    out: list[str | None] = []
+    for value in values:
+        if value is None:
+            out.append(None)
+            continue
+        # Every value is alive in ``values`` meanwhile, so an id names one object here.
+        text_ = done.get(id(value))
+        if text_ is None:
+            text_ = (
+                encode(value).decode()
+                if encode is not None
+                else json.dumps(value, separators=(",", ":"))
+            )
+            done[id(value)] = text_
+        out.append(text_)
+    return out
