@@ -28,13 +28,7 @@ from sqlalchemy import JSON, bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nodes.sdk import ContactChanges
-from runtime.bulk_insert import (
-    array_columns,
-    array_rows_select,
-    json_rows,
-    json_rows_select,
-    json_stamp,
-)
+from runtime.bulk_insert import json_rows, json_rows_select, json_stamp
 from runtime.claims import LIVE_SQL
 from runtime.models import JourneyStatus
 from runtime.profiles import CustomerKey
@@ -125,31 +119,22 @@ def _journey_update(terminal: bool) -> Any:
 _UPDATE_LIVE = _journey_update(terminal=False)
 _UPDATE_ENDED = _journey_update(terminal=True)
 
-# PostgreSQL: the step rows (several per journey) travel as one array per column
-# (``runtime.bulk_insert.array_columns``), which the server takes apart most cheaply; the
-# conversions and cursors (one per journey) as one JSON parameter each (``json_rows``).
+# PostgreSQL: the rows travel as one JSON parameter each (``runtime.bulk_insert.json_rows``),
+# so the driver handles one text value per statement however many rows it carries.
 _CONVERSION_FIELDS = ("journey_id", "flow_id", "goal", "label", "converted_at")
 
 
-def _owned_rows(columns: tuple[str, ...], rows: str, after: str = "") -> str:
-    """The rows of the ``rows`` select whose journey this claim still owns, in order;
+def _owned_rows(table: Any, columns: tuple[str, ...], param: str, after: str = "") -> str:
+    """The rows of ``param`` (``json_rows``) whose journey this claim still owns, in order;
     ``after`` names a sub-statement to run to its end first."""
     # A scalar subquery over ``after`` is an init plan: it runs before the first row here.
     first = f" AND (SELECT count(*) FROM {after}) >= 0" if after else ""  # noqa: S608
     return (
         f"SELECT {', '.join(columns)} "  # noqa: S608 - fixed column tables, no input
-        f"FROM ({rows}) AS s "
+        f"FROM ({json_rows_select(table, columns, param, ordinal=True)}) AS s "
         f"WHERE s.journey_id IN (SELECT journey_id FROM owned){first} ORDER BY s.at"
     )
 
-
-def _owned_steps(prefix: str, after: str = "") -> str:
-    return _owned_rows(
-        _STEP_FIELDS, array_rows_select(STEPS, _STEP_FIELDS, prefix, ordinal=True), after
-    )
-
-
-_CONVERSIONS_JSON = json_rows_select(CONVERSIONS, _CONVERSION_FIELDS, "conversions", ordinal=True)
 
 # One statement: lock the live journeys (journey rows first), end this claim's leases on them
 # (lease rows second), and insert the step rows and conversions of exactly the journeys whose
@@ -163,12 +148,12 @@ _PG_RECORD = text(
     "WHERE journey_id = ANY(CAST((SELECT ids FROM locked) AS BIGINT[])) AND owner = :owner "
     "RETURNING journey_id), "
     f"reopened AS (INSERT INTO steps ({', '.join(_STEP_FIELDS)}) "
-    f"{_owned_steps('reopen')} {_REOPEN} RETURNING 1), "
+    f"{_owned_rows(STEPS, _STEP_FIELDS, 'reopen')} {_REOPEN} RETURNING 1), "
     # After the reopened rows, so a walk's rows get ids in the order it took its steps.
     f"fresh AS (INSERT INTO steps ({', '.join(_STEP_FIELDS)}) "
-    f"{_owned_steps('fresh', after='reopened')}), "
+    f"{_owned_rows(STEPS, _STEP_FIELDS, 'fresh', after='reopened')}), "
     f"converted AS (INSERT INTO conversions ({', '.join(_CONVERSION_FIELDS)}) "
-    f"{_owned_rows(_CONVERSION_FIELDS, _CONVERSIONS_JSON)} "
+    f"{_owned_rows(CONVERSIONS, _CONVERSION_FIELDS, 'conversions')} "
     "ON CONFLICT (journey_id) DO NOTHING) "
     "SELECT journey_id FROM owned"
 )
@@ -199,6 +184,26 @@ def _utc_stamp(value: datetime | None) -> datetime | str | None:
     if value is None or value.tzinfo is UTC:
         return value
     return json_stamp(value)
+
+
+def _step_row(step: dict[str, Any], stamp: Stamp) -> list[Any]:
+    started, finished = step["started_at"], step["finished_at"]
+    started_text = stamp(started)
+    return [
+        step["journey_id"],
+        step["node_id"],
+        step["visit"],
+        step["node_type"],
+        step["status"],
+        step["port"],
+        step["input"],
+        step["output"],
+        step["error"],
+        step["attempts"],
+        started_text,
+        started_text if finished is started else stamp(finished),
+        step["duration_ms"],
+    ]
 
 
 def _conversion_row(conversion: dict[str, Any], stamp: Stamp) -> list[Any]:
@@ -346,13 +351,13 @@ async def _write_pg(
     conversions = [c for w in walks for c in w.conversions]
     plain = all(w.plain for w in walks)
     stamp = _stamp(plain)
-    reopen = [step for w in walks for step in w.reopenable_steps()]
-    fresh = [step for w in walks for step in w.fresh_steps()]
+    reopen = [_step_row(step, stamp) for w in walks for step in w.reopenable_steps()]
+    fresh = [_step_row(step, stamp) for w in walks for step in w.fresh_steps()]
     params = {
         "ids": [w.journey_id for w in walks],
         "owner": owner,
-        **array_columns(STEPS, _STEP_FIELDS, "reopen", reopen, plain=plain),
-        **array_columns(STEPS, _STEP_FIELDS, "fresh", fresh, plain=plain),
+        "reopen": json_rows(reopen, plain=plain),
+        "fresh": json_rows(fresh, plain=plain),
         "conversions": json_rows([_conversion_row(c, stamp) for c in conversions], plain=plain),
     }
     owned = set((await session.execute(_PG_RECORD, params)).scalars())
