@@ -40,6 +40,8 @@ _WAITING = StepStatus.waiting.value
 _ENDED = StepStatus.ended.value
 _DONE = StepStatus.done.value
 _PENDING = OutboxStatus.pending.value
+# Read once: an enum member's ``value`` is a Python-level property call, and ``move`` runs per step.
+_ACTIVE = JourneyStatus.active.value
 
 # A step row keeps the errors of its first attempts; a node held back for ever
 # (its package is missing) retries without end, and its row must stay small.
@@ -276,7 +278,7 @@ class Walk:
             self.fresh_from = len(self.steps)
         self.node_id = target
         self.visits[target] = self.visits.get(target, 0) + 1
-        self.status = JourneyStatus.active.value
+        self.status = _ACTIVE
         self.wake = None
         self.waiting_since = None
 
