@@ -151,6 +151,8 @@ class Unresolved:
 # hundred rows and hashed the whole contacts table for them (a sequential scan, some
 # milliseconds per statement with a few thousand contacts, most of a single track
 # call's time). The look-ups of a statement see one snapshot, as the joins did.
+# For the same reason the statements ask for live journeys with
+# ``contact_id = ANY(ARRAY(...))``: a probe of ix_journeys_contact_id per contact.
 _NAMED_CONTACTS = (
     "named AS (SELECT r.e, r.at, CASE WHEN r.e->>1 IS NOT NULL "
     "THEN (SELECT cx.id FROM contacts cx WHERE cx.external_id = r.e->>1) "
