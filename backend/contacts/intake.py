@@ -43,9 +43,12 @@ from runtime.events import IngestResult, QuietIngest
 
 log = logging.getLogger(__name__)
 
-# Groups in flight at once: one is in Python while the other waits on the database.
-# (Four were tried on PostgreSQL: smaller groups, more CPU per call, fewer calls a second.)
-MAX_IN_FLIGHT = 2
+# Groups in flight at once: one is in Python while the others wait on the database.
+# Three since a quiet group's statement became a few index probes (well under a
+# millisecond of server time): with two, 8 callers waited on whichever of two
+# statements a busy machine was slow to schedule. (Four were tried on PostgreSQL:
+# smaller groups, more CPU per call, fewer calls a second.)
+MAX_IN_FLIGHT = 3
 # PostgreSQL: how long a draining task with nothing to write keeps its connection for
 # the next call (under load one comes within a millisecond or two).
 LINGER_SECONDS = 0.05
