@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from litestar import Litestar
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 from playwright.async_api import Cookie as _Cookie
 
 from backend.app import create_app
@@ -41,10 +41,15 @@ from tests.support.live import STARTUP_SECONDS, live_app
 from tests.support.net import free_port
 from tests.support.stores import IN_CI, migrated_sqlite, truncate_all
 
-__all__ = ["STARTUP_SECONDS", "USERS", "LiveServer", "_free_port", "sign_in"]
+__all__ = ["ACTION_TIMEOUT_MS", "STARTUP_SECONDS", "USERS", "LiveServer", "_free_port", "sign_in"]
 
 _free_port = free_port  # older tests import these from here; they live in tests/support/ now
 CHROMIUM = Path("/usr/bin/chromium")
+# Generous waits: a test waits this long only when something is wrong, or when the machine
+# is busy with other work (a 2-core machine at a load average of 20 took over 10 s for a
+# click, and over Playwright's default 5 s for a page to show what an assertion expects).
+ACTION_TIMEOUT_MS = 30_000
+expect.set_options(timeout=15_000)
 PASSWORD = "correct horse battery"
 USERS = {
     Role.admin: "admin@example.com",
@@ -115,7 +120,7 @@ async def _context(browser: Browser, live_server: LiveServer) -> AsyncIterator[B
     context = await browser.new_context(
         base_url=live_server.url, viewport={"width": 1440, "height": 900}
     )
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     yield context
     await context.close()
 

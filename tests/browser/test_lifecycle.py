@@ -13,7 +13,7 @@ from backend.db import create_engine, create_sessionmaker
 from backend.lifecycle.plan import add_process, load_plan
 from backend.models import Flow, LifecycleProcess, Role, Touchpoint
 from tests.backend.lifecycle.helpers import card, first_process, flow, link
-from tests.browser.conftest import LiveServer, sign_in
+from tests.browser.conftest import ACTION_TIMEOUT_MS, LiveServer, sign_in
 
 GRAPH = {
     "nodes": [
@@ -40,7 +40,7 @@ async def second_tab(browser: Browser, live_server: LiveServer) -> AsyncIterator
     context: BrowserContext = await browser.new_context(
         base_url=live_server.url, viewport={"width": 1280, "height": 900}
     )
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     yield await context.new_page()
     await context.close()
 

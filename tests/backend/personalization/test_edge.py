@@ -66,9 +66,12 @@ async def test_serve_prints_the_links_of_its_own_port(tmp_path: Path) -> None:
     assert process.stdout is not None
     lines: list[str] = []
     try:
-        async with asyncio.timeout(30):
+        # Start-up is a few seconds; a machine busy with other work can take many times that.
+        async with asyncio.timeout(120):
             while not any("Demo form" in line for line in lines):
-                lines.append((await process.stdout.readline()).decode())
+                line = (await process.stdout.readline()).decode()
+                assert line, f"the server stopped before printing its links: {''.join(lines)!r}"
+                lines.append(line)
     finally:
         process.send_signal(signal.SIGTERM)
         await process.wait()
