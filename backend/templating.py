@@ -78,7 +78,7 @@ def _provider_answer(text: str | None, full: bool = False) -> str:
     return text if full else _ANSWER.sub(r"\1", text)
 
 
-def _asset(path: str) -> str:
+def asset_url(path: str) -> str:
     """The versioned address of a file under frontend/static (see backend/assets.py)."""
     return assets.url(STATIC_DIR, path)
 
@@ -101,7 +101,7 @@ def create_environment() -> Environment:
     env.filters["percent"] = formats.format_percent
     env.filters["problem"] = graph_problem
     env.globals["Role"] = Role
-    env.globals["asset"] = _asset
+    env.globals["asset"] = asset_url
     return env
 
 
