@@ -14,6 +14,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from redis.asyncio import Redis
 
+from backend import assets
 from backend.allow import AllowHeaderMiddleware
 from backend.api import api_router, openapi_config
 from backend.api.fast import serve_track_first
@@ -121,7 +122,14 @@ def _route_handlers(extra: Sequence[ControllerRouterHandler]) -> list[Controller
     # and the hottest one: the guard's per-request handler copy is a fifth of its cost).
     guarded = Router(
         path="/",
-        route_handlers=[pages, api_router(), personalization.snippet_router(), static, *extra],
+        route_handlers=[
+            pages,
+            api_router(),
+            personalization.snippet_router(),
+            assets.router(STATIC_DIR),
+            static,
+            *extra,
+        ],
         guards=[role_guard],
         include_in_schema=True,
     )

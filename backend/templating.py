@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
-from backend import i18n
+from backend import assets, i18n
 from backend.auth.csrf import session_token
 from backend.auth.principal import Principal
 from backend.i18n import formats
@@ -78,6 +78,11 @@ def _provider_answer(text: str | None, full: bool = False) -> str:
     return text if full else _ANSWER.sub(r"\1", text)
 
 
+def asset_url(path: str) -> str:
+    """The versioned address of a file under frontend/static (see backend/assets.py)."""
+    return assets.url(STATIC_DIR, path)
+
+
 def create_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -96,6 +101,7 @@ def create_environment() -> Environment:
     env.filters["percent"] = formats.format_percent
     env.filters["problem"] = graph_problem
     env.globals["Role"] = Role
+    env.globals["asset"] = asset_url
     return env
 
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from litestar import Litestar
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 from playwright.async_api import Cookie as _Cookie
 
 from backend.app import create_app
@@ -41,10 +41,15 @@ from tests.support.live import STARTUP_SECONDS, live_app
 from tests.support.net import free_port
 from tests.support.stores import IN_CI, migrated_sqlite, truncate_all
 
-__all__ = ["STARTUP_SECONDS", "USERS", "LiveServer", "_free_port", "sign_in"]
+__all__ = ["ACTION_TIMEOUT_MS", "STARTUP_SECONDS", "USERS", "LiveServer", "_free_port", "sign_in"]
 
 _free_port = free_port  # older tests import these from here; they live in tests/support/ now
 CHROMIUM = Path("/usr/bin/chromium")
+# Generous waits: a test waits this long only when something is wrong, or when the machine
+# is busy with other work (a 2-core machine at a load average of 20 took over 10 s for a
+# click, and over Playwright's default 5 s for a page to show what an assertion expects).
+ACTION_TIMEOUT_MS = 30_000
+expect.set_options(timeout=15_000)
 PASSWORD = "correct horse battery"
 USERS = {
     Role.admin: "admin@example.com",
@@ -115,7 +120,7 @@ async def _context(browser: Browser, live_server: LiveServer) -> AsyncIterator[B
     context = await browser.new_context(
         base_url=live_server.url, viewport={"width": 1440, "height": 900}
     )
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     yield context
     await context.close()
 
@@ -153,14 +158,17 @@ async def page(_context: BrowserContext, live_server: LiveServer) -> AsyncIterat
 _SESSIONS: dict[Role, list[_Cookie]] = {}
 
 
-async def sign_in(page: Page, role: Role, *, through_form: bool = False) -> None:
-    """Sign in as ``role`` and land on /flows: the first time (or ``through_form``) with the
-    sign-in form, later with the cookie the form gave."""
+async def sign_in(
+    page: Page, role: Role, *, to: str = "/flows", through_form: bool = False
+) -> None:
+    """Sign in as ``role`` and open ``to``: the first time (or ``through_form``) with the
+    sign-in form, which lands on /flows; later with the cookie the form gave, opening ``to``
+    at once (a navigation costs Chromium a fifth of a second of CPU)."""
     cookies = _SESSIONS.get(role)
     if cookies and not through_form:
         await page.context.add_cookies(cookies)
-        await page.goto("/flows")
-        if urlsplit(page.url).path == "/flows":
+        await page.goto(to)
+        if urlsplit(page.url).path != "/login":  # the app took the cookie
             return
     # Signed in already (as another role), /login would only lead on to /flows.
     await page.context.clear_cookies(name=SESSION_COOKIE)
@@ -170,3 +178,5 @@ async def sign_in(page: Page, role: Role, *, through_form: bool = False) -> None
     await page.click("button[type=submit]")
     await page.wait_for_url("**/flows")
     _SESSIONS[role] = [c for c in await page.context.cookies() if c["name"] == SESSION_COOKIE]
+    if to != "/flows":
+        await page.goto(to)

@@ -23,8 +23,7 @@ def _without_check_to_split() -> dict[str, object]:
 
 async def _editor(page: Page, live_server: LiveServer) -> None:
     flow_id = await _flow(live_server, "Tangentbord", _without_check_to_split())
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow_id}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow_id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
 
 

@@ -24,8 +24,7 @@ async def test_a_marketer_reads_the_verdict_and_sends_everyone_down_the_winner(
         flow_id = await seed(create_sessionmaker(engine))
     finally:
         await engine.dispose()
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow_id}")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow_id}")
     await page.get_by_role("link", name="Conversion").click()
     await page.wait_for_url(f"**/flows/{flow_id}/conversion")
     await expect(page.get_by_role("heading", name="A/B test: Channel test")).to_be_visible()

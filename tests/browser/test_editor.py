@@ -51,8 +51,7 @@ async def _save_step(page: Page) -> None:
 
 
 async def test_build_configure_and_publish_a_flow(page: Page, artifacts: Path) -> None:
-    await sign_in(page, Role.marketer)
-    await page.goto("/flows/new")
+    await sign_in(page, Role.marketer, to="/flows/new")
     await page.fill("#name", "Download follow-up")
     await page.get_by_role("button", name="Create draft").click()
     await page.wait_for_url("**/edit")
@@ -125,8 +124,7 @@ async def test_build_configure_and_publish_a_flow(page: Page, artifacts: Path) -
 
 
 async def test_moving_a_node_survives_a_reload(page: Page) -> None:
-    await sign_in(page, Role.marketer)
-    await page.goto("/flows/new")
+    await sign_in(page, Role.marketer, to="/flows/new")
     await page.fill("#name", "Mover")
     await page.get_by_role("button", name="Create draft").click()
     await page.wait_for_url("**/edit")
@@ -175,8 +173,7 @@ async def test_a_viewer_cannot_edit(page: Page, live_server: LiveServer) -> None
         flow = await create_flow(db, "Look, don't touch", graph=graph)
     await engine.dispose()
 
-    await sign_in(page, Role.viewer)
-    await page.goto(f"/flows/{flow.id}/edit")
+    await sign_in(page, Role.viewer, to=f"/flows/{flow.id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_have_attribute("data-readonly", "true")
     await expect(page.locator(".palette")).to_have_count(0)
     await expect(page.get_by_role("button", name="Publish")).to_have_count(0)
@@ -201,8 +198,7 @@ async def test_a_viewer_cannot_edit(page: Page, live_server: LiveServer) -> None
 
 
 async def test_two_tabs_get_a_conflict_instead_of_a_lost_update(page: Page) -> None:
-    await sign_in(page, Role.marketer)
-    await page.goto("/flows/new")
+    await sign_in(page, Role.marketer, to="/flows/new")
     await page.fill("#name", "Shared draft")
     await page.get_by_role("button", name="Create draft").click()
     await page.wait_for_url("**/edit")
@@ -253,8 +249,7 @@ async def test_build_the_canonical_flow_with_the_built_in_steps(
     page: Page, artifacts: Path
 ) -> None:
     """Form -> email -> wait 2 days for its open -> reminder | notify the salesperson."""
-    await sign_in(page, Role.marketer)
-    await page.goto("/flows/new")
+    await sign_in(page, Role.marketer, to="/flows/new")
     await page.fill("#name", "Canonical")
     await page.get_by_role("button", name="Create draft").click()
     await page.wait_for_url("**/edit")
@@ -302,8 +297,7 @@ async def test_build_the_canonical_flow_with_the_built_in_steps(
 async def test_import_a_file_and_tidy_it_up(page: Page, tmp_path: Path) -> None:
     flow_file = tmp_path / "flow.json"
     flow_file.write_text(json.dumps(canonical_graph()))
-    await sign_in(page, Role.marketer)
-    await page.goto("/flows/new")
+    await sign_in(page, Role.marketer, to="/flows/new")
     await page.fill("#name", "Imported")
     await page.get_by_role("button", name="Create draft").click()
     await page.wait_for_url("**/edit")
@@ -330,8 +324,7 @@ async def test_import_a_file_and_tidy_it_up(page: Page, tmp_path: Path) -> None:
 
 
 async def test_connect_from_the_keyboard(page: Page) -> None:
-    await sign_in(page, Role.marketer)
-    await page.goto("/flows/new")
+    await sign_in(page, Role.marketer, to="/flows/new")
     await page.fill("#name", "Keyboard")
     await page.get_by_role("button", name="Create draft").click()
     await page.wait_for_url("**/edit")
@@ -373,8 +366,7 @@ async def test_publishing_over_running_customers_lets_the_marketer_move_them(
         await save_draft(db, flow.id, draft)
     await engine.dispose()
 
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow.id}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow.id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     await page.locator("#editor-status").get_by_role("button", name="Publish").click()
     panel = page.locator("#panel")
@@ -392,8 +384,7 @@ async def test_publishing_over_running_customers_lets_the_marketer_move_them(
 async def test_an_email_step_shows_its_preview_and_an_sms_step_counts_its_text(
     page: Page,
 ) -> None:
-    await sign_in(page, Role.marketer)
-    await page.goto("/flows/new")
+    await sign_in(page, Role.marketer, to="/flows/new")
     await page.fill("#name", "Preview")
     await page.get_by_role("button", name="Create draft").click()
     await page.wait_for_url("**/edit")

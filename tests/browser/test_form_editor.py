@@ -15,8 +15,7 @@ pytestmark = pytest.mark.browser
 
 
 async def test_fields_list_settings_and_live_preview_side_by_side(page: Page) -> None:
-    await sign_in(page, Role.marketer)
-    await page.goto("/forms/new")
+    await sign_in(page, Role.marketer, to="/forms/new")
     await page.fill("#name", "Whitepaper")
     fields = page.locator("#field-list .field-pick")
     await expect(fields).to_have_count(2)

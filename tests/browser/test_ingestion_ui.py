@@ -16,8 +16,7 @@ pytestmark = pytest.mark.browser
 async def test_marketer_builds_a_form_and_a_visitor_signs_up(
     page: Page, browser: Browser, live_server: LiveServer
 ) -> None:
-    await sign_in(page, Role.marketer)
-    await page.goto("/forms/new")
+    await sign_in(page, Role.marketer, to="/forms/new")
     await page.fill("#name", "Spring newsletter")
     await page.click("button[name=add_field]")
     await expect(page.locator("#field-2-label")).to_be_visible()
@@ -59,8 +58,7 @@ async def test_import_shows_progress_then_the_summary(page: Page, tmp_path: Path
     csv_file = tmp_path / "people.csv"
     rows = "\n".join(f"p{n}@example.com,Person {n},Malmö" for n in range(1200))
     csv_file.write_text("email,first_name,city\n" + rows + "\nbroken,Nobody,Lund\n")
-    await sign_in(page, Role.marketer)
-    await page.goto("/imports/new")
+    await sign_in(page, Role.marketer, to="/imports/new")
     await page.set_input_files("#file", str(csv_file))
     await page.click("text=Upload and preview")
     await expect(page.locator("#import-job table")).to_contain_text("p0@example.com")
@@ -72,8 +70,7 @@ async def test_import_shows_progress_then_the_summary(page: Page, tmp_path: Path
 
 
 async def test_admin_erases_a_contact_after_confirming(page: Page) -> None:
-    await sign_in(page, Role.admin)
-    await page.goto("/imports/new")
+    await sign_in(page, Role.admin, to="/imports/new")
     csv_file_text = "email,first_name\nerase.me@example.com,Eric\n"
     await page.set_input_files(
         "#file",

@@ -13,7 +13,7 @@ from backend.db import create_engine, create_sessionmaker
 from backend.lifecycle.plan import add_process, load_plan
 from backend.models import Flow, LifecycleProcess, Role, Touchpoint
 from tests.backend.lifecycle.helpers import card, first_process, flow, link
-from tests.browser.conftest import LiveServer, sign_in
+from tests.browser.conftest import ACTION_TIMEOUT_MS, LiveServer, sign_in
 
 GRAPH = {
     "nodes": [
@@ -40,7 +40,7 @@ async def second_tab(browser: Browser, live_server: LiveServer) -> AsyncIterator
     context: BrowserContext = await browser.new_context(
         base_url=live_server.url, viewport={"width": 1280, "height": 900}
     )
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     yield await context.new_page()
     await context.close()
 
@@ -128,8 +128,7 @@ async def test_drag_a_card_and_watch_the_gap_view_follow_the_flow(
     page: Page, live_server: LiveServer, artifacts: Path
 ) -> None:
     ids = await _seed(live_server)
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/lifecycle/processes/{ids['process']}")
+    await sign_in(page, Role.marketer, to=f"/lifecycle/processes/{ids['process']}")
     mail = page.locator(f"#card-{ids['mail']}")
     await mail.drag_to(page.locator(".tp-card").first, target_position={"x": 5, "y": 40})
     await expect(page.locator(".tp-card").first).to_contain_text("Bekräftelsemejl")
@@ -156,8 +155,7 @@ async def test_link_a_card_to_a_node_and_see_it_in_the_editor(
     page: Page, live_server: LiveServer
 ) -> None:
     ids = await _seed(live_server)
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{ids['flow']}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{ids['flow']}/edit")
     await page.locator("#node-mail").click()
     served = page.locator("#panel #node-touchpoints")
     await expect(served).to_contain_text("Bekräftelsemejl")
@@ -182,8 +180,7 @@ async def test_drag_a_card_to_another_process_on_the_phase_board(
             phase_id, fairs_id = process.phase_id, fairs.id
     finally:
         await engine.dispose()
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/lifecycle/phases/{phase_id}")
+    await sign_in(page, Role.marketer, to=f"/lifecycle/phases/{phase_id}")
     target = page.locator(f'.tp-timeline[data-process="{fairs_id}"]')
     await page.locator(f"#card-{ids['mail']}").drag_to(target)
     await expect(target.locator(".tp-card")).to_have_count(1)
@@ -209,8 +206,7 @@ async def test_choose_a_flows_process_and_follow_it_to_the_board(
             web_id, churn_id = web.id, churn.id
     finally:
         await engine.dispose()
-    await sign_in(page, Role.marketer)
-    await page.goto("/flows/new")
+    await sign_in(page, Role.marketer, to="/flows/new")
     await page.get_by_label("Name").fill("Vi saknar dig")
     await page.get_by_label("Lifecycle process").select_option(label="Återvinn kunder")
     await page.get_by_role("button", name="Create draft").click()

@@ -19,8 +19,7 @@ pytestmark = pytest.mark.browser
 
 
 async def test_creating_a_flow_lands_in_its_editor(page: Page) -> None:
-    await sign_in(page, Role.marketer)
-    await page.goto("/flows/new")
+    await sign_in(page, Role.marketer, to="/flows/new")
     await page.fill("#name", "Download follow-up")
     await page.get_by_role("button", name="Create draft").click()
     await expect(page).to_have_url(re.compile(r"/flows/\d+/edit$"))
@@ -28,8 +27,7 @@ async def test_creating_a_flow_lands_in_its_editor(page: Page) -> None:
 
 
 async def test_saving_a_new_form_moves_to_its_own_address(page: Page) -> None:
-    await sign_in(page, Role.marketer)
-    await page.goto("/forms/new")
+    await sign_in(page, Role.marketer, to="/forms/new")
     await page.fill("#name", "Whitepaper download")
     await page.get_by_role("button", name="Create form").click()
     await expect(page).to_have_url(re.compile(r"/forms/\d+$"))
@@ -95,8 +93,7 @@ async def test_the_canvas_reads_at_a_glance(
     page: Page, live_server: LiveServer, artifacts: Path
 ) -> None:
     flow_id = await _flow(live_server, "Nedladdning", _marketer_flow())
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow_id}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow_id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     await page.locator("#canvas").screenshot(path=str(artifacts / "canvas-default-zoom.png"))
     # Legible at first sight: a wide flow is not shrunk to fit, it starts at its trigger.
@@ -121,8 +118,7 @@ async def test_the_canvas_reads_at_a_glance(
 
 async def test_room_for_the_canvas_and_finding_a_step(page: Page, live_server: LiveServer) -> None:
     flow_id = await _flow(live_server, "Room", _marketer_flow())
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow_id}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow_id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     before = await page.locator("#canvas").bounding_box()
     await page.get_by_role("button", name="Hide steps").click()
@@ -159,8 +155,7 @@ async def test_a_drop_just_outside_the_canvas_still_adds_the_step(
     page: Page, live_server: LiveServer
 ) -> None:
     flow_id = await _flow(live_server, "Drops", {"nodes": [], "edges": [], "settings": {}})
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow_id}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow_id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     canvas = await page.locator("#canvas").bounding_box()
     assert canvas is not None
@@ -195,8 +190,7 @@ async def test_connecting_a_step_clears_its_no_trigger_warning_before_it_is_conf
         "settings": {},
     }
     flow_id = await _flow(live_server, "Not yet configured", graph)
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow_id}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow_id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     await page.locator("#node-email .node-title").click()
     problems = page.locator("#panel")
@@ -220,8 +214,7 @@ async def test_a_step_is_renamed_in_place_by_double_click_or_f2(
     page: Page, live_server: LiveServer
 ) -> None:
     flow_id = await _flow(live_server, "Rename", _marketer_flow())
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow_id}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow_id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     title = page.locator("#node-email .node-title")
     field = page.locator("#node-email input.node-rename")
@@ -265,8 +258,7 @@ async def test_pickers_name_what_a_step_refers_to(
     page: Page, live_server: LiveServer, artifacts: Path
 ) -> None:
     flow_id = await _flow(live_server, "Pickers", _marketer_flow())
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow_id}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow_id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     await page.locator("#node-form .node-title").click()
     form = page.locator('select[name="cfg.form_id"]')
@@ -283,8 +275,7 @@ async def test_swedish_flows_list_and_editor(
     page: Page, live_server: LiveServer, artifacts: Path
 ) -> None:
     flow_id = await _flow(live_server, "Välkommen, Åsa", _marketer_flow())
-    await sign_in(page, Role.marketer)
-    await page.goto("/profile")
+    await sign_in(page, Role.marketer, to="/profile")
     await page.select_option("#locale", "sv")
     await page.select_option("#time_zone", "Europe/Stockholm")
     await page.get_by_role("button", name="Save").click()
@@ -324,8 +315,7 @@ async def test_the_contact_page_shows_everything_in_its_cards(
         )
         db.add(contact)
     await engine.dispose()
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/contacts/{contact.id}")
+    await sign_in(page, Role.marketer, to=f"/contacts/{contact.id}")
     email = page.locator(".facts dd", has_text="maximiliana.charlotte")
     # The whole address is readable: nothing spills past its card.
     fits = await email.evaluate("e => e.scrollWidth <= e.clientWidth")
@@ -350,8 +340,7 @@ async def test_the_rule_builder_counts_who_matches_as_it_is_built(
             Contact(email=f"k{n}@example.se", tags=["vip"] if n < 2 else []) for n in range(5)
         )
     await engine.dispose()
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow_id}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow_id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     await page.locator("#node-check .node-title").click()
     count = page.locator("#cfg-rule-count")

@@ -58,8 +58,7 @@ async def test_results_toggle_overlays_the_counts_on_the_canvas(
     page: Page, live_server: LiveServer
 ) -> None:
     flow_id = await _walk_customers(live_server)
-    await sign_in(page, Role.viewer)
-    await page.goto(f"/flows/{flow_id}/edit")
+    await sign_in(page, Role.viewer, to=f"/flows/{flow_id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     toggle = page.get_by_role("button", name="Results")
     await expect(toggle).to_have_attribute("aria-pressed", "false")
@@ -107,8 +106,7 @@ async def test_results_toggle_overlays_the_counts_on_the_canvas(
 
 async def test_flow_page_draws_its_tables_as_charts(page: Page, live_server: LiveServer) -> None:
     flow_id = await _walk_customers(live_server)
-    await sign_in(page, Role.viewer)
-    await page.goto(f"/flows/{flow_id}")
+    await sign_in(page, Role.viewer, to=f"/flows/{flow_id}")
     charts = page.locator("figure.chart canvas")
     await expect(charts).to_have_count(3)  # steps, ways out of the condition, entered per day
     await expect(page.locator("table.chart-data[data-charted=true]")).to_have_count(3)

@@ -27,8 +27,7 @@ async def test_the_flows_round_robin_silences_the_editors_owner_warning(
     page: Page, live_server: LiveServer
 ) -> None:
     flow_id = await _flow(live_server, "Nedladdning", _marketer_flow())
-    await sign_in(page, Role.marketer)
-    await page.goto(f"/flows/{flow_id}/edit")
+    await sign_in(page, Role.marketer, to=f"/flows/{flow_id}/edit")
     warnings = page.locator(".warning-list")
     await expect(warnings).to_contain_text(NO_OWNER)
     await expect(warnings.locator('[data-select-node="notify"]')).to_be_visible()
@@ -60,8 +59,7 @@ async def _submit(page: Page, address: str, email: str) -> None:
 async def test_a_forms_round_robin_deals_out_its_new_contacts(
     page: Page, live_server: LiveServer
 ) -> None:
-    await sign_in(page, Role.marketer)
-    await page.goto("/forms/new")
+    await sign_in(page, Role.marketer, to="/forms/new")
     await page.fill("#name", "Whitepaper")
     await page.get_by_label("Admin").check()
     await page.get_by_label("Marketer").check()

@@ -21,8 +21,7 @@ async def test_the_path_is_marked_on_the_canvas(page: Page, live_server: LiveSer
     async with create_sessionmaker(engine)() as db, db.begin():
         flow = await create_flow(db, "Tested", graph=canonical_graph())
     await engine.dispose()
-    await sign_in(page, Role.viewer)
-    await page.goto(f"/flows/{flow.id}/edit")
+    await sign_in(page, Role.viewer, to=f"/flows/{flow.id}/edit")
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     await page.get_by_role("button", name="Test", exact=True).click()
     events = [{"type": "form.submitted"}, {"type": "email.opened", "after_hours": 3}]

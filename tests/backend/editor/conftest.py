@@ -17,7 +17,7 @@ from runtime.flows import create_flow
 from tests.backend.editor.nodes import EDITOR_TEST_TYPES
 from tests.backend.web import conftest as web
 from tests.backend.web.conftest import SignedIn
-from tests.backend.web.support import csrf_token
+from tests.backend.web.support import held_csrf_token
 from tests.runtime.nodes import TEST_NODE_TYPES
 
 # The web app's fixtures, shared rather than copied.
@@ -50,7 +50,7 @@ class Editor:
     async def post(
         self, path: str, data: dict[str, Any], *, revision: int | None = None
     ) -> Response:
-        token = await csrf_token(self.client, self.base)
+        token = await held_csrf_token(self.client, self.base)
         body = {k: str(v) for k, v in data.items()}
         body["revision"] = str(await self.revision() if revision is None else revision)
         return await self.client.post(

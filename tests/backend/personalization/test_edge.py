@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.app import create_app
 from backend.auth.guards import role, unguarded_routes
 from backend.models import Event, Role, Visitor
+from backend.templating import asset_url
 from tests.backend.personalization.conftest import VISITOR, Post, Shop
 from tests.backend.web.support import MovableClock, add_user, settings_for, sign_in
 from tests.backend.web.test_forms import answers, make_form
@@ -66,9 +67,12 @@ async def test_serve_prints_the_links_of_its_own_port(tmp_path: Path) -> None:
     assert process.stdout is not None
     lines: list[str] = []
     try:
-        async with asyncio.timeout(30):
+        # Start-up is a few seconds; a machine busy with other work can take many times that.
+        async with asyncio.timeout(120):
             while not any("Demo form" in line for line in lines):
-                lines.append((await process.stdout.readline()).decode())
+                line = (await process.stdout.readline()).decode()
+                assert line, f"the server stopped before printing its links: {''.join(lines)!r}"
+                lines.append(line)
     finally:
         process.send_signal(signal.SIGTERM)
         await process.wait()
@@ -91,8 +95,9 @@ async def test_the_iframe_form_carries_the_visitor_and_its_submission_claims_it(
     assert f'<input type="hidden" name="visitor_id" value="{VISITOR}">' in page
     # Asks the snippet on the page when no vid is given, from a static script (the CSP
     # refuses inline script).
-    assert '<script src="/static/js/embedded-form.js"></script>' in page
-    assert "touchflowVisitor" in (await client.get("/static/js/embedded-form.js")).text
+    script = asset_url("js/embedded-form.js")
+    assert f'<script src="{script}"></script>' in page
+    assert "touchflowVisitor" in (await client.get(script)).text
     assert 'name="visitor_id"' not in (await client.get("/f/signup?embed=1&vid=<b>")).text
     response = await client.post(
         "/f/signup?embed=1",

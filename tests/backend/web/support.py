@@ -6,10 +6,13 @@ import re
 from typing import Any
 
 from httpx import Response
+from litestar.middleware.session.client_side import ClientSideSessionBackend
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.auth.csrf import SESSION_KEY as CSRF_SESSION_KEY
 from backend.auth.keys import new_api_key
+from backend.auth.middleware import SESSION_COOKIE, session_config
 from backend.auth.passwords import hash_password
 from backend.models import ApiKey, Role, User
 from backend.settings import Settings
@@ -38,6 +41,7 @@ __all__ = [
     "add_user",
     "csrf_from",
     "csrf_token",
+    "held_csrf_token",
     "post_form",
     "settings_for",
     "sign_in",
@@ -94,6 +98,33 @@ async def csrf_token(client: AsyncTestClient[Any], path: str = "/login") -> str:
     return csrf_from((await client.get(path)).text)
 
 
+async def held_csrf_token(client: AsyncTestClient[Any], page: str) -> str:
+    """The CSRF token as a browser holds it after loading a page: the session's token
+    (``backend.auth.csrf``), which is what every page renders. Read from the session cookie
+    when the session has one; otherwise from ``page``, which also creates it.
+
+    A browser reads the token once per page and sends it with every request the page makes;
+    fetching a whole page again before each post made the editor's tests render the editor
+    twice per edit.
+    """
+    token = _session_token(client)
+    return token if token is not None else await csrf_token(client, page)
+
+
+def _session_token(client: AsyncTestClient[Any]) -> str | None:
+    """The CSRF token in the client's session cookie, decrypted as the app does; None if none."""
+    chunks = sorted(
+        (c.name, c.value or "") for c in client.cookies.jar if c.name.startswith(SESSION_COOKIE)
+    )
+    if not chunks:
+        return None
+    config = session_config(client.app.state.settings)
+    backend = ClientSideSessionBackend(config=config)
+    session = backend.load_data([value.strip('"').encode() for _name, value in chunks])
+    token = session.get(CSRF_SESSION_KEY)
+    return token if isinstance(token, str) and token else None
+
+
 async def sign_in(
     client: AsyncTestClient[Any], email: str, password: str = PASSWORD, next: str = ""
 ) -> Response:
@@ -114,7 +145,7 @@ async def post_form(
     form_page: str = "/flows",
 ) -> Response:
     """Post like the browser does: the page's CSRF token as a form field, or as htmx's header."""
-    token = await csrf_token(client, form_page)
+    token = await held_csrf_token(client, form_page)
     if htmx:
         return await client.post(
             path,

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.models import Flow, Role
+from backend.templating import asset_url
 from tests.backend.web.conftest import SignedIn
 from tests.backend.web.support import add_user, csrf_token
 
@@ -98,4 +99,4 @@ async def test_every_page_carries_the_token_for_htmx(signed_in: SignedIn) -> Non
         assert page.status_code == 200, path
         token = await csrf_token(client, path)
         assert len(token) > 30
-        assert '<script src="/static/js/app.js"' in page.text
+        assert f'<script src="{asset_url("js/app.js")}"' in page.text
