@@ -27,6 +27,7 @@ import contextlib
 import functools
 import hashlib
 import html as htmllib
+import time
 from email.message import Message
 from email.utils import formatdate, parseaddr
 from typing import Any
@@ -71,6 +72,19 @@ def _id_domain(sender: str) -> str:
 def _address(raw: str) -> MailAddress:
     # Parsed addresses are immutable: the sender's (the same on every message) is parsed once.
     return parse_address(raw)
+
+
+_date: tuple[int, str] = (-1, "")
+
+
+def _date_header() -> str:
+    """The Date header for now: formatted once a second (the header has no finer unit),
+    not for every message."""
+    global _date
+    second = int(time.time())
+    if _date[0] != second:
+        _date = (second, formatdate(second, localtime=False))
+    return _date[1]
 
 
 def _message_id(headers: dict[str, str]) -> str | None:
@@ -285,7 +299,7 @@ class EmailDeliverer:
             )
             body, text, headers = decorated.html, decorated.text, decorated.headers
         standard = {
-            "Date": formatdate(localtime=False),
+            "Date": _date_header(),
             "Message-ID": message_id_for(message.idempotency_key, sender_address.envelope),
         }
         return {
