@@ -8,6 +8,7 @@ to the step that sent them (engagement conditions rely on it).
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from typing import Any, Literal
@@ -132,6 +133,16 @@ def skipped(ctx: Context[Any], reason: str) -> Outcome:
 
 def text_to_html(text: str) -> str:
     """Plain text as simple HTML: escaped, paragraphs on blank lines, links clickable."""
+    # A body without merge fields is the same for every contact: converted once.
+    return _text_to_html_cached(text) if len(text) <= 4096 else _text_to_html(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _text_to_html_cached(text: str) -> str:
+    return _text_to_html(text)
+
+
+def _text_to_html(text: str) -> str:
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
 
     def link(match: re.Match[str]) -> str:

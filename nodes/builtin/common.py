@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from nodes.sdk import N_, Context, Profile
 from nodes.sdk.i18n import translate
-from nodes.sdk.templates import TemplateProblem, render_template, template_names
+from nodes.sdk.templates import MAX_OUTPUT, TemplateProblem, render_template, template_names
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -147,4 +147,14 @@ def render(
     percent-encoded (for links); the template itself is the marketer's and is
     left as written.
     """
+    if _literal(text):
+        return text
     return render_template(text, values, html=escape, url=in_url)
+
+
+def _literal(text: str) -> bool:
+    """Whether ``text`` renders as itself: no brace (every template tag starts with one)
+    and no carriage return (the template engine writes line ends as LF). Most bodies and
+    many subjects are such text, and rendering one through the engine costs a fresh
+    context each time."""
+    return "{" not in text and "\r" not in text and len(text) <= MAX_OUTPUT

@@ -9,6 +9,7 @@ permanent failure (``runtime.delivery.errors.NO_SMTPUTF8``).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from email.header import Header
@@ -18,7 +19,7 @@ import idna
 
 from runtime.delivery import PermanentError
 
-__all__ = ["PLAIN_ADDRESS", "BadAddress", "MailAddress", "parse_address"]
+__all__ = ["PLAIN_ADDRESS", "BadAddress", "MailAddress", "encoded_words", "parse_address"]
 
 
 class BadAddress(PermanentError):
@@ -46,10 +47,18 @@ class MailAddress:
         address = f"{self.local}@{self.domain}" if self.needs_smtputf8 else self.envelope
         if not self.name:
             return address
-        name = self.name if self.name.isascii() else Header(self.name, "utf-8").encode()
+        name = self.name if self.name.isascii() else encoded_words(self.name)
         if name.isascii() and any(c in name for c in '(),.:;<>@[]"\\'):
             name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
         return f"{name} <{address}>"
+
+
+@functools.lru_cache(maxsize=4096)
+def encoded_words(value: str) -> str:
+    """``value`` as RFC 2047 encoded words (``Header(value, "utf-8").encode()``), cached:
+    the ``email`` package's encoder takes a few hundred microseconds for a short
+    subject or display name, and a first name recurs across many contacts."""
+    return Header(value, "utf-8").encode()
 
 
 def _clean(value: str) -> str:

@@ -22,16 +22,19 @@ dropped connections are temporary and the outbox retries them with back-off.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
 import html as htmllib
+import time
 from email.message import Message
 from email.utils import formatdate, parseaddr
 from typing import Any
 
 import aiosmtplib
 from aiosmtplib.protocol import normalize_message_line_endings
+from aiosmtplib.response import SMTPResponse
 from aiosmtplib.typing import SMTPStatus
 
 from nodes.sdk.payloads import EmailPayload
@@ -69,6 +72,19 @@ def _id_domain(sender: str) -> str:
 def _address(raw: str) -> MailAddress:
     # Parsed addresses are immutable: the sender's (the same on every message) is parsed once.
     return parse_address(raw)
+
+
+_date: tuple[int, str] = (-1, "")
+
+
+def _date_header() -> str:
+    """The Date header for now: formatted once a second (the header has no finer unit),
+    not for every message."""
+    global _date
+    second = int(time.time())
+    if _date[0] != second:
+        _date = (second, formatdate(second, localtime=False))
+    return _date[1]
 
 
 def _message_id(headers: dict[str, str]) -> str | None:
@@ -117,23 +133,90 @@ async def _transact(
     if client.supports_extension("size"):
         arguments.insert(0, f"size={len(normalize_message_line_endings(raw))}".encode())
     try:
-        answer = await client.execute_command(
-            b"MAIL", b"FROM:<" + envelope[0].encode(encoding) + b">", *arguments
-        )
-        if answer.code != SMTPStatus.completed:
-            raise aiosmtplib.SMTPSenderRefused(answer.code, answer.message, envelope[0])
-        recipient = b"TO:<" + envelope[1].encode(encoding) + b">"
-        answer = await client.execute_command(b"RCPT", recipient)
-        if answer.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
-            raise aiosmtplib.SMTPRecipientsRefused(
-                [aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, envelope[1])]
-            )
-        answer = await client.data(raw)
+        answer = await _exchange(client, envelope, arguments, raw, encoding)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
             await client.rset()  # as sendmail: leave no half-finished envelope on the server
         raise
     return answer.message
+
+
+async def _exchange(
+    client: aiosmtplib.SMTP,
+    envelope: tuple[str, str],
+    arguments: list[bytes],
+    raw: bytes,
+    encoding: str,
+) -> SMTPResponse:
+    """MAIL, RCPT and DATA on the connection's protocol, under one rescheduled deadline.
+
+    ``SMTP.execute_command`` and ``SMTP.data`` wrap every reply in ``asyncio.wait_for``
+    (a future, a timer and callbacks per read: a tenth of the CPU of a send on a reused
+    connection). Here one ``asyncio.timeout`` is moved forward before each command
+    instead: a reply still has the client's ``timeout`` (DATA, whose two replies were
+    waited for separately, has twice that for both), and what aiosmtplib does on a
+    timeout, a lost connection or a 421 is done here too: the connection is closed, so
+    the pool never reuses a connection whose replies may be out of step.
+    """
+    protocol = client.protocol
+    if protocol is None or client.timeout is None:
+        return await _exchange_plain(client, envelope, arguments, raw, encoding)
+    loop = asyncio.get_running_loop()
+    step = client.timeout
+    try:
+        async with asyncio.timeout_at(loop.time() + step) as deadline:
+            answer = await protocol.execute_command(
+                b"MAIL", b"FROM:<" + envelope[0].encode(encoding) + b">", *arguments
+            )
+            _check_421(client, answer)
+            if answer.code != SMTPStatus.completed:
+                raise aiosmtplib.SMTPSenderRefused(answer.code, answer.message, envelope[0])
+            deadline.reschedule(loop.time() + step)
+            answer = await protocol.execute_command(
+                b"RCPT", b"TO:<" + envelope[1].encode(encoding) + b">"
+            )
+            _check_421(client, answer)
+            if answer.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+                raise aiosmtplib.SMTPRecipientsRefused(
+                    [aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, envelope[1])]
+                )
+            deadline.reschedule(loop.time() + 2 * step)
+            return await protocol.execute_data_command(raw)
+    except TimeoutError as exc:
+        client.close()  # a reply given up on would be read as the next command's
+        if isinstance(exc, aiosmtplib.SMTPTimeoutError):
+            raise
+        raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response") from exc
+    except aiosmtplib.SMTPServerDisconnected:
+        client.close()
+        raise
+
+
+def _check_421(client: aiosmtplib.SMTP, answer: SMTPResponse) -> None:
+    # As ``SMTP.execute_command``: a server shutting down gets the connection closed.
+    if answer.code == SMTPStatus.domain_unavailable:
+        client.close()
+
+
+async def _exchange_plain(
+    client: aiosmtplib.SMTP,
+    envelope: tuple[str, str],
+    arguments: list[bytes],
+    raw: bytes,
+    encoding: str,
+) -> SMTPResponse:
+    # Without a timeout (or a protocol) aiosmtplib's own calls cost no timer: used as they are.
+    answer = await client.execute_command(
+        b"MAIL", b"FROM:<" + envelope[0].encode(encoding) + b">", *arguments
+    )
+    if answer.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPSenderRefused(answer.code, answer.message, envelope[0])
+    answer = await client.execute_command(b"RCPT", b"TO:<" + envelope[1].encode(encoding) + b">")
+    if answer.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+        raise aiosmtplib.SMTPRecipientsRefused(
+            [aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, envelope[1])]
+        )
+    return await client.data(raw)
 
 
 class EmailDeliverer:
@@ -216,7 +299,7 @@ class EmailDeliverer:
             )
             body, text, headers = decorated.html, decorated.text, decorated.headers
         standard = {
-            "Date": formatdate(localtime=False),
+            "Date": _date_header(),
             "Message-ID": message_id_for(message.idempotency_key, sender_address.envelope),
         }
         return {

@@ -12,18 +12,18 @@ policy (RFC 6532), which writes its UTF-8 address headers as they are.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import secrets
 from collections.abc import Mapping
 from email import charset, policy
 from email.generator import BytesGenerator
-from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
-from runtime.delivery.address import MailAddress
+from runtime.delivery.address import MailAddress, encoded_words
 
 __all__ = ["compose", "flatten", "wire"]
 
@@ -35,13 +35,29 @@ _POLICY = policy.compat32.clone(max_line_length=998, linesep="\r\n")
 _UTF8_POLICY = policy.SMTPUTF8.clone(max_line_length=998, linesep="\r\n")
 
 
+def _plain(value: str) -> bool:
+    """Whether ``_clean`` leaves ``value`` as it is: printable ASCII (no CR, LF or other
+    control character), no run of spaces, none at either end. Most header values are."""
+    return (
+        value.isascii()
+        and value.isprintable()
+        and "  " not in value
+        and value[:1] != " "
+        and value[-1:] != " "
+    )
+
+
 def _clean(value: str) -> str:
+    if _plain(value):
+        return value
     return " ".join(value.replace("\r", " ").replace("\n", " ").split())
 
 
 def _header(value: str) -> str:
+    if _plain(value):
+        return value
     cleaned = _clean(value)
-    return cleaned if cleaned.isascii() else Header(cleaned, "utf-8").encode()
+    return cleaned if cleaned.isascii() else encoded_words(cleaned)
 
 
 def compose(
@@ -85,6 +101,22 @@ def _crlf(value: str) -> str:
 
 
 def _qp_part(subtype: str, body: str) -> str:
+    # A body without merge fields or per-message links is the same for every contact:
+    # encoded once. Long bodies are encoded each time rather than kept.
+    if len(body) <= _CACHED_BODY:
+        return _qp_part_cached(subtype, body)
+    return _qp_part_uncached(subtype, body)
+
+
+_CACHED_BODY = 4096
+
+
+@functools.lru_cache(maxsize=256)
+def _qp_part_cached(subtype: str, body: str) -> str:
+    return _qp_part_uncached(subtype, body)
+
+
+def _qp_part_uncached(subtype: str, body: str) -> str:
     # The same quoted-printable body the compat32 classes give (their encoder, called directly).
     encoded = _UTF8.body_encode(body.encode("utf-8"))
     return (
@@ -119,11 +151,16 @@ def wire(
     fields += [(_clean(name), _header(value)) for name, value in headers.items()]
     lines = []
     for name, value in fields:
-        line = f"{name}: {_crlf(value)}"
-        if not name.isascii() or not line.isascii():
-            return None
-        if any(len(part) > _LINE_LIMIT for part in line.split("\r\n")):
-            return None
+        if _plain(value):  # one line, nothing to rewrite
+            line = f"{name}: {value}"
+            if not name.isascii() or len(line) > _LINE_LIMIT:
+                return None
+        else:
+            line = f"{name}: {_crlf(value)}"
+            if not name.isascii() or not line.isascii():
+                return None
+            if any(len(part) > _LINE_LIMIT for part in line.split("\r\n")):
+                return None
         lines.append(line)
     plain = _qp_part("plain", text or " ")
     if not html:

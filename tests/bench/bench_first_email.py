@@ -39,6 +39,8 @@ from tests.support.stores import REDIS_URL, fresh_database
 
 E2E = int(os.environ.get("TOUCHFLOW_BENCH_E2E", "5000"))
 E2E_WORKERS = int(os.environ.get("TOUCHFLOW_BENCH_E2E_WORKERS", "2"))
+# A directory: each worker writes its cProfile statistics there (worker-<pid>.prof).
+PROFILE_DIR = os.environ.get("TOUCHFLOW_BENCH_PROFILE", "")
 ACCEPT_BATCH = 1000
 
 FIRST_EMAIL_GRAPH = {
@@ -122,10 +124,19 @@ def _arq_worker(url: str, port: int, queue: str, ready: Any, stop: Any, results:
         worker = Worker(**worker_settings(settings, runtime=rt))
         task = asyncio.create_task(worker.async_run())
         await asyncio.sleep(1.0)  # start-up and the start-up sweep
+        profile = None
+        if PROFILE_DIR:
+            import cProfile
+
+            profile = cProfile.Profile(time.process_time)  # CPU, not a shared wall clock
+            profile.enable()
         started = _cpu()
         ready.set()
         await asyncio.to_thread(stop.wait)
         cpu = _cpu() - started
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(os.path.join(PROFILE_DIR, f"worker-{os.getpid()}.prof"))
         jobs = worker.jobs_complete + worker.jobs_failed
         task.cancel()
         await worker.close()
