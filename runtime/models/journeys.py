@@ -38,6 +38,7 @@ LIVE_STATUSES = (JourneyStatus.active.value, JourneyStatus.waiting.value)
 _LIVE_SQL = text("status IN ('active', 'waiting')")
 _WAITING_SQL = text("wait_event_type IS NOT NULL")
 _WOKEN_SQL = text("wake_event_id IS NOT NULL")
+_VISITOR_SQL = text("visitor_id IS NOT NULL")
 # Steps the results fold has yet to count: new ones, and counted waits that have since finished.
 _UNCOUNTED_STEPS_SQL = text("counted IS NULL OR (counted = 1 AND status <> 'waiting')")
 
@@ -112,10 +113,20 @@ class Journey(Base):
             postgresql_where=_WAITING_SQL,
             sqlite_where=_WAITING_SQL,
         ),
-        # Re-entry policy checks and per-flow counts.
-        Index("ix_journeys_flow_contact", "flow_id", "contact_id", "status"),
-        Index("ix_journeys_flow_visitor", "flow_id", "visitor_id", "status"),
-        Index("ix_journeys_contact_id", "contact_id"),
+        # Re-entry policy checks ("an earlier journey of this customer in this flow?") and
+        # every lookup by customer alone (live check at ingest, contact page, privacy,
+        # deleting a contact or visitor). Customer first, so one index serves both; the
+        # visitor one is partial: a contact's journey, the common case, writes no entry
+        # there. Each index is one more entry written per cursor move (migration 0024).
+        Index("ix_journeys_contact_flow", "contact_id", "flow_id", "status"),
+        Index(
+            "ix_journeys_visitor_flow",
+            "visitor_id",
+            "flow_id",
+            "status",
+            postgresql_where=_VISITOR_SQL,
+            sqlite_where=_VISITOR_SQL,
+        ),
         # Retention keeps a live journey's wake event, and deleting an event nulls the
         # references to it: both look journeys up by this column.
         Index(
@@ -128,7 +139,11 @@ class Journey(Base):
         # within one status, flow or flow version: each filter walks its own index.
         Index("ix_journeys_entered", "entered_at", "id"),
         Index("ix_journeys_status_entered", "status", "entered_at", "id"),
-        Index("ix_journeys_flow_entered", "flow_id", "entered_at", "id"),
+        # Within one flow; status rides along (PostgreSQL) so the per-flow counts of the
+        # flows list stay an index-only scan without an index of their own.
+        Index(
+            "ix_journeys_flow_entered", "flow_id", "entered_at", "id", postgresql_include=["status"]
+        ),
         Index("ix_journeys_version_entered", "flow_version_id", "entered_at", "id"),
         # The results overlay's "waiting there now", per version and node.
         Index(
