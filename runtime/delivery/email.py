@@ -159,19 +159,23 @@ async def _exchange(
     the pool never reuses a connection whose replies may be out of step.
     """
     protocol = client.protocol
-    if protocol is None or client.timeout is None:
-        return await _exchange_plain(client, envelope, arguments, raw, encoding)
+    if protocol is None:  # as ``SMTP.execute_command`` says of a connection that is gone
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
     loop = asyncio.get_running_loop()
     step = client.timeout
+
+    def after(replies: int) -> float | None:  # no timeout set: no deadline
+        return None if step is None else loop.time() + replies * step
+
     try:
-        async with asyncio.timeout_at(loop.time() + step) as deadline:
+        async with asyncio.timeout_at(after(1)) as deadline:
             answer = await protocol.execute_command(
                 b"MAIL", b"FROM:<" + envelope[0].encode(encoding) + b">", *arguments
             )
             _check_421(client, answer)
             if answer.code != SMTPStatus.completed:
                 raise aiosmtplib.SMTPSenderRefused(answer.code, answer.message, envelope[0])
-            deadline.reschedule(loop.time() + step)
+            deadline.reschedule(after(1))
             answer = await protocol.execute_command(
                 b"RCPT", b"TO:<" + envelope[1].encode(encoding) + b">"
             )
@@ -180,7 +184,7 @@ async def _exchange(
                 raise aiosmtplib.SMTPRecipientsRefused(
                     [aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, envelope[1])]
                 )
-            deadline.reschedule(loop.time() + 2 * step)
+            deadline.reschedule(after(2))
             return await protocol.execute_data_command(raw)
     except TimeoutError as exc:
         client.close()  # a reply given up on would be read as the next command's
@@ -196,27 +200,6 @@ def _check_421(client: aiosmtplib.SMTP, answer: SMTPResponse) -> None:
     # As ``SMTP.execute_command``: a server shutting down gets the connection closed.
     if answer.code == SMTPStatus.domain_unavailable:
         client.close()
-
-
-async def _exchange_plain(
-    client: aiosmtplib.SMTP,
-    envelope: tuple[str, str],
-    arguments: list[bytes],
-    raw: bytes,
-    encoding: str,
-) -> SMTPResponse:
-    # Without a timeout (or a protocol) aiosmtplib's own calls cost no timer: used as they are.
-    answer = await client.execute_command(
-        b"MAIL", b"FROM:<" + envelope[0].encode(encoding) + b">", *arguments
-    )
-    if answer.code != SMTPStatus.completed:
-        raise aiosmtplib.SMTPSenderRefused(answer.code, answer.message, envelope[0])
-    answer = await client.execute_command(b"RCPT", b"TO:<" + envelope[1].encode(encoding) + b">")
-    if answer.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
-        raise aiosmtplib.SMTPRecipientsRefused(
-            [aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, envelope[1])]
-        )
-    return await client.data(raw)
 
 
 class EmailDeliverer:
