@@ -33,16 +33,31 @@ async def _drag(page: Page, start: tuple[float, float], end: tuple[float, float]
     await page.mouse.up()
 
 
-async def _drop_from_palette(page: Page, name: str, x: float, y: float) -> None:
+async def _drop_from_palette(
+    page: Page, name: str, x: float, y: float, *, added: bool = True
+) -> None:
+    """Drag a step from the palette onto the canvas and, when ``added``, wait for the server's
+    answer: the new step on the canvas and its panel open. (A test that went on at once
+    could open another step's panel and have this answer replace it while it typed.)"""
     # The editor's modules load after the page: a drag before then is only a drag.
     await expect(page.locator("#editor.editor-ready")).to_be_attached()
     canvas = await page.locator("#canvas").bounding_box()
     assert canvas is not None
+    steps = page.locator("#graph .node")
+    before = set(await _node_ids(page))
     # Search narrows the palette to the step, which also brings it into view.
     await page.fill("#palette-search", name)
     item = page.locator(".palette").get_by_role("button", name=name, exact=True)
     await _drag(page, await _center(item), (canvas["x"] + x, canvas["y"] + y))
+    if added:
+        await expect(steps).to_have_count(len(before) + 1)
+        [new] = set(await _node_ids(page)) - before
+        await expect(page.locator("#panel")).to_have_attribute("data-node-id", new)
     await page.fill("#palette-search", "")
+
+
+async def _node_ids(page: Page) -> list[str]:
+    return await page.locator("#graph .node").evaluate_all("els => els.map(e => e.dataset.nodeId)")
 
 
 async def _save_step(page: Page) -> None:
@@ -212,7 +227,7 @@ async def test_two_tabs_get_a_conflict_instead_of_a_lost_update(page: Page) -> N
     await expect(page.locator("#node-trigger")).to_be_visible()
     await other.bring_to_front()
     # The second tab still shows revision 0; its edit is refused, not applied over the first.
-    await _drop_from_palette(other, "Test email", 400, 300)
+    await _drop_from_palette(other, "Test email", 400, 300, added=False)
     await expect(other.locator("#flash")).to_contain_text("Not saved: this flow changed meanwhile.")
     # ...and it catches up with the draft as saved by the first tab.
     await expect(other.locator("#node-trigger")).to_be_visible()
