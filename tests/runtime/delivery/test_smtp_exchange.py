@@ -20,7 +20,7 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from runtime.delivery import HardBounce, Outgoing, PermanentError
+from runtime.delivery import HardBounce, Outgoing
 from runtime.delivery.email import EmailDeliverer
 from runtime.delivery.errors import is_permanent
 from tests.support.smtp import smtp_server
@@ -138,36 +138,26 @@ async def test_a_stalled_reply_is_a_temporary_failure_that_drops_the_connection(
     assert str(make_header(decode_header(str(last["Subject"])))) == "Hej Åsa 3"
 
 
-async def test_a_server_going_away_mid_envelope_closes_the_connection(
-    server: tuple[Server, int],
+@pytest.mark.parametrize(
+    ("answer", "refused", "permanent"),
+    [
+        # A server going away: the connection is closed and the message tried again later.
+        ("421 shutting down", aiosmtplib.SMTPRecipientsRefused, False),
+        # A recipient that does not exist: a bounce, never tried again.
+        ("550 no such user", HardBounce, True),
+    ],
+)
+async def test_a_refused_recipient_drops_the_connection_and_the_next_message_goes_out(
+    server: tuple[Server, int], answer: str, refused: type[Exception], permanent: bool
 ) -> None:
     handler, port = server
     email = _deliverer(port)
     try:
         await email.deliver(_message(1))
-        handler.rcpt_answer = "421 shutting down"
-        with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as caught:
-            await email.deliver(_message(2))
-        assert not is_permanent(caught.value)
-        handler.rcpt_answer = None
-        await email.deliver(_message(3))
-    finally:
-        await email.aclose()
-    assert email.pool is not None and email.pool.connections_opened == 2
-    assert len(handler.received) == 2
-
-
-async def test_a_refused_recipient_bounces_and_the_next_message_goes_out(
-    server: tuple[Server, int],
-) -> None:
-    handler, port = server
-    email = _deliverer(port)
-    try:
-        await email.deliver(_message(1))
-        handler.rcpt_answer = "550 no such user"
-        with pytest.raises(HardBounce) as caught:
+        handler.rcpt_answer = answer
+        with pytest.raises(refused) as caught:
             await email.deliver(_message(2, to="nobody@example.se"))
-        assert isinstance(caught.value, PermanentError)
+        assert is_permanent(caught.value) is permanent
         handler.rcpt_answer = None
         await email.deliver(_message(3))
     finally:
