@@ -70,10 +70,7 @@ class CompiledFlow:
     # Nodes from which a transactional message step can still be reached (itself included).
     transactional_ahead: frozenset[str] = frozenset()
     # Per-node answers worked out on first use (a version never changes): every step asks.
-    _exits: dict[str, tuple[str, ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    _exits_subscribed: dict[str, tuple[str, ...]] = field(
+    _exits: dict[tuple[str, bool], tuple[str, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     _goal_labels: dict[str, str | None] = field(
@@ -97,13 +94,13 @@ class CompiledFlow:
         ``unsubscribed=False`` says the customer has not withdrawn consent: the rule
         cannot apply, so it is left out (``transition`` then skips the consent check).
         """
-        cache = self._exits if unsubscribed else self._exits_subscribed
-        rules = cache.get(node_id)
+        key = (node_id, unsubscribed)
+        rules = self._exits.get(key)
         if rules is None:
             rules = tuple(self.settings.exit_on)
             if node_id in self.transactional_ahead or not unsubscribed:
                 rules = tuple(rule for rule in rules if rule != "unsubscribed")
-            cache[node_id] = rules
+            self._exits[key] = rules
         return rules
 
     def goal_label(self, node_id: str) -> str | None:

@@ -54,9 +54,7 @@ def _clean(value: str) -> str:
 
 
 def _header(value: str) -> str:
-    if _plain(value):
-        return value
-    cleaned = _clean(value)
+    cleaned = _clean(value)  # a plain value comes back as it is, and is ASCII
     return cleaned if cleaned.isascii() else encoded_words(cleaned)
 
 
